@@ -1,0 +1,58 @@
+// Names and places in a Cassandra data root: which files are snapshot files,
+// live sstable components, backups, transaction logs or temporary files.
+// Pure string functions; nothing here touches the file system.
+
+#ifndef SNAPHAVEN_CASSANDRA_PATH_H_
+#define SNAPHAVEN_CASSANDRA_PATH_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/optional.h"
+
+namespace snaphaven {
+
+// An sstable component's file name taken apart.
+//   2.1:      <ks>-<table>-[tmp-|tmplink-]<ver>-<gen>-<Component>
+//   2.2:      [tmp-|tmplink-]<ver>-<gen>-big-<Component>
+//   3.0-5.0:  <ver>-<id>-<format>-<Component>
+struct SSTableName {
+  std::string prefix;     // everything before "-<Component>" ("nb-7-big")
+  std::string version;    // two lowercase letters ("nb")
+  std::string component;  // "Data.db", "TOC.txt", "SAI+aa+idx+Meta.db", ...
+  bool temporary = false; // 2.x tmp-/tmplink- names: never complete
+};
+
+absl::optional<SSTableName> ParseSSTableName(absl::string_view file_name);
+
+// Where a file sits, from its path relative to a data root.
+enum class PathKind {
+  kLive,      // <ks>/<table dir>/[.<index>/]<file>
+  kSnapshot,  // <ks>/<table dir>/snapshots/<tag>/[.<index>/...]<file>
+  kBackup,    // <ks>/<table dir>/backups/[.<index>/]<file>
+  kOther,     // anything else (too shallow, unknown shape)
+};
+
+struct PathInfo {
+  PathKind kind = PathKind::kOther;
+  std::string keyspace;
+  std::string table_dir;
+  std::string tag;        // snapshots only
+  std::string index_dir;  // ".<index>" when inside a secondary index dir
+  std::string file_name;  // last component
+};
+
+PathInfo ClassifyPath(absl::string_view relative_path);
+
+// A keyspace as given on the command line must be one plain directory name:
+// no '/', no "..", no leading '.', not empty. The error names the culprit.
+absl::Status ValidateKeyspaceName(absl::string_view keyspace);
+
+// A relative path that stays inside the directory it is relative to: not
+// empty, not absolute, no "." or ".." or empty components.
+bool IsSafeRelativePath(absl::string_view path);
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_CASSANDRA_PATH_H_

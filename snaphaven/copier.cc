@@ -1,0 +1,158 @@
+#include "snaphaven/copier.h"
+
+#include <cerrno>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace snaphaven {
+namespace {
+
+// Large enough for full-speed sequential I/O, small enough to stay out of
+// the way of Cassandra's memory.
+constexpr size_t kCopyBufferSize = 1 << 20;
+
+bool SameContentStat(const FileStat& a, const FileStat& b) {
+  return a.dev == b.dev && a.ino == b.ino && a.size == b.size &&
+         a.mtime_ns == b.mtime_ns;
+}
+
+}  // namespace
+
+bool IsLinkRefused(const absl::Status& status) {
+  int error = ErrnoOf(status);
+  return error == EXDEV || error == EPERM || error == EMLINK ||
+         error == ENOTSUP || error == EOPNOTSUPP || error == ENOSYS;
+}
+
+Copier::Copier(FileSystem& fs, std::string destination_root,
+               std::string temp_dir, bool preserve_owner)
+    : fs_(fs),
+      destination_root_(std::move(destination_root)),
+      temp_dir_(std::move(temp_dir)),
+      preserve_owner_(preserve_owner) {}
+
+std::string Copier::NextTempName() {
+  return JoinPath(temp_dir_, absl::StrCat("copy-", ++temp_counter_, ".tmp"));
+}
+
+absl::StatusOr<int> Copier::CleanTempDir() {
+  absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(temp_dir_);
+  if (!names.ok()) return names.status();
+  int removed = 0;
+  for (const std::string& name : *names) {
+    absl::Status status = fs_.Remove(JoinPath(temp_dir_, name));
+    if (!status.ok() && !IsVanished(status)) return status;
+    ++removed;
+  }
+  return removed;
+}
+
+absl::Status Copier::EnsureParentDirs(const std::string& relative_path) {
+  std::string parent(DirName(relative_path));
+  if (parent.empty() || known_dirs_.contains(parent)) return absl::OkStatus();
+  std::string rel;
+  for (absl::string_view part : absl::StrSplit(parent, '/')) {
+    std::string up = rel;
+    rel = rel.empty() ? std::string(part) : absl::StrCat(rel, "/", part);
+    if (known_dirs_.contains(rel)) continue;
+    std::string path = JoinPath(destination_root_, rel);
+    absl::StatusOr<FileStat> st = fs_.Stat(path);
+    if (st.ok()) {
+      // A symlink or file planted here must never redirect a write.
+      if (st->type != FileType::kDirectory) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "destination ", path, " exists and is not a directory"));
+      }
+    } else if (IsVanished(st.status())) {
+      absl::Status made = fs_.MakeDir(path);
+      if (!made.ok() && made.code() != absl::StatusCode::kAlreadyExists) {
+        return made;
+      }
+      // The new directory's name must survive a crash like the files in it.
+      absl::Status synced = fs_.SyncDir(JoinPath(destination_root_, up));
+      if (!synced.ok()) return synced;
+    } else {
+      return st.status();
+    }
+    known_dirs_.insert(rel);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
+                                         const FileStat& expected,
+                                         const std::string& relative_path) {
+  absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs_.OpenForRead(source);
+  if (!in.ok()) {
+    if (IsVanished(in.status())) return CopyOutcome::kVanished;
+    return in.status();
+  }
+  absl::StatusOr<FileStat> before = (*in)->Stat();
+  if (!before.ok()) return before.status();
+  if (!SameContentStat(*before, expected)) return CopyOutcome::kChanged;
+
+  absl::Status status = EnsureParentDirs(relative_path);
+  if (!status.ok()) return status;
+
+  const std::string temp = NextTempName();
+  absl::StatusOr<std::unique_ptr<WritableFile>> out = fs_.CreateNew(temp);
+  if (!out.ok()) return out.status();
+  // From here on every failure removes the temporary file.
+  auto fail = [&](absl::Status error) -> absl::Status {
+    out->reset();
+    (void)fs_.Remove(temp);
+    return error;
+  };
+
+  std::unique_ptr<char[]> buffer(new char[kCopyBufferSize]);
+  int64_t copied = 0;
+  while (true) {
+    absl::StatusOr<size_t> got = (*in)->Read(buffer.get(), kCopyBufferSize);
+    if (!got.ok()) return fail(got.status());
+    if (*got == 0) break;
+    status = (*out)->Append(absl::string_view(buffer.get(), *got));
+    if (!status.ok()) return fail(status);
+    copied += static_cast<int64_t>(*got);
+  }
+  absl::StatusOr<FileStat> after = (*in)->Stat();
+  if (!after.ok()) return fail(after.status());
+  if (copied != expected.size || !SameContentStat(*after, expected)) {
+    (void)fail(absl::OkStatus());
+    return CopyOutcome::kChanged;
+  }
+  status = (*out)->SetAttributes(expected, preserve_owner_);
+  if (status.ok()) status = (*out)->Sync();
+  if (status.ok()) status = (*out)->Close();
+  if (!status.ok()) return fail(status);
+
+  const std::string destination = JoinPath(destination_root_, relative_path);
+  status = fs_.Rename(temp, destination);
+  if (!status.ok()) return fail(status);
+  status = fs_.SyncDir(std::string(DirName(destination)));
+  if (!status.ok()) return status;
+  return CopyOutcome::kDone;
+}
+
+absl::Status Copier::Link(const std::string& existing_relative,
+                          const std::string& relative_path) {
+  absl::Status status = EnsureParentDirs(relative_path);
+  if (!status.ok()) return status;
+  // Link under a temporary name, then rename over whatever stale file holds
+  // the final name: the final name always shows a whole file.
+  const std::string temp = NextTempName();
+  status = fs_.Link(JoinPath(destination_root_, existing_relative), temp);
+  if (!status.ok()) return status;
+  const std::string destination = JoinPath(destination_root_, relative_path);
+  status = fs_.Rename(temp, destination);
+  // rename(2) between two links of one inode succeeds and does nothing, so
+  // the temporary name may still be there.
+  absl::Status removed = fs_.Remove(temp);
+  if (!status.ok()) return status;
+  if (!removed.ok() && !IsVanished(removed)) return removed;
+  return fs_.SyncDir(std::string(DirName(destination)));
+}
+
+}  // namespace snaphaven

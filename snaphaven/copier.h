@@ -1,0 +1,70 @@
+// Durable placement of files at the destination. A file is never visible
+// under its final name before it is whole and durable: it is written (or
+// linked) under a temporary name in the state directory, fsync'd, given the
+// source's mode and mtime, renamed into place, and the directory fsync'd.
+
+#ifndef SNAPHAVEN_COPIER_H_
+#define SNAPHAVEN_COPIER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "snaphaven/file_system.h"
+
+namespace snaphaven {
+
+enum class CopyOutcome {
+  kDone,
+  kVanished,  // the source is gone (a cleared snapshot): not an error
+  kChanged,   // the source changed during the copy: discarded, retry later
+};
+
+class Copier {
+ public:
+  // `temp_dir` must be on the destination's file system (renames into the
+  // destination must not cross devices). Copies chown to the source's owner
+  // when `preserve_owner` (only root may).
+  Copier(FileSystem& fs, std::string destination_root, std::string temp_dir,
+         bool preserve_owner);
+
+  // Copies `source` (whose scan saw `expected`) to destination-relative
+  // `relative_path`. Errors name the file; out-of-space errors satisfy
+  // IsOutOfSpace(). No temporary file survives a failure.
+  absl::StatusOr<CopyOutcome> Copy(const std::string& source,
+                                   const FileStat& expected,
+                                   const std::string& relative_path);
+
+  // Makes destination-relative `relative_path` a hard link of the existing
+  // destination file `existing_relative`. The errno of a refused link
+  // (EXDEV, EPERM, EMLINK, ENOTSUP) or a missing `existing` is kept for
+  // IsLinkRefused()/IsVanished().
+  absl::Status Link(const std::string& existing_relative,
+                    const std::string& relative_path);
+
+  // Creates the directories above destination-relative `relative_path`,
+  // refusing to pass through anything but a real directory.
+  absl::Status EnsureParentDirs(const std::string& relative_path);
+
+  // Removes every file in the temp dir (leftovers of a killed run); returns
+  // how many.
+  absl::StatusOr<int> CleanTempDir();
+
+ private:
+  std::string NextTempName();
+
+  FileSystem& fs_;
+  const std::string destination_root_;
+  const std::string temp_dir_;
+  const bool preserve_owner_;
+  uint64_t temp_counter_ = 0;
+  absl::flat_hash_set<std::string> known_dirs_;
+};
+
+// The destination will not take a hard link here; copy instead.
+bool IsLinkRefused(const absl::Status& status);
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_COPIER_H_

@@ -1,0 +1,305 @@
+#include "snaphaven/cycle.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "snaphaven/planner.h"
+#include "snaphaven/scanner.h"
+
+namespace snaphaven {
+namespace {
+
+constexpr char kStateDirName[] = ".snaphaven";
+
+std::string HumanBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B")
+                   : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+}  // namespace
+
+StateDir::StateDir(const std::string& destination)
+    : dir(JoinPath(destination, kStateDirName)),
+      manifest(JoinPath(dir, "manifest")),
+      lock(JoinPath(dir, "lock")),
+      temp(JoinPath(dir, "tmp")) {}
+
+int ExitCodeFor(const CycleStats& stats) {
+  if (stats.fatal.has_value() || stats.out_of_space || stats.failed > 0) return 1;
+  return 0;
+}
+
+std::string SummaryLine(const CycleStats& stats) {
+  double seconds = absl::ToDoubleSeconds(stats.duration);
+  double rate = seconds > 0 ? static_cast<double>(stats.bytes_copied) / seconds : 0;
+  std::string line = absl::StrCat(
+      "cycle ", stats.fatal.has_value() ? "failed" : (stats.interrupted ? "interrupted" : "done"),
+      ": ", stats.scanned, " scanned, ", stats.copied, " copied, ", stats.linked,
+      " linked, ", stats.unchanged, " unchanged, ", stats.skipped, " skipped, ",
+      stats.failed, " failed, ", HumanBytes(stats.bytes_copied), " copied in ",
+      absl::StrFormat("%.2fs", seconds), " (", HumanBytes(static_cast<int64_t>(rate)), "/s)");
+  if (stats.out_of_space) absl::StrAppend(&line, "; destination out of space");
+  if (stats.fatal.has_value()) absl::StrAppend(&line, "; ", *stats.fatal);
+  return line;
+}
+
+Syncer::Syncer(FileSystem& fs, SyncOptions options)
+    : fs_(fs),
+      options_(std::move(options)),
+      state_(options_.destination),
+      copier_(fs, options_.destination, state_.temp, options_.preserve_owner) {}
+
+absl::Status Syncer::PrepareDestination() {
+  // mkdir -p of the destination root; validation made sure it is possible.
+  std::vector<std::string> missing;
+  for (std::string dir = options_.destination; !dir.empty() && dir != "/" && !fs_.Stat(dir).ok();
+       dir = std::string(DirName(dir))) {
+    missing.push_back(dir);
+  }
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    absl::Status made = fs_.MakeDir(*it);
+    if (!made.ok() && made.code() != absl::StatusCode::kAlreadyExists) return made;
+  }
+  for (const std::string* dir : {&options_.destination, &state_.dir, &state_.temp}) {
+    absl::Status made = fs_.MakeDir(*dir);
+    if (!made.ok() && made.code() != absl::StatusCode::kAlreadyExists) return made;
+    absl::StatusOr<FileStat> st = fs_.Stat(*dir);
+    if (!st.ok()) return st.status();
+    if (st->type != FileType::kDirectory) {
+      return absl::FailedPreconditionError(absl::StrCat(*dir, " is not a directory"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous) {
+  Manifest rebuilt;
+  // Iterative walk; the state directory is ours, not part of the mirror.
+  std::vector<std::string> pending = {""};
+  while (!pending.empty()) {
+    std::string rel = std::move(pending.back());
+    pending.pop_back();
+    std::string dir = JoinPath(options_.destination, rel);
+    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(dir);
+    if (!names.ok()) return names.status();
+    for (const std::string& name : *names) {
+      if (rel.empty() && name == kStateDirName) continue;
+      std::string child = rel.empty() ? name : JoinPath(rel, name);
+      absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
+      if (!st.ok()) return st.status();
+      if (st->type == FileType::kDirectory) {
+        pending.push_back(child);
+      } else if (st->type == FileType::kRegular) {
+        ManifestEntry entry;
+        entry.size = st->size;
+        entry.mtime_ns = st->mtime_ns;
+        entry.mode = st->mode;
+        // Keep the source identity where the file is still what was recorded.
+        const ManifestEntry* old = previous ? previous->Find(child) : nullptr;
+        if (old != nullptr && old->size == entry.size && old->mtime_ns == entry.mtime_ns) {
+          entry.source_dev = old->source_dev;
+          entry.source_ino = old->source_ino;
+        }
+        rebuilt.Put(child, entry);
+      }
+    }
+  }
+  return rebuilt;
+}
+
+absl::Status Syncer::LoadManifest(bool from_destination) {
+  absl::StatusOr<std::string> text = fs_.ReadFile(state_.manifest);
+  absl::optional<Manifest> loaded;
+  if (text.ok()) {
+    absl::StatusOr<Manifest> parsed = Manifest::Parse(*text);
+    if (parsed.ok()) {
+      loaded = *std::move(parsed);
+    } else {
+      LOG(WARNING) << "manifest " << state_.manifest << " is corrupt ("
+                   << parsed.status().message() << "); rebuilding it from the destination";
+      from_destination = true;
+    }
+  } else if (IsVanished(text.status())) {
+    from_destination = true;  // first run, or the manifest was lost
+  } else {
+    return text.status();
+  }
+  if (!from_destination) {
+    manifest_ = *std::move(loaded);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<Manifest> rebuilt =
+      RebuildFromDestination(loaded.has_value() ? &*loaded : nullptr);
+  if (!rebuilt.ok()) return rebuilt.status();
+  if (!text.ok() && rebuilt->size() > 0) {
+    LOG(WARNING) << "manifest " << state_.manifest << " is missing; rebuilt it from the "
+                 << rebuilt->size() << " files at the destination";
+  }
+  manifest_ = *std::move(rebuilt);
+  return absl::OkStatus();
+}
+
+absl::Status Syncer::CommitManifest() {
+  return fs_.WriteFileAtomically(state_.manifest, manifest_->Serialize());
+}
+
+CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
+  const absl::Time start = absl::Now();
+  CycleStats stats;
+  auto finish = [&]() {
+    stats.duration = absl::Now() - start;
+    return stats;
+  };
+  const bool fullsync = options_.fullsync && first_cycle_;
+  first_cycle_ = false;
+
+  absl::StatusOr<int> leftovers = copier_.CleanTempDir();
+  if (!leftovers.ok()) {
+    stats.fatal = absl::StrCat("cannot clean ", state_.temp, ": ", leftovers.status().message());
+    return finish();
+  }
+  if (*leftovers > 0) {
+    LOG(WARNING) << "removed " << *leftovers
+                 << " temporary files left by an interrupted run";
+  }
+  if (!manifest_.has_value() || fullsync) {
+    absl::Status loaded = LoadManifest(fullsync);
+    if (!loaded.ok()) {
+      stats.fatal = absl::StrCat("cannot load the manifest: ", loaded.message());
+      manifest_.reset();
+      return finish();
+    }
+  }
+
+  ScanOptions scan_options;
+  scan_options.data_roots = options_.data_roots;
+  scan_options.keyspaces = options_.keyspaces;
+  scan_options.tag_filter = options_.tag_filter;
+  scan_options.record_decisions = options_.verbosity >= 2;
+  absl::StatusOr<ScanResult> scan = ScanSnapshots(fs_, scan_options);
+  if (!scan.ok()) {
+    stats.fatal = absl::StrCat("cannot scan the source: ", scan.status().message());
+    return finish();
+  }
+  for (const std::string& warning : scan->warnings) LOG(WARNING) << warning;
+  for (const absl::Status& error : scan->errors) {
+    LOG(ERROR) << "cannot read " << error.message();
+    ++stats.failed;
+  }
+  for (const std::string& decision : scan->decisions) VLOG(2) << decision;
+  stats.scanned = static_cast<int64_t>(scan->files.size());
+
+  PlanOptions plan_options;
+  plan_options.record_decisions = options_.verbosity >= 2;
+  Plan plan = PlanCycle(scan->files, *manifest_, plan_options);
+  for (const std::string& decision : plan.decisions) VLOG(2) << decision;
+  stats.unchanged = plan.unchanged;
+  bool dirty = fullsync || !plan.manifest_updates.empty();
+  for (const auto& [path, entry] : plan.manifest_updates) manifest_->Put(path, entry);
+
+  std::vector<bool> succeeded(plan.actions.size(), false);
+  int since_commit = 0;
+  absl::Time last_commit = absl::Now();
+  for (size_t a = 0; a < plan.actions.size(); ++a) {
+    if (stop.load()) {
+      stats.interrupted = true;
+      break;
+    }
+    const Action& action = plan.actions[a];
+    const SourceFile& file = scan->files[action.file];
+    const std::string& rel = file.relative_path;
+    bool copy = action.kind == ActionKind::kCopy;
+    if (!copy) {
+      if (action.after >= 0 && !succeeded[action.after]) {
+        ++stats.skipped;
+        VLOG(2) << "skip " << rel << ": its copy " << action.link_from
+                << " did not complete; next cycle";
+        continue;
+      }
+      absl::Status linked = copier_.Link(action.link_from, rel);
+      if (linked.ok()) {
+        ++stats.linked;
+        succeeded[a] = true;
+        VLOG(1) << "linked " << rel << " (same inode as " << action.link_from << ")";
+      } else if (IsLinkRefused(linked) || IsVanished(linked)) {
+        VLOG(2) << "cannot link " << rel << " (" << linked.message() << "); copying";
+        copy = true;
+      } else if (IsOutOfSpace(linked)) {
+        LOG(ERROR) << "destination " << options_.destination
+                   << " is out of space: " << linked.message();
+        stats.out_of_space = true;
+        break;
+      } else {
+        ++stats.failed;
+        LOG(ERROR) << "failed to link " << rel << ": " << linked.message();
+      }
+    }
+    if (copy) {
+      const std::string source = JoinPath(options_.data_roots[file.root], rel);
+      absl::StatusOr<CopyOutcome> outcome = copier_.Copy(source, file.stat, rel);
+      if (!outcome.ok()) {
+        if (IsOutOfSpace(outcome.status())) {
+          LOG(ERROR) << "destination " << options_.destination
+                     << " is out of space while copying " << rel << ": "
+                     << outcome.status().message();
+          stats.out_of_space = true;
+          break;
+        }
+        ++stats.failed;
+        LOG(ERROR) << "failed to copy " << rel << ": " << outcome.status().message();
+      } else if (*outcome == CopyOutcome::kVanished) {
+        ++stats.skipped;
+        VLOG(2) << "skip " << rel << ": vanished from the source (snapshot cleared)";
+      } else if (*outcome == CopyOutcome::kChanged) {
+        ++stats.skipped;
+        LOG(WARNING) << "skip " << rel << ": changed during the copy; retrying next cycle";
+      } else {
+        ++stats.copied;
+        stats.bytes_copied += file.stat.size;
+        succeeded[a] = true;
+        VLOG(1) << "copied " << rel << " (" << file.stat.size << " bytes)";
+      }
+    }
+    if (succeeded[a]) {
+      manifest_->Put(rel, EntryFor(file));
+      dirty = true;
+      ++since_commit;
+    }
+    // Commit now and then, so a crash in a long cycle costs little re-copy.
+    if (since_commit >= options_.commit_every_files ||
+        (since_commit > 0 && absl::Now() - last_commit >= options_.commit_every)) {
+      absl::Status committed = CommitManifest();
+      if (!committed.ok()) {
+        LOG(ERROR) << "cannot commit the manifest: " << committed.message();
+        if (IsOutOfSpace(committed)) {
+          stats.out_of_space = true;
+          break;
+        }
+      }
+      since_commit = 0;
+      last_commit = absl::Now();
+    }
+  }
+  if (dirty) {
+    absl::Status committed = CommitManifest();
+    if (!committed.ok()) {
+      LOG(ERROR) << "cannot commit the manifest " << state_.manifest << ": "
+                 << committed.message();
+      if (IsOutOfSpace(committed)) stats.out_of_space = true;
+      ++stats.failed;
+    }
+  }
+  return finish();
+}
+
+}  // namespace snaphaven

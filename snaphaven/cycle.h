@@ -1,0 +1,88 @@
+// One reconciliation cycle: clean leftovers, load the manifest, scan the
+// source, plan, apply durably, commit the manifest, report. A Syncer keeps
+// the manifest in memory between the cycles of one process (it holds the
+// destination lock, so nobody else changes the destination meanwhile).
+
+#ifndef SNAPHAVEN_CYCLE_H_
+#define SNAPHAVEN_CYCLE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "re2/re2.h"
+#include "snaphaven/copier.h"
+#include "snaphaven/file_system.h"
+#include "snaphaven/manifest.h"
+
+namespace snaphaven {
+
+struct SyncOptions {
+  std::vector<std::string> data_roots;  // resolved, absolute
+  std::string destination;              // resolved, absolute
+  std::vector<std::string> keyspaces;
+  const RE2* tag_filter = nullptr;  // not owned; null: every tag
+  bool fullsync = false;            // first cycle only
+  bool preserve_owner = false;
+  int verbosity = 0;  // 2: log every decision
+  // The manifest is committed at least this often during a long cycle.
+  int commit_every_files = 1000;
+  absl::Duration commit_every = absl::Seconds(10);
+};
+
+struct CycleStats {
+  int64_t scanned = 0;
+  int64_t copied = 0;
+  int64_t linked = 0;
+  int64_t unchanged = 0;
+  int64_t skipped = 0;  // vanished or changed during the copy
+  int64_t failed = 0;
+  int64_t bytes_copied = 0;
+  absl::Duration duration;
+  bool out_of_space = false;
+  bool interrupted = false;  // stopped by a signal between files
+  // Set when the cycle could not run at all (unreadable data root, ...).
+  absl::optional<std::string> fatal;
+};
+
+// 0 when all planned work was done (or a signal stopped it), 1 otherwise.
+int ExitCodeFor(const CycleStats& stats);
+std::string SummaryLine(const CycleStats& stats);
+
+// <dest>/.snaphaven and the names in it.
+struct StateDir {
+  explicit StateDir(const std::string& destination);
+  std::string dir, manifest, lock, temp;
+};
+
+class Syncer {
+ public:
+  Syncer(FileSystem& fs, SyncOptions options);
+
+  // Creates the destination root and its state directory if missing.
+  absl::Status PrepareDestination();
+
+  // Runs one cycle. `stop` is polled between files.
+  CycleStats RunCycle(const std::atomic<bool>& stop);
+
+ private:
+  absl::Status LoadManifest(bool from_destination);
+  absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
+  absl::Status CommitManifest();
+
+  FileSystem& fs_;
+  SyncOptions options_;
+  StateDir state_;
+  Copier copier_;
+  absl::optional<Manifest> manifest_;
+  bool first_cycle_ = true;
+};
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_CYCLE_H_

@@ -1,0 +1,337 @@
+#include "snaphaven/file_system.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace snaphaven {
+namespace {
+
+constexpr char kErrnoPayload[] = "snaphaven/errno";
+
+FileStat ToFileStat(const struct stat& st) {
+  FileStat out;
+  if (S_ISREG(st.st_mode)) {
+    out.type = FileType::kRegular;
+  } else if (S_ISDIR(st.st_mode)) {
+    out.type = FileType::kDirectory;
+  } else if (S_ISLNK(st.st_mode)) {
+    out.type = FileType::kSymlink;
+  }
+  out.dev = st.st_dev;
+  out.ino = st.st_ino;
+  out.size = st.st_size;
+  out.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  out.atime_ns = int64_t{st.st_atim.tv_sec} * 1000000000 + st.st_atim.tv_nsec;
+  out.mode = st.st_mode & 07777;
+  out.uid = st.st_uid;
+  out.gid = st.st_gid;
+  out.nlink = st.st_nlink;
+  return out;
+}
+
+timespec ToTimespec(int64_t ns) {
+  timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  if (ts.tv_nsec < 0) {  // times before 1970
+    ts.tv_nsec += 1000000000;
+    ts.tv_sec -= 1;
+  }
+  return ts;
+}
+
+class PosixReadableFile : public ReadableFile {
+ public:
+  PosixReadableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixReadableFile() override { close(fd_); }
+
+  absl::StatusOr<size_t> Read(char* buffer, size_t n) override {
+    while (true) {
+      ssize_t got = read(fd_, buffer, n);
+      if (got >= 0) return static_cast<size_t>(got);
+      if (errno != EINTR) return ErrnoStatus(errno, "read", path_);
+    }
+  }
+
+  absl::StatusOr<FileStat> Stat() override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return ErrnoStatus(errno, "fstat", path_);
+    return ToFileStat(st);
+  }
+
+ private:
+  const int fd_;
+  const std::string path_;
+};
+
+class PosixWritableFile : public WritableFile {
+ public:
+  PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  absl::Status Append(absl::string_view data) override {
+    while (!data.empty()) {
+      ssize_t done = write(fd_, data.data(), data.size());
+      if (done < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoStatus(errno, "write", path_);
+      }
+      data.remove_prefix(static_cast<size_t>(done));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status SetAttributes(const FileStat& from, bool set_owner) override {
+    // Owner first: fchown clears set-id bits, which fchmod then restores.
+    if (set_owner) (void)!fchown(fd_, from.uid, from.gid);
+    if (fchmod(fd_, from.mode & 07777) != 0) {
+      return ErrnoStatus(errno, "fchmod", path_);
+    }
+    timespec times[2] = {ToTimespec(from.atime_ns), ToTimespec(from.mtime_ns)};
+    if (futimens(fd_, times) != 0) return ErrnoStatus(errno, "futimens", path_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Sync() override {
+    if (fsync(fd_) != 0) return ErrnoStatus(errno, "fsync", path_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Close() override {
+    int fd = fd_;
+    fd_ = -1;
+    if (close(fd) != 0) return ErrnoStatus(errno, "close", path_);
+    return absl::OkStatus();
+  }
+
+ private:
+  int fd_;
+  const std::string path_;
+};
+
+class PosixFileLock : public FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override { close(fd_); }  // closing releases the flock
+
+ private:
+  const int fd_;
+};
+
+class PosixFileSystem : public FileSystem {
+ public:
+  absl::StatusOr<FileStat> Stat(const std::string& path) override {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat", path);
+    return ToFileStat(st);
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListDir(
+      const std::string& path) override {
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "opendir", path);
+    DIR* dir = fdopendir(fd);
+    if (dir == nullptr) {
+      int error = errno;
+      close(fd);
+      return ErrnoStatus(error, "opendir", path);
+    }
+    std::vector<std::string> names;
+    while (true) {
+      errno = 0;
+      struct dirent* entry = readdir(dir);
+      if (entry == nullptr) break;
+      absl::string_view name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      names.emplace_back(name);
+    }
+    int error = errno;
+    closedir(dir);
+    if (error != 0) return ErrnoStatus(error, "readdir", path);
+    return names;
+  }
+
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(
+      const std::string& path) override {
+    int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+    if (fd < 0 && errno == EPERM) {
+      // O_NOATIME is only allowed to the file's owner (or root).
+      fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0) return ErrnoStatus(errno, "open", path);
+    // Sequential reads: the kernel reads ahead further and drops pages sooner.
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return std::unique_ptr<ReadableFile>(new PosixReadableFile(fd, path));
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(
+      const std::string& path) override {
+    int fd = open(path.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return ErrnoStatus(errno, "create", path);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+  }
+
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    if (rename(from.c_str(), to.c_str()) != 0) {
+      return ErrnoStatus(errno, "rename", absl::StrCat(from, " -> ", to));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Link(const std::string& existing,
+                    const std::string& to) override {
+    if (link(existing.c_str(), to.c_str()) != 0) {
+      return ErrnoStatus(errno, "link", absl::StrCat(existing, " -> ", to));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Remove(const std::string& path) override {
+    if (unlink(path.c_str()) != 0) return ErrnoStatus(errno, "unlink", path);
+    return absl::OkStatus();
+  }
+
+  absl::Status MakeDir(const std::string& path) override {
+    if (mkdir(path.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", path);
+    return absl::OkStatus();
+  }
+
+  absl::Status SyncDir(const std::string& path) override {
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "open", path);
+    int rc = fsync(fd);
+    int error = errno;
+    close(fd);
+    // Some file systems (and FUSE mounts) refuse fsync on a directory; the
+    // rename is then as durable as that file system can make it.
+    if (rc != 0 && error != EINVAL && error != ENOTSUP) {
+      return ErrnoStatus(error, "fsync", path);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::unique_ptr<FileLock>> TryLock(
+      const std::string& path) override {
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoStatus(errno, "open", path);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      int error = errno;
+      close(fd);
+      if (error == EWOULDBLOCK) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("another snaphaven holds the lock ", path));
+      }
+      return ErrnoStatus(error, "flock", path);
+    }
+    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+  }
+
+  absl::StatusOr<std::string> RealPath(const std::string& path) override {
+    char resolved[PATH_MAX];
+    if (realpath(path.c_str(), resolved) == nullptr) {
+      return ErrnoStatus(errno, "realpath", path);
+    }
+    return std::string(resolved);
+  }
+
+  absl::Status CheckAccess(const std::string& path, int mode) override {
+    if (access(path.c_str(), mode) != 0) return ErrnoStatus(errno, "access", path);
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+int ErrnoOf(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload(kErrnoPayload);
+  int error = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &error)) {
+    return 0;
+  }
+  return error;
+}
+
+absl::Status ErrnoStatus(int error_number, absl::string_view operation,
+                         absl::string_view path) {
+  absl::Status status(absl::ErrnoToStatusCode(error_number),
+                      absl::StrCat(operation, " ", path, ": ",
+                                   std::strerror(error_number)));
+  status.SetPayload(kErrnoPayload, absl::Cord(absl::StrCat(error_number)));
+  return status;
+}
+
+bool IsOutOfSpace(const absl::Status& status) {
+  int error = ErrnoOf(status);
+  return error == ENOSPC || error == EDQUOT;
+}
+
+bool IsVanished(const absl::Status& status) { return ErrnoOf(status) == ENOENT; }
+
+absl::Status FileSystem::WriteFileAtomically(const std::string& path,
+                                             absl::string_view contents) {
+  const std::string temp = absl::StrCat(path, ".tmp");
+  absl::Status removed = Remove(temp);  // a leftover of a crash
+  if (!removed.ok() && !IsVanished(removed)) return removed;
+  absl::StatusOr<std::unique_ptr<WritableFile>> file = CreateNew(temp);
+  if (!file.ok()) return file.status();
+  absl::Status status = (*file)->Append(contents);
+  if (status.ok()) status = (*file)->Sync();
+  if (status.ok()) status = (*file)->Close();
+  if (status.ok()) status = Rename(temp, path);
+  if (!status.ok()) {
+    (void)Remove(temp);
+    return status;
+  }
+  std::string dir(DirName(path));
+  return SyncDir(dir.empty() ? "." : dir);
+}
+
+absl::StatusOr<std::string> FileSystem::ReadFile(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<ReadableFile>> file = OpenForRead(path);
+  if (!file.ok()) return file.status();
+  std::string contents;
+  char buffer[64 * 1024];
+  while (true) {
+    absl::StatusOr<size_t> got = (*file)->Read(buffer, sizeof(buffer));
+    if (!got.ok()) return got.status();
+    if (*got == 0) break;
+    contents.append(buffer, *got);
+  }
+  return contents;
+}
+
+FileSystem* DefaultFileSystem() {
+  static FileSystem* const file_system = new PosixFileSystem();
+  return file_system;
+}
+
+std::string JoinPath(absl::string_view a, absl::string_view b) {
+  if (a.empty()) return std::string(b);
+  if (b.empty()) return std::string(a);
+  if (a.back() == '/') return absl::StrCat(a, b);
+  return absl::StrCat(a, "/", b);
+}
+
+absl::string_view DirName(absl::string_view path) {
+  size_t slash = path.rfind('/');
+  if (slash == absl::string_view::npos) return "";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace snaphaven

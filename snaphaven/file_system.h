@@ -1,0 +1,133 @@
+// The file-system seam: every file-system call snaphaven makes goes through
+// FileSystem. PosixFileSystem (file_system.cc) is the only code that calls
+// the OS for files; tests wrap it to inject faults.
+//
+// Errors come back as absl::Status. The OS error number is kept as a payload
+// so callers can tell "vanished" (ENOENT), "out of space" (ENOSPC, EDQUOT)
+// and "links refused" (EXDEV, EPERM, EMLINK, ENOTSUP) apart: see ErrnoOf().
+
+#ifndef SNAPHAVEN_FILE_SYSTEM_H_
+#define SNAPHAVEN_FILE_SYSTEM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace snaphaven {
+
+enum class FileType { kRegular, kDirectory, kSymlink, kOther };
+
+// What lstat(2)/fstat(2) says of a file, reduced to what snaphaven uses.
+struct FileStat {
+  FileType type = FileType::kOther;
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  int64_t size = 0;
+  int64_t mtime_ns = 0;  // nanoseconds since the epoch
+  int64_t atime_ns = 0;
+  uint32_t mode = 0;  // permission bits only (07777)
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t nlink = 0;
+};
+
+// The errno an error status was made from, or 0 when it carries none.
+int ErrnoOf(const absl::Status& status);
+// Makes a status from an errno, naming the operation and the path.
+absl::Status ErrnoStatus(int error_number, absl::string_view operation,
+                         absl::string_view path);
+// ENOSPC or EDQUOT: the destination is full.
+bool IsOutOfSpace(const absl::Status& status);
+// ENOENT: the file (or a directory above it) is gone.
+bool IsVanished(const absl::Status& status);
+
+// A file opened for sequential reading. Not thread-safe.
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  // Reads up to `n` bytes; returns 0 at end of file.
+  virtual absl::StatusOr<size_t> Read(char* buffer, size_t n) = 0;
+  // fstat(2) of the open file.
+  virtual absl::StatusOr<FileStat> Stat() = 0;
+};
+
+// A new file being written. Not thread-safe. Destroying it closes the
+// descriptor; it never removes the file (the caller owns the name).
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // Sets permission bits, owner (when `set_owner`; failures ignored since
+  // only root may do it) and access/modification times.
+  virtual absl::Status SetAttributes(const FileStat& from, bool set_owner) = 0;
+  // fsync(2): data and metadata are durable once it returns OK.
+  virtual absl::Status Sync() = 0;
+  // close(2); reports write-back errors (ENOSPC on NFS shows up here).
+  virtual absl::Status Close() = 0;
+};
+
+// Holds an flock(2) until destroyed.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // lstat(2): never follows a final symlink.
+  virtual absl::StatusOr<FileStat> Stat(const std::string& path) = 0;
+  // Names in a directory, without "." and "..", in no particular order.
+  virtual absl::StatusOr<std::vector<std::string>> ListDir(
+      const std::string& path) = 0;
+  // Opens a regular file read-only; fails with ELOOP on a symlink.
+  virtual absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(
+      const std::string& path) = 0;
+  // Creates a new file (O_EXCL, mode 0600) for writing.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(
+      const std::string& path) = 0;
+  // rename(2): atomically replaces `to`.
+  virtual absl::Status Rename(const std::string& from,
+                              const std::string& to) = 0;
+  // link(2): `to` becomes a new name of `existing`.
+  virtual absl::Status Link(const std::string& existing,
+                            const std::string& to) = 0;
+  // unlink(2) of a file.
+  virtual absl::Status Remove(const std::string& path) = 0;
+  // mkdir(2) with mode 0755 (less the umask); AlreadyExists when present.
+  virtual absl::Status MakeDir(const std::string& path) = 0;
+  // fsync(2) of a directory, making renames and links in it durable.
+  virtual absl::Status SyncDir(const std::string& path) = 0;
+  // Takes an exclusive flock(2) on `path` (created 0644 if missing) without
+  // waiting; FailedPrecondition when another process holds it.
+  virtual absl::StatusOr<std::unique_ptr<FileLock>> TryLock(
+      const std::string& path) = 0;
+  // realpath(3).
+  virtual absl::StatusOr<std::string> RealPath(const std::string& path) = 0;
+  // access(2) with R_OK/W_OK/X_OK bits.
+  virtual absl::Status CheckAccess(const std::string& path, int mode) = 0;
+  // Replaces a file's contents atomically and durably: temp file beside it,
+  // fsync, rename, fsync of the directory.
+  absl::Status WriteFileAtomically(const std::string& path,
+                                   absl::string_view contents);
+  // Reads a whole (small) file.
+  absl::StatusOr<std::string> ReadFile(const std::string& path);
+};
+
+// The real file system.
+FileSystem* DefaultFileSystem();
+
+// Joins path pieces with single slashes.
+std::string JoinPath(absl::string_view a, absl::string_view b);
+// The directory part of a path ("a/b/c" -> "a/b", "c" -> "").
+absl::string_view DirName(absl::string_view path);
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_FILE_SYSTEM_H_

@@ -1,0 +1,220 @@
+// snaphaven: keeps a current copy of a Cassandra node's snapshots in another
+// directory. Flags and logging are set up here and nowhere else; the work is
+// done by Syncer (cycle.h).
+
+#include <gflags/gflags.h>
+#include <glog/logging.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "snaphaven/command_line.h"
+#include "snaphaven/cycle.h"
+#include "snaphaven/options.h"
+
+DEFINE_string(snapshot_dir, "",
+              "Destination root (required); created if missing. Short form -s.");
+DEFINE_string(cassandra_dir, "/var/lib/cassandra",
+              "Cassandra home holding data/, or a data root itself; symlinks are "
+              "resolved. Short form -d.");
+DEFINE_string(snapshot_regex, "",
+              "RE2 pattern searched (unanchored) in each snapshot tag; only "
+              "matching snapshots are copied. Empty: all.");
+DEFINE_bool(fullsync, false,
+            "Do not trust the manifest for the first cycle: check every "
+            "destination file against the source, recopy what differs, rewrite "
+            "the manifest from the destination.");
+DEFINE_string(interval, "0",
+              "Loop: start a cycle this long after the previous one started "
+              "(90s, 5m, 1h). 0: run one cycle and exit.");
+DEFINE_bool(quiet, false, "Log errors only. Short form -q.");
+
+namespace snaphaven {
+namespace {
+
+constexpr char kVersion[] = "snaphaven 0.1.0";
+constexpr int kExitUsage = 2;
+constexpr int kExitLocked = 75;  // EX_TEMPFAIL: cron may simply retry
+
+std::atomic<bool> stop_requested{false};
+
+void RequestStop(int) { stop_requested.store(true); }
+
+// Writes "2026-11-27 01:40:00.123 W message" to stderr instead of glog's
+// file:line prefix: the reader is an operator, not a developer. (Debian's
+// glog lacks the custom-prefix hook, so this is a sink.)
+class OperatorLogSink : public google::LogSink {
+ public:
+  void send(google::LogSeverity severity, const char*, const char*, int,
+            const struct ::tm* t, const char* message, size_t length) override {
+    std::string line = absl::StrFormat(
+        "%04d-%02d-%02d %02d:%02d:%02d %c %s\n", 1900 + t->tm_year, 1 + t->tm_mon,
+        t->tm_mday, t->tm_hour, t->tm_min, t->tm_sec,
+        google::GetLogSeverityName(severity)[0], absl::string_view(message, length));
+    (void)!write(STDERR_FILENO, line.data(), line.size());
+  }
+};
+
+void SetUpLogging(const char* argv0, bool quiet) {
+  FLAGS_logtostderr = false;
+  FLAGS_alsologtostderr = false;
+  FLAGS_stderrthreshold = google::GLOG_FATAL;
+  FLAGS_minloglevel = quiet ? google::GLOG_ERROR : google::GLOG_INFO;
+  if (quiet) FLAGS_v = 0;
+  google::InitGoogleLogging(argv0);
+  // No log files: everything goes through the sink to stderr.
+  for (int severity = 0; severity < google::NUM_SEVERITIES; ++severity) {
+    google::SetLogDestination(severity, "");
+  }
+  static OperatorLogSink* const sink = new OperatorLogSink();
+  google::AddLogSink(sink);
+}
+
+int UsageError(absl::string_view message) {
+  std::cerr << "snaphaven: " << message << "\n"
+            << "usage: snaphaven [flags] -s SNAPSHOT_DIR keyspace [keyspace ...]; "
+               "see snaphaven --help\n";
+  return kExitUsage;
+}
+
+void PrintHelp() {
+  std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR\n"
+               "                 [--fullsync] [--snapshot_regex REGEX] [--interval DURATION]\n"
+               "                 keyspace [keyspace ...]\n\n"
+               "Keeps a current, durable copy of a Cassandra node's snapshots in another\n"
+               "directory. Each cycle scans <data root>/<keyspace>/<table>/snapshots/ and\n"
+               "copies (or hard-links) only what the destination lacks.\n\n"
+               "flags:\n";
+  std::vector<gflags::CommandLineFlagInfo> flags;
+  gflags::GetAllFlags(&flags);
+  for (const gflags::CommandLineFlagInfo& flag : flags) {
+    if (flag.filename != __FILE__) continue;
+    std::string shortform;
+    for (char c : std::string("sdq")) {
+      if (LongNameForShort(c) == flag.name) shortform = absl::StrCat("-", std::string(1, c), ", ");
+    }
+    std::string value = flag.type == "bool" ? "" : absl::StrCat(" ", flag.type == "string" ? "VALUE" : "N");
+    std::cout << absl::StrFormat("  %s--%s%s\n      %s (default: %s)\n", shortform, flag.name,
+                                 value, flag.description,
+                                 flag.default_value.empty() ? "\"\"" : flag.default_value);
+  }
+  std::cout << "  -v N, --v N\n      Verbosity: 0 one summary line per cycle; 1 also every "
+               "file copied or linked; 2 also every decision and why. (default: 0)\n"
+               "  -h, --help\n      Show this help and exit.\n"
+               "  --version\n      Print the version and exit.\n\n"
+               "exit codes: 0 all planned work done; 1 some files failed (each logged);\n"
+               "2 bad usage or configuration (nothing touched); 75 destination locked by\n"
+               "another snaphaven.\n";
+}
+
+absl::optional<FlagKind> LookupFlag(absl::string_view name) {
+  gflags::CommandLineFlagInfo info;
+  if (!gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info)) {
+    return absl::nullopt;
+  }
+  return info.type == "bool" ? FlagKind::kBool : FlagKind::kValue;
+}
+
+int Run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, LookupFlag);
+  if (!parsed.ok()) return UsageError(parsed.status().message());
+  if (parsed->help) {
+    PrintHelp();
+    return 0;
+  }
+  if (parsed->version) {
+    std::cout << kVersion << "\n";
+    return 0;
+  }
+  for (const auto& [name, value] : parsed->flags) {
+    if (gflags::SetCommandLineOption(name.c_str(), value.c_str()).empty()) {
+      return UsageError(absl::StrCat("invalid value '", value, "' for --", name));
+    }
+  }
+
+  RawOptions raw;
+  raw.snapshot_dir = FLAGS_snapshot_dir;
+  raw.cassandra_dir = FLAGS_cassandra_dir;
+  raw.snapshot_regex = FLAGS_snapshot_regex;
+  raw.interval = FLAGS_interval;
+  raw.verbosity = FLAGS_v;
+  raw.quiet = FLAGS_quiet;
+  raw.fullsync = FLAGS_fullsync;
+  raw.keyspaces = parsed->positional;
+
+  FileSystem& fs = *DefaultFileSystem();
+  absl::StatusOr<Options> options = ValidateOptions(fs, raw);
+  if (!options.ok()) return UsageError(options.status().message());
+
+  SetUpLogging(argv[0], options->quiet);
+
+  SyncOptions sync;
+  sync.data_roots = options->data_roots;
+  sync.destination = options->destination;
+  sync.keyspaces = options->keyspaces;
+  sync.tag_filter = options->tag_filter.get();
+  sync.fullsync = options->fullsync;
+  sync.preserve_owner = geteuid() == 0;
+  sync.verbosity = options->quiet ? 0 : options->verbosity;
+  Syncer syncer(fs, sync);
+
+  absl::Status prepared = syncer.PrepareDestination();
+  if (!prepared.ok()) {
+    LOG(ERROR) << "cannot prepare the destination " << sync.destination << ": "
+               << prepared.message();
+    return 1;
+  }
+  StateDir state(sync.destination);
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = fs.TryLock(state.lock);
+  if (!lock.ok()) {
+    std::cerr << "snaphaven: " << lock.status().message() << "\n";
+    return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
+  }
+
+  // SIGTERM/SIGINT end the run after the file in hand (see RunCycle).
+  struct sigaction action = {};
+  action.sa_handler = RequestStop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+
+  VLOG(1) << "data roots: " << absl::StrJoin(sync.data_roots, ", ")
+          << "; destination: " << sync.destination;
+  while (true) {
+    const absl::Time started = absl::Now();
+    CycleStats stats = syncer.RunCycle(stop_requested);
+    if (stats.fatal.has_value() || stats.failed > 0 || stats.out_of_space) {
+      LOG(ERROR) << SummaryLine(stats);
+    } else {
+      LOG(INFO) << SummaryLine(stats);
+    }
+    if (options->interval == absl::ZeroDuration()) return ExitCodeFor(stats);
+    if (stop_requested.load()) return 0;
+    // The next cycle starts `interval` after this one started (at once if
+    // this one overran). Sleep in short steps so a signal ends it promptly.
+    const absl::Time next = started + options->interval;
+    while (!stop_requested.load() && absl::Now() < next) {
+      absl::SleepFor(std::min(absl::Milliseconds(100), next - absl::Now()));
+    }
+    if (stop_requested.load()) {
+      LOG(INFO) << "stopping on signal";
+      return 0;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace snaphaven
+
+int main(int argc, char** argv) { return snaphaven::Run(argc, argv); }

@@ -1,0 +1,215 @@
+#include "snaphaven/options.h"
+
+#include <unistd.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "snaphaven/cassandra_path.h"
+
+namespace snaphaven {
+namespace {
+
+absl::Status Invalid(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+bool IsDirectory(FileSystem& fs, const std::string& path) {
+  absl::StatusOr<FileStat> st = fs.Stat(path);
+  return st.ok() && st->type == FileType::kDirectory;
+}
+
+// `path` or a path below it, compared by components.
+bool IsSameOrInside(absl::string_view path, absl::string_view root) {
+  if (path == root) return true;
+  if (root == "/") return true;
+  return absl::StartsWith(path, root) && path.size() > root.size() &&
+         path[root.size()] == '/';
+}
+
+// Resolves symlinks in the longest existing prefix of a path that may not
+// exist yet; the missing rest is appended as given (it has no symlinks).
+absl::StatusOr<std::string> ResolveMaybeMissing(FileSystem& fs,
+                                                const std::string& path) {
+  std::string absolute = path;
+  if (!absl::StartsWith(path, "/")) {
+    absl::StatusOr<std::string> cwd = fs.RealPath(".");
+    if (!cwd.ok()) return cwd.status();
+    absolute = JoinPath(*cwd, path);
+  }
+  std::vector<std::string> missing;
+  std::string existing = absolute;
+  while (true) {
+    absl::StatusOr<std::string> real = fs.RealPath(existing);
+    if (real.ok()) {
+      std::string out = *real;
+      for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+        if (*it == "..") {
+          return Invalid(absl::StrCat("destination ", path,
+                                      " goes through '..' below a missing directory"));
+        }
+        if (*it == "." || it->empty()) continue;
+        out = JoinPath(out, *it);
+      }
+      return out;
+    }
+    if (!IsVanished(real.status()) && ErrnoOf(real.status()) != ENOTDIR) {
+      return real.status();
+    }
+    std::string parent(DirName(existing));
+    if (parent.empty() || parent == existing) return real.status();
+    missing.push_back(existing.substr(parent == "/" ? 1 : parent.size() + 1));
+    existing = parent;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<absl::Duration> ParseInterval(const std::string& text) {
+  absl::Duration interval;
+  if (!absl::ParseDuration(text, &interval)) {
+    return Invalid(absl::StrCat("invalid --interval '", text,
+                                "': use a duration such as 90s, 5m or 1h"));
+  }
+  if (interval < absl::ZeroDuration() || interval == absl::InfiniteDuration()) {
+    return Invalid(absl::StrCat("invalid --interval '", text,
+                                "': must be zero (one cycle) or positive"));
+  }
+  return interval;
+}
+
+absl::StatusOr<std::string> FindDataRoot(FileSystem& fs, const std::string& dir,
+                                         const std::vector<std::string>& keyspaces) {
+  const std::vector<std::string> candidates = {
+      dir, JoinPath(dir, "data"), JoinPath(dir, "data/data")};
+  for (const std::string& candidate : candidates) {
+    for (const std::string& keyspace : keyspaces) {
+      if (IsDirectory(fs, JoinPath(candidate, keyspace))) return candidate;
+    }
+  }
+  return absl::NotFoundError("no keyspace found");
+}
+
+absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
+  Options options;
+  if (raw.snapshot_dir.empty()) {
+    return Invalid("missing -s/--snapshot_dir: name the destination directory");
+  }
+  if (raw.keyspaces.empty()) {
+    return Invalid("no keyspace given: name at least one keyspace to copy");
+  }
+  for (const std::string& keyspace : raw.keyspaces) {
+    absl::Status valid = ValidateKeyspaceName(keyspace);
+    if (!valid.ok()) return valid;
+    options.keyspaces.push_back(keyspace);
+  }
+  if (raw.verbosity < 0 || raw.verbosity > 2) {
+    return Invalid(absl::StrCat("invalid -v ", raw.verbosity, ": choose 0, 1 or 2"));
+  }
+  options.verbosity = raw.verbosity;
+  options.quiet = raw.quiet;
+  options.fullsync = raw.fullsync;
+  if (!raw.snapshot_regex.empty()) {
+    options.tag_filter = std::make_unique<RE2>(raw.snapshot_regex, RE2::Quiet);
+    if (!options.tag_filter->ok()) {
+      return Invalid(absl::StrCat("invalid --snapshot_regex '", raw.snapshot_regex,
+                                  "': ", options.tag_filter->error()));
+    }
+  }
+  absl::StatusOr<absl::Duration> interval = ParseInterval(raw.interval);
+  if (!interval.ok()) return interval.status();
+  options.interval = *interval;
+
+  // Data roots: a comma-separated list of Cassandra homes or data roots.
+  for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
+    std::string dir(given);
+    absl::StatusOr<std::string> real = fs.RealPath(dir);
+    if (!real.ok()) {
+      return Invalid(absl::StrCat("cassandra dir ", dir, " does not exist or cannot be reached (",
+                                  real.status().message(), ")"));
+    }
+    if (!IsDirectory(fs, *real)) {
+      return Invalid(absl::StrCat("cassandra dir ", dir, " is not a directory"));
+    }
+    if (!fs.CheckAccess(*real, R_OK | X_OK).ok()) {
+      return Invalid(absl::StrCat("cassandra dir ", dir, " cannot be read"));
+    }
+    absl::StatusOr<std::string> root = FindDataRoot(fs, *real, options.keyspaces);
+    if (root.ok()) {
+      options.data_roots.push_back(*root);
+    } else {
+      // No keyspace here: keep the likeliest root so the error can name it.
+      std::string data = JoinPath(*real, "data");
+      options.data_roots.push_back(IsDirectory(fs, JoinPath(data, "data")) ? JoinPath(data, "data")
+                                   : IsDirectory(fs, data)                 ? data
+                                                                           : *real);
+    }
+  }
+  if (options.data_roots.empty()) {
+    return Invalid("empty -d/--cassandra_dir: name the Cassandra home or data root");
+  }
+  for (const std::string& keyspace : options.keyspaces) {
+    bool found = false;
+    for (const std::string& root : options.data_roots) {
+      std::string path = JoinPath(root, keyspace);
+      absl::StatusOr<FileStat> st = fs.Stat(path);
+      if (!st.ok()) continue;
+      if (st->type == FileType::kSymlink) {
+        return Invalid(absl::StrCat("keyspace ", path,
+                                    " is a symlink; snaphaven does not follow symlinks"));
+      }
+      if (st->type != FileType::kDirectory) continue;
+      if (!fs.CheckAccess(path, R_OK | X_OK).ok()) {
+        return Invalid(absl::StrCat("keyspace directory ", path, " cannot be read"));
+      }
+      found = true;
+    }
+    if (!found) {
+      return Invalid(absl::StrCat("keyspace '", keyspace, "' not found in ",
+                                  absl::StrJoin(options.data_roots, ", ")));
+    }
+  }
+
+  absl::StatusOr<std::string> destination = ResolveMaybeMissing(fs, raw.snapshot_dir);
+  if (!destination.ok()) {
+    return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " cannot be resolved (",
+                                destination.status().message(), ")"));
+  }
+  options.destination = *destination;
+  for (const std::string& root : options.data_roots) {
+    if (IsSameOrInside(options.destination, root)) {
+      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " (", options.destination,
+                                  ") is inside the data root ", root,
+                                  ": snaphaven never writes into the Cassandra tree"));
+    }
+    if (IsSameOrInside(root, options.destination)) {
+      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " (", options.destination,
+                                  ") contains the data root ", root));
+    }
+  }
+  absl::StatusOr<FileStat> st = fs.Stat(options.destination);
+  if (st.ok()) {
+    if (st->type != FileType::kDirectory) {
+      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " is not a directory"));
+    }
+    if (!fs.CheckAccess(options.destination, W_OK | X_OK).ok()) {
+      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " cannot be written"));
+    }
+  } else {
+    // It will be created: its nearest existing ancestor must allow that.
+    std::string ancestor(DirName(options.destination));
+    while (!ancestor.empty() && !fs.Stat(ancestor).ok()) {
+      ancestor = std::string(DirName(ancestor));
+    }
+    if (ancestor.empty() || !IsDirectory(fs, ancestor) ||
+        !fs.CheckAccess(ancestor, W_OK | X_OK).ok()) {
+      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " cannot be created (",
+                                  ancestor, " is not a writable directory)"));
+    }
+  }
+  return options;
+}
+
+}  // namespace snaphaven

@@ -1,0 +1,54 @@
+// The validated configuration of a run. Everything a user can get wrong is
+// checked here, before anything is created or changed, and reported as one
+// InvalidArgument line naming the culprit (main exits 2 on it).
+
+#ifndef SNAPHAVEN_OPTIONS_H_
+#define SNAPHAVEN_OPTIONS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "re2/re2.h"
+#include "snaphaven/file_system.h"
+
+namespace snaphaven {
+
+// The flags as given.
+struct RawOptions {
+  std::string snapshot_dir;
+  std::string cassandra_dir = "/var/lib/cassandra";
+  std::string snapshot_regex;
+  std::string interval = "0";
+  int verbosity = 0;
+  bool quiet = false;
+  bool fullsync = false;
+  std::vector<std::string> keyspaces;
+};
+
+struct Options {
+  std::vector<std::string> data_roots;  // resolved, absolute
+  std::string destination;              // absolute, symlinks resolved
+  std::vector<std::string> keyspaces;
+  std::unique_ptr<RE2> tag_filter;  // null: every tag
+  absl::Duration interval;          // zero: one cycle
+  int verbosity = 0;
+  bool quiet = false;
+  bool fullsync = false;
+};
+
+// "90s", "5m", "1h30m", "0" (abseil syntax); negative or malformed is an error.
+absl::StatusOr<absl::Duration> ParseInterval(const std::string& text);
+
+// Picks the data root inside a Cassandra home or accepts a data root: the
+// first of DIR, DIR/data, DIR/data/data that holds one of the keyspaces.
+absl::StatusOr<std::string> FindDataRoot(FileSystem& fs, const std::string& dir,
+                                         const std::vector<std::string>& keyspaces);
+
+absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw);
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_OPTIONS_H_

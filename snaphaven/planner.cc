@@ -1,0 +1,88 @@
+#include "snaphaven/planner.h"
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+
+namespace snaphaven {
+
+SourceIdentity IdentityOf(const FileStat& stat) {
+  return SourceIdentity{stat.dev, stat.ino, stat.size, stat.mtime_ns};
+}
+
+ManifestEntry EntryFor(const SourceFile& file) {
+  ManifestEntry entry;
+  entry.size = file.stat.size;
+  entry.mtime_ns = file.stat.mtime_ns;
+  entry.mode = file.stat.mode;
+  entry.source_dev = file.stat.dev;
+  entry.source_ino = file.stat.ino;
+  return entry;
+}
+
+Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
+               const PlanOptions& options) {
+  Plan plan;
+  // Where each source identity is (or will be) at the destination this
+  // cycle: the path and the action index producing it (-1: already there).
+  struct Holder {
+    const std::string* path;
+    int action;
+  };
+  absl::flat_hash_map<SourceIdentity, Holder> holders;
+
+  // Pass 1: find what is current, so pass 2 can link to it whatever the
+  // order of paths.
+  std::vector<size_t> pending;
+  for (size_t i = 0; i < files.size(); ++i) {
+    const SourceFile& file = files[i];
+    const ManifestEntry* entry = manifest.Find(file.relative_path);
+    if (entry != nullptr && entry->size == file.stat.size &&
+        entry->mtime_ns == file.stat.mtime_ns) {
+      ++plan.unchanged;
+      SourceIdentity id = IdentityOf(file.stat);
+      holders.emplace(id, Holder{&file.relative_path, -1});
+      if (!(entry->source() == id)) {
+        plan.manifest_updates.emplace_back(file.relative_path, EntryFor(file));
+      }
+      if (options.record_decisions) {
+        plan.decisions.push_back(absl::StrCat("unchanged ", file.relative_path));
+      }
+    } else {
+      pending.push_back(i);
+    }
+  }
+
+  // Pass 2: one copy per source identity, links for the rest.
+  for (size_t i : pending) {
+    const SourceFile& file = files[i];
+    SourceIdentity id = IdentityOf(file.stat);
+    auto it = holders.find(id);
+    if (it == holders.end()) {
+      if (const std::string* earlier = manifest.FindBySource(id)) {
+        it = holders.emplace(id, Holder{earlier, -1}).first;
+      }
+    }
+    const ManifestEntry* entry = manifest.Find(file.relative_path);
+    const char* why = entry == nullptr ? "new" : "changed";
+    if (it != holders.end()) {
+      plan.actions.push_back(Action{ActionKind::kLink, i, *it->second.path,
+                                    it->second.action});
+      if (options.record_decisions) {
+        plan.decisions.push_back(absl::StrCat("link ", file.relative_path, " (",
+                                              why, ", same inode as ",
+                                              *it->second.path, ")"));
+      }
+      continue;
+    }
+    int index = static_cast<int>(plan.actions.size());
+    plan.actions.push_back(Action{ActionKind::kCopy, i, "", -1});
+    plan.bytes_to_copy += file.stat.size;
+    holders.emplace(id, Holder{&file.relative_path, index});
+    if (options.record_decisions) {
+      plan.decisions.push_back(absl::StrCat("copy ", file.relative_path, " (", why, ")"));
+    }
+  }
+  return plan;
+}
+
+}  // namespace snaphaven

@@ -1,0 +1,61 @@
+// The planner decides, with no I/O at all, what a cycle must do: which source
+// files to copy, which to hard-link to a copy already at the destination, and
+// which are unchanged. Its output is deterministic for the same input.
+
+#ifndef SNAPHAVEN_PLANNER_H_
+#define SNAPHAVEN_PLANNER_H_
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "snaphaven/manifest.h"
+#include "snaphaven/scanner.h"
+
+namespace snaphaven {
+
+enum class ActionKind {
+  kCopy,  // copy the source file's bytes
+  kLink,  // hard-link an existing destination copy of the same source inode
+};
+
+struct Action {
+  ActionKind kind = ActionKind::kCopy;
+  size_t file = 0;  // index into the scanned files
+  // kLink: destination-relative path of the copy to link to.
+  std::string link_from;
+  // kLink: index of the action (a copy planned in this cycle) that must have
+  // succeeded first; -1 when the copy is already at the destination.
+  int after = -1;
+};
+
+struct Plan {
+  std::vector<Action> actions;  // copies always precede the links on them
+  int64_t unchanged = 0;
+  int64_t bytes_to_copy = 0;
+  // Entries whose bytes are current but whose recorded source identity is
+  // not (a manifest rebuilt from the destination): record it, so later
+  // snapshots of the same inode get linked.
+  std::vector<std::pair<std::string, ManifestEntry>> manifest_updates;
+  std::vector<std::string> decisions;  // for -v 2
+};
+
+struct PlanOptions {
+  bool record_decisions = false;
+};
+
+// A file is current when the manifest has an entry for its path with the
+// source's size and mtime. Others are linked when a current copy of the same
+// source identity (dev, ino, size, mtime) exists or is planned, else copied.
+Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
+               const PlanOptions& options);
+
+// The manifest entry describing a destination copy of `file`.
+ManifestEntry EntryFor(const SourceFile& file);
+
+SourceIdentity IdentityOf(const FileStat& stat);
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_PLANNER_H_

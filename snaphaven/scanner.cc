@@ -1,0 +1,156 @@
+#include "snaphaven/scanner.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace snaphaven {
+namespace {
+
+class SnapshotScanner {
+ public:
+  SnapshotScanner(FileSystem& fs, const ScanOptions& options, ScanResult& result)
+      : fs_(fs), options_(options), result_(result) {}
+
+  // Lists a directory's names sorted; a vanished directory lists as empty,
+  // an unreadable one is recorded as an error.
+  std::vector<std::string> SortedNames(const std::string& dir) {
+    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(dir);
+    if (!names.ok()) {
+      if (!IsVanished(names.status())) result_.errors.push_back(names.status());
+      return {};
+    }
+    std::sort(names->begin(), names->end());
+    return *std::move(names);
+  }
+
+  // lstat that reports symlinks and special files as warnings and returns
+  // nullopt for anything that is not of `wanted` type.
+  absl::optional<FileStat> StatAs(const std::string& path, FileType wanted) {
+    absl::StatusOr<FileStat> st = fs_.Stat(path);
+    if (!st.ok()) {
+      if (!IsVanished(st.status())) result_.errors.push_back(st.status());
+      return absl::nullopt;
+    }
+    if (st->type == FileType::kSymlink) {
+      result_.warnings.push_back(absl::StrCat("not following symlink ", path));
+      return absl::nullopt;
+    }
+    if (st->type != wanted) {
+      if (st->type == FileType::kOther) {
+        result_.warnings.push_back(
+            absl::StrCat("skipping special file (not a regular file) ", path));
+      }
+      return absl::nullopt;
+    }
+    return *st;
+  }
+
+  // Every regular file below `dir` (relative path `rel`), recursively.
+  void WalkTree(int root, const std::string& dir, const std::string& rel) {
+    for (const std::string& name : SortedNames(dir)) {
+      std::string path = JoinPath(dir, name);
+      std::string child_rel = JoinPath(rel, name);
+      absl::StatusOr<FileStat> st = fs_.Stat(path);
+      if (!st.ok()) {
+        if (!IsVanished(st.status())) result_.errors.push_back(st.status());
+        continue;
+      }
+      switch (st->type) {
+        case FileType::kRegular:
+          result_.files.push_back(SourceFile{child_rel, root, *st});
+          break;
+        case FileType::kDirectory:
+          WalkTree(root, path, child_rel);
+          break;
+        case FileType::kSymlink:
+          result_.warnings.push_back(absl::StrCat("not following symlink ", path));
+          break;
+        case FileType::kOther:
+          result_.warnings.push_back(
+              absl::StrCat("skipping special file (not a regular file) ", path));
+          break;
+      }
+    }
+  }
+
+  void ScanTable(int root, const std::string& table_path,
+                 const std::string& table_rel) {
+    std::string snapshots = JoinPath(table_path, "snapshots");
+    absl::StatusOr<FileStat> st = fs_.Stat(snapshots);
+    if (!st.ok()) {
+      if (!IsVanished(st.status())) result_.errors.push_back(st.status());
+      return;
+    }
+    if (st->type == FileType::kSymlink) {
+      result_.warnings.push_back(absl::StrCat("not following symlink ", snapshots));
+      return;
+    }
+    if (st->type != FileType::kDirectory) return;
+    for (const std::string& tag : SortedNames(snapshots)) {
+      if (options_.tag_filter != nullptr &&
+          !RE2::PartialMatch(tag, *options_.tag_filter)) {
+        if (options_.record_decisions) {
+          result_.decisions.push_back(absl::StrCat(
+              "skip ", table_rel, "/snapshots/", tag, ": tag does not match --snapshot_regex"));
+        }
+        continue;
+      }
+      std::string tag_path = JoinPath(snapshots, tag);
+      if (!StatAs(tag_path, FileType::kDirectory)) continue;
+      WalkTree(root, tag_path, absl::StrCat(table_rel, "/snapshots/", tag));
+    }
+  }
+
+  void ScanKeyspace(int root, const std::string& keyspace) {
+    std::string keyspace_path = JoinPath(options_.data_roots[root], keyspace);
+    for (const std::string& table : SortedNames(keyspace_path)) {
+      std::string table_path = JoinPath(keyspace_path, table);
+      if (!StatAs(table_path, FileType::kDirectory)) continue;
+      ScanTable(root, table_path, absl::StrCat(keyspace, "/", table));
+    }
+  }
+
+ private:
+  FileSystem& fs_;
+  const ScanOptions& options_;
+  ScanResult& result_;
+};
+
+}  // namespace
+
+absl::StatusOr<ScanResult> ScanSnapshots(FileSystem& fs,
+                                         const ScanOptions& options) {
+  ScanResult result;
+  SnapshotScanner scanner(fs, options, result);
+  for (int root = 0; root < static_cast<int>(options.data_roots.size()); ++root) {
+    // An unreadable root aborts the cycle rather than looking empty.
+    absl::StatusOr<std::vector<std::string>> top =
+        fs.ListDir(options.data_roots[root]);
+    if (!top.ok()) return top.status();
+    for (const std::string& keyspace : options.keyspaces) {
+      std::string keyspace_path = JoinPath(options.data_roots[root], keyspace);
+      absl::StatusOr<FileStat> st = fs.Stat(keyspace_path);
+      if (!st.ok()) {
+        // A keyspace need only exist in one root; in a single-root setup a
+        // vanished keyspace (dropped) is worth an error.
+        if (!IsVanished(st.status()) || options.data_roots.size() == 1) {
+          result.errors.push_back(st.status());
+        }
+        continue;
+      }
+      if (st->type == FileType::kSymlink) {
+        result.warnings.push_back(absl::StrCat("not following symlink ", keyspace_path));
+        continue;
+      }
+      scanner.ScanKeyspace(root, keyspace);
+    }
+  }
+  std::stable_sort(result.files.begin(), result.files.end(),
+                   [](const SourceFile& a, const SourceFile& b) {
+                     return a.relative_path < b.relative_path;
+                   });
+  return result;
+}
+
+}  // namespace snaphaven

@@ -1,0 +1,51 @@
+// Walks the source (the Cassandra data roots) read-only and lists the files a
+// cycle concerns, in sorted order. It never writes and never follows a
+// symlink.
+
+#ifndef SNAPHAVEN_SCANNER_H_
+#define SNAPHAVEN_SCANNER_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "re2/re2.h"
+#include "snaphaven/file_system.h"
+
+namespace snaphaven {
+
+struct SourceFile {
+  // Path relative to its data root; also its path relative to the
+  // destination root, since the destination mirrors the data root.
+  std::string relative_path;
+  int root = 0;  // index into ScanOptions::data_roots
+  FileStat stat;
+};
+
+struct ScanOptions {
+  std::vector<std::string> data_roots;
+  std::vector<std::string> keyspaces;
+  // Unanchored search over the snapshot tag; null means every tag.
+  const RE2* tag_filter = nullptr;
+  // Record why directories were skipped (for -v 2).
+  bool record_decisions = false;
+};
+
+struct ScanResult {
+  std::vector<SourceFile> files;  // sorted by relative_path, then root
+  // Symlinks and special files found and not followed, one line each.
+  std::vector<std::string> warnings;
+  // Directories that could not be read (not the ones that vanished).
+  std::vector<absl::Status> errors;
+  std::vector<std::string> decisions;
+};
+
+// Scans <root>/<keyspace>/<table dir>/snapshots/<tag>/ recursively for every
+// root and keyspace. Fails as a whole when a data root cannot be read: an
+// empty scan must never be mistaken for "nothing is there".
+absl::StatusOr<ScanResult> ScanSnapshots(FileSystem& fs,
+                                         const ScanOptions& options);
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_SCANNER_H_
