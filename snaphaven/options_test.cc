@@ -1,0 +1,132 @@
+#include "snaphaven/options.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace snaphaven {
+namespace {
+
+TEST(ParseInterval, AbseilSyntax) {
+  EXPECT_EQ(*ParseInterval("0"), absl::ZeroDuration());
+  EXPECT_EQ(*ParseInterval("90s"), absl::Seconds(90));
+  EXPECT_EQ(*ParseInterval("5m"), absl::Minutes(5));
+  EXPECT_EQ(*ParseInterval("1h30m"), absl::Minutes(90));
+  for (const char* bad : {"", "5", "abc", "-5s", "5 minutes", "inf"}) {
+    SCOPED_TRACE(bad);
+    absl::StatusOr<absl::Duration> d = ParseInterval(bad);
+    ASSERT_FALSE(d.ok());
+    EXPECT_NE(d.status().message().find("--interval"), std::string::npos);
+  }
+}
+
+class ValidateOptionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/snaphaven_options_XXXXXX";
+    const char* base = std::getenv("TEST_TMPDIR");
+    std::string templ = base ? absl::StrCat(base, "/options_XXXXXX") : pattern;
+    ASSERT_NE(mkdtemp(templ.data()), nullptr);
+    dir_ = templ;
+    home_ = dir_ + "/cassandra";
+    ASSERT_EQ(system(("mkdir -p " + home_ + "/data/ks1 " + home_ + "/data/ks2").c_str()), 0);
+  }
+  RawOptions Raw() {
+    RawOptions raw;
+    raw.snapshot_dir = dir_ + "/dest";
+    raw.cassandra_dir = home_;
+    raw.keyspaces = {"ks1"};
+    return raw;
+  }
+  std::string Error(const RawOptions& raw) {
+    absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+    EXPECT_FALSE(o.ok());
+    if (o.ok()) return "";
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(o.status().message());
+  }
+  std::string dir_, home_;
+};
+
+TEST_F(ValidateOptionsTest, AcceptsHomeOrDataRootAndResolvesSymlinks) {
+  absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), Raw());
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->data_roots, std::vector<std::string>{home_ + "/data"});
+  EXPECT_EQ(o->destination, dir_ + "/dest");
+
+  RawOptions raw = Raw();
+  raw.cassandra_dir = home_ + "/data";
+  EXPECT_EQ(ValidateOptions(*DefaultFileSystem(), raw)->data_roots,
+            std::vector<std::string>{home_ + "/data"});
+
+  ASSERT_EQ(symlink(home_.c_str(), (dir_ + "/link").c_str()), 0);
+  raw.cassandra_dir = dir_ + "/link";
+  EXPECT_EQ(ValidateOptions(*DefaultFileSystem(), raw)->data_roots,
+            std::vector<std::string>{home_ + "/data"});
+}
+
+TEST_F(ValidateOptionsTest, BadInputNamesTheCulprit) {
+  RawOptions raw = Raw();
+  raw.snapshot_dir = "";
+  EXPECT_NE(Error(raw).find("--snapshot_dir"), std::string::npos);
+
+  raw = Raw();
+  raw.keyspaces = {};
+  EXPECT_NE(Error(raw).find("no keyspace"), std::string::npos);
+
+  raw = Raw();
+  raw.keyspaces = {"nope"};
+  EXPECT_NE(Error(raw).find("'nope' not found"), std::string::npos);
+
+  raw = Raw();
+  raw.keyspaces = {"../ks1"};
+  EXPECT_NE(Error(raw).find("../ks1"), std::string::npos);
+
+  raw = Raw();
+  raw.cassandra_dir = dir_ + "/missing";
+  EXPECT_NE(Error(raw).find("missing does not exist"), std::string::npos);
+
+  raw = Raw();
+  raw.snapshot_regex = "(unclosed";
+  EXPECT_NE(Error(raw).find("missing )"), std::string::npos);
+
+  raw = Raw();
+  raw.interval = "soon";
+  EXPECT_NE(Error(raw).find("soon"), std::string::npos);
+
+  raw = Raw();
+  raw.verbosity = 3;
+  EXPECT_NE(Error(raw).find("-v 3"), std::string::npos);
+
+  raw = Raw();
+  raw.snapshot_dir = home_ + "/data/ks1/backup";
+  EXPECT_NE(Error(raw).find("inside the data root"), std::string::npos);
+
+  raw = Raw();
+  raw.snapshot_dir = home_ + "/data";
+  EXPECT_NE(Error(raw).find("inside the data root"), std::string::npos);
+
+  raw = Raw();
+  raw.snapshot_dir = dir_;
+  EXPECT_NE(Error(raw).find("contains the data root"), std::string::npos);
+
+  ASSERT_EQ(symlink((home_ + "/data/ks2").c_str(), (dir_ + "/sneaky").c_str()), 0);
+  raw = Raw();
+  raw.snapshot_dir = dir_ + "/sneaky/dest";
+  EXPECT_NE(Error(raw).find("inside the data root"), std::string::npos);
+
+  std::ofstream(dir_ + "/file") << "x";
+  raw = Raw();
+  raw.snapshot_dir = dir_ + "/file";
+  EXPECT_NE(Error(raw).find("is not a directory"), std::string::npos);
+  raw.snapshot_dir = dir_ + "/file/sub";
+  EXPECT_NE(Error(raw).find("cannot be created"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace snaphaven
