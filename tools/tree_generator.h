@@ -1,0 +1,77 @@
+// Generates realistic Cassandra data trees (live sstables, hard-linked
+// snapshots with manifest.json and schema.cql, secondary index directories)
+// so snaphaven can be tested without a running Cassandra. The layout follows
+// /work/shared/docs/cassandra-layout.md; file contents are pseudo-random but
+// deterministic, except for the timestamps in manifest.json.
+
+#ifndef SNAPHAVEN_TOOLS_TREE_GENERATOR_H_
+#define SNAPHAVEN_TOOLS_TREE_GENERATOR_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace snaphaven::tools {
+
+struct TreeSpec {
+  std::vector<std::string> keyspaces = {"ks1"};
+  // Tables are named "users", "events", then "t2", "t3", ...
+  int tables_per_keyspace = 2;
+  // Live sstables per table (and per index dir), generations 1..N.
+  int sstables_per_table = 3;
+  // Secondary index dirs ".<table>_idx<i>" (i from 0) with their own
+  // sstables.
+  int index_dirs_per_table = 0;
+  // Each snapshot hard-links ALL current live sstables of every table (index
+  // dirs too, as snapshots/<tag>/.<idx>/).
+  std::vector<std::string> snapshot_tags = {"snap1"};
+  // Bytes of each Data.db; the other components are a few hundred bytes to
+  // a few KiB.
+  int64_t data_size = 64 * 1024;
+  // Two lowercase sstable version letters, "la" or later: "<ver>-<gen>-big-
+  // <Component>" names ("bti" format for "da"), Digest.adler32 for la/lb and
+  // Digest.crc32 from ma on. Pre-2.2 ("ka") naming is not supported.
+  std::string version = "nb";
+  // Seeds file contents and table ids.
+  uint32_t seed = 1;
+  bool write_schema_cql = true;
+  // If false, live files are unlinked after snapshotting (snapshot files then
+  // have link count 1), as after a compaction or a table truncation.
+  bool write_live_sstables = true;
+};
+
+// Creates data_root (mkdir -p) and writes
+// <data_root>/<ks>/<table>-<32 hex id>/<sstables>, their snapshots (hard
+// links) with manifest.json and schema.cql. Fails with AlreadyExists rather
+// than overwrite a file, since overwriting in place would also change every
+// snapshot hard-linked to it.
+absl::Status GenerateTree(const std::string& data_root, const TreeSpec& spec);
+
+// Takes one more snapshot, as `nodetool snapshot -t <tag> <keyspaces>` does:
+// hard-links every current live sstable (those with a TOC.txt) of every table
+// of `keyspaces` in data_root, index dirs included, into
+// <table dir>/snapshots/<tag>/[.<idx>/], then writes manifest.json
+// ("files": Data.db names relative to the snapshot dir, index ones as
+// ".<idx>/nb-1-big-Data.db"; "created_at": ISO-8601 string;
+// "expires_at": null) and schema.cql (none for system keyspaces, as in
+// Cassandra). Works on any existing tree made by
+// GenerateTree. Fails with AlreadyExists, before linking anything, if any
+// table already has a snapshot named `tag`.
+absl::Status TakeSnapshot(const std::string& data_root,
+                          const std::vector<std::string>& keyspaces,
+                          const std::string& tag);
+
+// Flushes one new live sstable into every table of `keyspaces`, and into
+// each of their index dirs, with random content from `seed`. The generation
+// is one more than the highest one found in the live dir, its snapshots and
+// backups, so a new sstable never takes the name of a snapshotted one; the
+// version is that of the newest existing sstable ("nb" if there is none).
+absl::Status FlushNewSSTables(const std::string& data_root,
+                              const std::vector<std::string>& keyspaces,
+                              int64_t data_size, uint32_t seed);
+
+}  // namespace snaphaven::tools
+
+#endif  // SNAPHAVEN_TOOLS_TREE_GENERATOR_H_
