@@ -15,7 +15,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "snaphaven/command_line.h"
@@ -23,10 +25,10 @@
 #include "snaphaven/options.h"
 
 DEFINE_string(snapshot_dir, "",
-              "Destination root (required); created if missing. Short form -s.");
+              "Destination root (required); created if missing.");
 DEFINE_string(cassandra_dir, "/var/lib/cassandra",
               "Cassandra home holding data/, or a data root itself; symlinks are "
-              "resolved. Short form -d.");
+              "resolved.");
 DEFINE_string(snapshot_regex, "",
               "RE2 pattern searched (unanchored) in each snapshot tag; only "
               "matching snapshots are copied. Empty: all.");
@@ -37,7 +39,7 @@ DEFINE_bool(fullsync, false,
 DEFINE_string(interval, "0",
               "Loop: start a cycle this long after the previous one started "
               "(90s, 5m, 1h). 0: run one cycle and exit.");
-DEFINE_bool(quiet, false, "Log errors only. Short form -q.");
+DEFINE_bool(quiet, false, "Log errors only.");
 
 namespace snaphaven {
 namespace {
@@ -87,6 +89,28 @@ int UsageError(absl::string_view message) {
   return kExitUsage;
 }
 
+// The placeholder shown for a flag's value in --help.
+std::string MetaVariable(absl::string_view flag) {
+  if (absl::EndsWith(flag, "_dir")) return "DIR";
+  if (flag == "snapshot_regex") return "REGEX";
+  if (flag == "interval") return "DURATION";
+  return "VALUE";
+}
+
+// Indents a flag description by 6 and wraps it at 79 columns.
+std::string Wrap(absl::string_view text) {
+  std::string out, line;
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    if (!line.empty() && line.size() + 1 + word.size() > 73) {
+      absl::StrAppend(&out, "      ", line, "\n");
+      line.clear();
+    }
+    absl::StrAppend(&line, line.empty() ? "" : " ", word);
+  }
+  if (!line.empty()) absl::StrAppend(&out, "      ", line, "\n");
+  return out;
+}
+
 void PrintHelp() {
   std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR\n"
                "                 [--fullsync] [--snapshot_regex REGEX] [--interval DURATION]\n"
@@ -103,14 +127,17 @@ void PrintHelp() {
     for (char c : std::string("sdq")) {
       if (LongNameForShort(c) == flag.name) shortform = absl::StrCat("-", std::string(1, c), ", ");
     }
-    std::string value = flag.type == "bool" ? "" : absl::StrCat(" ", flag.type == "string" ? "VALUE" : "N");
-    std::cout << absl::StrFormat("  %s--%s%s\n      %s (default: %s)\n", shortform, flag.name,
-                                 value, flag.description,
-                                 flag.default_value.empty() ? "\"\"" : flag.default_value);
+    std::string value = flag.type == "bool" ? "" : absl::StrCat(" ", MetaVariable(flag.name));
+    std::cout << absl::StrFormat("  %s--%s%s\n%s", shortform, flag.name, value,
+                                 Wrap(absl::StrCat(flag.description, " (default: ",
+                                                   flag.default_value.empty() ? "\"\""
+                                                                              : flag.default_value,
+                                                   ")")));
   }
-  std::cout << "  -v N, --v N\n      Verbosity: 0 one summary line per cycle; 1 also every "
-               "file copied or linked; 2 also every decision and why. (default: 0)\n"
-               "  -h, --help\n      Show this help and exit.\n"
+  std::cout << "  -v N, --v N\n"
+            << Wrap("Verbosity: 0 one summary line per cycle; 1 also every file copied or "
+                    "linked; 2 also every decision and why. (default: 0)")
+            << "  -h, --help\n      Show this help and exit.\n"
                "  --version\n      Print the version and exit.\n\n"
                "exit codes: 0 all planned work done; 1 some files failed (each logged);\n"
                "2 bad usage or configuration (nothing touched); 75 destination locked by\n"
