@@ -95,6 +95,14 @@ PathInfo ClassifyPath(absl::string_view relative_path) {
   return info;
 }
 
+std::string SSTableKey(absl::string_view relative_path) {
+  size_t slash = relative_path.rfind('/');
+  absl::string_view dir = slash == absl::string_view::npos ? "" : relative_path.substr(0, slash);
+  absl::optional<SSTableName> name = ParseSSTableName(relative_path.substr(slash + 1));
+  if (!name.has_value() || name->temporary) return "";
+  return absl::StrCat(dir, "/", name->prefix);
+}
+
 absl::Status ValidateKeyspaceName(absl::string_view keyspace) {
   if (keyspace.empty()) {
     return absl::InvalidArgumentError("empty keyspace name");

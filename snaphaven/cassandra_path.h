@@ -45,6 +45,10 @@ struct PathInfo {
 
 PathInfo ClassifyPath(absl::string_view relative_path);
 
+// The sstable key ("ks/t/[.idx/]nb-1-big") of a path to an sstable
+// component, or "" when it is not one (or is a 2.x temporary).
+std::string SSTableKey(absl::string_view relative_path);
+
 // A keyspace as given on the command line must be one plain directory name:
 // no '/', no "..", no leading '.', not empty. The error names the culprit.
 absl::Status ValidateKeyspaceName(absl::string_view keyspace);

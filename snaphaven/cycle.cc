@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "snaphaven/mover.h"
 #include "snaphaven/planner.h"
 #include "snaphaven/scanner.h"
 
@@ -39,14 +40,16 @@ int ExitCodeFor(const CycleStats& stats) {
   return 0;
 }
 
-std::string SummaryLine(const CycleStats& stats) {
+std::string SummaryLine(const CycleStats& stats, bool show_moved, bool show_pruned) {
   double seconds = absl::ToDoubleSeconds(stats.duration);
   double rate = seconds > 0 ? static_cast<double>(stats.bytes_copied) / seconds : 0;
   std::string line = absl::StrCat(
       "cycle ", stats.fatal.has_value() ? "failed" : (stats.interrupted ? "interrupted" : "done"),
       ": ", stats.scanned, " scanned, ", stats.copied, " copied, ", stats.linked,
       " linked, ", stats.unchanged, " unchanged, ", stats.skipped, " skipped, ",
-      stats.failed, " failed, ", HumanBytes(stats.bytes_copied), " copied in ",
+      stats.failed, " failed, ", show_moved ? absl::StrCat(stats.moved, " moved, ") : "",
+      show_pruned ? absl::StrCat(stats.pruned, " pruned, ") : "", HumanBytes(stats.bytes_copied),
+      " copied in ",
       absl::StrFormat("%.2fs", seconds), " (", HumanBytes(static_cast<int64_t>(rate)), "/s)");
   if (stats.out_of_space) absl::StrAppend(&line, "; destination out of space");
   if (stats.fatal.has_value()) absl::StrAppend(&line, "; ", *stats.fatal);
@@ -146,11 +149,80 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
                  << rebuilt->size() << " files at the destination";
   }
   manifest_ = *std::move(rebuilt);
+  manifest_dirty_ = true;
   return absl::OkStatus();
 }
 
 absl::Status Syncer::CommitManifest() {
-  return fs_.WriteFileAtomically(state_.manifest, manifest_->Serialize());
+  absl::Status status = fs_.WriteFileAtomically(state_.manifest, manifest_->Serialize());
+  if (status.ok()) manifest_dirty_ = false;
+  return status;
+}
+
+absl::flat_hash_map<size_t, std::string> Syncer::ReadMetadata(const ScanResult& scan) {
+  absl::flat_hash_map<size_t, std::string> texts;
+  for (size_t i : MetadataToRead(scan)) {
+    const SourceFile& file = scan.files[i];
+    absl::StatusOr<std::string> text =
+        fs_.ReadFile(JoinPath(options_.data_roots[file.root], file.relative_path));
+    if (text.ok()) {
+      texts.emplace(i, *std::move(text));
+    } else if (!IsVanished(text.status())) {
+      // The selector treats an unreadable TOC or manifest as incomplete.
+      LOG(WARNING) << "cannot read " << text.status().message();
+    }
+  }
+  return texts;
+}
+
+bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,
+                           std::vector<int>& ready, CycleStats& stats) {
+  if (manifest_dirty_) {
+    absl::Status committed = CommitManifest();
+    if (!committed.ok()) {
+      LOG(ERROR) << "cannot commit the manifest " << state_.manifest << ": "
+                 << committed.message();
+      if (IsOutOfSpace(committed)) stats.out_of_space = true;
+      ++stats.failed;
+      return false;  // nothing is deleted unless its copy is recorded
+    }
+  }
+  // Snapshot by snapshot, so space comes back during a long run.
+  for (int u : ready) {
+    MoveOutcome outcome =
+        DeleteMovedSources(fs_, units[u], scan, options_.data_roots, options_.destination);
+    stats.moved += outcome.deleted;
+    for (const std::string& problem : outcome.problems) LOG(WARNING) << problem;
+    if (outcome.completed) {
+      VLOG(1) << "moved " << units[u].name << " (" << outcome.deleted << " source files deleted)";
+    }
+  }
+  ready.clear();
+  return true;
+}
+
+void Syncer::Prune(const Selection& selection, CycleStats& stats) {
+  PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
+                              absl::Now(), options_.prune_after);
+  for (const auto& [path, entry] : prune.updates) {
+    manifest_->Put(path, entry);
+    manifest_dirty_ = true;
+    VLOG(2) << (entry.missing_since_ns != 0 ? "gone from the source (pruned after --prune_after): "
+                                            : "back at the source: ")
+            << path;
+  }
+  for (const std::string& path : prune.remove) {
+    absl::Status removed = fs_.Remove(JoinPath(options_.destination, path));
+    if (!removed.ok() && !IsVanished(removed)) {
+      LOG(ERROR) << "cannot prune " << removed.message();
+      ++stats.failed;
+      continue;
+    }
+    manifest_->Erase(path);
+    manifest_dirty_ = true;
+    ++stats.pruned;
+    VLOG(1) << "pruned " << path << " (compacted away at the source)";
+  }
 }
 
 CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
@@ -181,12 +253,15 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     }
   }
 
+  // Scan, then apply Cassandra's completeness rules.
   ScanOptions scan_options;
   scan_options.data_roots = options_.data_roots;
   scan_options.keyspaces = options_.keyspaces;
   scan_options.tag_filter = options_.tag_filter;
+  scan_options.include_live = options_.sync_live;
+  scan_options.include_backups = options_.sync_backups;
   scan_options.record_decisions = options_.verbosity >= 2;
-  absl::StatusOr<ScanResult> scan = ScanSnapshots(fs_, scan_options);
+  absl::StatusOr<ScanResult> scan = ScanSource(fs_, scan_options);
   if (!scan.ok()) {
     stats.fatal = absl::StrCat("cannot scan the source: ", scan.status().message());
     return finish();
@@ -199,13 +274,41 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   for (const std::string& decision : scan->decisions) VLOG(2) << decision;
   stats.scanned = static_cast<int64_t>(scan->files.size());
 
+  SelectOptions select_options;
+  select_options.move = options_.move;
+  select_options.settle_time = options_.settle_time;
+  select_options.now = absl::Now();
+  select_options.record_decisions = options_.verbosity >= 2;
+  Selection selection = SelectFiles(*scan, ReadMetadata(*scan), *manifest_, select_options);
+  for (const std::string& decision : selection.decisions) VLOG(2) << decision;
+  for (const std::string& error : selection.errors) {
+    LOG(ERROR) << error;
+    ++stats.failed;
+  }
+
   PlanOptions plan_options;
   plan_options.record_decisions = options_.verbosity >= 2;
-  Plan plan = PlanCycle(scan->files, *manifest_, plan_options);
+  Plan plan = PlanCycle(scan->files, selection.eligible, *manifest_, plan_options);
   for (const std::string& decision : plan.decisions) VLOG(2) << decision;
   stats.unchanged = plan.unchanged;
-  bool dirty = fullsync || !plan.manifest_updates.empty();
+  if (fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;
   for (const auto& [path, entry] : plan.manifest_updates) manifest_->Put(path, entry);
+
+  // Move units become ready when every one of their files is recorded.
+  std::vector<int> unit_of(scan->files.size(), -1);
+  std::vector<int> remaining(selection.units.size(), 0);
+  std::vector<int> ready;
+  for (size_t u = 0; u < selection.units.size(); ++u) {
+    for (size_t i : selection.units[u].files) {
+      unit_of[i] = static_cast<int>(u);
+      const ManifestEntry* entry = manifest_->Find(scan->files[i].relative_path);
+      if (entry == nullptr || entry->size != scan->files[i].stat.size ||
+          entry->mtime_ns != scan->files[i].stat.mtime_ns) {
+        ++remaining[u];
+      }
+    }
+    if (remaining[u] == 0) ready.push_back(static_cast<int>(u));
+  }
 
   std::vector<bool> succeeded(plan.actions.size(), false);
   int since_commit = 0;
@@ -272,33 +375,22 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     }
     if (succeeded[a]) {
       manifest_->Put(rel, EntryFor(file));
-      dirty = true;
+      manifest_dirty_ = true;
       ++since_commit;
+      int u = unit_of[action.file];
+      if (u >= 0 && --remaining[u] == 0) ready.push_back(u);
     }
-    // Commit now and then, so a crash in a long cycle costs little re-copy.
+    // Commit now and then, so a crash in a long cycle costs little re-copy
+    // and moved snapshots free their space as the run goes.
     if (since_commit >= options_.commit_every_files ||
         (since_commit > 0 && absl::Now() - last_commit >= options_.commit_every)) {
-      absl::Status committed = CommitManifest();
-      if (!committed.ok()) {
-        LOG(ERROR) << "cannot commit the manifest: " << committed.message();
-        if (IsOutOfSpace(committed)) {
-          stats.out_of_space = true;
-          break;
-        }
-      }
+      if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) break;
       since_commit = 0;
       last_commit = absl::Now();
     }
   }
-  if (dirty) {
-    absl::Status committed = CommitManifest();
-    if (!committed.ok()) {
-      LOG(ERROR) << "cannot commit the manifest " << state_.manifest << ": "
-                 << committed.message();
-      if (IsOutOfSpace(committed)) stats.out_of_space = true;
-      ++stats.failed;
-    }
-  }
+  if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
+  CommitAndMove(*scan, selection.units, ready, stats);
   return finish();
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
@@ -19,6 +20,8 @@
 #include "snaphaven/copier.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
+#include "snaphaven/scanner.h"
+#include "snaphaven/selector.h"
 
 namespace snaphaven {
 
@@ -28,6 +31,11 @@ struct SyncOptions {
   std::vector<std::string> keyspaces;
   const RE2* tag_filter = nullptr;  // not owned; null: every tag
   bool fullsync = false;            // first cycle only
+  bool move = false;                // delete complete snapshots (and backups) once copied
+  bool sync_live = false;           // also mirror live sstables
+  bool sync_backups = false;        // also mirror backups/
+  absl::Duration settle_time = absl::Seconds(10);
+  absl::Duration prune_after = absl::Hours(1);
   bool preserve_owner = false;
   int verbosity = 0;  // 2: log every decision
   // The manifest is committed at least this often during a long cycle.
@@ -42,6 +50,8 @@ struct CycleStats {
   int64_t unchanged = 0;
   int64_t skipped = 0;  // vanished or changed during the copy
   int64_t failed = 0;
+  int64_t moved = 0;   // source files deleted after their copy (move mode)
+  int64_t pruned = 0;  // live-mirror files removed at the destination
   int64_t bytes_copied = 0;
   absl::Duration duration;
   bool out_of_space = false;
@@ -52,7 +62,8 @@ struct CycleStats {
 
 // 0 when all planned work was done (or a signal stopped it), 1 otherwise.
 int ExitCodeFor(const CycleStats& stats);
-std::string SummaryLine(const CycleStats& stats);
+std::string SummaryLine(const CycleStats& stats, bool show_moved = false,
+                        bool show_pruned = false);
 
 // <dest>/.snaphaven and the names in it.
 struct StateDir {
@@ -74,6 +85,12 @@ class Syncer {
   absl::Status LoadManifest(bool from_destination);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
   absl::Status CommitManifest();
+  absl::flat_hash_map<size_t, std::string> ReadMetadata(const ScanResult& scan);
+  // Commits the manifest if needed, then deletes the sources of the units
+  // that are ready. False when the manifest could not be committed.
+  bool CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,
+                     std::vector<int>& ready, CycleStats& stats);
+  void Prune(const Selection& selection, CycleStats& stats);
 
   FileSystem& fs_;
   SyncOptions options_;
@@ -81,6 +98,7 @@ class Syncer {
   Copier copier_;
   absl::optional<Manifest> manifest_;
   bool first_cycle_ = true;
+  bool manifest_dirty_ = false;  // in memory differs from the committed one
 };
 
 }  // namespace snaphaven

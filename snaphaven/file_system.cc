@@ -206,6 +206,11 @@ class PosixFileSystem : public FileSystem {
     return absl::OkStatus();
   }
 
+  absl::Status RemoveDir(const std::string& path) override {
+    if (rmdir(path.c_str()) != 0) return ErrnoStatus(errno, "rmdir", path);
+    return absl::OkStatus();
+  }
+
   absl::Status MakeDir(const std::string& path) override {
     if (mkdir(path.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", path);
     return absl::OkStatus();

@@ -100,6 +100,8 @@ class FileSystem {
                             const std::string& to) = 0;
   // unlink(2) of a file.
   virtual absl::Status Remove(const std::string& path) = 0;
+  // rmdir(2) of an empty directory.
+  virtual absl::Status RemoveDir(const std::string& path) = 0;
   // mkdir(2) with mode 0755 (less the umask); AlreadyExists when present.
   virtual absl::Status MakeDir(const std::string& path) = 0;
   // fsync(2) of a directory, making renames and links in it durable.

@@ -28,7 +28,7 @@ DEFINE_string(snapshot_dir, "",
               "Destination root (required); created if missing.");
 DEFINE_string(cassandra_dir, "/var/lib/cassandra",
               "Cassandra home holding data/, or a data root itself; symlinks are "
-              "resolved.");
+              "resolved. A comma-separated list gives several data roots.");
 DEFINE_string(snapshot_regex, "",
               "RE2 pattern searched (unanchored) in each snapshot tag; only "
               "matching snapshots are copied. Empty: all.");
@@ -40,6 +40,24 @@ DEFINE_string(interval, "0",
               "Loop: start a cycle this long after the previous one started "
               "(90s, 5m, 1h). 0: run one cycle and exit.");
 DEFINE_bool(quiet, false, "Log errors only.");
+DEFINE_bool(move_snapshots, false,
+            "Move mode (also --move-snapshots): once every file of a complete "
+            "snapshot is durably copied and recorded, delete it at the source "
+            "(and copied backups with --sync_backups). Live sstables are never "
+            "deleted.");
+DEFINE_bool(sync_sstables, false,
+            "Also mirror the live sstables (also --sync-sstables): committed, "
+            "complete ones only, to <dest>/<keyspace>/<table>/. Sstables "
+            "compacted away are pruned from the mirror after --prune_after.");
+DEFINE_bool(sync_backups, false,
+            "Also mirror incremental backups (backups/) once each sstable is "
+            "complete and unchanged for --settle_time.");
+DEFINE_string(settle_time, "10s",
+              "A snapshot's manifest.json (or a backup sstable) must be this old "
+              "before move mode deletes it.");
+DEFINE_string(prune_after, "1h",
+              "With --sync_sstables: remove a live sstable from the destination "
+              "mirror once it has been gone from the source this long.");
 
 namespace snaphaven {
 namespace {
@@ -93,7 +111,7 @@ int UsageError(absl::string_view message) {
 std::string MetaVariable(absl::string_view flag) {
   if (absl::EndsWith(flag, "_dir")) return "DIR";
   if (flag == "snapshot_regex") return "REGEX";
-  if (flag == "interval") return "DURATION";
+  if (flag == "interval" || flag == "settle_time" || flag == "prune_after") return "DURATION";
   return "VALUE";
 }
 
@@ -112,8 +130,9 @@ std::string Wrap(absl::string_view text) {
 }
 
 void PrintHelp() {
-  std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR\n"
-               "                 [--fullsync] [--snapshot_regex REGEX] [--interval DURATION]\n"
+  std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [--move-snapshots] [--sync-sstables]\n"
+               "                 [--sync_backups] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR [--fullsync]\n"
+               "                 [--snapshot_regex REGEX] [--interval DURATION]\n"
                "                 keyspace [keyspace ...]\n\n"
                "Keeps a current, durable copy of a Cassandra node's snapshots in another\n"
                "directory. Each cycle scans <data root>/<keyspace>/<table>/snapshots/ and\n"
@@ -128,15 +147,13 @@ void PrintHelp() {
       if (LongNameForShort(c) == flag.name) shortform = absl::StrCat("-", std::string(1, c), ", ");
     }
     std::string value = flag.type == "bool" ? "" : absl::StrCat(" ", MetaVariable(flag.name));
-    std::cout << absl::StrFormat("  %s--%s%s\n%s", shortform, flag.name, value,
-                                 Wrap(absl::StrCat(flag.description, " (default: ",
-                                                   flag.default_value.empty() ? "\"\""
-                                                                              : flag.default_value,
-                                                   ")")));
+    std::cout << absl::StrFormat("  %s--%s%s  (default: %s)\n%s", shortform, flag.name, value,
+                                 flag.default_value.empty() ? "\"\"" : flag.default_value,
+                                 Wrap(flag.description));
   }
-  std::cout << "  -v N, --v N\n"
+  std::cout << "  -v N, --v N  (default: 0)\n"
             << Wrap("Verbosity: 0 one summary line per cycle; 1 also every file copied or "
-                    "linked; 2 also every decision and why. (default: 0)")
+                    "linked; 2 also every decision and why.")
             << "  -h, --help\n      Show this help and exit.\n"
                "  --version\n      Print the version and exit.\n\n"
                "exit codes: 0 all planned work done; 1 some files failed (each logged);\n"
@@ -178,6 +195,11 @@ int Run(int argc, char** argv) {
   raw.verbosity = FLAGS_v;
   raw.quiet = FLAGS_quiet;
   raw.fullsync = FLAGS_fullsync;
+  raw.move_snapshots = FLAGS_move_snapshots;
+  raw.sync_sstables = FLAGS_sync_sstables;
+  raw.sync_backups = FLAGS_sync_backups;
+  raw.settle_time = FLAGS_settle_time;
+  raw.prune_after = FLAGS_prune_after;
   raw.keyspaces = parsed->positional;
 
   FileSystem& fs = *DefaultFileSystem();
@@ -192,6 +214,11 @@ int Run(int argc, char** argv) {
   sync.keyspaces = options->keyspaces;
   sync.tag_filter = options->tag_filter.get();
   sync.fullsync = options->fullsync;
+  sync.move = options->move_snapshots;
+  sync.sync_live = options->sync_sstables;
+  sync.sync_backups = options->sync_backups;
+  sync.settle_time = options->settle_time;
+  sync.prune_after = options->prune_after;
   sync.preserve_owner = geteuid() == 0;
   sync.verbosity = options->quiet ? 0 : options->verbosity;
   Syncer syncer(fs, sync);
@@ -222,9 +249,9 @@ int Run(int argc, char** argv) {
     const absl::Time started = absl::Now();
     CycleStats stats = syncer.RunCycle(stop_requested);
     if (stats.fatal.has_value() || stats.failed > 0 || stats.out_of_space) {
-      LOG(ERROR) << SummaryLine(stats);
+      LOG(ERROR) << SummaryLine(stats, sync.move, sync.sync_live);
     } else {
-      LOG(INFO) << SummaryLine(stats);
+      LOG(INFO) << SummaryLine(stats, sync.move, sync.sync_live);
     }
     if (options->interval == absl::ZeroDuration()) return ExitCodeFor(stats);
     if (stop_requested.load()) return 0;

@@ -59,7 +59,9 @@ std::string Manifest::Serialize() const {
   for (const auto& [path, e] : entries_) {
     absl::StrAppend(&out, absl::CEscape(path), "\t", e.size, "\t", e.mtime_ns,
                     "\t", absl::StrCat(absl::Hex(e.mode)), "\t", e.source_dev,
-                    "\t", e.source_ino, "\n");
+                    "\t", e.source_ino);
+    if (e.missing_since_ns != 0) absl::StrAppend(&out, "\t", e.missing_since_ns);
+    out += '\n';
   }
   absl::StrAppend(&out, "end ", entries_.size(), " ",
                   absl::Hex(Crc32(out), absl::kZeroPad8), "\n");
@@ -94,11 +96,12 @@ absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {
     std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
     std::string path;
     ManifestEntry e;
-    if (f.size() != 6 || !absl::CUnescape(f[0], &path) ||
+    if ((f.size() != 6 && f.size() != 7) || !absl::CUnescape(f[0], &path) ||
         !absl::SimpleAtoi(f[1], &e.size) || !absl::SimpleAtoi(f[2], &e.mtime_ns) ||
         !absl::SimpleHexAtoi(f[3], &e.mode) ||
         !absl::SimpleAtoi(f[4], &e.source_dev) ||
-        !absl::SimpleAtoi(f[5], &e.source_ino) || e.size < 0) {
+        !absl::SimpleAtoi(f[5], &e.source_ino) || e.size < 0 ||
+        (f.size() == 7 && !absl::SimpleAtoi(f[6], &e.missing_since_ns))) {
       return Corrupt(line_number, "malformed entry");
     }
     // A crafted manifest must never steer a write outside the destination.

@@ -7,6 +7,7 @@
 // On disk (<dest>/.snaphaven/manifest), one text line per entry:
 //   snaphaven-manifest 1
 //   <C-escaped path>\t<size>\t<mtime ns>\t<mode octal>\t<src dev>\t<src ino>
+//     [\t<missing since, ns>]
 //   end <entries> <crc32 hex of every byte before this line>
 // A file that does not parse, fails its checksum or names a path outside the
 // destination is corrupt and must be rebuilt from the destination.
@@ -50,13 +51,17 @@ struct ManifestEntry {
   uint32_t mode = 0;
   uint64_t source_dev = 0;  // 0/0 when unknown (rebuilt from the destination)
   uint64_t source_ino = 0;
+  // Live mirror only: when the source sstable was first seen gone (0: it
+  // is there). Pruned after --prune_after.
+  int64_t missing_since_ns = 0;
 
   SourceIdentity source() const {
     return SourceIdentity{source_dev, source_ino, size, mtime_ns};
   }
   friend bool operator==(const ManifestEntry& a, const ManifestEntry& b) {
     return a.size == b.size && a.mtime_ns == b.mtime_ns && a.mode == b.mode &&
-           a.source_dev == b.source_dev && a.source_ino == b.source_ino;
+           a.source_dev == b.source_dev && a.source_ino == b.source_ino &&
+           a.missing_since_ns == b.missing_since_ns;
   }
 };
 

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <tuple>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -67,17 +69,18 @@ absl::StatusOr<std::string> ResolveMaybeMissing(FileSystem& fs,
 
 }  // namespace
 
-absl::StatusOr<absl::Duration> ParseInterval(const std::string& text) {
-  absl::Duration interval;
-  if (!absl::ParseDuration(text, &interval)) {
-    return Invalid(absl::StrCat("invalid --interval '", text,
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
+                                                 const std::string& text) {
+  absl::Duration duration;
+  if (!absl::ParseDuration(text, &duration)) {
+    return Invalid(absl::StrCat("invalid --", flag, " '", text,
                                 "': use a duration such as 90s, 5m or 1h"));
   }
-  if (interval < absl::ZeroDuration() || interval == absl::InfiniteDuration()) {
-    return Invalid(absl::StrCat("invalid --interval '", text,
-                                "': must be zero (one cycle) or positive"));
+  if (duration < absl::ZeroDuration() || duration == absl::InfiniteDuration()) {
+    return Invalid(absl::StrCat("invalid --", flag, " '", text,
+                                "': must be zero or positive"));
   }
-  return interval;
+  return duration;
 }
 
 absl::StatusOr<std::string> FindDataRoot(FileSystem& fs, const std::string& dir,
@@ -118,9 +121,16 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                   "': ", options.tag_filter->error()));
     }
   }
-  absl::StatusOr<absl::Duration> interval = ParseInterval(raw.interval);
-  if (!interval.ok()) return interval.status();
-  options.interval = *interval;
+  options.move_snapshots = raw.move_snapshots;
+  options.sync_sstables = raw.sync_sstables;
+  options.sync_backups = raw.sync_backups;
+  for (auto [flag, text, out] : {std::make_tuple("interval", &raw.interval, &options.interval),
+                                 std::make_tuple("settle_time", &raw.settle_time, &options.settle_time),
+                                 std::make_tuple("prune_after", &raw.prune_after, &options.prune_after)}) {
+    absl::StatusOr<absl::Duration> duration = ParseDurationFlag(flag, *text);
+    if (!duration.ok()) return duration.status();
+    *out = *duration;
+  }
 
   // Data roots: a comma-separated list of Cassandra homes or data roots.
   for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {

@@ -25,6 +25,11 @@ struct RawOptions {
   int verbosity = 0;
   bool quiet = false;
   bool fullsync = false;
+  bool move_snapshots = false;
+  bool sync_sstables = false;
+  bool sync_backups = false;
+  std::string settle_time = "10s";
+  std::string prune_after = "1h";
   std::vector<std::string> keyspaces;
 };
 
@@ -37,10 +42,17 @@ struct Options {
   int verbosity = 0;
   bool quiet = false;
   bool fullsync = false;
+  bool move_snapshots = false;
+  bool sync_sstables = false;
+  bool sync_backups = false;
+  absl::Duration settle_time;
+  absl::Duration prune_after;
 };
 
-// "90s", "5m", "1h30m", "0" (abseil syntax); negative or malformed is an error.
-absl::StatusOr<absl::Duration> ParseInterval(const std::string& text);
+// "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative
+// or malformed is an error naming the flag.
+absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
+                                                 const std::string& text);
 
 // Picks the data root inside a Cassandra home or accepts a data root: the
 // first of DIR, DIR/data, DIR/data/data that holds one of the keyspaces.

@@ -12,14 +12,14 @@
 namespace snaphaven {
 namespace {
 
-TEST(ParseInterval, AbseilSyntax) {
-  EXPECT_EQ(*ParseInterval("0"), absl::ZeroDuration());
-  EXPECT_EQ(*ParseInterval("90s"), absl::Seconds(90));
-  EXPECT_EQ(*ParseInterval("5m"), absl::Minutes(5));
-  EXPECT_EQ(*ParseInterval("1h30m"), absl::Minutes(90));
+TEST(ParseDurationFlag, AbseilSyntax) {
+  EXPECT_EQ(*ParseDurationFlag("interval", "0"), absl::ZeroDuration());
+  EXPECT_EQ(*ParseDurationFlag("interval", "90s"), absl::Seconds(90));
+  EXPECT_EQ(*ParseDurationFlag("interval", "5m"), absl::Minutes(5));
+  EXPECT_EQ(*ParseDurationFlag("interval", "1h30m"), absl::Minutes(90));
   for (const char* bad : {"", "5", "abc", "-5s", "5 minutes", "inf"}) {
     SCOPED_TRACE(bad);
-    absl::StatusOr<absl::Duration> d = ParseInterval(bad);
+    absl::StatusOr<absl::Duration> d = ParseDurationFlag("interval", bad);
     ASSERT_FALSE(d.ok());
     EXPECT_NE(d.status().message().find("--interval"), std::string::npos);
   }
@@ -98,6 +98,14 @@ TEST_F(ValidateOptionsTest, BadInputNamesTheCulprit) {
   raw = Raw();
   raw.interval = "soon";
   EXPECT_NE(Error(raw).find("soon"), std::string::npos);
+
+  raw = Raw();
+  raw.settle_time = "-1s";
+  EXPECT_NE(Error(raw).find("--settle_time"), std::string::npos);
+
+  raw = Raw();
+  raw.prune_after = "forever";
+  EXPECT_NE(Error(raw).find("--prune_after"), std::string::npos);
 
   raw = Raw();
   raw.verbosity = 3;

@@ -1,6 +1,11 @@
 #include "snaphaven/planner.h"
 
+#include <map>
+
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "snaphaven/cassandra_path.h"
 #include "absl/strings/str_cat.h"
 
 namespace snaphaven {
@@ -21,6 +26,13 @@ ManifestEntry EntryFor(const SourceFile& file) {
 
 Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
                const PlanOptions& options) {
+  std::vector<size_t> all(files.size());
+  for (size_t i = 0; i < files.size(); ++i) all[i] = i;
+  return PlanCycle(files, all, manifest, options);
+}
+
+Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& selected,
+               const Manifest& manifest, const PlanOptions& options) {
   Plan plan;
   // Where each source identity is (or will be) at the destination this
   // cycle: the path and the action index producing it (-1: already there).
@@ -33,7 +45,7 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
   // Pass 1: find what is current, so pass 2 can link to it whatever the
   // order of paths.
   std::vector<size_t> pending;
-  for (size_t i = 0; i < files.size(); ++i) {
+  for (size_t i : selected) {
     const SourceFile& file = files[i];
     const ManifestEntry* entry = manifest.Find(file.relative_path);
     if (entry != nullptr && entry->size == file.stat.size &&
@@ -80,6 +92,51 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
     holders.emplace(id, Holder{&file.relative_path, index});
     if (options.record_decisions) {
       plan.decisions.push_back(absl::StrCat("copy ", file.relative_path, " (", why, ")"));
+    }
+  }
+  return plan;
+}
+
+PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& keyspaces,
+                    const absl::flat_hash_set<std::string>& live_sstables, absl::Time now,
+                    absl::Duration prune_after) {
+  PrunePlan plan;
+  const int64_t now_ns = absl::ToUnixNanos(now);
+  // Components of one gone sstable, pruned together when the earliest
+  // "missing since" of them is old enough.
+  struct Gone {
+    std::vector<std::string> paths;
+    int64_t since = 0;
+  };
+  std::map<std::string, Gone> gone;
+  for (const std::string& keyspace : keyspaces) {
+    const std::string prefix = absl::StrCat(keyspace, "/");
+    for (auto it = manifest.entries().lower_bound(prefix);
+         it != manifest.entries().end() && absl::StartsWith(it->first, prefix); ++it) {
+      const std::string& path = it->first;
+      if (ClassifyPath(path).kind != PathKind::kLive) continue;
+      std::string key = SSTableKey(path);
+      if (key.empty()) continue;
+      ManifestEntry entry = it->second;
+      if (live_sstables.contains(key)) {
+        if (entry.missing_since_ns != 0) {
+          entry.missing_since_ns = 0;
+          plan.updates.emplace_back(path, entry);
+        }
+        continue;
+      }
+      if (entry.missing_since_ns == 0) {
+        entry.missing_since_ns = now_ns;
+        plan.updates.emplace_back(path, entry);
+      }
+      Gone& g = gone[key];
+      g.paths.push_back(path);
+      g.since = g.since == 0 ? entry.missing_since_ns : std::min(g.since, entry.missing_since_ns);
+    }
+  }
+  for (const auto& [key, g] : gone) {
+    if (absl::FromUnixNanos(g.since) + prune_after <= now) {
+      plan.remove.insert(plan.remove.end(), g.paths.begin(), g.paths.end());
     }
   }
   return plan;

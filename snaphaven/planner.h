@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/time/time.h"
 #include "snaphaven/manifest.h"
 #include "snaphaven/scanner.h"
 
@@ -48,8 +50,29 @@ struct PlanOptions {
 // A file is current when the manifest has an entry for its path with the
 // source's size and mtime. Others are linked when a current copy of the same
 // source identity (dev, ino, size, mtime) exists or is planned, else copied.
+// Only `files[i]` for i in `selected` (ascending) are considered.
+Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& selected,
+               const Manifest& manifest, const PlanOptions& options);
+// Every file considered.
 Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
                const PlanOptions& options);
+
+// What the live mirror's pruning must do this cycle.
+struct PrunePlan {
+  // Entries to update: missing_since set (newly gone) or cleared (back).
+  std::vector<std::pair<std::string, ManifestEntry>> updates;
+  // Destination paths to delete: every component of each sstable gone from
+  // the source for longer than prune_after.
+  std::vector<std::string> remove;
+};
+
+// Looks at the manifest's live-mirror entries ("ks/t/[.idx/]<component>")
+// of `keyspaces`; `live_sstables` holds the "ks/t/[.idx/]<prefix>" keys that
+// still have a file at the source. Snapshot and backup copies are never
+// pruned.
+PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& keyspaces,
+                    const absl::flat_hash_set<std::string>& live_sstables, absl::Time now,
+                    absl::Duration prune_after);
 
 // The manifest entry describing a destination copy of `file`.
 ManifestEntry EntryFor(const SourceFile& file);

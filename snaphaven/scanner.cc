@@ -46,8 +46,10 @@ class SnapshotScanner {
     return *st;
   }
 
-  // Every regular file below `dir` (relative path `rel`), recursively.
-  void WalkTree(int root, const std::string& dir, const std::string& rel) {
+  // Every regular file below `dir` (relative path `rel`), recursively when
+  // `recurse` (snapshot index dirs), else only this directory.
+  void WalkTree(int root, const std::string& dir, const std::string& rel, PathKind kind,
+                bool recurse = true) {
     for (const std::string& name : SortedNames(dir)) {
       std::string path = JoinPath(dir, name);
       std::string child_rel = JoinPath(rel, name);
@@ -58,10 +60,12 @@ class SnapshotScanner {
       }
       switch (st->type) {
         case FileType::kRegular:
-          result_.files.push_back(SourceFile{child_rel, root, *st});
+          result_.files.push_back(SourceFile{child_rel, root, *st, kind});
           break;
         case FileType::kDirectory:
-          WalkTree(root, path, child_rel);
+          if (!recurse) break;
+          if (kind == PathKind::kSnapshot) result_.snapshot_dirs.emplace_back(root, child_rel);
+          WalkTree(root, path, child_rel, kind);
           break;
         case FileType::kSymlink:
           result_.warnings.push_back(absl::StrCat("not following symlink ", path));
@@ -74,19 +78,36 @@ class SnapshotScanner {
     }
   }
 
+  // The regular files of a live table dir or a backups/ dir, and those of
+  // its index dirs (".<index>/"), not recursing further: other directories
+  // (snapshots/, backups/) are not part of it.
+  void ScanFlatDir(int root, const std::string& dir, const std::string& rel, PathKind kind) {
+    for (const std::string& name : SortedNames(dir)) {
+      std::string path = JoinPath(dir, name);
+      absl::StatusOr<FileStat> st = fs_.Stat(path);
+      if (!st.ok()) {
+        if (!IsVanished(st.status())) result_.errors.push_back(st.status());
+        continue;
+      }
+      if (st->type == FileType::kRegular) {
+        result_.files.push_back(SourceFile{JoinPath(rel, name), root, *st, kind});
+      } else if (st->type == FileType::kDirectory && name[0] == '.') {
+        WalkTree(root, path, JoinPath(rel, name), kind, /*recurse=*/false);
+      } else if (st->type == FileType::kSymlink) {
+        result_.warnings.push_back(absl::StrCat("not following symlink ", path));
+      }
+    }
+  }
+
   void ScanTable(int root, const std::string& table_path,
                  const std::string& table_rel) {
+    if (options_.include_live) ScanFlatDir(root, table_path, table_rel, PathKind::kLive);
+    std::string backups = JoinPath(table_path, "backups");
+    if (options_.include_backups && StatAs(backups, FileType::kDirectory)) {
+      ScanFlatDir(root, backups, JoinPath(table_rel, "backups"), PathKind::kBackup);
+    }
     std::string snapshots = JoinPath(table_path, "snapshots");
-    absl::StatusOr<FileStat> st = fs_.Stat(snapshots);
-    if (!st.ok()) {
-      if (!IsVanished(st.status())) result_.errors.push_back(st.status());
-      return;
-    }
-    if (st->type == FileType::kSymlink) {
-      result_.warnings.push_back(absl::StrCat("not following symlink ", snapshots));
-      return;
-    }
-    if (st->type != FileType::kDirectory) return;
+    if (!StatAs(snapshots, FileType::kDirectory)) return;
     for (const std::string& tag : SortedNames(snapshots)) {
       if (options_.tag_filter != nullptr &&
           !RE2::PartialMatch(tag, *options_.tag_filter)) {
@@ -98,7 +119,9 @@ class SnapshotScanner {
       }
       std::string tag_path = JoinPath(snapshots, tag);
       if (!StatAs(tag_path, FileType::kDirectory)) continue;
-      WalkTree(root, tag_path, absl::StrCat(table_rel, "/snapshots/", tag));
+      std::string tag_rel = absl::StrCat(table_rel, "/snapshots/", tag);
+      result_.snapshot_dirs.emplace_back(root, tag_rel);
+      WalkTree(root, tag_path, tag_rel, PathKind::kSnapshot);
     }
   }
 
@@ -119,7 +142,7 @@ class SnapshotScanner {
 
 }  // namespace
 
-absl::StatusOr<ScanResult> ScanSnapshots(FileSystem& fs,
+absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
                                          const ScanOptions& options) {
   ScanResult result;
   SnapshotScanner scanner(fs, options, result);

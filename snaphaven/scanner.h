@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "re2/re2.h"
+#include "snaphaven/cassandra_path.h"
 #include "snaphaven/file_system.h"
 
 namespace snaphaven {
@@ -20,6 +21,7 @@ struct SourceFile {
   std::string relative_path;
   int root = 0;  // index into ScanOptions::data_roots
   FileStat stat;
+  PathKind kind = PathKind::kSnapshot;
 };
 
 struct ScanOptions {
@@ -27,6 +29,12 @@ struct ScanOptions {
   std::vector<std::string> keyspaces;
   // Unanchored search over the snapshot tag; null means every tag.
   const RE2* tag_filter = nullptr;
+  // Also list the live files of each table dir and its index dirs
+  // (everything, transaction logs and temporary files included: the
+  // selector decides what is complete).
+  bool include_live = false;
+  // Also list backups/ and backups/.<index>/.
+  bool include_backups = false;
   // Record why directories were skipped (for -v 2).
   bool record_decisions = false;
 };
@@ -38,12 +46,14 @@ struct ScanResult {
   // Directories that could not be read (not the ones that vanished).
   std::vector<absl::Status> errors;
   std::vector<std::string> decisions;
+  // Every snapshot tag dir and directory below one: (root, relative path).
+  std::vector<std::pair<int, std::string>> snapshot_dirs;
 };
 
 // Scans <root>/<keyspace>/<table dir>/snapshots/<tag>/ recursively for every
-// root and keyspace. Fails as a whole when a data root cannot be read: an
+// root and keyspace (and the live and backup files when asked). Fails as a whole when a data root cannot be read: an
 // empty scan must never be mistaken for "nothing is there".
-absl::StatusOr<ScanResult> ScanSnapshots(FileSystem& fs,
+absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
                                          const ScanOptions& options);
 
 }  // namespace snaphaven
