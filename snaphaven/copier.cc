@@ -94,9 +94,9 @@ absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
   if (!before.ok()) return before.status();
   if (!SameContentStat(*before, expected)) return CopyOutcome::kChanged;
 
-  absl::Status status = EnsureParentDirs(relative_path);
-  if (!status.ok()) return status;
-
+  // The temporary file comes first: if the state directory is gone (the
+  // destination was removed or unmounted), this fails before anything is
+  // created in what may now be the wrong place.
   const std::string temp = NextTempName();
   absl::StatusOr<std::unique_ptr<WritableFile>> out = fs_.CreateNew(temp);
   if (!out.ok()) return out.status();
@@ -107,6 +107,7 @@ absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
     return error;
   };
 
+  absl::Status status;
   std::unique_ptr<char[]> buffer(new char[kCopyBufferSize]);
   int64_t copied = 0;
   while (true) {
@@ -128,6 +129,8 @@ absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
   if (status.ok()) status = (*out)->Close();
   if (!status.ok()) return fail(status);
 
+  status = EnsureParentDirs(relative_path);
+  if (!status.ok()) return fail(status);
   const std::string destination = JoinPath(destination_root_, relative_path);
   status = fs_.Rename(temp, destination);
   if (!status.ok()) return fail(status);
@@ -138,15 +141,14 @@ absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
 
 absl::Status Copier::Link(const std::string& existing_relative,
                           const std::string& relative_path) {
-  absl::Status status = EnsureParentDirs(relative_path);
-  if (!status.ok()) return status;
   // Link under a temporary name, then rename over whatever stale file holds
   // the final name: the final name always shows a whole file.
   const std::string temp = NextTempName();
-  status = fs_.Link(JoinPath(destination_root_, existing_relative), temp);
+  absl::Status status = fs_.Link(JoinPath(destination_root_, existing_relative), temp);
   if (!status.ok()) return status;
   const std::string destination = JoinPath(destination_root_, relative_path);
-  status = fs_.Rename(temp, destination);
+  status = EnsureParentDirs(relative_path);
+  if (status.ok()) status = fs_.Rename(temp, destination);
   // rename(2) between two links of one inode succeeds and does nothing, so
   // the temporary name may still be there.
   absl::Status removed = fs_.Remove(temp);

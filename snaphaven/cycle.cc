@@ -5,7 +5,10 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/random/random.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "snaphaven/mover.h"
 #include "snaphaven/planner.h"
 #include "snaphaven/scanner.h"
@@ -33,7 +36,8 @@ StateDir::StateDir(const std::string& destination)
     : dir(JoinPath(destination, kStateDirName)),
       manifest(JoinPath(dir, "manifest")),
       lock(JoinPath(dir, "lock")),
-      temp(JoinPath(dir, "tmp")) {}
+      temp(JoinPath(dir, "tmp")),
+      marker(JoinPath(dir, "id")) {}
 
 int ExitCodeFor(const CycleStats& stats) {
   if (stats.fatal.has_value() || stats.out_of_space || stats.failed > 0) return 1;
@@ -85,6 +89,71 @@ absl::Status Syncer::PrepareDestination() {
   return absl::OkStatus();
 }
 
+absl::Status Syncer::CreateMarker() {
+  // Probe: which part of a nanosecond mtime does this file system keep?
+  const std::string probe = JoinPath(state_.dir, "mtime-probe");
+  (void)fs_.Remove(probe);
+  absl::StatusOr<std::unique_ptr<WritableFile>> file = fs_.CreateNew(probe);
+  if (!file.ok()) return file.status();
+  FileStat wanted;
+  wanted.mode = 0600;
+  wanted.mtime_ns = wanted.atime_ns = int64_t{1600000001} * 1000000000 + 123456789;
+  absl::Status status = (*file)->SetAttributes(wanted, false);
+  if (status.ok()) status = (*file)->Close();
+  absl::StatusOr<FileStat> kept = fs_.Stat(probe);
+  (void)fs_.Remove(probe);
+  if (!status.ok()) return status;
+  if (!kept.ok()) return kept.status();
+  int64_t granularity = 1;
+  for (int64_t g : {int64_t{1}, int64_t{1000}, int64_t{1000000}, int64_t{1000000000},
+                    int64_t{2000000000}}) {
+    granularity = g;
+    if (SameMtime(kept->mtime_ns, wanted.mtime_ns, g)) break;
+  }
+  // 128 random bits from the kernel via absl's seeded generator.
+  absl::BitGen random;
+  std::string id = absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(random),
+                                   absl::Uniform<uint64_t>(random));
+  return fs_.WriteFileAtomically(
+      state_.marker, absl::StrCat("snaphaven-destination 1\nid ", id,
+                                  "\nmtime_granularity_ns ", granularity, "\n"));
+}
+
+absl::Status Syncer::CheckDestinationIdentity() {
+  absl::StatusOr<std::string> text = fs_.ReadFile(state_.marker);
+  if (!text.ok() && IsVanished(text.status()) && destination_id_.empty()) {
+    absl::Status created = CreateMarker();
+    if (!created.ok()) return created;
+    text = fs_.ReadFile(state_.marker);
+  }
+  if (!text.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "destination ", options_.destination, " vanished or was unmounted (its identity marker ",
+        state_.marker, " cannot be read: ", text.status().message(),
+        "); not writing anything there"));
+  }
+  std::string id;
+  int64_t granularity = 1;
+  for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ' ');
+    if (kv.first == "id") id = std::string(kv.second);
+    if (kv.first == "mtime_granularity_ns") (void)absl::SimpleAtoi(kv.second, &granularity);
+  }
+  if (id.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("identity marker ", state_.marker, " is corrupt; remove it to adopt ",
+                     options_.destination, " again"));
+  }
+  if (!destination_id_.empty() && id != destination_id_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "destination ", options_.destination, " was swapped (identity ", id, " instead of ",
+        destination_id_, "); not writing anything there"));
+  }
+  destination_id_ = id;
+  mtime_granularity_ns_ = std::max<int64_t>(granularity, 1);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous) {
   Manifest rebuilt;
   // Iterative walk; the state directory is ours, not part of the mirror.
@@ -109,9 +178,9 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
         entry.mode = st->mode;
         // Keep the source identity where the file is still what was recorded.
         const ManifestEntry* old = previous ? previous->Find(child) : nullptr;
-        if (old != nullptr && old->size == entry.size && old->mtime_ns == entry.mtime_ns) {
-          entry.source_dev = old->source_dev;
-          entry.source_ino = old->source_ino;
+        if (old != nullptr && old->size == entry.size &&
+            SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
+          entry = *old;  // the source's exact mtime and identity
         }
         rebuilt.Put(child, entry);
       }
@@ -159,12 +228,13 @@ absl::Status Syncer::CommitManifest() {
   return status;
 }
 
-absl::flat_hash_map<size_t, std::string> Syncer::ReadMetadata(const ScanResult& scan) {
+absl::flat_hash_map<size_t, std::string> Syncer::ReadMetadata(FileSystem& fs,
+                                                              const ScanResult& scan) {
   absl::flat_hash_map<size_t, std::string> texts;
   for (size_t i : MetadataToRead(scan)) {
     const SourceFile& file = scan.files[i];
     absl::StatusOr<std::string> text =
-        fs_.ReadFile(JoinPath(options_.data_roots[file.root], file.relative_path));
+        fs.ReadFile(JoinPath(options_.data_roots[file.root], file.relative_path));
     if (text.ok()) {
       texts.emplace(i, *std::move(text));
     } else if (!IsVanished(text.status())) {
@@ -190,7 +260,8 @@ bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& 
   // Snapshot by snapshot, so space comes back during a long run.
   for (int u : ready) {
     MoveOutcome outcome =
-        DeleteMovedSources(fs_, units[u], scan, options_.data_roots, options_.destination);
+        DeleteMovedSources(fs_, units[u], scan, options_.data_roots, options_.destination,
+                           mtime_granularity_ns_);
     stats.moved += outcome.deleted;
     for (const std::string& problem : outcome.problems) LOG(WARNING) << problem;
     if (outcome.completed) {
@@ -225,6 +296,45 @@ void Syncer::Prune(const Selection& selection, CycleStats& stats) {
   }
 }
 
+absl::StatusOr<Syncer::Applied> Syncer::ApplyOnce(const Action& action,
+                                                   const SourceFile& file) {
+  const std::string& rel = file.relative_path;
+  if (action.kind == ActionKind::kLink) {
+    absl::Status linked = copier_.Link(action.link_from, rel);
+    if (linked.ok()) return Applied::kLinked;
+    // The destination refuses links, or the copy linked to is gone: copy.
+    if (!IsLinkRefused(linked) && !IsVanished(linked)) return linked;
+    VLOG(2) << "cannot link " << rel << " (" << linked.message() << "); copying";
+  }
+  absl::StatusOr<CopyOutcome> outcome =
+      copier_.Copy(JoinPath(options_.data_roots[file.root], rel), file.stat, rel);
+  if (!outcome.ok()) return outcome.status();
+  switch (*outcome) {
+    case CopyOutcome::kVanished:
+      return Applied::kVanished;
+    case CopyOutcome::kChanged:
+      return Applied::kChanged;
+    case CopyOutcome::kDone:
+      break;
+  }
+  return Applied::kCopied;
+}
+
+absl::StatusOr<Syncer::Applied> Syncer::ApplyWithRetries(const Action& action,
+                                                         const SourceFile& file) {
+  absl::Duration pause = options_.retry_backoff;
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<Applied> applied = ApplyOnce(action, file);
+    if (applied.ok() || attempt >= options_.attempts || !IsTransient(applied.status())) {
+      return applied;
+    }
+    LOG(WARNING) << "retrying " << file.relative_path << " in " << absl::FormatDuration(pause)
+                 << " after a transient error: " << applied.status().message();
+    absl::SleepFor(pause);
+    pause *= 2;
+  }
+}
+
 CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   const absl::Time start = absl::Now();
   CycleStats stats;
@@ -235,6 +345,11 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   const bool fullsync = options_.fullsync && first_cycle_;
   first_cycle_ = false;
 
+  absl::Status identity = CheckDestinationIdentity();
+  if (!identity.ok()) {
+    stats.fatal = std::string(identity.message());
+    return finish();
+  }
   absl::StatusOr<int> leftovers = copier_.CleanTempDir();
   if (!leftovers.ok()) {
     stats.fatal = absl::StrCat("cannot clean ", state_.temp, ": ", leftovers.status().message());
@@ -261,7 +376,10 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   scan_options.include_live = options_.sync_live;
   scan_options.include_backups = options_.sync_backups;
   scan_options.record_decisions = options_.verbosity >= 2;
-  absl::StatusOr<ScanResult> scan = ScanSource(fs_, scan_options);
+  // The source may sit on a flaky network file system too: retry the scan's
+  // reads on transient errors.
+  RetryingFileSystem retrying(&fs_, options_.attempts, options_.retry_backoff);
+  absl::StatusOr<ScanResult> scan = ScanSource(retrying, scan_options);
   if (!scan.ok()) {
     stats.fatal = absl::StrCat("cannot scan the source: ", scan.status().message());
     return finish();
@@ -279,7 +397,8 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   select_options.settle_time = options_.settle_time;
   select_options.now = absl::Now();
   select_options.record_decisions = options_.verbosity >= 2;
-  Selection selection = SelectFiles(*scan, ReadMetadata(*scan), *manifest_, select_options);
+  Selection selection =
+      SelectFiles(*scan, ReadMetadata(retrying, *scan), *manifest_, select_options);
   for (const std::string& decision : selection.decisions) VLOG(2) << decision;
   for (const std::string& error : selection.errors) {
     LOG(ERROR) << error;
@@ -288,6 +407,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
 
   PlanOptions plan_options;
   plan_options.record_decisions = options_.verbosity >= 2;
+  plan_options.mtime_granularity_ns = mtime_granularity_ns_;
   Plan plan = PlanCycle(scan->files, selection.eligible, *manifest_, plan_options);
   for (const std::string& decision : plan.decisions) VLOG(2) << decision;
   stats.unchanged = plan.unchanged;
@@ -303,7 +423,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       unit_of[i] = static_cast<int>(u);
       const ManifestEntry* entry = manifest_->Find(scan->files[i].relative_path);
       if (entry == nullptr || entry->size != scan->files[i].stat.size ||
-          entry->mtime_ns != scan->files[i].stat.mtime_ns) {
+          !SameMtime(entry->mtime_ns, scan->files[i].stat.mtime_ns, mtime_granularity_ns_)) {
         ++remaining[u];
       }
     }
@@ -321,57 +441,48 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     const Action& action = plan.actions[a];
     const SourceFile& file = scan->files[action.file];
     const std::string& rel = file.relative_path;
-    bool copy = action.kind == ActionKind::kCopy;
-    if (!copy) {
-      if (action.after >= 0 && !succeeded[action.after]) {
-        ++stats.skipped;
-        VLOG(2) << "skip " << rel << ": its copy " << action.link_from
-                << " did not complete; next cycle";
-        continue;
-      }
-      absl::Status linked = copier_.Link(action.link_from, rel);
-      if (linked.ok()) {
-        ++stats.linked;
-        succeeded[a] = true;
-        VLOG(1) << "linked " << rel << " (same inode as " << action.link_from << ")";
-      } else if (IsLinkRefused(linked) || IsVanished(linked)) {
-        VLOG(2) << "cannot link " << rel << " (" << linked.message() << "); copying";
-        copy = true;
-      } else if (IsOutOfSpace(linked)) {
-        LOG(ERROR) << "destination " << options_.destination
-                   << " is out of space: " << linked.message();
+    if (action.kind == ActionKind::kLink && action.after >= 0 && !succeeded[action.after]) {
+      ++stats.skipped;
+      VLOG(2) << "skip " << rel << ": its copy " << action.link_from
+              << " did not complete; next cycle";
+      continue;
+    }
+    absl::StatusOr<Applied> applied = ApplyWithRetries(action, file);
+    if (!applied.ok()) {
+      const absl::Status& error = applied.status();
+      if (IsOutOfSpace(error)) {
+        LOG(ERROR) << "destination " << options_.destination << " is out of space while "
+                   << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel << ": "
+                   << error.message();
         stats.out_of_space = true;
         break;
-      } else {
-        ++stats.failed;
-        LOG(ERROR) << "failed to link " << rel << ": " << linked.message();
       }
-    }
-    if (copy) {
-      const std::string source = JoinPath(options_.data_roots[file.root], rel);
-      absl::StatusOr<CopyOutcome> outcome = copier_.Copy(source, file.stat, rel);
-      if (!outcome.ok()) {
-        if (IsOutOfSpace(outcome.status())) {
-          LOG(ERROR) << "destination " << options_.destination
-                     << " is out of space while copying " << rel << ": "
-                     << outcome.status().message();
-          stats.out_of_space = true;
-          break;
-        }
-        ++stats.failed;
-        LOG(ERROR) << "failed to copy " << rel << ": " << outcome.status().message();
-      } else if (*outcome == CopyOutcome::kVanished) {
-        ++stats.skipped;
-        VLOG(2) << "skip " << rel << ": vanished from the source (snapshot cleared)";
-      } else if (*outcome == CopyOutcome::kChanged) {
-        ++stats.skipped;
-        LOG(WARNING) << "skip " << rel << ": changed during the copy; retrying next cycle";
-      } else {
-        ++stats.copied;
-        stats.bytes_copied += file.stat.size;
-        succeeded[a] = true;
-        VLOG(1) << "copied " << rel << " (" << file.stat.size << " bytes)";
+      // A failure on the destination side may mean it is gone: then stop
+      // rather than fail (or worse, recreate) everything that follows.
+      absl::Status identity = CheckDestinationIdentity();
+      if (!identity.ok()) {
+        stats.fatal = std::string(identity.message());
+        break;
       }
+      ++stats.failed;
+      LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
+                 << ": " << error.message()
+                 << (IsTransient(error) ? " (transient; retried, will retry next cycle)" : "");
+    } else if (*applied == Applied::kVanished) {
+      ++stats.skipped;
+      VLOG(2) << "skip " << rel << ": vanished from the source (snapshot cleared)";
+    } else if (*applied == Applied::kChanged) {
+      ++stats.skipped;
+      LOG(WARNING) << "skip " << rel << ": changed during the copy; retrying next cycle";
+    } else if (*applied == Applied::kLinked) {
+      ++stats.linked;
+      succeeded[a] = true;
+      VLOG(1) << "linked " << rel << " (same inode as " << action.link_from << ")";
+    } else {
+      ++stats.copied;
+      stats.bytes_copied += file.stat.size;
+      succeeded[a] = true;
+      VLOG(1) << "copied " << rel << " (" << file.stat.size << " bytes)";
     }
     if (succeeded[a]) {
       manifest_->Put(rel, EntryFor(file));
@@ -384,11 +495,17 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     // and moved snapshots free their space as the run goes.
     if (since_commit >= options_.commit_every_files ||
         (since_commit > 0 && absl::Now() - last_commit >= options_.commit_every)) {
+      absl::Status identity = CheckDestinationIdentity();
+      if (!identity.ok()) {
+        stats.fatal = std::string(identity.message());
+        break;
+      }
       if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) break;
       since_commit = 0;
       last_commit = absl::Now();
     }
   }
+  if (stats.fatal.has_value()) return finish();  // the destination is not ours now
   if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
   CommitAndMove(*scan, selection.units, ready, stats);
   return finish();

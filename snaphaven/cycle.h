@@ -20,6 +20,7 @@
 #include "snaphaven/copier.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
+#include "snaphaven/planner.h"
 #include "snaphaven/scanner.h"
 #include "snaphaven/selector.h"
 
@@ -41,6 +42,10 @@ struct SyncOptions {
   // The manifest is committed at least this often during a long cycle.
   int commit_every_files = 1000;
   absl::Duration commit_every = absl::Seconds(10);
+  // Transient errors (IsTransient) are retried this many times in all per
+  // file, pausing retry_backoff, then twice that, ...
+  int attempts = 3;
+  absl::Duration retry_backoff = absl::Milliseconds(200);
 };
 
 struct CycleStats {
@@ -69,6 +74,7 @@ std::string SummaryLine(const CycleStats& stats, bool show_moved = false,
 struct StateDir {
   explicit StateDir(const std::string& destination);
   std::string dir, manifest, lock, temp;
+  std::string marker;  // the destination's identity: "id" file
 };
 
 class Syncer {
@@ -82,10 +88,21 @@ class Syncer {
   CycleStats RunCycle(const std::atomic<bool>& stop);
 
  private:
+  // First cycle: reads (or creates) the identity marker. Later: the marker
+  // must still be the one first seen, else the destination was removed,
+  // unmounted or swapped.
+  absl::Status CheckDestinationIdentity();
+  // Creates the marker, probing the mtime granularity the destination keeps.
+  absl::Status CreateMarker();
   absl::Status LoadManifest(bool from_destination);
+  enum class Applied { kCopied, kLinked, kVanished, kChanged };
+  // One copy or link (falling back to a copy where links are refused).
+  absl::StatusOr<Applied> ApplyOnce(const Action& action, const SourceFile& file);
+  // ApplyOnce, retried on transient errors.
+  absl::StatusOr<Applied> ApplyWithRetries(const Action& action, const SourceFile& file);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
   absl::Status CommitManifest();
-  absl::flat_hash_map<size_t, std::string> ReadMetadata(const ScanResult& scan);
+  absl::flat_hash_map<size_t, std::string> ReadMetadata(FileSystem& fs, const ScanResult& scan);
   // Commits the manifest if needed, then deletes the sources of the units
   // that are ready. False when the manifest could not be committed.
   bool CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,
@@ -99,6 +116,8 @@ class Syncer {
   absl::optional<Manifest> manifest_;
   bool first_cycle_ = true;
   bool manifest_dirty_ = false;  // in memory differs from the committed one
+  std::string destination_id_;   // from the marker, once known
+  int64_t mtime_granularity_ns_ = 1;
 };
 
 }  // namespace snaphaven

@@ -14,11 +14,13 @@
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace snaphaven {
 namespace {
 
 constexpr char kErrnoPayload[] = "snaphaven/errno";
+constexpr char kOperationPayload[] = "snaphaven/operation";
 
 FileStat ToFileStat(const struct stat& st) {
   FileStat out;
@@ -277,7 +279,54 @@ absl::Status ErrnoStatus(int error_number, absl::string_view operation,
                       absl::StrCat(operation, " ", path, ": ",
                                    std::strerror(error_number)));
   status.SetPayload(kErrnoPayload, absl::Cord(absl::StrCat(error_number)));
+  status.SetPayload(kOperationPayload, absl::Cord(operation));
   return status;
+}
+
+std::string OperationOf(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload(kOperationPayload);
+  return payload.has_value() ? std::string(*payload) : "";
+}
+
+bool IsTransient(const absl::Status& status) {
+  switch (ErrnoOf(status)) {
+    case ESTALE:
+    case ETIMEDOUT:
+    case EINTR:
+    case EAGAIN:
+      return true;
+    case EIO: {
+      std::string op = OperationOf(status);
+      return op == "read" || op == "open" || op == "lstat" || op == "fstat" ||
+             op == "opendir" || op == "readdir";
+    }
+    default:
+      return false;
+  }
+}
+
+template <typename Call>
+auto RetryingFileSystem::Retry(Call call) -> decltype(call()) {
+  absl::Duration pause = backoff_;
+  for (int attempt = 1;; ++attempt) {
+    auto result = call();
+    if (result.ok() || attempt >= attempts_ || !IsTransient(result.status())) return result;
+    absl::SleepFor(pause);
+    pause *= 2;
+  }
+}
+
+absl::StatusOr<FileStat> RetryingFileSystem::Stat(const std::string& path) {
+  return Retry([&] { return ForwardingFileSystem::Stat(path); });
+}
+
+absl::StatusOr<std::vector<std::string>> RetryingFileSystem::ListDir(const std::string& path) {
+  return Retry([&] { return ForwardingFileSystem::ListDir(path); });
+}
+
+absl::StatusOr<std::unique_ptr<ReadableFile>> RetryingFileSystem::OpenForRead(
+    const std::string& path) {
+  return Retry([&] { return ForwardingFileSystem::OpenForRead(path); });
 }
 
 bool IsOutOfSpace(const absl::Status& status) {

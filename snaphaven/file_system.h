@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace snaphaven {
 
@@ -45,6 +46,11 @@ absl::Status ErrnoStatus(int error_number, absl::string_view operation,
 bool IsOutOfSpace(const absl::Status& status);
 // ENOENT: the file (or a directory above it) is gone.
 bool IsVanished(const absl::Status& status);
+// The operation an errno status was made for ("read", "lstat", ...).
+std::string OperationOf(const absl::Status& status);
+// Worth retrying after a pause: ESTALE, ETIMEDOUT, EINTR, EAGAIN anywhere,
+// and EIO on a read-side operation (a flaky NAS or disk read).
+bool IsTransient(const absl::Status& status);
 
 // A file opened for sequential reading. Not thread-safe.
 class ReadableFile {
@@ -122,8 +128,79 @@ class FileSystem {
   absl::StatusOr<std::string> ReadFile(const std::string& path);
 };
 
+// Forwards every call to another file system: the base of wrappers that
+// change only a few calls (fault injection, retries).
+class ForwardingFileSystem : public FileSystem {
+ public:
+  explicit ForwardingFileSystem(FileSystem* base) : base_(base) {}
+  FileSystem* base() const { return base_; }
+
+  absl::StatusOr<FileStat> Stat(const std::string& path) override { return base_->Stat(path); }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override {
+    return base_->OpenForRead(path);
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(const std::string& path) override {
+    return base_->CreateNew(path);
+  }
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    return base_->Rename(from, to);
+  }
+  absl::Status Link(const std::string& existing, const std::string& to) override {
+    return base_->Link(existing, to);
+  }
+  absl::Status Remove(const std::string& path) override { return base_->Remove(path); }
+  absl::Status RemoveDir(const std::string& path) override { return base_->RemoveDir(path); }
+  absl::Status MakeDir(const std::string& path) override { return base_->MakeDir(path); }
+  absl::Status SyncDir(const std::string& path) override { return base_->SyncDir(path); }
+  absl::StatusOr<std::unique_ptr<FileLock>> TryLock(const std::string& path) override {
+    return base_->TryLock(path);
+  }
+  absl::StatusOr<std::string> RealPath(const std::string& path) override {
+    return base_->RealPath(path);
+  }
+  absl::Status CheckAccess(const std::string& path, int mode) override {
+    return base_->CheckAccess(path, mode);
+  }
+
+ private:
+  FileSystem* const base_;
+};
+
+// Retries Stat, ListDir and OpenForRead on transient errors (IsTransient),
+// `attempts` tries in all, sleeping `backoff`, then twice that, ... between
+// them. For the read-only scan of a source on a flaky network file system.
+class RetryingFileSystem : public ForwardingFileSystem {
+ public:
+  RetryingFileSystem(FileSystem* base, int attempts, absl::Duration backoff)
+      : ForwardingFileSystem(base), attempts_(attempts), backoff_(backoff) {}
+  absl::StatusOr<FileStat> Stat(const std::string& path) override;
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override;
+
+ private:
+  template <typename Call>
+  auto Retry(Call call) -> decltype(call());
+  const int attempts_;
+  const absl::Duration backoff_;
+};
+
 // The real file system.
 FileSystem* DefaultFileSystem();
+
+// Two mtimes agree at the granularity a destination keeps (1 ns on ext4,
+// whole seconds on sshfs, 2 s on FAT): equal once both are truncated to it.
+inline bool SameMtime(int64_t a, int64_t b, int64_t granularity_ns) {
+  if (a == b) return true;
+  if (granularity_ns <= 1) return false;
+  auto floor = [granularity_ns](int64_t t) {
+    int64_t r = t % granularity_ns;
+    return r < 0 ? t - r - granularity_ns : t - r;
+  };
+  return floor(a) == floor(b);
+}
 
 // Joins path pieces with single slashes.
 std::string JoinPath(absl::string_view a, absl::string_view b);

@@ -9,7 +9,7 @@ namespace snaphaven {
 
 MoveOutcome DeleteMovedSources(FileSystem& fs, const MoveUnit& unit, const ScanResult& scan,
                                const std::vector<std::string>& data_roots,
-                               const std::string& destination) {
+                               const std::string& destination, int64_t mtime_granularity_ns) {
   MoveOutcome outcome;
   for (size_t i : unit.files) {
     const SourceFile& file = scan.files[i];
@@ -35,7 +35,7 @@ MoveOutcome DeleteMovedSources(FileSystem& fs, const MoveUnit& unit, const ScanR
     const std::string copy = JoinPath(destination, file.relative_path);
     absl::StatusOr<FileStat> copied = fs.Stat(copy);
     if (!copied.ok() || copied->type != FileType::kRegular || copied->size != now->size ||
-        copied->mtime_ns != now->mtime_ns) {
+        !SameMtime(copied->mtime_ns, now->mtime_ns, mtime_granularity_ns)) {
       outcome.problems.push_back(absl::StrCat("keeping ", source, ": its copy ", copy,
                                               " is missing or differs"));
       return outcome;

@@ -25,7 +25,7 @@ struct MoveOutcome {
 // REQUIRES: every file of `unit` is recorded in a committed manifest.
 MoveOutcome DeleteMovedSources(FileSystem& fs, const MoveUnit& unit, const ScanResult& scan,
                                const std::vector<std::string>& data_roots,
-                               const std::string& destination);
+                               const std::string& destination, int64_t mtime_granularity_ns);
 
 }  // namespace snaphaven
 

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/file_system.h"
 #include "absl/strings/str_cat.h"
 
 namespace snaphaven {
@@ -49,7 +50,7 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
     const SourceFile& file = files[i];
     const ManifestEntry* entry = manifest.Find(file.relative_path);
     if (entry != nullptr && entry->size == file.stat.size &&
-        entry->mtime_ns == file.stat.mtime_ns) {
+        SameMtime(entry->mtime_ns, file.stat.mtime_ns, options.mtime_granularity_ns)) {
       ++plan.unchanged;
       SourceIdentity id = IdentityOf(file.stat);
       holders.emplace(id, Holder{&file.relative_path, -1});

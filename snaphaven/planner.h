@@ -45,6 +45,9 @@ struct Plan {
 
 struct PlanOptions {
   bool record_decisions = false;
+  // The destination's mtime granularity: a manifest rebuilt from a
+  // destination that keeps whole seconds still matches the source.
+  int64_t mtime_granularity_ns = 1;
 };
 
 // A file is current when the manifest has an entry for its path with the
