@@ -1,0 +1,365 @@
+// The cycle driven through the fault-injecting file system: for every
+// injected fault, the right file and error are reported, no partial file
+// appears under a final name, the manifest stays true, and move mode never
+// deletes a source whose copy is not durable.
+
+#include "snaphaven/cycle.h"
+
+#include <fcntl.h>
+#include <glog/logging.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "snaphaven/testing/e2e_util.h"
+#include "snaphaven/testing/fault_injection_file_system.h"
+#include "tools/tree_generator.h"
+
+namespace snaphaven {
+namespace {
+
+using testing::DestinationFiles;
+using testing::DiffTrees;
+using testing::FaultInjectionFileSystem;
+using testing::FaultRule;
+using testing::FileRecord;
+using testing::FsOp;
+using Files = std::map<std::string, FileRecord>;
+
+// Collects what the cycle logs, to check it names the file and the error.
+class CapturingSink : public google::LogSink {
+ public:
+  void send(google::LogSeverity, const char*, const char*, int, const struct ::tm*,
+            const char* message, size_t length) override {
+    absl::MutexLock lock(&mu_);
+    absl::StrAppend(&text_, absl::string_view(message, length), "\n");
+  }
+  std::string Take() {
+    absl::MutexLock lock(&mu_);
+    return std::exchange(text_, "");
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::string text_;
+};
+
+class CycleFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    google::AddLogSink(&sink_);
+    FLAGS_v = 2;  // decisions too: "vanished", "cannot link"
+    dir_ = testing::MakeTempDir("cycle");
+    data_ = dir_ + "/data";
+    dest_ = dir_ + "/dest";
+    tools::TreeSpec spec;
+    spec.keyspaces = {"ks1"};
+    spec.tables_per_keyspace = 1;
+    spec.sstables_per_table = 2;
+    spec.index_dirs_per_table = 1;
+    spec.snapshot_tags = {"s1", "s2"};
+    spec.data_size = 3 << 20;  // several reads per Data.db
+    ASSERT_TRUE(tools::GenerateTree(data_, spec).ok());
+    original_ = testing::SnapshotFiles(data_);
+    fs_ = std::make_unique<FaultInjectionFileSystem>(DefaultFileSystem(), 7);
+  }
+  void TearDown() override { google::RemoveLogSink(&sink_); }
+
+  SyncOptions Options(bool move = false) {
+    SyncOptions options;
+    options.data_roots = {data_};
+    options.destination = dest_;
+    options.keyspaces = {"ks1"};
+    options.move = move;
+    options.settle_time = absl::ZeroDuration();
+    options.retry_backoff = absl::ZeroDuration();
+    options.verbosity = 2;
+    return options;
+  }
+
+  // One cycle with a fresh Syncer, as one run of the binary.
+  CycleStats Cycle(bool move = false) {
+    Syncer syncer(*fs_, Options(move));
+    std::atomic<bool> stop{false};
+    CycleStats stats;
+    absl::Status prepared = syncer.PrepareDestination();
+    if (prepared.ok()) {
+      stats = syncer.RunCycle(stop);
+    } else {
+      stats.fatal = std::string(prepared.message());  // as main reports it
+    }
+    log_ = sink_.Take();
+    return stats;
+  }
+
+  // The invariants that hold after any cycle, whatever failed.
+  void ExpectInvariants() {
+    Files dest = DestinationFiles(dest_);
+    for (const auto& [path, record] : dest) {
+      auto it = original_.find(path);
+      ASSERT_NE(it, original_.end()) << "unexpected " << path;
+      EXPECT_TRUE(record == it->second) << path << " under its final name is not whole";
+    }
+    std::ifstream in(dest_ + "/.snaphaven/manifest");
+    if (in) {
+      std::string text((std::istreambuf_iterator<char>(in)), {});
+      absl::StatusOr<Manifest> manifest = Manifest::Parse(text);
+      ASSERT_TRUE(manifest.ok()) << manifest.status();
+      for (const auto& [path, entry] : manifest->entries()) {
+        auto it = dest.find(path);
+        ASSERT_NE(it, dest.end()) << "manifest records a missing " << path;
+        EXPECT_EQ(it->second.size, entry.size) << path;
+        EXPECT_EQ(it->second.mtime_ns, entry.mtime_ns) << path;
+      }
+    }
+    EXPECT_TRUE(testing::ReadTree(dest_ + "/.snaphaven/tmp").empty()) << "temporary files left";
+    Files source = testing::SnapshotFiles(data_);
+    for (const auto& [path, record] : original_) {
+      if (source.count(path)) continue;
+      EXPECT_TRUE(dest.count(path) && dest[path] == record) << "deleted without a copy: " << path;
+    }
+  }
+
+  // After the faults are gone, the next cycle converges.
+  void ExpectConvergesWithoutFaults(bool move = false) {
+    fs_->ClearRules();
+    CycleStats stats = Cycle(move);
+    EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+    EXPECT_EQ(DiffTrees(original_, DestinationFiles(dest_)), "");
+    ExpectInvariants();
+  }
+
+  std::string First(const std::string& suffix) {
+    for (const auto& [path, record] : original_) {
+      if (absl::EndsWith(path, suffix)) return path;
+    }
+    ADD_FAILURE() << "no " << suffix;
+    return "";
+  }
+
+  CapturingSink sink_;
+  std::string dir_, data_, dest_, log_;
+  Files original_;
+  std::unique_ptr<FaultInjectionFileSystem> fs_;
+};
+
+struct OutOfSpaceCase {
+  FsOp op;
+  int error;
+};
+
+TEST_F(CycleFaultTest, OutOfSpaceEndsTheCycleAtOnce) {
+  for (OutOfSpaceCase c : {OutOfSpaceCase{FsOp::kWrite, ENOSPC}, {FsOp::kWrite, EDQUOT},
+                           {FsOp::kSync, ENOSPC}, {FsOp::kSync, EDQUOT},
+                           {FsOp::kClose, ENOSPC}, {FsOp::kClose, EDQUOT}}) {
+    SCOPED_TRACE(absl::StrCat(testing::FsOpName(c.op), " ", strerror(c.error)));
+    ASSERT_EQ(system(("rm -rf " + dest_).c_str()), 0);
+    // Let a few files through, then the destination is full.
+    fs_->ClearRules();
+    fs_->AddRule({c.op, "/\\.snaphaven/tmp/", c.error, /*skip=*/3, /*times=*/-1});
+    CycleStats stats = Cycle();
+    EXPECT_TRUE(stats.out_of_space);
+    EXPECT_EQ(ExitCodeFor(stats), 1);
+    EXPECT_TRUE(absl::StrContains(log_, "is out of space while copying ks1/")) << log_;
+    EXPECT_TRUE(absl::StrContains(log_, strerror(c.error))) << log_;
+    // It stopped at once: one failed attempt, nothing tried after it.
+    EXPECT_EQ(fs_->Injected().size(), 1u);
+    ExpectInvariants();
+    ExpectConvergesWithoutFaults();
+  }
+}
+
+TEST_F(CycleFaultTest, TransientErrorsAreRetriedAndSucceed) {
+  const std::string data = First("/s1/nb-1-big-Data.db");
+  for (FaultRule rule : {FaultRule{FsOp::kRead, data, EIO}, FaultRule{FsOp::kRead, data, EINTR},
+                         FaultRule{FsOp::kRead, data, ESTALE},
+                         FaultRule{FsOp::kOpenForRead, data, ETIMEDOUT},
+                         FaultRule{FsOp::kOpenForRead, data, ESTALE},
+                         FaultRule{FsOp::kStat, "snapshots/s1$", ESTALE},
+                         FaultRule{FsOp::kStat, "snapshots/s1$", ETIMEDOUT},
+                         FaultRule{FsOp::kStat, "snapshots/s1$", EINTR},
+                         FaultRule{FsOp::kListDir, "snapshots/s1$", EIO}}) {
+    SCOPED_TRACE(absl::StrCat(testing::FsOpName(rule.op), " ", strerror(rule.error)));
+    ASSERT_EQ(system(("rm -rf " + dest_).c_str()), 0);
+    fs_->ClearRules();
+    fs_->AddRule(rule);
+    CycleStats stats = Cycle();
+    EXPECT_EQ(fs_->Injected().size(), 1u);
+    EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+    EXPECT_EQ(DiffTrees(original_, DestinationFiles(dest_)), "");
+    ExpectInvariants();
+  }
+}
+
+TEST_F(CycleFaultTest, PersistentTransientErrorsAreBoundedThenLeftToTheNextCycle) {
+  const std::string data = First("/s1/nb-2-big-Data.db");
+  fs_->AddRule({FsOp::kRead, data, EIO, 0, -1});
+  CycleStats stats = Cycle();
+  EXPECT_EQ(stats.failed, 1);
+  EXPECT_EQ(ExitCodeFor(stats), 1);
+  EXPECT_EQ(fs_->Calls(FsOp::kRead, data), 3) << "three attempts, no more";
+  EXPECT_TRUE(absl::StrContains(
+      log_, absl::StrCat("failed to copy ", data.substr(data.find("ks1/")))))
+      << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "Input/output error (transient; retried")) << log_;
+  // The rest was done: all but that file and its hard-linked twins.
+  size_t twins = 0;
+  for (const auto& [path, record] : original_) twins += record.ino == original_[data].ino;
+  EXPECT_EQ(DestinationFiles(dest_).size(), original_.size() - twins);
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults();
+}
+
+TEST_F(CycleFaultTest, PermissionDeniedFailsThatFileOnlyWithoutRetry) {
+  // schema.cql has no hard-linked twin (a twin would be linked, not opened).
+  const std::string toc = First("/s2/schema.cql");
+  fs_->AddRule({FsOp::kOpenForRead, toc, EACCES, 0, -1});
+  CycleStats stats = Cycle();
+  EXPECT_EQ(stats.failed, 1);
+  EXPECT_EQ(fs_->Calls(FsOp::kOpenForRead, toc), 1) << "EACCES is not transient";
+  EXPECT_TRUE(absl::StrContains(log_, "Permission denied")) << log_;
+  EXPECT_TRUE(absl::StrContains(log_, toc.substr(toc.find("ks1/")))) << log_;
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults();
+}
+
+TEST_F(CycleFaultTest, SourceVanishedBetweenScanAndCopyIsSkippedNotFailed) {
+  const std::string data = First("/s1/nb-1-big-Index.db");
+  fs_->AddRule({FsOp::kOpenForRead, data, ENOENT, 0, 1});
+  CycleStats stats = Cycle();
+  EXPECT_EQ(stats.failed, 0);
+  EXPECT_GE(stats.skipped, 1);  // and its hard-linked twins, which wait for it
+  EXPECT_EQ(ExitCodeFor(stats), 0);
+  EXPECT_TRUE(absl::StrContains(log_, "vanished from the source")) << log_;
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults();
+}
+
+TEST_F(CycleFaultTest, SourceChangedDuringItsCopyIsDiscardedAndRetriedNextCycle) {
+  // s1's copy is the one read (s2's twin is linked to it): append to the
+  // source once that copy has started.
+  const std::string data = First("/s1/nb-2-big-Data.db");
+  fs_->AfterFirstRead(data, [](const std::string& path) {
+    std::ofstream(path, std::ios::app) << "more bytes";
+  });
+  CycleStats stats = Cycle();
+  EXPECT_EQ(ExitCodeFor(stats), 0);
+  EXPECT_GE(stats.skipped, 1);
+  EXPECT_TRUE(absl::StrContains(log_, "changed during the copy")) << log_;
+  EXPECT_EQ(DestinationFiles(dest_).count(data), 0u) << "never under its final name";
+  original_ = testing::SnapshotFiles(data_);  // the source has new bytes now
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults();
+}
+
+TEST_F(CycleFaultTest, RefusedLinksFallBackToCopies) {
+  for (int error : {EXDEV, EPERM, EMLINK, ENOTSUP}) {
+    SCOPED_TRACE(strerror(error));
+    ASSERT_EQ(system(("rm -rf " + dest_).c_str()), 0);
+    fs_->ClearRules();
+    fs_->AddRule({FsOp::kLink, "", error, 0, -1});
+    CycleStats stats = Cycle();
+    EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+    EXPECT_EQ(stats.linked, 0);
+    EXPECT_EQ(stats.copied, static_cast<int64_t>(original_.size()));
+    EXPECT_EQ(DiffTrees(original_, DestinationFiles(dest_)), "");
+    ExpectInvariants();
+  }
+}
+
+TEST_F(CycleFaultTest, MoveNeverDeletesASourceWhoseCopyIsNotDurable) {
+  // One of s1's files (without a twin in s2) cannot be copied durably: its
+  // fsync fails for good. s1 stays, s2 moves.
+  const std::string schema = First("/s1/schema.cql");
+  fs_->AfterFirstRead(schema, [this](const std::string&) {
+    fs_->AddRule({FsOp::kSync, "/\\.snaphaven/tmp/", EIO, 0, 1});  // this copy only
+  });
+  CycleStats stats = Cycle(/*move=*/true);
+  EXPECT_EQ(ExitCodeFor(stats), 1);
+  Files source = testing::SnapshotFiles(data_);
+  for (const auto& [path, record] : original_) {
+    if (absl::StrContains(path, "/snapshots/s1/")) {
+      EXPECT_TRUE(source.count(path)) << "deleted from an incomplete move: " << path;
+    }
+  }
+  EXPECT_GT(stats.moved, 0) << log_;
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults(/*move=*/true);
+  EXPECT_TRUE(testing::SnapshotFiles(data_).empty());
+}
+
+TEST_F(CycleFaultTest, MoveDeletesNothingWhenTheManifestCannotBeCommitted) {
+  fs_->AddRule({FsOp::kWrite, "/\\.snaphaven/manifest\\.tmp$", ENOSPC, 0, -1});
+  CycleStats stats = Cycle(/*move=*/true);
+  EXPECT_EQ(ExitCodeFor(stats), 1);
+  EXPECT_EQ(stats.moved, 0);
+  EXPECT_EQ(DiffTrees(original_, testing::SnapshotFiles(data_)), "") << "a source was deleted";
+  EXPECT_TRUE(absl::StrContains(log_, "cannot commit the manifest")) << log_;
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults(/*move=*/true);
+}
+
+TEST_F(CycleFaultTest, DestinationRemovedMidRunStopsWithoutRecreatingIt) {
+  fs_->AfterFirstRead(First("/s1/nb-2-big-Data.db"), [this](const std::string&) {
+    ASSERT_EQ(rename(dest_.c_str(), (dest_ + ".removed").c_str()), 0);
+  });
+  CycleStats stats = Cycle();
+  ASSERT_TRUE(stats.fatal.has_value()) << log_;
+  EXPECT_TRUE(absl::StrContains(*stats.fatal, "vanished or was unmounted")) << *stats.fatal;
+  EXPECT_EQ(ExitCodeFor(stats), 1);
+  struct stat st;
+  EXPECT_NE(lstat(dest_.c_str(), &st), 0) << "the destination was recreated";
+}
+
+TEST_F(CycleFaultTest, DestinationUnmountedMidRunLeavesTheMountPointEmpty) {
+  // An unmount leaves an empty directory where the data was.
+  fs_->AfterFirstRead(First("/s1/nb-2-big-Data.db"), [this](const std::string&) {
+    ASSERT_EQ(rename(dest_.c_str(), (dest_ + ".nas").c_str()), 0);
+    ASSERT_EQ(mkdir(dest_.c_str(), 0755), 0);
+  });
+  CycleStats stats = Cycle();
+  ASSERT_TRUE(stats.fatal.has_value()) << log_;
+  EXPECT_TRUE(testing::ReadTree(dest_).empty()) << "wrote into the bare mount point";
+  // Remounted: the next cycle carries on where it stopped.
+  ASSERT_EQ(rmdir(dest_.c_str()), 0);
+  ASSERT_EQ(rename((dest_ + ".nas").c_str(), dest_.c_str()), 0);
+  ExpectConvergesWithoutFaults();
+}
+
+TEST_F(CycleFaultTest, SwappedDestinationIsRefusedInLoopMode) {
+  Syncer syncer(*fs_, Options());
+  ASSERT_TRUE(syncer.PrepareDestination().ok());
+  std::atomic<bool> stop{false};
+  EXPECT_EQ(ExitCodeFor(syncer.RunCycle(stop)), 0);
+  // Another destination (another NAS share) appears at the same path.
+  ASSERT_EQ(rename(dest_.c_str(), (dest_ + ".old").c_str()), 0);
+  Syncer other(*fs_, Options());
+  ASSERT_TRUE(other.PrepareDestination().ok());
+  EXPECT_EQ(ExitCodeFor(other.RunCycle(stop)), 0);
+  CycleStats stats = syncer.RunCycle(stop);
+  ASSERT_TRUE(stats.fatal.has_value());
+  EXPECT_TRUE(absl::StrContains(*stats.fatal, "was swapped")) << *stats.fatal;
+}
+
+TEST_F(CycleFaultTest, RandomFaultsNeverBreakTheInvariants) {
+  for (int round = 0; round < 6; ++round) {
+    fs_->ClearRules();
+    for (FsOp op : {FsOp::kRead, FsOp::kWrite, FsOp::kSync, FsOp::kRename, FsOp::kLink,
+                    FsOp::kOpenForRead, FsOp::kMakeDir}) {
+      fs_->AddRule({op, "", op == FsOp::kRead ? EIO : ENOSPC, 0, 0, /*one_in=*/9});
+    }
+    Cycle(/*move=*/round % 2 == 1);
+    ExpectInvariants();
+  }
+  ExpectConvergesWithoutFaults(/*move=*/true);
+}
+
+}  // namespace
+}  // namespace snaphaven

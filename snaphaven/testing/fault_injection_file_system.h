@@ -1,0 +1,109 @@
+// A file system that fails chosen calls on demand, after leveldb's and
+// RocksDB's fault-injection environments: it wraps a real file system and,
+// for calls matching a rule (operation + path pattern), returns an errno
+// error once, N times, always, or one time in N (seeded). It can also run a
+// hook after a read, to change or remove files while a copy is under way.
+
+#ifndef SNAPHAVEN_TESTING_FAULT_INJECTION_FILE_SYSTEM_H_
+#define SNAPHAVEN_TESTING_FAULT_INJECTION_FILE_SYSTEM_H_
+
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "re2/re2.h"
+#include "snaphaven/file_system.h"
+
+namespace snaphaven::testing {
+
+enum class FsOp {
+  kStat,
+  kListDir,
+  kOpenForRead,
+  kRead,
+  kCreate,
+  kWrite,
+  kSetAttributes,
+  kSync,
+  kClose,
+  kRename,  // matched against the destination path
+  kLink,    // matched against the new name
+  kRemove,
+  kRemoveDir,
+  kMakeDir,
+  kSyncDir,
+};
+
+struct FaultRule {
+  FsOp op = FsOp::kRead;
+  std::string path_pattern;  // RE2, unanchored; empty matches every path
+  int error = 0;             // errno to fail with
+  int skip = 0;              // let this many matching calls through first
+  int times = 1;             // then fail this many (-1: every one)
+  int one_in = 0;            // > 0: instead fail each matching call with p = 1/one_in
+};
+
+class FaultInjectionFileSystem : public ForwardingFileSystem {
+ public:
+  explicit FaultInjectionFileSystem(FileSystem* base, uint32_t seed = 1);
+
+  void AddRule(const FaultRule& rule);
+  // Forgets every rule and hook, and the calls and failures seen so far.
+  void ClearRules();
+  // Runs `hook(path)` once, after the first successful read of a file whose
+  // path matches `pattern` (e.g. to append to the source mid-copy).
+  void AfterFirstRead(const std::string& pattern, std::function<void(const std::string&)> hook);
+
+  // Calls of `op` on paths matching `pattern` seen so far (failed or not).
+  int Calls(FsOp op, const std::string& pattern) const;
+  // One line per injected failure: "<op> <path>: <errno name>".
+  std::vector<std::string> Injected() const;
+
+  // If a rule fires for (op, path), the error to return.
+  absl::Status MaybeFail(FsOp op, const std::string& path, absl::string_view operation_name);
+  void RunReadHooks(const std::string& path);
+
+  absl::StatusOr<FileStat> Stat(const std::string& path) override;
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(const std::string& path) override;
+  absl::Status Rename(const std::string& from, const std::string& to) override;
+  absl::Status Link(const std::string& existing, const std::string& to) override;
+  absl::Status Remove(const std::string& path) override;
+  absl::Status RemoveDir(const std::string& path) override;
+  absl::Status MakeDir(const std::string& path) override;
+  absl::Status SyncDir(const std::string& path) override;
+
+ private:
+  struct Rule {
+    FaultRule spec;
+    std::unique_ptr<RE2> pattern;
+    int seen = 0;
+    int failed = 0;
+  };
+  struct Hook {
+    std::unique_ptr<RE2> pattern;
+    std::function<void(const std::string&)> run;
+    bool done = false;
+  };
+  struct Call {
+    FsOp op;
+    std::string path;
+  };
+
+  mutable absl::Mutex mu_;
+  std::vector<Rule> rules_;
+  std::vector<Hook> hooks_;
+  std::vector<Call> calls_;
+  std::vector<std::string> injected_;
+  std::mt19937 random_;
+};
+
+const char* FsOpName(FsOp op);
+
+}  // namespace snaphaven::testing
+
+#endif  // SNAPHAVEN_TESTING_FAULT_INJECTION_FILE_SYSTEM_H_
