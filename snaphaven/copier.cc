@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/types/optional.h"
+#include "snaphaven/checksum.h"
 
 namespace snaphaven {
 namespace {
@@ -27,12 +29,13 @@ bool IsLinkRefused(const absl::Status& status) {
          error == ENOTSUP || error == EOPNOTSUPP || error == ENOSYS;
 }
 
-Copier::Copier(FileSystem& fs, std::string destination_root,
-               std::string temp_dir, bool preserve_owner)
+Copier::Copier(FileSystem& fs, std::string destination_root, std::string temp_dir,
+               bool preserve_owner, bool checksum)
     : fs_(fs),
       destination_root_(std::move(destination_root)),
       temp_dir_(std::move(temp_dir)),
-      preserve_owner_(preserve_owner) {}
+      preserve_owner_(preserve_owner),
+      checksum_(checksum) {}
 
 std::string Copier::NextTempName() {
   return JoinPath(temp_dir_, absl::StrCat("copy-", ++temp_counter_, ".tmp"));
@@ -82,17 +85,22 @@ absl::Status Copier::EnsureParentDirs(const std::string& relative_path) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
-                                         const FileStat& expected,
-                                         const std::string& relative_path) {
+absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileStat& expected,
+                                        const std::string& relative_path,
+                                        const ExpectedDigest* digest) {
+  CopyResult result;
+  auto outcome = [&result](CopyOutcome o) {
+    result.outcome = o;
+    return result;
+  };
   absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs_.OpenForRead(source);
   if (!in.ok()) {
-    if (IsVanished(in.status())) return CopyOutcome::kVanished;
+    if (IsVanished(in.status())) return outcome(CopyOutcome::kVanished);
     return in.status();
   }
   absl::StatusOr<FileStat> before = (*in)->Stat();
   if (!before.ok()) return before.status();
-  if (!SameContentStat(*before, expected)) return CopyOutcome::kChanged;
+  if (!SameContentStat(*before, expected)) return outcome(CopyOutcome::kChanged);
 
   // The temporary file comes first: if the state directory is gone (the
   // destination was removed or unmounted), this fails before anything is
@@ -110,24 +118,49 @@ absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
   absl::Status status;
   std::unique_ptr<char[]> buffer(new char[kCopyBufferSize]);
   int64_t copied = 0;
+  uint32_t crc = 0;
+  absl::optional<DigestHasher> hasher;
+  // A CRC-32 digest is the copy's own checksum: no second pass.
+  const bool separate_digest = digest != nullptr && digest->algorithm != DigestAlgorithm::kCrc32;
+  if (separate_digest) hasher.emplace(*digest, expected.size);
   while (true) {
     absl::StatusOr<size_t> got = (*in)->Read(buffer.get(), kCopyBufferSize);
     if (!got.ok()) return fail(got.status());
     if (*got == 0) break;
-    status = (*out)->Append(absl::string_view(buffer.get(), *got));
+    absl::string_view piece(buffer.get(), *got);
+    status = (*out)->Append(piece);
     if (!status.ok()) return fail(status);
+    if (checksum_ || digest != nullptr) crc = Crc32(crc, piece);
+    if (hasher.has_value()) hasher->Update(piece);
     copied += static_cast<int64_t>(*got);
   }
   absl::StatusOr<FileStat> after = (*in)->Stat();
   if (!after.ok()) return fail(after.status());
   if (copied != expected.size || !SameContentStat(*after, expected)) {
     (void)fail(absl::OkStatus());
-    return CopyOutcome::kChanged;
+    return outcome(CopyOutcome::kChanged);
   }
+  result.has_crc32 = checksum_ || digest != nullptr;
+  result.crc32 = crc;
   status = (*out)->SetAttributes(expected, preserve_owner_);
   if (status.ok()) status = (*out)->Sync();
   if (status.ok()) status = (*out)->Close();
   if (!status.ok()) return fail(status);
+
+  if (digest != nullptr) {
+    result.digest_value = separate_digest ? hasher->Value() : crc;
+    if (result.digest_value != digest->value) {
+      // The source is damaged or was read wrong: keep the evidence, never
+      // under the final name.
+      std::string kept = absl::StrCat(".snaphaven/quarantine/", relative_path, ".",
+                                      absl::Hex(crc, absl::kZeroPad8));
+      status = EnsureParentDirs(kept);
+      if (status.ok()) status = fs_.Rename(temp, JoinPath(destination_root_, kept));
+      if (!status.ok()) return fail(status);
+      result.quarantined = kept;
+      return outcome(CopyOutcome::kCorrupt);
+    }
+  }
 
   status = EnsureParentDirs(relative_path);
   if (!status.ok()) return fail(status);
@@ -136,7 +169,7 @@ absl::StatusOr<CopyOutcome> Copier::Copy(const std::string& source,
   if (!status.ok()) return fail(status);
   status = fs_.SyncDir(std::string(DirName(destination)));
   if (!status.ok()) return status;
-  return CopyOutcome::kDone;
+  return outcome(CopyOutcome::kDone);
 }
 
 absl::Status Copier::Link(const std::string& existing_relative,

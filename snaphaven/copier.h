@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "snaphaven/file_system.h"
+#include "snaphaven/sstable_digest.h"
 
 namespace snaphaven {
 
@@ -19,6 +20,15 @@ enum class CopyOutcome {
   kDone,
   kVanished,  // the source is gone (a cleared snapshot): not an error
   kChanged,   // the source changed during the copy: discarded, retry later
+  kCorrupt,   // the bytes do not match the sstable's digest: quarantined
+};
+
+struct CopyResult {
+  CopyOutcome outcome = CopyOutcome::kDone;
+  bool has_crc32 = false;
+  uint32_t crc32 = 0;         // of the bytes copied
+  uint32_t digest_value = 0;  // what the expected digest's algorithm gave
+  std::string quarantined;    // kCorrupt: where the copy was kept
 };
 
 class Copier {
@@ -27,14 +37,18 @@ class Copier {
   // destination must not cross devices). Copies chown to the source's owner
   // when `preserve_owner` (only root may).
   Copier(FileSystem& fs, std::string destination_root, std::string temp_dir,
-         bool preserve_owner);
+         bool preserve_owner, bool checksum = true);
 
   // Copies `source` (whose scan saw `expected`) to destination-relative
   // `relative_path`. Errors name the file; out-of-space errors satisfy
-  // IsOutOfSpace(). No temporary file survives a failure.
-  absl::StatusOr<CopyOutcome> Copy(const std::string& source,
-                                   const FileStat& expected,
-                                   const std::string& relative_path);
+  // IsOutOfSpace(). No temporary file survives a failure. The CRC-32 is
+  // computed from the bytes as they are copied (no second read). With
+  // `digest`, the bytes must also match it, else the copy is kept under
+  // <dest>/.snaphaven/quarantine/<relative_path>.<crc> (kCorrupt), never
+  // under its final name.
+  absl::StatusOr<CopyResult> Copy(const std::string& source, const FileStat& expected,
+                                  const std::string& relative_path,
+                                  const ExpectedDigest* digest = nullptr);
 
   // Makes destination-relative `relative_path` a hard link of the existing
   // destination file `existing_relative`. The errno of a refused link
@@ -58,6 +72,7 @@ class Copier {
   const std::string destination_root_;
   const std::string temp_dir_;
   const bool preserve_owner_;
+  const bool checksum_;
   uint64_t temp_counter_ = 0;
   absl::flat_hash_set<std::string> known_dirs_;
 };

@@ -3,12 +3,15 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "snaphaven/cassandra_path.h"
+#include "snaphaven/checksum.h"
 #include "snaphaven/mover.h"
 #include "snaphaven/planner.h"
 #include "snaphaven/scanner.h"
@@ -64,7 +67,8 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
     : fs_(fs),
       options_(std::move(options)),
       state_(options_.destination),
-      copier_(fs, options_.destination, state_.temp, options_.preserve_owner) {}
+      copier_(fs, options_.destination, state_.temp, options_.preserve_owner,
+              options_.checksum) {}
 
 absl::Status Syncer::PrepareDestination() {
   // mkdir -p of the destination root; validation made sure it is possible.
@@ -296,35 +300,96 @@ void Syncer::Prune(const Selection& selection, CycleStats& stats) {
   }
 }
 
-absl::StatusOr<Syncer::Applied> Syncer::ApplyOnce(const Action& action,
-                                                   const SourceFile& file) {
+absl::optional<ExpectedDigest> Syncer::DigestFor(const std::string& root,
+                                                 const std::string& relative_path) {
+  absl::string_view rel = relative_path;
+  size_t slash = rel.rfind('/');
+  absl::optional<SSTableName> name = ParseSSTableName(rel.substr(slash + 1));
+  if (!name.has_value() || name->component != "Data.db") return absl::nullopt;
+  const std::string dir = JoinPath(root, rel.substr(0, slash));
+  const std::string prefix = JoinPath(dir, name->prefix);
+  for (const std::string& component : DigestComponents()) {
+    const std::string path = absl::StrCat(prefix, "-", component);
+    absl::StatusOr<std::string> text = fs_.ReadFile(path);
+    if (!text.ok()) {
+      if (!IsVanished(text.status())) LOG(WARNING) << "cannot read " << text.status().message();
+      continue;
+    }
+    absl::StatusOr<absl::optional<ExpectedDigest>> digest =
+        ParseDigest(component, name->version, *text);
+    if (!digest.ok()) {
+      LOG(WARNING) << path << ": " << digest.status().message() << "; Data.db not checked";
+      return absl::nullopt;
+    }
+    if (!digest->has_value()) return absl::nullopt;
+    ExpectedDigest expected = **digest;
+    expected.digest_file = path;
+    if (name->version == "ka") {
+      // Compressed 2.1 sstables digest their chunks without the checksums.
+      absl::StatusOr<std::string> info = fs_.ReadFile(absl::StrCat(prefix, "-CompressionInfo.db"));
+      if (info.ok()) {
+        absl::StatusOr<std::vector<int64_t>> offsets = ParseCompressionChunkOffsets(*info);
+        if (!offsets.ok()) {
+          LOG(WARNING) << prefix << "-CompressionInfo.db: " << offsets.status().message()
+                       << "; Data.db not checked";
+          return absl::nullopt;
+        }
+        expected.algorithm = DigestAlgorithm::kAdler32Chunks;
+        expected.chunk_offsets = *std::move(offsets);
+      }
+    }
+    return expected;
+  }
+  return absl::nullopt;
+}
+
+absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyOnce(const Action& action,
+                                                      const SourceFile& file) {
   const std::string& rel = file.relative_path;
+  AppliedFile applied;
   if (action.kind == ActionKind::kLink) {
     absl::Status linked = copier_.Link(action.link_from, rel);
-    if (linked.ok()) return Applied::kLinked;
+    if (linked.ok()) {
+      applied.kind = Applied::kLinked;
+      return applied;
+    }
     // The destination refuses links, or the copy linked to is gone: copy.
     if (!IsLinkRefused(linked) && !IsVanished(linked)) return linked;
     VLOG(2) << "cannot link " << rel << " (" << linked.message() << "); copying";
   }
-  absl::StatusOr<CopyOutcome> outcome =
-      copier_.Copy(JoinPath(options_.data_roots[file.root], rel), file.stat, rel);
-  if (!outcome.ok()) return outcome.status();
-  switch (*outcome) {
+  absl::optional<ExpectedDigest> digest;
+  if (options_.checksum) digest = DigestFor(options_.data_roots[file.root], rel);
+  absl::StatusOr<CopyResult> copied =
+      copier_.Copy(JoinPath(options_.data_roots[file.root], rel), file.stat, rel,
+                   digest.has_value() ? &*digest : nullptr);
+  if (!copied.ok()) return copied.status();
+  applied.copy = *std::move(copied);
+  switch (applied.copy.outcome) {
     case CopyOutcome::kVanished:
-      return Applied::kVanished;
+      applied.kind = Applied::kVanished;
+      break;
     case CopyOutcome::kChanged:
-      return Applied::kChanged;
+      applied.kind = Applied::kChanged;
+      break;
+    case CopyOutcome::kCorrupt:
+      applied.kind = Applied::kCorrupt;
+      LOG(ERROR) << "source " << rel << " does not match "
+                 << digest->digest_file.substr(digest->digest_file.rfind('/') + 1) << ": it says "
+                 << digest->value << ", the bytes read give " << applied.copy.digest_value
+                 << "; the copy is quarantined as " << applied.copy.quarantined;
+      break;
     case CopyOutcome::kDone:
+      applied.kind = Applied::kCopied;
       break;
   }
-  return Applied::kCopied;
+  return applied;
 }
 
-absl::StatusOr<Syncer::Applied> Syncer::ApplyWithRetries(const Action& action,
-                                                         const SourceFile& file) {
+absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyWithRetries(const Action& action,
+                                                             const SourceFile& file) {
   absl::Duration pause = options_.retry_backoff;
   for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<Applied> applied = ApplyOnce(action, file);
+    absl::StatusOr<AppliedFile> applied = ApplyOnce(action, file);
     if (applied.ok() || attempt >= options_.attempts || !IsTransient(applied.status())) {
       return applied;
     }
@@ -367,6 +432,8 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       return finish();
     }
   }
+
+  VerifySample(stats);
 
   // Scan, then apply Cassandra's completeness rules.
   ScanOptions scan_options;
@@ -447,7 +514,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
               << " did not complete; next cycle";
       continue;
     }
-    absl::StatusOr<Applied> applied = ApplyWithRetries(action, file);
+    absl::StatusOr<AppliedFile> applied = ApplyWithRetries(action, file);
     if (!applied.ok()) {
       const absl::Status& error = applied.status();
       if (IsOutOfSpace(error)) {
@@ -468,13 +535,15 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
                  << ": " << error.message()
                  << (IsTransient(error) ? " (transient; retried, will retry next cycle)" : "");
-    } else if (*applied == Applied::kVanished) {
+    } else if (applied->kind == Applied::kCorrupt) {
+      ++stats.failed;  // logged with both values by ApplyOnce
+    } else if (applied->kind == Applied::kVanished) {
       ++stats.skipped;
       VLOG(2) << "skip " << rel << ": vanished from the source (snapshot cleared)";
-    } else if (*applied == Applied::kChanged) {
+    } else if (applied->kind == Applied::kChanged) {
       ++stats.skipped;
       LOG(WARNING) << "skip " << rel << ": changed during the copy; retrying next cycle";
-    } else if (*applied == Applied::kLinked) {
+    } else if (applied->kind == Applied::kLinked) {
       ++stats.linked;
       succeeded[a] = true;
       VLOG(1) << "linked " << rel << " (same inode as " << action.link_from << ")";
@@ -485,7 +554,18 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       VLOG(1) << "copied " << rel << " (" << file.stat.size << " bytes)";
     }
     if (succeeded[a]) {
-      manifest_->Put(rel, EntryFor(file));
+      ManifestEntry entry = EntryFor(file);
+      if (applied->kind == Applied::kLinked) {
+        // The same bytes as the copy linked to.
+        if (const ManifestEntry* target = manifest_->Find(action.link_from)) {
+          entry.has_crc32 = target->has_crc32;
+          entry.crc32 = target->crc32;
+        }
+      } else {
+        entry.has_crc32 = applied->copy.has_crc32;
+        entry.crc32 = applied->copy.crc32;
+      }
+      manifest_->Put(rel, entry);
       manifest_dirty_ = true;
       ++since_commit;
       int u = unit_of[action.file];
@@ -508,6 +588,194 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   if (stats.fatal.has_value()) return finish();  // the destination is not ours now
   if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
   CommitAndMove(*scan, selection.units, ready, stats);
+  return finish();
+}
+
+int ExitCodeFor(const VerifyStats& stats) {
+  if (stats.fatal.has_value()) return 1;
+  return stats.problems() > stats.repaired ? 1 : 0;
+}
+
+std::string SummaryLine(const VerifyStats& stats) {
+  double seconds = absl::ToDoubleSeconds(stats.duration);
+  double rate = seconds > 0 ? static_cast<double>(stats.bytes) / seconds : 0;
+  std::string line = absl::StrCat(
+      "verify ", stats.fatal.has_value() ? "failed" : "done", ": ", stats.files, " files, ",
+      HumanBytes(stats.bytes), " read in ", absl::StrFormat("%.2fs", seconds), " (",
+      HumanBytes(static_cast<int64_t>(rate)), "/s); ", stats.missing, " missing, ", stats.changed,
+      " changed, ", stats.corrupt, " corrupt, ", stats.unknown, " unknown, ", stats.unchecked,
+      " without a checksum");
+  if (stats.repaired > 0) absl::StrAppend(&line, "; ", stats.repaired, " repaired");
+  if (stats.fatal.has_value()) absl::StrAppend(&line, "; ", *stats.fatal);
+  return line;
+}
+
+std::string Syncer::CheckDestinationFile(const std::string& rel, const ManifestEntry& entry,
+                                         VerifyStats& stats) {
+  const std::string path = JoinPath(options_.destination, rel);
+  absl::StatusOr<FileStat> st = fs_.Stat(path);
+  if (!st.ok() && IsVanished(st.status())) {
+    ++stats.missing;
+    return "missing";
+  }
+  if (!st.ok() || st->type != FileType::kRegular || st->size != entry.size ||
+      !SameMtime(st->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
+    ++stats.changed;
+    return st.ok() ? absl::StrCat("changed (size ", st->size, ", recorded ", entry.size, ")")
+                   : absl::StrCat("changed (", st.status().message(), ")");
+  }
+  absl::optional<ExpectedDigest> digest = DigestFor(options_.destination, rel);
+  absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs_.OpenForRead(path);
+  if (!in.ok()) {
+    ++stats.changed;
+    return absl::StrCat("unreadable (", in.status().message(), ")");
+  }
+  absl::optional<DigestHasher> hasher;
+  if (digest.has_value()) hasher.emplace(*digest, st->size);
+  std::string buffer(1 << 20, '\0');
+  uint32_t crc = 0;
+  while (true) {
+    absl::StatusOr<size_t> got = (*in)->Read(buffer.data(), buffer.size());
+    if (!got.ok()) {
+      ++stats.corrupt;
+      return absl::StrCat("unreadable (", got.status().message(), ")");
+    }
+    if (*got == 0) break;
+    absl::string_view piece(buffer.data(), *got);
+    crc = Crc32(crc, piece);
+    if (hasher.has_value()) hasher->Update(piece);
+    stats.bytes += static_cast<int64_t>(*got);
+  }
+  if (entry.has_crc32 && crc != entry.crc32) {
+    ++stats.corrupt;
+    return absl::StrFormat("corrupt (CRC-32 %08x, recorded %08x)", crc, entry.crc32);
+  }
+  if (hasher.has_value() && hasher->Value() != digest->value) {
+    ++stats.corrupt;
+    return absl::StrCat("corrupt (does not match ",
+                        digest->digest_file.substr(digest->digest_file.rfind('/') + 1), ": it says ",
+                        digest->value, ", the bytes give ", hasher->Value(), ")");
+  }
+  if (!entry.has_crc32 && !hasher.has_value()) ++stats.unchecked;
+  return "";
+}
+
+void Syncer::ForgetCopy(const std::string& rel) {
+  absl::StatusOr<FileStat> bad = fs_.Stat(JoinPath(options_.destination, rel));
+  manifest_->Erase(rel);
+  manifest_dirty_ = true;
+  if (!bad.ok()) return;
+  // Hard links share the bad bytes: forget every name of that inode.
+  std::vector<std::string> twins;
+  for (const auto& [path, entry] : manifest_->entries()) {
+    if (entry.size != bad->size) continue;
+    absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, path));
+    if (st.ok() && st->dev == bad->dev && st->ino == bad->ino) twins.push_back(path);
+  }
+  for (const std::string& path : twins) manifest_->Erase(path);
+}
+
+void Syncer::VerifySample(CycleStats& stats) {
+  if (options_.verify_sample_percent <= 0 || manifest_->size() == 0) return;
+  const std::string cursor_file = JoinPath(state_.dir, "verify_cursor");
+  if (!sample_cursor_loaded_) {
+    absl::StatusOr<std::string> saved = fs_.ReadFile(cursor_file);
+    if (saved.ok()) sample_cursor_ = *saved;
+    sample_cursor_loaded_ = true;
+  }
+  // Round-robin over the manifest in path order, so every file is re-read
+  // once every 100/percent cycles.
+  const Manifest::Map& entries = manifest_->entries();
+  int64_t budget = static_cast<int64_t>(
+      std::ceil(static_cast<double>(entries.size()) * options_.verify_sample_percent / 100));
+  auto it = entries.upper_bound(sample_cursor_);
+  VerifyStats found;
+  std::vector<std::string> bad;
+  for (int64_t n = 0; n < budget && n < static_cast<int64_t>(entries.size()); ++n) {
+    if (it == entries.end()) it = entries.begin();
+    std::string problem = CheckDestinationFile(it->first, it->second, found);
+    if (!problem.empty()) {
+      LOG(ERROR) << "--verify_sample: " << problem << ": " << it->first
+                 << "; copying it again if the source still has it";
+      bad.push_back(it->first);
+    }
+    sample_cursor_ = it->first;
+    ++it;
+  }
+  for (const std::string& rel : bad) ForgetCopy(rel);
+  stats.failed += static_cast<int64_t>(bad.size());
+  VLOG(1) << "--verify_sample: re-read " << std::min<int64_t>(budget, entries.size())
+          << " files (" << HumanBytes(found.bytes) << ")";
+  absl::Status saved = fs_.WriteFileAtomically(cursor_file, sample_cursor_);
+  if (!saved.ok()) LOG(WARNING) << "cannot save " << cursor_file << ": " << saved.message();
+}
+
+VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
+  const absl::Time start = absl::Now();
+  VerifyStats stats;
+  auto finish = [&]() {
+    stats.duration = absl::Now() - start;
+    return stats;
+  };
+  first_cycle_ = false;  // --fullsync here means repair, not a rebuilt manifest
+  absl::Status identity = CheckDestinationIdentity();
+  if (identity.ok() && !manifest_.has_value()) identity = LoadManifest(false);
+  if (!identity.ok()) {
+    stats.fatal = std::string(identity.message());
+    return finish();
+  }
+  std::vector<std::string> bad;
+  for (const std::string& keyspace : options_.keyspaces) {
+    const std::string prefix = absl::StrCat(keyspace, "/");
+    for (auto it = manifest_->entries().lower_bound(prefix);
+         it != manifest_->entries().end() && absl::StartsWith(it->first, prefix); ++it) {
+      if (stop.load()) return finish();
+      ++stats.files;
+      std::string problem = CheckDestinationFile(it->first, it->second, stats);
+      if (!problem.empty()) {
+        LOG(ERROR) << problem << ": " << it->first;
+        bad.push_back(it->first);
+      } else {
+        VLOG(1) << "verified " << it->first;
+      }
+    }
+    // Files at the destination the manifest does not know.
+    std::vector<std::string> pending = {keyspace};
+    while (!pending.empty()) {
+      std::string rel = std::move(pending.back());
+      pending.pop_back();
+      absl::StatusOr<std::vector<std::string>> names =
+          fs_.ListDir(JoinPath(options_.destination, rel));
+      if (!names.ok()) continue;
+      std::sort(names->begin(), names->end());
+      for (const std::string& name : *names) {
+        std::string child = JoinPath(rel, name);
+        absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
+        if (!st.ok()) continue;
+        if (st->type == FileType::kDirectory) {
+          pending.push_back(child);
+        } else if (manifest_->Find(child) == nullptr) {
+          ++stats.unknown;
+          LOG(ERROR) << "unknown (not in the manifest): " << child;
+        }
+      }
+    }
+  }
+  if (repair && !bad.empty()) {
+    for (const std::string& rel : bad) ForgetCopy(rel);
+    CycleStats cycle = RunCycle(stop);
+    LOG(INFO) << SummaryLine(cycle);
+    for (const std::string& rel : bad) {
+      const ManifestEntry* entry = manifest_->Find(rel);
+      VerifyStats recheck;
+      if (entry != nullptr && CheckDestinationFile(rel, *entry, recheck).empty()) {
+        ++stats.repaired;
+        LOG(INFO) << "repaired " << rel;
+      } else {
+        LOG(ERROR) << "could not repair " << rel << " (is it still at the source?)";
+      }
+    }
+  }
   return finish();
 }
 

@@ -23,6 +23,7 @@
 #include "snaphaven/planner.h"
 #include "snaphaven/scanner.h"
 #include "snaphaven/selector.h"
+#include "snaphaven/sstable_digest.h"
 
 namespace snaphaven {
 
@@ -38,6 +39,10 @@ struct SyncOptions {
   absl::Duration settle_time = absl::Seconds(10);
   absl::Duration prune_after = absl::Hours(1);
   bool preserve_owner = false;
+  bool checksum = true;  // CRC-32 every copy (and check Data.db digests)
+  // Each cycle also re-reads this share (percent) of the files already at
+  // the destination, continuing where the last cycle stopped.
+  double verify_sample_percent = 0;
   int verbosity = 0;  // 2: log every decision
   // The manifest is committed at least this often during a long cycle.
   int commit_every_files = 1000;
@@ -65,6 +70,23 @@ struct CycleStats {
   absl::optional<std::string> fatal;
 };
 
+// What --verify found.
+struct VerifyStats {
+  int64_t files = 0;  // manifest entries checked
+  int64_t bytes = 0;  // bytes read
+  int64_t missing = 0;
+  int64_t changed = 0;  // size or mtime differ from the manifest
+  int64_t corrupt = 0;  // checksum or sstable digest mismatch
+  int64_t unknown = 0;  // at the destination, not in the manifest
+  int64_t unchecked = 0;  // no recorded checksum and no digest to compare with
+  int64_t repaired = 0;   // with repair: re-copied
+  absl::Duration duration;
+  absl::optional<std::string> fatal;
+  int64_t problems() const { return missing + changed + corrupt + unknown; }
+};
+int ExitCodeFor(const VerifyStats& stats);
+std::string SummaryLine(const VerifyStats& stats);
+
 // 0 when all planned work was done (or a signal stopped it), 1 otherwise.
 int ExitCodeFor(const CycleStats& stats);
 std::string SummaryLine(const CycleStats& stats, bool show_moved = false,
@@ -87,6 +109,12 @@ class Syncer {
   // Runs one cycle. `stop` is polled between files.
   CycleStats RunCycle(const std::atomic<bool>& stop);
 
+  // Reads every file the manifest records for the keyspaces and checks it
+  // against its recorded checksum and, for Data.db, its sstable's digest;
+  // lists files the manifest does not know. Changes nothing, unless
+  // `repair`: then every file that failed is copied again from the source.
+  VerifyStats Verify(bool repair, const std::atomic<bool>& stop);
+
  private:
   // First cycle: reads (or creates) the identity marker. Later: the marker
   // must still be the one first seen, else the destination was removed,
@@ -95,11 +123,30 @@ class Syncer {
   // Creates the marker, probing the mtime granularity the destination keeps.
   absl::Status CreateMarker();
   absl::Status LoadManifest(bool from_destination);
-  enum class Applied { kCopied, kLinked, kVanished, kChanged };
+  enum class Applied { kCopied, kLinked, kVanished, kChanged, kCorrupt };
+  struct AppliedFile {
+    Applied kind = Applied::kCopied;
+    CopyResult copy;  // kCopied, kCorrupt
+  };
   // One copy or link (falling back to a copy where links are refused).
-  absl::StatusOr<Applied> ApplyOnce(const Action& action, const SourceFile& file);
+  absl::StatusOr<AppliedFile> ApplyOnce(const Action& action, const SourceFile& file);
   // ApplyOnce, retried on transient errors.
-  absl::StatusOr<Applied> ApplyWithRetries(const Action& action, const SourceFile& file);
+  absl::StatusOr<AppliedFile> ApplyWithRetries(const Action& action, const SourceFile& file);
+  // The digest the Data.db `rel` below `root` (a data root or the
+  // destination) must match, read from its sstable's digest component
+  // beside it (and CompressionInfo.db for compressed ka sstables); nullopt
+  // for other files and sstables without a usable digest.
+  absl::optional<ExpectedDigest> DigestFor(const std::string& root, const std::string& rel);
+  // "" when the destination file `rel` matches its manifest entry (size,
+  // mtime, checksum, digest); else what is wrong ("missing", ...). `kind`
+  // gets which VerifyStats counter it is.
+  std::string CheckDestinationFile(const std::string& rel, const ManifestEntry& entry,
+                                   VerifyStats& stats);
+  // Forgets (in the manifest) every path whose destination file is the same
+  // inode as `rel`'s, so the next plan copies them afresh.
+  void ForgetCopy(const std::string& rel);
+  // --verify_sample: checks the next share of the manifest.
+  void VerifySample(CycleStats& stats);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
   absl::Status CommitManifest();
   absl::flat_hash_map<size_t, std::string> ReadMetadata(FileSystem& fs, const ScanResult& scan);
@@ -118,6 +165,8 @@ class Syncer {
   bool manifest_dirty_ = false;  // in memory differs from the committed one
   std::string destination_id_;   // from the marker, once known
   int64_t mtime_granularity_ns_ = 1;
+  std::string sample_cursor_;   // last path --verify_sample checked
+  bool sample_cursor_loaded_ = false;
 };
 
 }  // namespace snaphaven

@@ -244,8 +244,9 @@ TEST_F(CycleFaultTest, SourceVanishedBetweenScanAndCopyIsSkippedNotFailed) {
 
 TEST_F(CycleFaultTest, SourceChangedDuringItsCopyIsDiscardedAndRetriedNextCycle) {
   // s1's copy is the one read (s2's twin is linked to it): append to the
-  // source once that copy has started.
-  const std::string data = First("/s1/nb-2-big-Data.db");
+  // source once that copy has started. (Not a Data.db: appending to one
+  // would make it fail its digest, a different test.)
+  const std::string data = First("/s1/nb-2-big-Index.db");
   fs_->AfterFirstRead(data, [](const std::string& path) {
     std::ofstream(path, std::ios::app) << "more bytes";
   });

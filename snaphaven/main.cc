@@ -52,6 +52,20 @@ DEFINE_bool(sync_sstables, false,
 DEFINE_bool(sync_backups, false,
             "Also mirror incremental backups (backups/) once each sstable is "
             "complete and unchanged for --settle_time.");
+DEFINE_bool(verify, false,
+            "Instead of a cycle: read every file the manifest records for the "
+            "keyspaces at the destination, check it against its recorded CRC-32 "
+            "and, for Data.db, its sstable's digest; report missing, changed, "
+            "corrupt and unknown files. Copies and deletes nothing (with "
+            "--fullsync: copies again every file that failed). Exit 0 when all "
+            "is well.");
+DEFINE_double(verify_sample, 0,
+              "Percent of the files already at the destination that each cycle "
+              "re-reads and checks, in turn, so every file is re-checked over time.");
+DEFINE_bool(checksum, true,
+            "Compute a CRC-32 of every copy (from the bytes as copied) and check "
+            "each Data.db against its sstable's digest. --nochecksum is for "
+            "benchmarks only.");
 DEFINE_string(settle_time, "10s",
               "A snapshot's manifest.json (or a backup sstable) must be this old "
               "before move mode deletes it.");
@@ -112,6 +126,7 @@ std::string MetaVariable(absl::string_view flag) {
   if (absl::EndsWith(flag, "_dir")) return "DIR";
   if (flag == "snapshot_regex") return "REGEX";
   if (flag == "interval" || flag == "settle_time" || flag == "prune_after") return "DURATION";
+  if (flag == "verify_sample") return "PERCENT";
   return "VALUE";
 }
 
@@ -132,7 +147,7 @@ std::string Wrap(absl::string_view text) {
 void PrintHelp() {
   std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [--move-snapshots] [--sync-sstables]\n"
                "                 [--sync_backups] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR [--fullsync]\n"
-               "                 [--snapshot_regex REGEX] [--interval DURATION]\n"
+               "                 [--snapshot_regex REGEX] [--interval DURATION] [--verify]\n"
                "                 keyspace [keyspace ...]\n\n"
                "Keeps a current, durable copy of a Cassandra node's snapshots in another\n"
                "directory. Each cycle scans <data root>/<keyspace>/<table>/snapshots/ and\n"
@@ -200,6 +215,7 @@ int Run(int argc, char** argv) {
   raw.sync_backups = FLAGS_sync_backups;
   raw.settle_time = FLAGS_settle_time;
   raw.prune_after = FLAGS_prune_after;
+  raw.verify_sample = FLAGS_verify_sample;
   raw.keyspaces = parsed->positional;
 
   FileSystem& fs = *DefaultFileSystem();
@@ -219,6 +235,8 @@ int Run(int argc, char** argv) {
   sync.sync_backups = options->sync_backups;
   sync.settle_time = options->settle_time;
   sync.prune_after = options->prune_after;
+  sync.checksum = FLAGS_checksum;
+  sync.verify_sample_percent = options->verify_sample;
   sync.preserve_owner = geteuid() == 0;
   sync.verbosity = options->quiet ? 0 : options->verbosity;
   Syncer syncer(fs, sync);
@@ -245,6 +263,15 @@ int Run(int argc, char** argv) {
 
   VLOG(1) << "data roots: " << absl::StrJoin(sync.data_roots, ", ")
           << "; destination: " << sync.destination;
+  if (FLAGS_verify) {
+    VerifyStats verified = syncer.Verify(/*repair=*/sync.fullsync, stop_requested);
+    if (ExitCodeFor(verified) == 0) {
+      LOG(INFO) << SummaryLine(verified);
+    } else {
+      LOG(ERROR) << SummaryLine(verified);
+    }
+    return ExitCodeFor(verified);
+  }
   while (true) {
     const absl::Time started = absl::Now();
     CycleStats stats = syncer.RunCycle(stop_requested);

@@ -13,7 +13,8 @@
 namespace snaphaven {
 namespace {
 
-constexpr absl::string_view kHeader = "snaphaven-manifest 1\n";
+constexpr absl::string_view kHeader = "snaphaven-manifest 2\n";
+constexpr absl::string_view kHeaderV1 = "snaphaven-manifest 1\n";
 
 uint32_t Crc32(absl::string_view data) {
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -59,9 +60,9 @@ std::string Manifest::Serialize() const {
   for (const auto& [path, e] : entries_) {
     absl::StrAppend(&out, absl::CEscape(path), "\t", e.size, "\t", e.mtime_ns,
                     "\t", absl::StrCat(absl::Hex(e.mode)), "\t", e.source_dev,
-                    "\t", e.source_ino);
-    if (e.missing_since_ns != 0) absl::StrAppend(&out, "\t", e.missing_since_ns);
-    out += '\n';
+                    "\t", e.source_ino, "\t",
+                    e.has_crc32 ? absl::StrCat(absl::Hex(e.crc32, absl::kZeroPad8)) : "-", "\t",
+                    e.missing_since_ns, "\n");
   }
   absl::StrAppend(&out, "end ", entries_.size(), " ",
                   absl::Hex(Crc32(out), absl::kZeroPad8), "\n");
@@ -69,7 +70,8 @@ std::string Manifest::Serialize() const {
 }
 
 absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {
-  if (!absl::StartsWith(text, kHeader)) return Corrupt(1, "bad header");
+  const bool v1 = absl::StartsWith(text, kHeaderV1);
+  if (!v1 && !absl::StartsWith(text, kHeader)) return Corrupt(1, "bad header");
   // The trailer is the last line; everything before it is checksummed.
   if (text.empty() || text.back() != '\n') {
     return Corrupt(0, "truncated (no final newline)");
@@ -96,12 +98,18 @@ absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {
     std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
     std::string path;
     ManifestEntry e;
-    if ((f.size() != 6 && f.size() != 7) || !absl::CUnescape(f[0], &path) ||
+    const size_t columns = v1 ? 6 : 8;
+    bool crc_ok = v1 || f.size() != 8 || f[6] == "-" ||
+                  (f[6].size() == 8 && absl::SimpleHexAtoi(f[6], &e.crc32));
+    e.has_crc32 = !v1 && f.size() == 8 && f[6] != "-";
+    if ((f.size() != columns && !(v1 && f.size() == 7)) || !crc_ok ||
+        !absl::CUnescape(f[0], &path) ||
         !absl::SimpleAtoi(f[1], &e.size) || !absl::SimpleAtoi(f[2], &e.mtime_ns) ||
         !absl::SimpleHexAtoi(f[3], &e.mode) ||
         !absl::SimpleAtoi(f[4], &e.source_dev) ||
         !absl::SimpleAtoi(f[5], &e.source_ino) || e.size < 0 ||
-        (f.size() == 7 && !absl::SimpleAtoi(f[6], &e.missing_since_ns))) {
+        (v1 && f.size() == 7 && !absl::SimpleAtoi(f[6], &e.missing_since_ns)) ||
+        (!v1 && !absl::SimpleAtoi(f[7], &e.missing_since_ns))) {
       return Corrupt(line_number, "malformed entry");
     }
     // A crafted manifest must never steer a write outside the destination.

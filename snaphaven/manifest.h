@@ -5,9 +5,10 @@
 // from so later snapshots of the same sstable are hard-linked, not copied.
 //
 // On disk (<dest>/.snaphaven/manifest), one text line per entry:
-//   snaphaven-manifest 1
-//   <C-escaped path>\t<size>\t<mtime ns>\t<mode octal>\t<src dev>\t<src ino>
-//     [\t<missing since, ns>]
+//   snaphaven-manifest 2
+//   <C-escaped path>\t<size>\t<mtime ns>\t<mode hex>\t<src dev>\t<src ino>
+//     \t<crc32 hex, or - when unknown>\t<missing since, ns>
+// (version 1 lacked the last two columns and is still read).
 //   end <entries> <crc32 hex of every byte before this line>
 // A file that does not parse, fails its checksum or names a path outside the
 // destination is corrupt and must be rebuilt from the destination.
@@ -54,6 +55,10 @@ struct ManifestEntry {
   // Live mirror only: when the source sstable was first seen gone (0: it
   // is there). Pruned after --prune_after.
   int64_t missing_since_ns = 0;
+  // CRC-32 of the bytes as copied; unknown for entries rebuilt from the
+  // destination.
+  bool has_crc32 = false;
+  uint32_t crc32 = 0;
 
   SourceIdentity source() const {
     return SourceIdentity{source_dev, source_ino, size, mtime_ns};
@@ -61,7 +66,8 @@ struct ManifestEntry {
   friend bool operator==(const ManifestEntry& a, const ManifestEntry& b) {
     return a.size == b.size && a.mtime_ns == b.mtime_ns && a.mode == b.mode &&
            a.source_dev == b.source_dev && a.source_ino == b.source_ino &&
-           a.missing_since_ns == b.missing_since_ns;
+           a.missing_since_ns == b.missing_since_ns && a.has_crc32 == b.has_crc32 &&
+           a.crc32 == b.crc32;
   }
 };
 

@@ -1,6 +1,7 @@
 #include "snaphaven/manifest.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -14,6 +15,10 @@ Manifest Sample() {
   m.Put("ks/t/snapshots/tag with space/nb-1-big-TOC.txt", {5, 1, 0600, 2049, 78});
   m.Put("ks/t/snapshots/\xc3\xa9t\xc3\xa9/\tweird\nname", {0, 0, 0600, 0, 0});
   m.Put("ks/t/snapshots/bad\xff" "utf8/f", {1, 2, 0640, 0, 0});
+  ManifestEntry with_crc{7, 8, 0644, 1, 2, 0, true, 0x0badf00d};
+  m.Put("ks/t/snapshots/s1/nb-2-big-Data.db", with_crc);
+  ManifestEntry gone{7, 8, 0644, 1, 3, 1700000000000000000, true, 0};
+  m.Put("ks/t/nb-3-big-Data.db", gone);
   return m;
 }
 
@@ -24,6 +29,21 @@ TEST(Manifest, RoundTripsExactly) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->entries(), m.entries());
   EXPECT_EQ(parsed->Serialize(), text);  // deterministic
+}
+
+TEST(Manifest, ReadsVersion1) {
+  absl::StatusOr<Manifest> parsed = Manifest::Parse(
+      "snaphaven-manifest 1\nks/t/snapshots/s/f\t5\t6\t1a4\t1\t2\nks/t/f\t1\t2\t1a4\t1\t3\t99\n"
+      "end 2 ");
+  // (checksum filled in below)
+  std::string body =
+      "snaphaven-manifest 1\nks/t/snapshots/s/f\t5\t6\t1a4\t1\t2\nks/t/f\t1\t2\t1a4\t1\t3\t99\n";
+  uLong crc = crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size());
+  parsed = Manifest::Parse(absl::StrCat(body, "end 2 ", absl::Hex(crc, absl::kZeroPad8), "\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->Find("ks/t/snapshots/s/f")->size, 5);
+  EXPECT_FALSE(parsed->Find("ks/t/snapshots/s/f")->has_crc32);
+  EXPECT_EQ(parsed->Find("ks/t/f")->missing_since_ns, 99);
 }
 
 TEST(Manifest, EmptyRoundTrips) {

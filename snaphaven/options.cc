@@ -121,6 +121,11 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                   "': ", options.tag_filter->error()));
     }
   }
+  if (!(raw.verify_sample >= 0 && raw.verify_sample <= 100)) {
+    return Invalid(absl::StrCat("invalid --verify_sample ", raw.verify_sample,
+                                ": a percentage from 0 to 100"));
+  }
+  options.verify_sample = raw.verify_sample;
   options.move_snapshots = raw.move_snapshots;
   options.sync_sstables = raw.sync_sstables;
   options.sync_backups = raw.sync_backups;

@@ -30,6 +30,7 @@ struct RawOptions {
   bool sync_backups = false;
   std::string settle_time = "10s";
   std::string prune_after = "1h";
+  double verify_sample = 0;
   std::vector<std::string> keyspaces;
 };
 
@@ -47,6 +48,7 @@ struct Options {
   bool sync_backups = false;
   absl::Duration settle_time;
   absl::Duration prune_after;
+  double verify_sample = 0;
 };
 
 // "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative

@@ -108,6 +108,10 @@ TEST_F(ValidateOptionsTest, BadInputNamesTheCulprit) {
   EXPECT_NE(Error(raw).find("--prune_after"), std::string::npos);
 
   raw = Raw();
+  raw.verify_sample = 101;
+  EXPECT_NE(Error(raw).find("--verify_sample 101"), std::string::npos);
+
+  raw = Raw();
   raw.verbosity = 3;
   EXPECT_NE(Error(raw).find("-v 3"), std::string::npos);
 

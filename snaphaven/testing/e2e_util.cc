@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -225,6 +227,36 @@ void WriteFileOrDie(const std::string& path, const std::string& contents) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) Die("create " + path);
   out << contents;
+}
+
+std::string RealSSTablesDir() {
+  std::vector<std::string> candidates;
+  if (const char* env = std::getenv("SNAPHAVEN_REAL_SSTABLES")) candidates.push_back(env);
+  char resolved[PATH_MAX];
+  // README.md in the runfiles is a symlink into the repository.
+  if (realpath("README.md", resolved) != nullptr) {
+    std::string repo = resolved;
+    repo = repo.substr(0, repo.rfind('/'));
+    candidates.push_back(repo + "/../shared/fixtures/real-sstables");
+  }
+  candidates.push_back("/work/shared/fixtures/real-sstables");
+  for (const std::string& dir : candidates) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      return realpath(dir.c_str(), resolved) != nullptr ? resolved : dir;
+    }
+  }
+  return "";
+}
+
+std::vector<std::string> FindSSTables(const std::string& root) {
+  std::vector<std::string> out;
+  for (const auto& [path, record] : ReadTree(root)) {
+    if (record.type == 'f' && absl::EndsWith(path, "-Data.db")) {
+      out.push_back(root + "/" + path.substr(0, path.size() - strlen("-Data.db")));
+    }
+  }
+  return out;
 }
 
 int64_t SummaryCount(const std::string& output, const std::string& what) {

@@ -81,6 +81,14 @@ std::string ReadFileOrDie(const std::string& path);
 std::string ReadFileIfExists(const std::string& path);
 void WriteFileOrDie(const std::string& path, const std::string& contents);
 
+// The real Cassandra sstables of ../shared/fixtures/real-sstables (beside
+// the repository; $SNAPHAVEN_REAL_SSTABLES overrides), or "" when absent.
+// REQUIRES: the test has data = ["//:README.md"] (to find the repository).
+std::string RealSSTablesDir();
+
+// Every "<dir>/<prefix>" of a Data.db below `root`.
+std::vector<std::string> FindSSTables(const std::string& root);
+
 // A number from the summary line ("... 3 copied, ..."), or -1.
 int64_t SummaryCount(const std::string& output, const std::string& what);
 

@@ -1,0 +1,132 @@
+#include "snaphaven/sstable_digest.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "snaphaven/checksum.h"
+
+namespace snaphaven {
+namespace {
+
+// Big-endian reader of Java's DataOutput encoding.
+class JavaDataReader {
+ public:
+  explicit JavaDataReader(absl::string_view bytes) : bytes_(bytes) {}
+  bool ReadInt(int64_t* out, int width) {
+    if (bytes_.size() < static_cast<size_t>(width)) return false;
+    uint64_t value = 0;
+    for (int i = 0; i < width; ++i) value = value << 8 | static_cast<uint8_t>(bytes_[i]);
+    bytes_.remove_prefix(width);
+    // Sign-extend to 64 bits.
+    if (width < 8 && (value >> (width * 8 - 1)) & 1) value |= ~uint64_t{0} << (width * 8);
+    *out = static_cast<int64_t>(value);
+    return true;
+  }
+  bool SkipUtf() {
+    int64_t length;
+    if (!ReadInt(&length, 2)) return false;
+    length &= 0xffff;
+    if (bytes_.size() < static_cast<size_t>(length)) return false;
+    bytes_.remove_prefix(length);
+    return true;
+  }
+
+ private:
+  absl::string_view bytes_;
+};
+
+}  // namespace
+
+const std::vector<std::string>& DigestComponents() {
+  static const std::vector<std::string>* const names =
+      new std::vector<std::string>{"Digest.crc32", "Digest.adler32", "Digest.sha1"};
+  return *names;
+}
+
+absl::StatusOr<absl::optional<ExpectedDigest>> ParseDigest(absl::string_view component,
+                                                          absl::string_view version,
+                                                          absl::string_view text) {
+  absl::string_view number = absl::StripAsciiWhitespace(text);
+  if (component == "Digest.sha1" && number.size() >= 40 &&
+      absl::ascii_isxdigit(number[0]) && number.find(' ') == 40) {
+    return absl::optional<ExpectedDigest>();  // 1.2/2.0: real SHA-1, not checked
+  }
+  uint64_t value = 0;
+  bool digits = !number.empty() && std::all_of(number.begin(), number.end(), absl::ascii_isdigit);
+  if (!digits || !absl::SimpleAtoi(number, &value) || value > 0xffffffffu) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed ", component, ": not an unsigned 32-bit decimal"));
+  }
+  ExpectedDigest digest;
+  digest.value = static_cast<uint32_t>(value);
+  if (component == "Digest.crc32") {
+    digest.algorithm = DigestAlgorithm::kCrc32;
+  } else if (component == "Digest.adler32" || component == "Digest.sha1") {
+    // ka's Digest.sha1 holds an Adler-32 decimal despite its name.
+    digest.algorithm = DigestAlgorithm::kAdler32;
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("unknown digest component ", component));
+  }
+  (void)version;
+  return absl::optional<ExpectedDigest>(std::move(digest));
+}
+
+absl::StatusOr<std::vector<int64_t>> ParseCompressionChunkOffsets(absl::string_view bytes) {
+  JavaDataReader in(bytes);
+  auto corrupt = [] { return absl::InvalidArgumentError("malformed CompressionInfo.db"); };
+  int64_t options, chunk_length, data_length, chunk_count;
+  if (!in.SkipUtf() || !in.ReadInt(&options, 4) || options < 0 || options > 1000) {
+    return corrupt();
+  }
+  for (int64_t i = 0; i < 2 * options; ++i) {
+    if (!in.SkipUtf()) return corrupt();
+  }
+  if (!in.ReadInt(&chunk_length, 4) || !in.ReadInt(&data_length, 8) ||
+      !in.ReadInt(&chunk_count, 4) || chunk_count < 0 ||
+      static_cast<uint64_t>(chunk_count) > bytes.size() / 8) {
+    return corrupt();
+  }
+  std::vector<int64_t> offsets(chunk_count);
+  for (int64_t& offset : offsets) {
+    if (!in.ReadInt(&offset, 8)) return corrupt();
+  }
+  if (!std::is_sorted(offsets.begin(), offsets.end())) return corrupt();
+  return offsets;
+}
+
+DigestHasher::DigestHasher(const ExpectedDigest& expected, int64_t file_size)
+    : expected_(expected),
+      file_size_(file_size),
+      value_(expected.algorithm == DigestAlgorithm::kCrc32 ? 0 : 1) {}
+
+void DigestHasher::Update(absl::string_view piece) {
+  switch (expected_.algorithm) {
+    case DigestAlgorithm::kCrc32:
+      value_ = Crc32(value_, piece);
+      break;
+    case DigestAlgorithm::kAdler32:
+      value_ = Adler32(value_, piece);
+      break;
+    case DigestAlgorithm::kAdler32Chunks: {
+      // Chunk i covers [offset_i, end_i - 4), end_i being the next offset
+      // (or the file size); the 4 bytes before end_i are its checksum.
+      const std::vector<int64_t>& offsets = expected_.chunk_offsets;
+      int64_t start = position_;
+      int64_t stop = position_ + static_cast<int64_t>(piece.size());
+      auto chunk = std::upper_bound(offsets.begin(), offsets.end(), start);
+      if (chunk != offsets.begin()) --chunk;
+      for (; chunk != offsets.end() && *chunk < stop; ++chunk) {
+        int64_t end = chunk + 1 == offsets.end() ? file_size_ : *(chunk + 1);
+        int64_t from = std::max(start, *chunk);
+        int64_t to = std::min(stop, end - 4);
+        if (from < to) value_ = Adler32(value_, piece.substr(from - start, to - from));
+      }
+      break;
+    }
+  }
+  position_ += static_cast<int64_t>(piece.size());
+}
+
+}  // namespace snaphaven
