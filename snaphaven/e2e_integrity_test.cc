@@ -1,0 +1,219 @@
+// Integrity end to end: checksums while copying, Cassandra's own digests
+// (generated ka to da sstables and the real ones Cassandra wrote), and
+// --verify / --verify_sample on the destination.
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "snaphaven/testing/e2e_util.h"
+#include "tools/tree_generator.h"
+
+namespace snaphaven {
+namespace {
+
+using testing::DestinationFiles;
+using testing::DiffTrees;
+using testing::ReadTree;
+using testing::RunResult;
+using testing::SnapshotFiles;
+using testing::SummaryCount;
+
+// Flips one byte in place (same size; the mtime moves, as a real bit rot's
+// repair by a human would not, but the digest is what must catch it).
+void FlipByte(const std::string& path, int64_t at) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(file) << path;
+  file.seekg(at);
+  char c = 0;
+  file.get(c);
+  file.seekp(at);
+  file.put(static_cast<char>(c ^ 0x5a));
+}
+
+// Flips a byte and puts the old mtime back: only the bytes tell.
+void FlipByteKeepingMtime(const std::string& path, int64_t at) {
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  FlipByte(path, at);
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+class IntegrityTest : public testing::CassandraTreeTest {
+ protected:
+  std::string FirstDataDb(const std::string& root, const std::string& infix = "/snapshots/") {
+    for (const auto& [path, record] : ReadTree(root)) {
+      if (record.type == 'f' && absl::EndsWith(path, "-Data.db") &&
+          absl::StrContains(path, infix) && !absl::StrContains(path, "quarantine")) {
+        return path;
+      }
+    }
+    ADD_FAILURE() << "no Data.db in " << root;
+    return "";
+  }
+};
+
+TEST_F(IntegrityTest, DamagedSourceIsReportedQuarantinedAndNotMoved) {
+  tools::TreeSpec spec = Spec(1, 2, {"s1"});
+  spec.write_live_sstables = false;
+  Generate(spec);
+  std::string data = FirstDataDb(data_);
+  FlipByteKeepingMtime(data_ + "/" + data, 1000);
+  RunResult r = Run({"--move-snapshots", "--settle_time=0s"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  // Both values, and where the copy went.
+  EXPECT_TRUE(absl::StrContains(r.err, "source " + data + " does not match nb-1-big-Digest.crc32: it says"))
+      << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "the bytes read give")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "quarantined as .snaphaven/quarantine/" + data)) << r.err;
+  EXPECT_EQ(DestinationFiles(dest_).count(data), 0u) << "never under its final name";
+  bool quarantined = false;
+  for (const auto& [path, record] : ReadTree(dest_ + "/.snaphaven/quarantine")) {
+    quarantined |= record.type == 'f' && absl::StrContains(path, "nb-1-big-Data.db.");
+  }
+  EXPECT_TRUE(quarantined);
+  // Nothing of that snapshot is deleted.
+  EXPECT_TRUE(SnapshotFiles(data_).count(data));
+  EXPECT_EQ(SummaryCount(r.err, "moved"), 0);
+}
+
+TEST_F(IntegrityTest, VerifyFindsAFlippedByteAndFullsyncRepairsIt) {
+  Generate(Spec(2, 2, {"s1", "s2"}));
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  RunResult r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "verify done: ")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "0 corrupt")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "/s)")) << "throughput";
+
+  std::string data = FirstDataDb(dest_);
+  FlipByteKeepingMtime(dest_ + "/" + data, 4321);
+  auto before = ReadTree(dest_);
+  r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "corrupt (CRC-32")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, data)) << r.err;
+  EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "") << "--verify alone changes nothing";
+
+  r = Run({"--verify", "--fullsync"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "repaired " + data)) << r.err;
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), DestinationFiles(dest_)), "");
+  r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST_F(IntegrityTest, VerifyReportsMissingAndUnknownFiles) {
+  Generate(Spec(1, 2, {"s1"}));
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  std::string gone = FirstDataDb(dest_);
+  std::string index = gone.substr(0, gone.size() - strlen("Data.db")) + "Index.db";
+  ASSERT_EQ(unlink((dest_ + "/" + index).c_str()), 0);
+  std::string extra = gone.substr(0, gone.rfind('/')) + "/stray-file";
+  testing::WriteFileOrDie(dest_ + "/" + extra, "who put this here");
+  auto before = ReadTree(dest_);
+  RunResult r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "missing: " + index)) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "unknown (not in the manifest): " + extra)) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "1 missing")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "1 unknown")) << r.err;
+  EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "") << "copies nothing, deletes nothing";
+}
+
+TEST_F(IntegrityTest, VerifySampleCatchesSilentCorruptionInOrdinaryCycles) {
+  Generate(Spec(1, 2, {"s1"}));
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  std::string data = FirstDataDb(dest_);
+  FlipByteKeepingMtime(dest_ + "/" + data, 10);
+  RunResult r = Run({}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << "an ordinary cycle trusts the manifest";
+  // 50%: two cycles re-read everything between them.
+  r = Run({"--verify_sample", "50"}, {"ks1"});
+  RunResult r2 = Run({"--verify_sample", "50"}, {"ks1"});
+  std::string both = r.err + r2.err;
+  EXPECT_TRUE(absl::StrContains(both, "--verify_sample: corrupt")) << both;
+  EXPECT_TRUE(absl::StrContains(both, data)) << both;
+  // Found and copied again from the source.
+  r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), DestinationFiles(dest_)), "");
+}
+
+// Generated sstables of every digest form: each Data.db is checked with its
+// version's algorithm, and each fails once a byte is flipped at the source.
+TEST_F(IntegrityTest, EveryDigestFormIsCheckedWithItsAlgorithm) {
+  struct Form {
+    const char* version;
+    const char* digest;
+  };
+  for (Form form : {Form{"la", "Digest.adler32"}, Form{"lb", "Digest.adler32"},
+                    Form{"mc", "Digest.crc32"}, Form{"nb", "Digest.crc32"},
+                    Form{"oa", "Digest.crc32"}, Form{"da", "Digest.crc32"}}) {
+    SCOPED_TRACE(form.version);
+    SetUp();  // a fresh tree and destination
+    tools::TreeSpec spec = Spec(1, 2, {"s1"});
+    spec.version = form.version;
+    spec.write_live_sstables = false;
+    Generate(spec);
+    RunResult r = Run({"-v", "1"}, {"ks1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(DiffTrees(SnapshotFiles(data_), DestinationFiles(dest_)), "");
+    std::string data = FirstDataDb(data_);
+    EXPECT_TRUE(absl::StrContains(data, std::string("/") + form.version + "-1-")) << data;
+    FlipByteKeepingMtime(data_ + "/" + data, 77);
+    dest_ += "-second";
+    r = Run({}, {"ks1"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_TRUE(absl::StrContains(r.err, std::string("does not match ") + form.version +
+                                             "-1-" + (form.version[0] == 'd' ? "bti" : "big") +
+                                             "-" + form.digest))
+        << r.err;
+  }
+}
+
+// What Cassandra really wrote, 2.2 to 5.0, copied through snaphaven: every
+// sstable passes, and each fails once a byte of its Data.db is flipped.
+TEST_F(IntegrityTest, RealCassandraSSTablesPassAndFailWhenFlipped) {
+  std::string fixtures = testing::RealSSTablesDir();
+  if (fixtures.empty()) GTEST_SKIP() << "../shared/fixtures/real-sstables is absent";
+  // Lay them out as snapshots of one table each, in a scratch data root.
+  int n = 0;
+  for (const std::string& prefix : testing::FindSSTables(fixtures)) {
+    std::string table = absl::StrCat(data_, "/ks1/t", n++, "-0123456789abcdef0123456789abcdef");
+    std::string snap = table + "/snapshots/real";
+    ASSERT_EQ(system(("mkdir -p '" + snap + "'").c_str()), 0);
+    std::string dir = prefix.substr(0, prefix.rfind('/'));
+    std::string name = prefix.substr(prefix.rfind('/') + 1);
+    ASSERT_EQ(system(("cp -p '" + dir + "'/" + name + "-* '" + snap + "/'").c_str()), 0);
+  }
+  ASSERT_GE(n, 13);
+  RunResult r = Run({}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err, "does not match")) << r.err;
+  r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // Now every Data.db, flipped: every one is caught.
+  int flipped = 0;
+  for (const auto& [path, record] : SnapshotFiles(data_)) {
+    if (!absl::EndsWith(path, "-Data.db")) continue;
+    FlipByteKeepingMtime(data_ + "/" + path, record.size / 2);
+    ++flipped;
+  }
+  dest_ += "-second";
+  r = Run({}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(SummaryCount(r.err, "failed"), flipped) << r.err;
+}
+
+}  // namespace
+}  // namespace snaphaven
