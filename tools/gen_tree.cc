@@ -2,6 +2,7 @@
 //
 //   gen_tree --out /tmp/data --keyspaces ks1,ks2 --tables 3 --sstables 4
 //       --index_dirs 1 --snapshots snap1,snap2 --data_size 1M --seed 7
+//   gen_tree --out /tmp/data21 --sstable_version ka [--nocompressed]
 
 #include <ftw.h>
 #include <gflags/gflags.h>
@@ -35,7 +36,12 @@ DEFINE_string(data_size, "64K",
 DEFINE_uint32(seed, 1, "Seed of file contents and table ids.");
 // Not --version: gflags reserves that one for the program's own version.
 DEFINE_string(sstable_version, "nb",
-              "SSTable version letters: la or later, or da.");
+              "SSTable version letters: ka (Cassandra 2.1), la or later, or "
+              "da.");
+DEFINE_bool(compressed, true,
+            "With --sstable_version ka: compressed sstables (chunked Data.db, "
+            "CompressionInfo.db); --nocompressed writes uncompressed ones "
+            "(CRC.db). Other versions ignore it.");
 DEFINE_bool(schema_cql, true, "Write schema.cql in each snapshot.");
 DEFINE_bool(
     live, true,
@@ -117,6 +123,7 @@ int main(int argc, char** argv) {
   spec.index_dirs_per_table = FLAGS_index_dirs;
   spec.snapshot_tags = SplitList(FLAGS_snapshots);
   spec.version = FLAGS_sstable_version;
+  spec.compressed = FLAGS_compressed;
   spec.seed = FLAGS_seed;
   spec.write_schema_cql = FLAGS_schema_cql;
   spec.write_live_sstables = FLAGS_live;

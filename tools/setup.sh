@@ -20,6 +20,9 @@ packages=(
   file                   # the demo shows the binary is static
   util-linux             # mount, fincore
   rsync                  # benchmarks compare with it
+  openssh-server         # tools/nfs: a private sshd on 127.0.0.1 serves SFTP ...
+  sshfs                  # ... to an sshfs mount: a real network file system
+  fuse3                  # ... through FUSE (fusermount3)
 )
 
 missing=()
@@ -33,6 +36,18 @@ done
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 echo "setup: installing ${missing[*]}" >&2
+# Installing openssh-server must not start a system sshd: the tests run
+# their own on 127.0.0.1. policy-rc.d tells the package scripts not to start
+# services (only for this install, and only if no policy is in place).
+policy=/usr/sbin/policy-rc.d
+added_policy=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod +x "$policy"
+  added_policy=1
+fi
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
   "${missing[@]}" >/dev/null
+[ -n "$added_policy" ] && $sudo rm -f "$policy"
+exit 0

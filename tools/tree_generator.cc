@@ -25,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -158,10 +159,43 @@ absl::Status WriteNewFile(const std::string& path, absl::string_view content) {
 
 enum class DigestKind { kCrc32, kAdler32 };
 
+uint32_t Adler32Of(const char* data, size_t size) {
+  return static_cast<uint32_t>(adler32(adler32(0L, Z_NULL, 0),
+                                       reinterpret_cast<const Bytef*>(data),
+                                       static_cast<uInt>(size)));
+}
+
+// Java's DataOutput is big-endian.
+void AppendInt32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+void AppendInt64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+// DataOutput.writeUTF for an ASCII string: 2-byte length, then the bytes.
+void AppendUtf(std::string* out, absl::string_view s) {
+  out->push_back(static_cast<char>((s.size() >> 8) & 0xff));
+  out->push_back(static_cast<char>(s.size() & 0xff));
+  out->append(s.data(), s.size());
+}
+
+// 2.1's CRC.db (uncompressed sstables) and CompressionInfo.db chunk length:
+// 64 KiB. It divides kChunkSize, so the blocks of CRC.db never straddle two
+// write buffers.
+constexpr int64_t kKaChunkLength = 64 * 1024;
+static_assert(kChunkSize % kKaChunkLength == 0);
+
 // Writes `size` pseudo-random bytes and returns their checksum, computed on
-// the fly so large files are not read back.
-absl::StatusOr<uint32_t> WriteRandomFile(const std::string& path, int64_t size,
-                                         DigestKind kind, Prng& prng) {
+// the fly so large files are not read back. With `block_checksums`, also
+// appends the Adler-32 of every 64 KiB block (the last one may be short), as
+// 2.1's CRC.db holds.
+absl::StatusOr<uint32_t> WriteRandomFile(
+    const std::string& path, int64_t size, DigestKind kind, Prng& prng,
+    std::vector<uint32_t>* block_checksums = nullptr) {
   absl::StatusOr<int> fd_or = CreateExclusive(path);
   if (!fd_or.ok()) return fd_or.status();
   Fd fd(*fd_or);
@@ -176,12 +210,94 @@ absl::StatusOr<uint32_t> WriteRandomFile(const std::string& path, int64_t size,
     checksum = kind == DigestKind::kCrc32
                    ? crc32(checksum, bytes, static_cast<uInt>(n))
                    : adler32(checksum, bytes, static_cast<uInt>(n));
+    if (block_checksums != nullptr) {
+      for (size_t i = 0; i < n; i += kKaChunkLength) {
+        block_checksums->push_back(Adler32Of(
+            buffer.data() + i, std::min<size_t>(n - i, kKaChunkLength)));
+      }
+    }
     if (absl::Status s = WriteAll(fd.get(), buffer.data(), n, path); !s.ok())
       return s;
     left -= static_cast<int64_t>(n);
   }
   if (fd.Close() != 0) return PosixError("close", path);
   return static_cast<uint32_t>(checksum);
+}
+
+// What writing a compressed 2.1 Data.db yields besides the file.
+struct KaCompressedData {
+  // Adler-32 of the chunks' compressed bytes, without the 4-byte checksum
+  // after each chunk: what real 2.1 writes to Digest.sha1.
+  uint32_t digest = 0;
+  std::string compression_info;  // The whole CompressionInfo.db.
+};
+
+// Writes a 2.1 compressed Data.db of `size` bytes (at least 5 when size > 0:
+// one byte of chunk and its checksum): chunks of random "compressed" bytes,
+// 40% to 100% of the 64 KiB chunk length, each followed by the big-endian
+// Adler-32 of that chunk, as CompressedSequentialWriter wrote them. Returns
+// the matching CompressionInfo.db in Java DataOutput form: writeUTF(compressor
+// class), writeInt(option count = 0), writeInt(chunk length),
+// writeLong(uncompressed length), writeInt(chunk count), then writeLong(offset
+// of each chunk in Data.db).
+absl::StatusOr<KaCompressedData> WriteKaCompressedDataFile(
+    const std::string& path, int64_t size, Prng& prng) {
+  absl::StatusOr<int> fd_or = CreateExclusive(path);
+  if (!fd_or.ok()) return fd_or.status();
+  Fd fd(*fd_or);
+  constexpr int64_t kChecksumSize = 4;
+  constexpr int64_t kMinChunk = 1 + kChecksumSize;
+  const int64_t target = size == 0 ? 0 : std::max(size, kMinChunk);
+  uLong digest = adler32(0L, Z_NULL, 0);
+  std::vector<int64_t> offsets;
+  int64_t uncompressed_length = 0;
+  std::string chunk(static_cast<size_t>(kKaChunkLength), '\0');
+  std::string out;
+  out.reserve(kChunkSize + kKaChunkLength + kChecksumSize);
+  for (int64_t offset = 0; offset < target;) {
+    const int64_t left = target - offset;
+    int64_t length;          // compressed bytes of this chunk
+    int64_t nominal_length;  // the uncompressed bytes it stands for
+    if (left <= kKaChunkLength + kChecksumSize) {
+      // The last chunk: it covers what is left of the uncompressed data, so
+      // its nominal length may be short of the chunk length.
+      length = left - kChecksumSize;
+      nominal_length =
+          prng.Between(length, std::min(kKaChunkLength, length * 5 / 2));
+    } else {
+      length = prng.Between(kKaChunkLength * 2 / 5 + 8, kKaChunkLength);
+      // Never leave a tail too short for a chunk and its checksum.
+      if (left - length - kChecksumSize < kMinChunk) length -= 8;
+      nominal_length = kKaChunkLength;
+    }
+    prng.Fill(chunk.data(), static_cast<size_t>(length));
+    digest = adler32(digest, reinterpret_cast<const Bytef*>(chunk.data()),
+                     static_cast<uInt>(length));
+    out.append(chunk.data(), static_cast<size_t>(length));
+    AppendInt32(&out, Adler32Of(chunk.data(), static_cast<size_t>(length)));
+    offsets.push_back(offset);
+    offset += length + kChecksumSize;
+    uncompressed_length += nominal_length;
+    if (out.size() >= kChunkSize || offset >= target) {
+      if (absl::Status s = WriteAll(fd.get(), out.data(), out.size(), path);
+          !s.ok())
+        return s;
+      out.clear();
+    }
+  }
+  if (fd.Close() != 0) return PosixError("close", path);
+
+  KaCompressedData result;
+  result.digest = static_cast<uint32_t>(digest);
+  std::string& info = result.compression_info;
+  AppendUtf(&info, "LZ4Compressor");  // 2.1's default compressor
+  AppendInt32(&info, 0);              // no compressor options
+  AppendInt32(&info, static_cast<uint32_t>(kKaChunkLength));
+  AppendInt64(&info, static_cast<uint64_t>(uncompressed_length));
+  AppendInt32(&info, static_cast<uint32_t>(offsets.size()));
+  for (int64_t offset : offsets)
+    AppendInt64(&info, static_cast<uint64_t>(offset));
+  return result;
 }
 
 absl::Status MakeDirs(const std::string& path) {
@@ -262,28 +378,54 @@ absl::Status ValidateKeyspaces(const std::vector<std::string>& keyspaces) {
 // How sstables of one version are named and which components they have.
 struct SSTableFormat {
   std::string version;  // "nb"
-  std::string format;   // "big" or "bti"
+  std::string format;   // "big" or "bti"; empty for "ka"
   DigestKind digest;
   std::string digest_component;         // "Digest.crc32"
   std::vector<std::string> components;  // in the order TOC.txt lists them
+  // 2.1 ("ka"): "<ks>-<table>-ka-<gen>-<Component>" names, a chunk-only
+  // Digest.sha1 when compressed, and real CompressionInfo.db/CRC.db contents.
+  bool ka = false;
+  bool compressed = true;  // false only for uncompressed "ka" (CRC.db)
 };
 
-absl::StatusOr<SSTableFormat> FormatForVersion(absl::string_view version) {
+// `compressed` only matters for "ka": later versions always get a
+// CompressionInfo.db, as before.
+absl::StatusOr<SSTableFormat> FormatForVersion(absl::string_view version,
+                                               bool compressed = true) {
   const bool two_letters = version.size() == 2 &&
                            absl::ascii_islower(version[0]) &&
                            absl::ascii_islower(version[1]);
   // "d?" is the 5.0 BTI family; every other supported version (2.2's la/lb,
   // 3.x's m?, 4.x's n?, 5.0's oa) uses the "big" format and the same naming.
   const bool bti = two_letters && version[0] == 'd';
-  if (!two_letters || (!bti && version < "la")) {
+  const bool ka = version == "ka";
+  if (!two_letters || (!bti && !ka && version < "la")) {
     return absl::InvalidArgumentError(
         absl::StrCat("unsupported sstable version \"", version,
-                     "\": want two lowercase letters, \"la\" or later (or "
-                     "\"da\"); pre-2.2 naming is not "
+                     "\": want two lowercase letters, \"ka\", \"la\" or "
+                     "later (or \"da\"); pre-2.1 sstables are not "
                      "generated"));
   }
   SSTableFormat f;
   f.version = std::string(version);
+  if (ka) {
+    // 2.1 wrote an Adler-32 decimal into a file still named Digest.sha1.
+    f.ka = true;
+    f.compressed = compressed;
+    f.digest = DigestKind::kAdler32;
+    f.digest_component = "Digest.sha1";
+    // TOC.txt is a Java HashSet dump: the order is arbitrary, readers must
+    // compare as a set. CRC.db replaces CompressionInfo.db when uncompressed.
+    f.components = {compressed ? "CompressionInfo.db" : "CRC.db",
+                    "Data.db",
+                    "Summary.db",
+                    "Filter.db",
+                    "Statistics.db",
+                    "TOC.txt",
+                    "Index.db",
+                    f.digest_component};
+    return f;
+  }
   f.format = bti ? "bti" : "big";
   // 2.2 used Adler-32 digests; 3.0 (ma) switched to CRC-32.
   const bool adler = version == "la" || version == "lb";
@@ -315,25 +457,68 @@ int64_t SmallComponentSize(absl::string_view component, Prng& prng) {
   return prng.Between(100, 1000);
 }
 
-std::string SSTablePrefix(const SSTableFormat& f, int64_t generation) {
+// The column family name 2.1 puts in sstable names: the table's, or for an
+// index store ".<idx>" the index table's "<table>.<idx>".
+std::string KaColumnFamily(absl::string_view table, absl::string_view rel) {
+  if (rel.empty()) return std::string(table);
+  return absl::StrCat(table, ".", absl::StripPrefix(rel, "."));
+}
+
+// "<ver>-<gen>-<format>-", or for 2.1 "<keyspace>-<cf>-ka-<gen>-" (cf from
+// KaColumnFamily).
+std::string SSTablePrefix(const SSTableFormat& f, absl::string_view keyspace,
+                          absl::string_view cf, int64_t generation) {
+  if (f.ka) {
+    return absl::StrCat(keyspace, "-", cf, "-", f.version, "-", generation,
+                        "-");
+  }
   return absl::StrCat(f.version, "-", generation, "-", f.format, "-");
 }
 
 // Writes one complete sstable into `dir`, Data.db first and TOC.txt last, as
-// Cassandra does.
+// Cassandra does. `keyspace` and `cf` only appear in 2.1 names.
 absl::Status WriteSSTable(const std::string& dir, const SSTableFormat& f,
+                          absl::string_view keyspace, absl::string_view cf,
                           int64_t generation, int64_t data_size,
                           uint64_t seed) {
   Prng prng(seed);
-  const std::string prefix = JoinPath(dir, SSTablePrefix(f, generation));
-  absl::StatusOr<uint32_t> digest = WriteRandomFile(
-      absl::StrCat(prefix, "Data.db"), data_size, f.digest, prng);
-  if (!digest.ok()) return digest.status();
+  const std::string prefix =
+      JoinPath(dir, SSTablePrefix(f, keyspace, cf, generation));
+  const std::string data_path = absl::StrCat(prefix, "Data.db");
+  uint32_t digest;
+  // Components whose content follows from Data.db (2.1 only; later versions
+  // get random bytes there, as before).
+  std::map<std::string, std::string> derived;
+  if (f.ka && f.compressed) {
+    absl::StatusOr<KaCompressedData> data =
+        WriteKaCompressedDataFile(data_path, data_size, prng);
+    if (!data.ok()) return data.status();
+    digest = data->digest;
+    derived["CompressionInfo.db"] = std::move(data->compression_info);
+  } else if (f.ka) {
+    // CRC.db: writeInt(chunk length), then the Adler-32 of every chunk.
+    std::vector<uint32_t> blocks;
+    absl::StatusOr<uint32_t> whole =
+        WriteRandomFile(data_path, data_size, f.digest, prng, &blocks);
+    if (!whole.ok()) return whole.status();
+    digest = *whole;
+    std::string crc;
+    AppendInt32(&crc, static_cast<uint32_t>(kKaChunkLength));
+    for (uint32_t block : blocks) AppendInt32(&crc, block);
+    derived["CRC.db"] = std::move(crc);
+  } else {
+    absl::StatusOr<uint32_t> whole =
+        WriteRandomFile(data_path, data_size, f.digest, prng);
+    if (!whole.ok()) return whole.status();
+    digest = *whole;
+  }
   for (const std::string& component : f.components) {
     if (component == "Data.db" || component == "TOC.txt") continue;
     std::string content;
     if (component == f.digest_component) {
-      content = absl::StrCat(*digest);  // Unsigned decimal, no newline.
+      content = absl::StrCat(digest);  // Unsigned decimal, no newline.
+    } else if (auto it = derived.find(component); it != derived.end()) {
+      content = std::move(it->second);
     } else {
       content.resize(static_cast<size_t>(SmallComponentSize(component, prng)));
       prng.Fill(content.data(), content.size());
@@ -347,14 +532,20 @@ absl::Status WriteSSTable(const std::string& dir, const SSTableFormat& f,
                       absl::StrCat(absl::StrJoin(f.components, "\n"), "\n"));
 }
 
-// "<ver>-<id>-<format>-<Component>", the naming from 2.2 on.
+// "<ver>-<id>-<format>-<Component>", the naming from 2.2 on, or 2.1's
+// "<keyspace>-<cf>-<ver>-<gen>-<Component>".
 struct SSTableName {
+  std::string keyspace;  // 2.1 only, like cf
+  std::string cf;        // "users", or "users.users_idx0" for an index
   std::string version;
   std::string id;
-  std::string format;
+  std::string format;  // empty for 2.1
   std::string component;
 
+  bool IsKa() const { return !cf.empty(); }
   std::string Prefix() const {
+    if (IsKa())
+      return absl::StrCat(keyspace, "-", cf, "-", version, "-", id, "-");
     return absl::StrCat(version, "-", id, "-", format, "-");
   }
   // The integer generation, or -1 for a 4.1+ UUID-like id.
@@ -366,24 +557,49 @@ struct SSTableName {
 
 // Parses live sstable component names; rejects 2.x "tmp-"/"tmplink-" files,
 // transaction logs and "*.tmp" rewrites, which a snapshot never includes.
+// Components never contain '-', which keeps the two namings apart: 2.2+
+// names have 4 dash-separated fields, 2.1 names 5 (6 with "tmp"/"tmplink").
 std::optional<SSTableName> ParseSSTableName(absl::string_view name) {
-  std::vector<absl::string_view> parts =
-      absl::StrSplit(name, absl::MaxSplits('-', 3));
-  if (parts.size() != 4) return std::nullopt;
-  const absl::string_view version = parts[0], id = parts[1], format = parts[2],
-                          component = parts[3];
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '-');
   const auto all_lower = [](absl::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
       return absl::ascii_islower(static_cast<unsigned char>(c));
     });
   };
-  if (version.size() != 2 || !all_lower(version) || !IsWordName(id) ||
-      !all_lower(format) || component.empty() ||
-      absl::EndsWith(component, ".tmp")) {
+  const auto is_version = [&](absl::string_view s) {
+    return s.size() == 2 && all_lower(s);
+  };
+  const absl::string_view component = parts.back();
+  if (component.empty() || absl::EndsWith(component, ".tmp")) {
     return std::nullopt;
   }
-  return SSTableName{std::string(version), std::string(id), std::string(format),
-                     std::string(component)};
+  if (parts.size() == 5) {
+    // 2.1: the cf of an index sstable is "<table>.<index>".
+    const absl::string_view keyspace = parts[0], cf = parts[1],
+                            version = parts[2], gen = parts[3];
+    const std::vector<absl::string_view> cf_parts = absl::StrSplit(cf, '.');
+    const bool cf_ok =
+        cf_parts.size() <= 2 &&
+        std::all_of(cf_parts.begin(), cf_parts.end(), IsWordName);
+    if (!IsWordName(keyspace) || !cf_ok || !is_version(version) ||
+        gen.empty() || !std::all_of(gen.begin(), gen.end(), [](char c) {
+          return absl::ascii_isdigit(static_cast<unsigned char>(c));
+        })) {
+      return std::nullopt;
+    }
+    return SSTableName{std::string(keyspace),    std::string(cf),
+                       std::string(version),     std::string(gen),
+                       /*format=*/std::string(), std::string(component)};
+  }
+  if (parts.size() != 4) return std::nullopt;
+  const absl::string_view version = parts[0], id = parts[1], format = parts[2];
+  if (!is_version(version) || !IsWordName(id) || !all_lower(format)) {
+    return std::nullopt;
+  }
+  return SSTableName{
+      /*keyspace=*/std::string(), /*cf=*/std::string(),
+      std::string(version),       std::string(id),
+      std::string(format),        std::string(component)};
 }
 
 // The files of one sstable found in a directory.
@@ -392,6 +608,7 @@ struct SSTableFiles {
   std::vector<std::string> files;
   bool has_toc = false;
   bool has_data = false;
+  bool has_crc = false;  // CRC.db: an uncompressed sstable
 };
 
 // The sstables whose files sit directly in `dir`, ordered by generation (so
@@ -411,6 +628,7 @@ absl::StatusOr<std::vector<SSTableFiles>> ListSSTables(const std::string& dir) {
     sstable.files.push_back(name);
     sstable.has_toc |= parsed->component == "TOC.txt";
     sstable.has_data |= parsed->component == "Data.db";
+    sstable.has_crc |= parsed->component == "CRC.db";
   }
   std::vector<SSTableFiles> sstables;
   for (auto& [prefix, sstable] : by_prefix)
@@ -433,6 +651,9 @@ struct Table {
   std::string dir_name;  // "users-<32 hex id>", or "users" for pre-2.1 tables
   std::string path;
   std::vector<std::string> index_dirs;  // ".users_idx0", sorted
+  // Its newest sstables are 2.1 ("ka") ones: snapshots then get 2.1's
+  // manifest.json and no schema.cql.
+  bool ka = false;
 
   std::string TableName() const {
     return dir_name.substr(0, dir_name.find('-'));
@@ -461,16 +682,69 @@ bool IsTableDirName(absl::string_view name) {
          });
 }
 
+// Every directory that may hold an sstable of the store `rel` ("" or
+// ".<idx>") of `table`: the live dir, each snapshot's and backups'.
+absl::StatusOr<std::vector<std::string>> StoreDirs(const Table& table,
+                                                   const std::string& rel) {
+  std::vector<std::string> dirs = {JoinPath(table.path, rel)};
+  const std::string snapshots = JoinPath(table.path, "snapshots");
+  absl::StatusOr<std::vector<std::string>> tags = ListDir(snapshots);
+  if (tags.ok()) {
+    for (const std::string& tag : *tags)
+      dirs.push_back(JoinPath(JoinPath(snapshots, tag), rel));
+  } else if (!absl::IsNotFound(tags.status())) {
+    return tags.status();
+  }
+  dirs.push_back(JoinPath(JoinPath(table.path, "backups"), rel));
+  return dirs;
+}
+
+// The sstable with the highest integer generation of one store, live,
+// snapshotted or backed up.
+struct NewestSSTable {
+  int64_t generation = 0;  // 0 if there is none
+  std::string version;     // empty if there is none
+  bool compressed = true;  // false if it has a CRC.db
+};
+
+absl::StatusOr<NewestSSTable> FindNewestSSTable(const Table& table,
+                                                const std::string& rel) {
+  absl::StatusOr<std::vector<std::string>> dirs = StoreDirs(table, rel);
+  if (!dirs.ok()) return dirs.status();
+  NewestSSTable newest;
+  for (const std::string& dir : *dirs) {
+    absl::StatusOr<std::vector<SSTableFiles>> sstables = ListSSTables(dir);
+    if (!sstables.ok()) return sstables.status();
+    for (const SSTableFiles& sstable : *sstables) {
+      if (sstable.name.Generation() > newest.generation) {
+        newest.generation = sstable.name.Generation();
+        newest.version = sstable.name.version;
+        newest.compressed = !sstable.has_crc;
+      }
+    }
+  }
+  return newest;
+}
+
 absl::StatusOr<Table> LoadTable(const std::string& keyspace,
                                 const std::string& dir_name,
                                 const std::string& path) {
-  Table table{keyspace, dir_name, path, {}};
+  Table table{keyspace, dir_name, path, {}, /*ka=*/false};
   absl::StatusOr<std::vector<std::string>> entries = ListDir(path);
   if (!entries.ok()) return entries.status();
   for (const std::string& entry : *entries) {
     if (entry.size() > 1 && entry[0] == '.' && IsWordName(entry.substr(1)) &&
         IsDir(JoinPath(path, entry))) {
       table.index_dirs.push_back(entry);
+    }
+  }
+  // The base table's newest sstable tells, or an index's if it has none.
+  for (const std::string& rel : table.StoreRelPaths()) {
+    absl::StatusOr<NewestSSTable> newest = FindNewestSSTable(table, rel);
+    if (!newest.ok()) return newest.status();
+    if (!newest->version.empty()) {
+      table.ka = newest->version == "ka";
+      break;
     }
   }
   return table;
@@ -513,10 +787,12 @@ std::string TableNameFor(int index) {
   return absl::StrCat("t", index);
 }
 
-std::string JsonString(absl::string_view s) {
+// `escape_slash`: write '/' as "\/", as json-simple (Cassandra 2.1's JSON
+// library) does; valid JSON either way.
+std::string JsonString(absl::string_view s, bool escape_slash = false) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') {
+    if (c == '"' || c == '\\' || (escape_slash && c == '/')) {
       absl::StrAppend(&out, "\\", absl::string_view(&c, 1));
     } else if (static_cast<unsigned char>(c) < 0x20) {
       absl::StrAppend(
@@ -543,6 +819,18 @@ std::string ManifestJson(const std::vector<std::string>& files,
       "{\n  \"files\" : ", list, ",\n  \"created_at\" : \"",
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", created_at, absl::UTCTimeZone()),
       "\",\n  \"expires_at\" : null\n}");
+}
+
+// 2.1's manifest: json-simple's compact output, then println's newline.
+// Index sstables are listed as ".<idx>/<name>", which json-simple writes as
+// ".<idx>\/<name>". (That is what CASSANDRA-10968, in 2.1.22, made 2.1 write:
+// before it, a table with indexes got a manifest listing only its last
+// index's sstables. The generator writes the fixed form.)
+std::string KaManifestJson(const std::vector<std::string>& files) {
+  std::vector<std::string> quoted;
+  for (const std::string& f : files)
+    quoted.push_back(JsonString(f, /*escape_slash=*/true));
+  return absl::StrCat("{\"files\":[", absl::StrJoin(quoted, ","), "]}\n");
 }
 
 std::string DashedUuid(absl::string_view hex) {
@@ -635,12 +923,15 @@ absl::Status SnapshotTable(const Table& table, const std::string& tag,
       }
     }
   }
-  if (absl::Status s = WriteNewFile(JoinPath(snapshot_dir, "manifest.json"),
-                                    ManifestJson(data_files, created_at));
+  if (absl::Status s =
+          WriteNewFile(JoinPath(snapshot_dir, "manifest.json"),
+                       table.ka ? KaManifestJson(data_files)
+                                : ManifestJson(data_files, created_at));
       !s.ok()) {
     return s;
   }
-  if (write_schema && !IsSystemKeyspace(table.keyspace)) {
+  // 2.1 wrote no schema.cql (it came with 3.0).
+  if (write_schema && !table.ka && !IsSystemKeyspace(table.keyspace)) {
     return WriteNewFile(JoinPath(snapshot_dir, "schema.cql"), SchemaCql(table));
   }
   return absl::OkStatus();
@@ -708,7 +999,8 @@ absl::Status ValidateSpec(const TreeSpec& spec) {
 
 absl::Status GenerateTree(const std::string& data_root, const TreeSpec& spec) {
   if (absl::Status s = ValidateSpec(spec); !s.ok()) return s;
-  absl::StatusOr<SSTableFormat> format = FormatForVersion(spec.version);
+  absl::StatusOr<SSTableFormat> format =
+      FormatForVersion(spec.version, spec.compressed);
   if (!format.ok()) return format.status();
   if (absl::Status s = MakeDirs(data_root); !s.ok()) return s;
 
@@ -719,8 +1011,11 @@ absl::Status GenerateTree(const std::string& data_root, const TreeSpec& spec) {
       const std::string name = TableNameFor(t);
       const std::string dir_name =
           absl::StrCat(name, "-", TableId(spec.seed, ks, name));
-      Table table{
-          ks, dir_name, JoinPath(JoinPath(data_root, ks), dir_name), {}};
+      Table table{ks,
+                  dir_name,
+                  JoinPath(JoinPath(data_root, ks), dir_name),
+                  {},
+                  format->ka};
       for (int i = 0; i < spec.index_dirs_per_table; ++i) {
         table.index_dirs.push_back(absl::StrCat(".", name, "_idx", i));
       }
@@ -731,7 +1026,8 @@ absl::Status GenerateTree(const std::string& data_root, const TreeSpec& spec) {
           const uint64_t seed =
               DeriveSeed(spec.seed, {ks, name, rel, absl::StrCat(gen)});
           if (absl::Status s =
-                  WriteSSTable(dir, *format, gen, spec.data_size, seed);
+                  WriteSSTable(dir, *format, ks, KaColumnFamily(name, rel), gen,
+                               spec.data_size, seed);
               !s.ok()) {
             return s;
           }
@@ -741,9 +1037,9 @@ absl::Status GenerateTree(const std::string& data_root, const TreeSpec& spec) {
     }
   }
 
-  // Cassandra 2.2 wrote no schema.cql; it came with 3.0.
-  const bool write_schema = spec.write_schema_cql && format->version != "la" &&
-                            format->version != "lb";
+  // Cassandra 2.1 and 2.2 wrote no schema.cql; it came with 3.0.
+  const bool write_schema = spec.write_schema_cql && format->version != "ka" &&
+                            format->version != "la" && format->version != "lb";
   for (const std::string& tag : spec.snapshot_tags) {
     if (absl::Status s = SnapshotTables(tables, tag, write_schema); !s.ok())
       return s;
@@ -777,46 +1073,25 @@ absl::Status FlushNewSSTables(const std::string& data_root,
   absl::StatusOr<std::vector<Table>> tables = FindTables(data_root, keyspaces);
   if (!tables.ok()) return tables.status();
   for (const Table& table : *tables) {
-    // Every directory that may hold an sstable of this store, so the new
-    // generation is above all of them even when the live files are gone.
-    std::vector<std::string> snapshot_dirs;
-    absl::StatusOr<std::vector<std::string>> tags =
-        ListDir(JoinPath(table.path, "snapshots"));
-    if (tags.ok()) {
-      for (const std::string& tag : *tags) {
-        snapshot_dirs.push_back(
-            JoinPath(JoinPath(table.path, "snapshots"), tag));
-      }
-    } else if (!absl::IsNotFound(tags.status())) {
-      return tags.status();
-    }
-    snapshot_dirs.push_back(JoinPath(table.path, "backups"));
-
     for (const std::string& rel : table.StoreRelPaths()) {
-      const std::string live_dir = JoinPath(table.path, rel);
-      std::vector<std::string> dirs = {live_dir};
-      for (const std::string& dir : snapshot_dirs)
-        dirs.push_back(JoinPath(dir, rel));
-      int64_t max_generation = 0;
-      std::string version = "nb";
-      for (const std::string& dir : dirs) {
-        absl::StatusOr<std::vector<SSTableFiles>> sstables = ListSSTables(dir);
-        if (!sstables.ok()) return sstables.status();
-        for (const SSTableFiles& sstable : *sstables) {
-          if (sstable.name.Generation() > max_generation) {
-            max_generation = sstable.name.Generation();
-            version = sstable.name.version;
-          }
-        }
-      }
-      absl::StatusOr<SSTableFormat> format = FormatForVersion(version);
+      // Look in snapshots and backups too, so the new generation is above
+      // all of them even when the live files are gone.
+      absl::StatusOr<NewestSSTable> newest = FindNewestSSTable(table, rel);
+      if (!newest.ok()) return newest.status();
+      const std::string version = !newest->version.empty() ? newest->version
+                                  : table.ka               ? "ka"
+                                                           : "nb";
+      absl::StatusOr<SSTableFormat> format =
+          FormatForVersion(version, newest->compressed);
       if (!format.ok()) return format.status();
-      const int64_t generation = max_generation + 1;
+      const int64_t generation = newest->generation + 1;
       const uint64_t sstable_seed = DeriveSeed(
           seed,
           {table.keyspace, table.dir_name, rel, absl::StrCat(generation)});
-      if (absl::Status s = WriteSSTable(live_dir, *format, generation,
-                                        data_size, sstable_seed);
+      if (absl::Status s =
+              WriteSSTable(JoinPath(table.path, rel), *format, table.keyspace,
+                           KaColumnFamily(table.TableName(), rel), generation,
+                           data_size, sstable_seed);
           !s.ok()) {
         return s;
       }
