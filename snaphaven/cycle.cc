@@ -194,21 +194,25 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
 }
 
 absl::Status Syncer::LoadManifest(bool from_destination) {
-  absl::StatusOr<std::string> text = fs_.ReadFile(state_.manifest);
   absl::optional<Manifest> loaded;
-  if (text.ok()) {
-    absl::StatusOr<Manifest> parsed = Manifest::Parse(*text);
+  bool missing = false;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_.OpenForRead(state_.manifest);
+  if (file.ok()) {
+    absl::StatusOr<Manifest> parsed = Manifest::Read(**file);
     if (parsed.ok()) {
       loaded = *std::move(parsed);
+    } else if (ErrnoOf(parsed.status()) != 0) {
+      return parsed.status();  // a read error, not a corrupt manifest
     } else {
       LOG(WARNING) << "manifest " << state_.manifest << " is corrupt ("
                    << parsed.status().message() << "); rebuilding it from the destination";
       from_destination = true;
     }
-  } else if (IsVanished(text.status())) {
-    from_destination = true;  // first run, or the manifest was lost
+  } else if (IsVanished(file.status())) {
+    missing = true;  // first run, or the manifest was lost
+    from_destination = true;
   } else {
-    return text.status();
+    return file.status();
   }
   if (!from_destination) {
     manifest_ = *std::move(loaded);
@@ -217,12 +221,13 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
   absl::StatusOr<Manifest> rebuilt =
       RebuildFromDestination(loaded.has_value() ? &*loaded : nullptr);
   if (!rebuilt.ok()) return rebuilt.status();
-  if (!text.ok() && rebuilt->size() > 0) {
+  if (missing && rebuilt->size() > 0) {
     LOG(WARNING) << "manifest " << state_.manifest << " is missing; rebuilt it from the "
                  << rebuilt->size() << " files at the destination";
   }
   manifest_ = *std::move(rebuilt);
   manifest_dirty_ = true;
+  manifest_rebuilt_ = true;
   return absl::OkStatus();
 }
 
@@ -424,6 +429,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     LOG(WARNING) << "removed " << *leftovers
                  << " temporary files left by an interrupted run";
   }
+  manifest_rebuilt_ = false;
   if (!manifest_.has_value() || fullsync) {
     absl::Status loaded = LoadManifest(fullsync);
     if (!loaded.ok()) {
@@ -443,6 +449,19 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   scan_options.include_live = options_.sync_live;
   scan_options.include_backups = options_.sync_backups;
   scan_options.record_decisions = options_.verbosity >= 2;
+  // Unchanged snapshot directories are skipped, unless this cycle must not
+  // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
+  // must look at every snapshot (a settling one becomes movable without
+  // changing).
+  const std::string dir_cache_file = JoinPath(state_.dir, "dircache");
+  if (!dir_cache_.has_value()) {
+    absl::StatusOr<std::string> text = fs_.ReadFile(dir_cache_file);
+    absl::StatusOr<DirCache> parsed =
+        text.ok() ? DirCache::Parse(*text) : absl::StatusOr<DirCache>(text.status());
+    dir_cache_ = parsed.ok() ? *std::move(parsed) : DirCache();
+    if (parsed.ok()) dir_cache_saved_ = *text;
+  }
+  if (!fullsync && !manifest_rebuilt_ && !options_.move) scan_options.unchanged_dirs = &*dir_cache_;
   // The source may sit on a flaky network file system too: retry the scan's
   // reads on transient errors.
   RetryingFileSystem retrying(&fs_, options_.attempts, options_.retry_backoff);
@@ -457,7 +476,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     ++stats.failed;
   }
   for (const std::string& decision : scan->decisions) VLOG(2) << decision;
-  stats.scanned = static_cast<int64_t>(scan->files.size());
+  stats.scanned = static_cast<int64_t>(scan->files.size()) + scan->skipped_files;
 
   SelectOptions select_options;
   select_options.move = options_.move;
@@ -477,7 +496,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   plan_options.mtime_granularity_ns = mtime_granularity_ns_;
   Plan plan = PlanCycle(scan->files, selection.eligible, *manifest_, plan_options);
   for (const std::string& decision : plan.decisions) VLOG(2) << decision;
-  stats.unchanged = plan.unchanged;
+  stats.unchanged = plan.unchanged + scan->skipped_files;
   if (fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;
   for (const auto& [path, entry] : plan.manifest_updates) manifest_->Put(path, entry);
 
@@ -587,7 +606,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   }
   if (stats.fatal.has_value()) return finish();  // the destination is not ours now
   if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
-  CommitAndMove(*scan, selection.units, ready, stats);
+  if (CommitAndMove(*scan, selection.units, ready, stats)) UpdateDirCache(*scan, start);
   return finish();
 }
 
@@ -661,6 +680,12 @@ std::string Syncer::CheckDestinationFile(const std::string& rel, const ManifestE
 }
 
 void Syncer::ForgetCopy(const std::string& rel) {
+  // Its directory must be listed again for the copy to be redone.
+  if (dir_cache_.has_value()) {
+    for (const std::string& root : options_.data_roots) {
+      dir_cache_->EraseTree(JoinPath(root, DirName(rel)));
+    }
+  }
   absl::StatusOr<FileStat> bad = fs_.Stat(JoinPath(options_.destination, rel));
   manifest_->Erase(rel);
   manifest_dirty_ = true;
@@ -708,6 +733,49 @@ void Syncer::VerifySample(CycleStats& stats) {
           << " files (" << HumanBytes(found.bytes) << ")";
   absl::Status saved = fs_.WriteFileAtomically(cursor_file, sample_cursor_);
   if (!saved.ok()) LOG(WARNING) << "cannot save " << cursor_file << ": " << saved.message();
+}
+
+void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
+  if (options_.move) return;
+  DirCache next;
+  for (const std::string& dir : scan.skipped_dirs) {
+    if (const CachedDir* cached = dir_cache_->Find(dir)) next.Put(dir, *cached);
+  }
+  // Which snapshot directories have every file recorded at the destination.
+  struct Tally {
+    bool all_current = true;
+    int64_t files = 0;
+    int64_t bytes = 0;
+  };
+  absl::flat_hash_map<std::string, Tally> tally;
+  for (const SourceFile& file : scan.files) {
+    if (file.kind != PathKind::kSnapshot) continue;
+    Tally& t = tally[JoinPath(options_.data_roots[file.root], DirName(file.relative_path))];
+    const ManifestEntry* entry = manifest_->Find(file.relative_path);
+    t.all_current &= entry != nullptr && entry->size == file.stat.size &&
+                     SameMtime(entry->mtime_ns, file.stat.mtime_ns, mtime_granularity_ns_);
+    ++t.files;
+    t.bytes += file.stat.size;
+  }
+  // A directory changed within the last moments may still be changing at
+  // a granularity its mtime cannot show: list it again next time.
+  const int64_t settled = absl::ToUnixNanos(cycle_start - absl::Seconds(2));
+  for (const ScanResult::WalkedDir& walked : scan.walked_dirs) {
+    std::string dir = JoinPath(options_.data_roots[walked.root], walked.relative_path);
+    const Tally& t = tally[dir];
+    if (!t.all_current || walked.stat.mtime_ns >= settled) continue;
+    next.Put(dir, CachedDir{walked.stat.dev, walked.stat.ino, walked.stat.mtime_ns, t.files,
+                            t.bytes, walked.subdirs});
+  }
+  dir_cache_ = std::move(next);
+  std::string text = dir_cache_->Serialize();
+  if (text == dir_cache_saved_) return;  // a cycle with nothing new writes nothing
+  absl::Status saved = fs_.WriteFileAtomically(JoinPath(state_.dir, "dircache"), text);
+  if (saved.ok()) {
+    dir_cache_saved_ = std::move(text);
+  } else {
+    LOG(WARNING) << "cannot save the directory cache: " << saved.message();
+  }
 }
 
 VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {

@@ -18,6 +18,7 @@
 #include "absl/types/optional.h"
 #include "re2/re2.h"
 #include "snaphaven/copier.h"
+#include "snaphaven/dir_cache.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
 #include "snaphaven/planner.h"
@@ -147,6 +148,9 @@ class Syncer {
   void ForgetCopy(const std::string& rel);
   // --verify_sample: checks the next share of the manifest.
   void VerifySample(CycleStats& stats);
+  // After a cycle: the snapshot directories whose files are all recorded,
+  // to skip next time; saved when it changed.
+  void UpdateDirCache(const ScanResult& scan, absl::Time cycle_start);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
   absl::Status CommitManifest();
   absl::flat_hash_map<size_t, std::string> ReadMetadata(FileSystem& fs, const ScanResult& scan);
@@ -166,6 +170,9 @@ class Syncer {
   std::string destination_id_;   // from the marker, once known
   int64_t mtime_granularity_ns_ = 1;
   std::string sample_cursor_;   // last path --verify_sample checked
+  bool manifest_rebuilt_ = false;  // this cycle's manifest came from a walk
+  absl::optional<DirCache> dir_cache_;
+  std::string dir_cache_saved_;    // as last read or written
   bool sample_cursor_loaded_ = false;
 };
 

@@ -1,6 +1,5 @@
 #include "snaphaven/manifest.h"
 
-#include <zlib.h>
 
 #include <vector>
 
@@ -9,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/checksum.h"
 
 namespace snaphaven {
 namespace {
@@ -16,16 +16,6 @@ namespace {
 constexpr absl::string_view kHeader = "snaphaven-manifest 2\n";
 constexpr absl::string_view kHeaderV1 = "snaphaven-manifest 1\n";
 
-uint32_t Crc32(absl::string_view data) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  // zlib takes a uInt length: feed large inputs in pieces.
-  while (!data.empty()) {
-    uInt n = static_cast<uInt>(std::min<size_t>(data.size(), 1u << 30));
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(data.data()), n);
-    data.remove_prefix(n);
-  }
-  return static_cast<uint32_t>(crc);
-}
 
 absl::Status Corrupt(size_t line, absl::string_view why) {
   return absl::InvalidArgumentError(
@@ -40,6 +30,12 @@ const ManifestEntry* Manifest::Find(absl::string_view path) const {
 }
 
 const std::string* Manifest::FindBySource(const SourceIdentity& source) const {
+  if (!by_source_built_) {
+    for (const auto& [path, entry] : entries_) {
+      if (entry.source().known()) by_source_.emplace(entry.source(), path);
+    }
+    by_source_built_ = true;
+  }
   auto it = by_source_.find(source);
   if (it == by_source_.end()) return nullptr;
   // The index is never pruned on overwrite; check the entry still agrees.
@@ -50,7 +46,7 @@ const std::string* Manifest::FindBySource(const SourceIdentity& source) const {
 
 void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
   entries_[path] = entry;
-  if (entry.source().known()) by_source_.emplace(entry.source(), path);
+  if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
 }
 
 void Manifest::Erase(const std::string& path) { entries_.erase(path); }
@@ -65,61 +61,138 @@ std::string Manifest::Serialize() const {
                     e.missing_since_ns, "\n");
   }
   absl::StrAppend(&out, "end ", entries_.size(), " ",
-                  absl::Hex(Crc32(out), absl::kZeroPad8), "\n");
+                  absl::Hex(Crc32(0, out), absl::kZeroPad8), "\n");
   return out;
 }
 
-absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {
-  const bool v1 = absl::StartsWith(text, kHeaderV1);
-  if (!v1 && !absl::StartsWith(text, kHeader)) return Corrupt(1, "bad header");
-  // The trailer is the last line; everything before it is checksummed.
-  if (text.empty() || text.back() != '\n') {
-    return Corrupt(0, "truncated (no final newline)");
+absl::Status Manifest::ParseLine(absl::string_view line, bool v1, size_t line_number) {
+  std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
+  std::string path;
+  ManifestEntry e;
+  const size_t columns = v1 ? 6 : 8;
+  bool crc_ok = v1 || f.size() != 8 || f[6] == "-" ||
+                (f[6].size() == 8 && absl::SimpleHexAtoi(f[6], &e.crc32));
+  e.has_crc32 = !v1 && f.size() == 8 && f[6] != "-";
+  if ((f.size() != columns && !(v1 && f.size() == 7)) || !crc_ok ||
+      !absl::CUnescape(f[0], &path) || !absl::SimpleAtoi(f[1], &e.size) ||
+      !absl::SimpleAtoi(f[2], &e.mtime_ns) || !absl::SimpleHexAtoi(f[3], &e.mode) ||
+      !absl::SimpleAtoi(f[4], &e.source_dev) || !absl::SimpleAtoi(f[5], &e.source_ino) ||
+      e.size < 0 || (v1 && f.size() == 7 && !absl::SimpleAtoi(f[6], &e.missing_since_ns)) ||
+      (!v1 && !absl::SimpleAtoi(f[7], &e.missing_since_ns))) {
+    return Corrupt(line_number, "malformed entry");
   }
-  size_t trailer_at = text.rfind('\n', text.size() - 2);
-  if (trailer_at == absl::string_view::npos) return Corrupt(0, "no trailer");
-  absl::string_view body = text.substr(0, trailer_at + 1);
-  absl::string_view trailer = text.substr(trailer_at + 1);
-  trailer.remove_suffix(1);
-  std::vector<absl::string_view> t = absl::StrSplit(trailer, ' ');
-  uint64_t count = 0;
-  uint32_t crc = 0;
-  if (t.size() != 3 || t[0] != "end" || !absl::SimpleAtoi(t[1], &count) ||
-      !absl::SimpleHexAtoi(t[2], &crc)) {
-    return Corrupt(0, "truncated (no valid trailer)");
+  // A crafted manifest must never steer a write outside the destination.
+  if (!IsSafeRelativePath(path) || absl::StartsWith(path, ".snaphaven/") ||
+      path.find('\0') != std::string::npos) {
+    return Corrupt(line_number, "path outside the destination");
   }
-  if (Crc32(body) != crc) return Corrupt(0, "checksum mismatch");
+  // Lines come sorted: appending at the end is the cheap insertion.
+  entries_.emplace_hint(entries_.end(), std::move(path), e);
+  return absl::OkStatus();
+}
 
-  Manifest manifest;
-  size_t line_number = 1;
-  body.remove_prefix(kHeader.size());
-  for (absl::string_view line : absl::StrSplit(body, '\n', absl::SkipEmpty())) {
-    ++line_number;
-    std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
-    std::string path;
-    ManifestEntry e;
-    const size_t columns = v1 ? 6 : 8;
-    bool crc_ok = v1 || f.size() != 8 || f[6] == "-" ||
-                  (f[6].size() == 8 && absl::SimpleHexAtoi(f[6], &e.crc32));
-    e.has_crc32 = !v1 && f.size() == 8 && f[6] != "-";
-    if ((f.size() != columns && !(v1 && f.size() == 7)) || !crc_ok ||
-        !absl::CUnescape(f[0], &path) ||
-        !absl::SimpleAtoi(f[1], &e.size) || !absl::SimpleAtoi(f[2], &e.mtime_ns) ||
-        !absl::SimpleHexAtoi(f[3], &e.mode) ||
-        !absl::SimpleAtoi(f[4], &e.source_dev) ||
-        !absl::SimpleAtoi(f[5], &e.source_ino) || e.size < 0 ||
-        (v1 && f.size() == 7 && !absl::SimpleAtoi(f[6], &e.missing_since_ns)) ||
-        (!v1 && !absl::SimpleAtoi(f[7], &e.missing_since_ns))) {
-      return Corrupt(line_number, "malformed entry");
+namespace {
+
+// Parses a manifest fed in pieces. Every line but the last is an entry
+// (or the header); the last must be the trailer, whose checksum covers
+// everything before it, so each line is held back until the next one ends.
+class ManifestParser {
+ public:
+  absl::Status Feed(absl::string_view piece, Manifest& manifest) {
+    while (!piece.empty()) {
+      size_t newline = piece.find('\n');
+      if (newline == absl::string_view::npos) {
+        partial_.append(piece.data(), piece.size());
+        return absl::OkStatus();
+      }
+      partial_.append(piece.data(), newline);
+      piece.remove_prefix(newline + 1);
+      absl::Status status = CompleteLine(manifest);
+      if (!status.ok()) return status;
     }
-    // A crafted manifest must never steer a write outside the destination.
-    if (!IsSafeRelativePath(path) || absl::StartsWith(path, ".snaphaven/") ||
-        path.find('\0') != std::string::npos) {
-      return Corrupt(line_number, "path outside the destination");
-    }
-    manifest.Put(path, e);
+    return absl::OkStatus();
   }
-  if (manifest.size() != count) return Corrupt(0, "entry count mismatch");
+
+  absl::Status Finish(Manifest& manifest) {
+    if (!partial_.empty()) return Corrupt(0, "truncated (no final newline)");
+    if (line_number_ < 2) return Corrupt(0, "no trailer");
+    std::vector<absl::string_view> t = absl::StrSplit(held_, ' ');
+    uint64_t count = 0;
+    uint32_t crc = 0;
+    if (t.size() != 3 || t[0] != "end" || !absl::SimpleAtoi(t[1], &count) ||
+        !absl::SimpleHexAtoi(t[2], &crc)) {
+      return Corrupt(0, "truncated (no valid trailer)");
+    }
+    if (crc_ != crc) return Corrupt(0, "checksum mismatch");
+    if (manifest.size() != count) return Corrupt(0, "entry count mismatch");
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status CompleteLine(Manifest& manifest);
+
+  std::string partial_;  // the line being read
+  std::string held_;     // the last complete line, not yet known not to be the trailer
+  size_t line_number_ = 0;
+  bool v1_ = false;
+  uint32_t crc_ = 0;
+};
+
+}  // namespace
+
+absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, bool v1,
+                              size_t line_number);
+
+absl::Status ManifestParser::CompleteLine(Manifest& manifest) {
+  ++line_number_;
+  if (line_number_ == 1) {
+    std::string header = partial_ + "\n";
+    if (header == kHeaderV1) {
+      v1_ = true;
+    } else if (header != kHeader) {
+      return Corrupt(1, "bad header");
+    }
+    crc_ = Crc32(crc_, header);
+  } else if (line_number_ > 2) {
+    // The held line was not the last: it is an entry.
+    crc_ = Crc32(crc_, held_);
+    crc_ = Crc32(crc_, "\n");
+    if (held_.empty()) return Corrupt(line_number_ - 1, "empty line");
+    absl::Status status = ManifestLineSink(manifest, held_, v1_, line_number_ - 1);
+    if (!status.ok()) return status;
+  }
+  held_.swap(partial_);
+  partial_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, bool v1,
+                              size_t line_number) {
+  return manifest.ParseLine(line, v1, line_number);
+}
+
+absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {
+  Manifest manifest;
+  ManifestParser parser;
+  absl::Status status = parser.Feed(text, manifest);
+  if (status.ok()) status = parser.Finish(manifest);
+  if (!status.ok()) return status;
+  return manifest;
+}
+
+absl::StatusOr<Manifest> Manifest::Read(ReadableFile& file) {
+  Manifest manifest;
+  ManifestParser parser;
+  std::string buffer(1 << 20, '\0');
+  while (true) {
+    absl::StatusOr<size_t> got = file.Read(buffer.data(), buffer.size());
+    if (!got.ok()) return got.status();
+    if (*got == 0) break;
+    absl::Status status = parser.Feed(absl::string_view(buffer.data(), *got), manifest);
+    if (!status.ok()) return status;
+  }
+  absl::Status status = parser.Finish(manifest);
+  if (!status.ok()) return status;
   return manifest;
 }
 

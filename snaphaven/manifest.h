@@ -24,6 +24,7 @@
 #include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "snaphaven/file_system.h"
 
 namespace snaphaven {
 
@@ -77,7 +78,8 @@ class Manifest {
   using Map = absl::btree_map<std::string, ManifestEntry>;
 
   const ManifestEntry* Find(absl::string_view path) const;
-  // A path whose entry came from `source`, or nullptr.
+  // A path whose entry came from `source`, or nullptr. The index behind it
+  // is built on first use: a cycle with nothing to copy never pays for it.
   const std::string* FindBySource(const SourceIdentity& source) const;
   void Put(const std::string& path, const ManifestEntry& entry);
   void Erase(const std::string& path);
@@ -89,10 +91,18 @@ class Manifest {
   // InvalidArgument (naming the line) when `text` is not a whole, valid
   // manifest.
   static absl::StatusOr<Manifest> Parse(absl::string_view text);
+  // The same, reading piece by piece so a large manifest is never held
+  // twice in memory (as text and as entries).
+  static absl::StatusOr<Manifest> Read(ReadableFile& file);
 
  private:
+  // Parses one entry line (without its newline) into the map.
+  absl::Status ParseLine(absl::string_view line, bool v1, size_t line_number);
+  friend absl::Status ManifestLineSink(Manifest&, absl::string_view, bool, size_t);
+
   Map entries_;
-  absl::flat_hash_map<SourceIdentity, std::string> by_source_;
+  mutable bool by_source_built_ = false;
+  mutable absl::flat_hash_map<SourceIdentity, std::string> by_source_;
 };
 
 }  // namespace snaphaven

@@ -46,26 +46,49 @@ class SnapshotScanner {
     return *st;
   }
 
-  // Every regular file below `dir` (relative path `rel`), recursively when
-  // `recurse` (snapshot index dirs), else only this directory.
-  void WalkTree(int root, const std::string& dir, const std::string& rel, PathKind kind,
-                bool recurse = true) {
+  // Every regular file below snapshot directory `dir` (relative path `rel`,
+  // lstat `st`), recursively, skipping directories the cache says are
+  // unchanged.
+  void WalkSnapshotDir(int root, const std::string& dir, const std::string& rel,
+                       const FileStat& st) {
+    if (options_.unchanged_dirs != nullptr) {
+      const CachedDir* cached = options_.unchanged_dirs->Find(dir);
+      if (cached != nullptr && cached->dev == st.dev && cached->ino == st.ino &&
+          cached->mtime_ns == st.mtime_ns) {
+        result_.skipped_dirs.push_back(dir);
+        result_.skipped_files += cached->files;
+        result_.skipped_bytes += cached->bytes;
+        if (options_.record_decisions) {
+          result_.decisions.push_back(absl::StrCat("unchanged directory ", rel, " (", cached->files,
+                                                   " files, not listed again)"));
+        }
+        for (const std::string& sub : cached->subdirs) {
+          std::string path = JoinPath(dir, sub);
+          if (absl::optional<FileStat> sub_st = StatAs(path, FileType::kDirectory)) {
+            result_.snapshot_dirs.emplace_back(root, JoinPath(rel, sub));
+            WalkSnapshotDir(root, path, JoinPath(rel, sub), *sub_st);
+          }
+        }
+        return;
+      }
+    }
+    ScanResult::WalkedDir walked{root, rel, st, {}};
     for (const std::string& name : SortedNames(dir)) {
       std::string path = JoinPath(dir, name);
       std::string child_rel = JoinPath(rel, name);
-      absl::StatusOr<FileStat> st = fs_.Stat(path);
-      if (!st.ok()) {
-        if (!IsVanished(st.status())) result_.errors.push_back(st.status());
+      absl::StatusOr<FileStat> child = fs_.Stat(path);
+      if (!child.ok()) {
+        if (!IsVanished(child.status())) result_.errors.push_back(child.status());
         continue;
       }
-      switch (st->type) {
+      switch (child->type) {
         case FileType::kRegular:
-          result_.files.push_back(SourceFile{child_rel, root, *st, kind});
+          result_.files.push_back(SourceFile{child_rel, root, *child, PathKind::kSnapshot});
           break;
         case FileType::kDirectory:
-          if (!recurse) break;
-          if (kind == PathKind::kSnapshot) result_.snapshot_dirs.emplace_back(root, child_rel);
-          WalkTree(root, path, child_rel, kind);
+          walked.subdirs.push_back(name);
+          result_.snapshot_dirs.emplace_back(root, child_rel);
+          WalkSnapshotDir(root, path, child_rel, *child);
           break;
         case FileType::kSymlink:
           result_.warnings.push_back(absl::StrCat("not following symlink ", path));
@@ -76,12 +99,14 @@ class SnapshotScanner {
           break;
       }
     }
+    result_.walked_dirs.push_back(std::move(walked));
   }
 
   // The regular files of a live table dir or a backups/ dir, and those of
   // its index dirs (".<index>/"), not recursing further: other directories
   // (snapshots/, backups/) are not part of it.
-  void ScanFlatDir(int root, const std::string& dir, const std::string& rel, PathKind kind) {
+  void ScanFlatDir(int root, const std::string& dir, const std::string& rel, PathKind kind,
+                   bool index_dir = false) {
     for (const std::string& name : SortedNames(dir)) {
       std::string path = JoinPath(dir, name);
       absl::StatusOr<FileStat> st = fs_.Stat(path);
@@ -91,8 +116,8 @@ class SnapshotScanner {
       }
       if (st->type == FileType::kRegular) {
         result_.files.push_back(SourceFile{JoinPath(rel, name), root, *st, kind});
-      } else if (st->type == FileType::kDirectory && name[0] == '.') {
-        WalkTree(root, path, JoinPath(rel, name), kind, /*recurse=*/false);
+      } else if (st->type == FileType::kDirectory && name[0] == '.' && !index_dir) {
+        ScanFlatDir(root, path, JoinPath(rel, name), kind, /*index_dir=*/true);
       } else if (st->type == FileType::kSymlink) {
         result_.warnings.push_back(absl::StrCat("not following symlink ", path));
       }
@@ -118,10 +143,11 @@ class SnapshotScanner {
         continue;
       }
       std::string tag_path = JoinPath(snapshots, tag);
-      if (!StatAs(tag_path, FileType::kDirectory)) continue;
+      absl::optional<FileStat> st = StatAs(tag_path, FileType::kDirectory);
+      if (!st.has_value()) continue;
       std::string tag_rel = absl::StrCat(table_rel, "/snapshots/", tag);
       result_.snapshot_dirs.emplace_back(root, tag_rel);
-      WalkTree(root, tag_path, tag_rel, PathKind::kSnapshot);
+      WalkSnapshotDir(root, tag_path, tag_rel, *st);
     }
   }
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "re2/re2.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/dir_cache.h"
 #include "snaphaven/file_system.h"
 
 namespace snaphaven {
@@ -35,6 +36,9 @@ struct ScanOptions {
   bool include_live = false;
   // Also list backups/ and backups/.<index>/.
   bool include_backups = false;
+  // Snapshot directories unchanged since all their files were current at
+  // the destination: not listed again (null: list everything).
+  const DirCache* unchanged_dirs = nullptr;
   // Record why directories were skipped (for -v 2).
   bool record_decisions = false;
 };
@@ -48,6 +52,20 @@ struct ScanResult {
   std::vector<std::string> decisions;
   // Every snapshot tag dir and directory below one: (root, relative path).
   std::vector<std::pair<int, std::string>> snapshot_dirs;
+  // Snapshot directories listed this time, with their stat before listing
+  // and their subdirectories (to cache them once all their files are in).
+  struct WalkedDir {
+    int root;
+    std::string relative_path;
+    FileStat stat;
+    std::vector<std::string> subdirs;
+  };
+  std::vector<WalkedDir> walked_dirs;
+  // Absolute paths of snapshot directories skipped as unchanged, and the
+  // files and bytes in them.
+  std::vector<std::string> skipped_dirs;
+  int64_t skipped_files = 0;
+  int64_t skipped_bytes = 0;
 };
 
 // Scans <root>/<keyspace>/<table dir>/snapshots/<tag>/ recursively for every

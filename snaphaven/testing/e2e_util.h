@@ -130,6 +130,16 @@ class CassandraTreeTest : public ::testing::Test {
     ASSERT_GT(privatized, 0);
   }
 
+  // The absolute path of ks1's n-th table directory (sorted by name).
+  std::string TableDir(int n) {
+    std::vector<std::string> tables;
+    for (const auto& [path, record] : ReadTree(data_ + "/ks1")) {
+      if (record.type == 'd' && path.find('/') == std::string::npos) tables.push_back(path);
+    }
+    EXPECT_LT(n, static_cast<int>(tables.size()));
+    return data_ + "/ks1/" + tables[n];
+  }
+
   // One keyspace "ks1" with the given shape.
   static tools::TreeSpec Spec(int tables, int sstables, std::vector<std::string> tags,
                               int64_t data_size = 64 * 1024) {
