@@ -101,6 +101,19 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   absl::StatusOr<FileStat> before = (*in)->Stat();
   if (!before.ok()) return before.status();
   if (!SameContentStat(*before, expected)) return outcome(CopyOutcome::kChanged);
+  // Pages already cached belong to Cassandra's working set: keep them, and
+  // drop the rest once read (whatever happens to the copy).
+  std::vector<bool> resident;
+  if (spare_page_cache_) resident = (*in)->ResidentPages();
+  struct DropSourcePages {
+    ~DropSourcePages() {
+      if (enabled) file->DropPagesExcept(*keep);
+    }
+    bool enabled;
+    ReadableFile* file;
+    const std::vector<bool>* keep;
+  } drop_source_pages{spare_page_cache_ && (!resident.empty() || expected.size == 0),
+                      in->get(), &resident};
 
   // The temporary file comes first: if the state directory is gone (the
   // destination was removed or unmounted), this fails before anything is
@@ -128,6 +141,7 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     if (!got.ok()) return fail(got.status());
     if (*got == 0) break;
     absl::string_view piece(buffer.get(), *got);
+    if (limiter_ != nullptr) limiter_->Acquire(static_cast<int64_t>(*got));
     status = (*out)->Append(piece);
     if (!status.ok()) return fail(status);
     if (checksum_ || digest != nullptr) crc = Crc32(crc, piece);
@@ -144,6 +158,7 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   result.crc32 = crc;
   status = (*out)->SetAttributes(expected, preserve_owner_);
   if (status.ok()) status = (*out)->Sync();
+  if (status.ok() && spare_page_cache_) (*out)->DropPages();
   if (status.ok()) status = (*out)->Close();
   if (!status.ok()) return fail(status);
 
@@ -167,8 +182,7 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   const std::string destination = JoinPath(destination_root_, relative_path);
   status = fs_.Rename(temp, destination);
   if (!status.ok()) return fail(status);
-  status = fs_.SyncDir(std::string(DirName(destination)));
-  if (!status.ok()) return status;
+  dirs_to_sync_.insert(std::string(DirName(destination)));
   return outcome(CopyOutcome::kDone);
 }
 
@@ -187,7 +201,17 @@ absl::Status Copier::Link(const std::string& existing_relative,
   absl::Status removed = fs_.Remove(temp);
   if (!status.ok()) return status;
   if (!removed.ok() && !IsVanished(removed)) return removed;
-  return fs_.SyncDir(std::string(DirName(destination)));
+  dirs_to_sync_.insert(std::string(DirName(destination)));
+  return absl::OkStatus();
+}
+
+absl::Status Copier::SyncPendingDirs() {
+  for (auto it = dirs_to_sync_.begin(); it != dirs_to_sync_.end();) {
+    absl::Status synced = fs_.SyncDir(*it);
+    if (!synced.ok() && !IsVanished(synced)) return synced;
+    dirs_to_sync_.erase(it++);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace snaphaven

@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "snaphaven/bandwidth_limiter.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/sstable_digest.h"
 
@@ -38,6 +39,18 @@ class Copier {
   // when `preserve_owner` (only root may).
   Copier(FileSystem& fs, std::string destination_root, std::string temp_dir,
          bool preserve_owner, bool checksum = true);
+
+  // Caps the bytes written per second (not owned; null: unlimited).
+  void set_limiter(BandwidthLimiter* limiter) { limiter_ = limiter; }
+  // Leave the page cache as found: after each copy drop the source pages
+  // the copy brought in and the destination's (clean) pages.
+  void set_spare_page_cache(bool spare) { spare_page_cache_ = spare; }
+
+  // Renames and links land in their directory at once, but making them
+  // durable (fsync of each directory) waits until this is called, once per
+  // directory however many files went in: call it before recording the
+  // files in a committed manifest.
+  absl::Status SyncPendingDirs();
 
   // Copies `source` (whose scan saw `expected`) to destination-relative
   // `relative_path`. Errors name the file; out-of-space errors satisfy
@@ -73,6 +86,9 @@ class Copier {
   const std::string temp_dir_;
   const bool preserve_owner_;
   const bool checksum_;
+  BandwidthLimiter* limiter_ = nullptr;
+  bool spare_page_cache_ = true;
+  absl::flat_hash_set<std::string> dirs_to_sync_;
   uint64_t temp_counter_ = 0;
   absl::flat_hash_set<std::string> known_dirs_;
 };

@@ -68,7 +68,13 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
       options_(std::move(options)),
       state_(options_.destination),
       copier_(fs, options_.destination, state_.temp, options_.preserve_owner,
-              options_.checksum) {}
+              options_.checksum) {
+  if (options_.max_bandwidth > 0) {
+    limiter_ = std::make_unique<BandwidthLimiter>(options_.max_bandwidth);
+    copier_.set_limiter(limiter_.get());
+  }
+  copier_.set_spare_page_cache(options_.spare_page_cache);
+}
 
 absl::Status Syncer::PrepareDestination() {
   // mkdir -p of the destination root; validation made sure it is possible.
@@ -257,7 +263,9 @@ absl::flat_hash_map<size_t, std::string> Syncer::ReadMetadata(FileSystem& fs,
 bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,
                            std::vector<int>& ready, CycleStats& stats) {
   if (manifest_dirty_) {
-    absl::Status committed = CommitManifest();
+    // The renames the manifest is about to record must be durable first.
+    absl::Status committed = copier_.SyncPendingDirs();
+    if (committed.ok()) committed = CommitManifest();
     if (!committed.ok()) {
       LOG(ERROR) << "cannot commit the manifest " << state_.manifest << ": "
                  << committed.message();

@@ -44,6 +44,8 @@ struct SyncOptions {
   // Each cycle also re-reads this share (percent) of the files already at
   // the destination, continuing where the last cycle stopped.
   double verify_sample_percent = 0;
+  int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
+  bool spare_page_cache = true;   // drop only the pages a copy brought in
   int verbosity = 0;  // 2: log every decision
   // The manifest is committed at least this often during a long cycle.
   int commit_every_files = 1000;
@@ -164,6 +166,7 @@ class Syncer {
   SyncOptions options_;
   StateDir state_;
   Copier copier_;
+  std::unique_ptr<BandwidthLimiter> limiter_;
   absl::optional<Manifest> manifest_;
   bool first_cycle_ = true;
   bool manifest_dirty_ = false;  // in memory differs from the committed one

@@ -8,10 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "tools/tree_generator.h"
 
@@ -71,11 +74,16 @@ TEST_F(FastPathTest, UnchangedSnapshotDirectoriesAreNotListedAgain) {
 
   // A file rewritten in place (not what Cassandra does) keeps the dir's
   // mtime: ordinary cycles trust the directory, --fullsync re-checks all.
-  std::string victim = table + "/snapshots/d2/nb-1-big-Summary.db";
+  std::string dir = table + "/snapshots/d2";
+  std::string victim = dir + "/nb-1-big-Summary.db";
+  struct stat dir_before;
+  ASSERT_EQ(stat(dir.c_str(), &dir_before), 0);
   std::string bytes = testing::ReadFileOrDie(victim);
   ASSERT_EQ(unlink(victim.c_str()), 0);  // break the hard link, keep the name
   testing::WriteFileOrDie(victim, bytes + "x");
-  AgeDirectories(data_);
+  // As if edited in place: the directory keeps its exact mtime.
+  struct timespec times[2] = {{0, UTIME_OMIT}, dir_before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, dir.c_str(), times, 0), 0);
   r = Run({}, {"ks1"});
   EXPECT_EQ(SummaryCount(r.err, "copied"), 0) << "trusted: dir unchanged";
   r = Run({"--fullsync"}, {"ks1"});
@@ -104,6 +112,72 @@ TEST_F(FastPathTest, MoveModeLooksAtEverySnapshot) {
   RunResult r = Run({"--move-snapshots", "--settle_time=0s"}, {"ks1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(SnapshotFiles(data_).empty()) << "a cached dir must still be moved";
+}
+
+// Bytes of `path` in the page cache, as util-linux's fincore reports them.
+int64_t CachedBytes(const std::string& path) {
+  std::string command = "fincore --bytes --noheadings --raw --output RES '" + path + "'";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char line[64] = {0};
+  bool got = fgets(line, sizeof(line), pipe) != nullptr;
+  int status = pclose(pipe);
+  return got && status == 0 ? std::atoll(line) : -1;
+}
+
+// Copying must not evict Cassandra's hot pages, nor leave the pages it
+// brought in: a pre-cached source stays cached, a cold one is not left
+// cached, and the destination's pages are dropped after their fsync.
+TEST_F(FastPathTest, CopiesLeaveThePageCacheAsTheyFoundIt) {
+  if (CachedBytes("/proc/self/exe") < 0) GTEST_SKIP() << "fincore (util-linux) is not installed";
+  tools::TreeSpec spec = Spec(1, 2, {"s1"}, 8 << 20);
+  spec.write_live_sstables = false;
+  Generate(spec);
+  std::string hot, cold;
+  for (const auto& [path, record] : SnapshotFiles(data_)) {
+    if (!absl::EndsWith(path, "-Data.db")) continue;
+    (hot.empty() ? hot : cold) = data_ + "/" + path;
+  }
+  ASSERT_FALSE(cold.empty());
+  // Cold: evicted. Hot: read through, as Cassandra serving reads would.
+  for (const std::string& path : {hot, cold}) {
+    int fd = open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    fdatasync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+  }
+  ASSERT_EQ(CachedBytes(cold), 0) << "cannot evict here; nothing to measure";
+  testing::ReadFileOrDie(hot);
+  const int64_t hot_before = CachedBytes(hot);
+  ASSERT_EQ(hot_before, 8 << 20);
+
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  EXPECT_EQ(CachedBytes(hot), hot_before) << "a hot source page was evicted";
+  EXPECT_LE(CachedBytes(cold), 64 << 10) << "the copy left the cold source cached";
+  // (Checked by name: reading the destination tree would cache it.)
+  for (const std::string& source : {hot, cold}) {
+    std::string copy = dest_ + source.substr(data_.size());
+    EXPECT_LE(CachedBytes(copy), 64 << 10) << copy << " left cached";
+  }
+}
+
+// A lower bound only: with --max_bandwidth the copy cannot be faster than
+// the limit allows (burst 256 KiB).
+TEST_F(FastPathTest, ThrottledCopyIsNeverFasterThanTheLimit) {
+  tools::TreeSpec spec = Spec(1, 1, {"s1"}, 4 << 20);
+  spec.write_live_sstables = false;
+  Generate(spec);
+  int64_t total = 0;
+  for (const auto& [path, record] : SnapshotFiles(data_)) total += record.size;
+  const absl::Time start = absl::Now();
+  RunResult r = Run({"--max_bandwidth", "8MiB"}, {"ks1"});
+  const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(elapsed, static_cast<double>(total - (256 << 10)) / (8 << 20)) << total << " bytes";
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), DestinationFiles(dest_)), "");
+  r = Run({"--max_bandwidth", "lots"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 2);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -73,7 +74,42 @@ class PosixReadableFile : public ReadableFile {
     return ToFileStat(st);
   }
 
+  std::vector<bool> ResidentPages() override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0 || st.st_size == 0) return {};
+    void* map = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd_, 0);
+    if (map == MAP_FAILED) return {};
+    const size_t pages = (st.st_size + kPageSize - 1) / kPageSize;
+    std::vector<unsigned char> vec(pages);
+    std::vector<bool> resident;
+    if (mincore(map, st.st_size, vec.data()) == 0) {
+      resident.resize(pages);
+      for (size_t i = 0; i < pages; ++i) resident[i] = vec[i] & 1;
+    }
+    munmap(map, st.st_size);
+    return resident;
+  }
+
+  void DropPagesExcept(const std::vector<bool>& keep) override {
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return;
+    const size_t pages = (st.st_size + kPageSize - 1) / kPageSize;
+    // Runs of pages not to keep, one fadvise each.
+    for (size_t i = 0; i < pages;) {
+      if (i < keep.size() && keep[i]) {
+        ++i;
+        continue;
+      }
+      size_t j = i;
+      while (j < pages && !(j < keep.size() && keep[j])) ++j;
+      posix_fadvise(fd_, static_cast<off_t>(i * kPageSize),
+                    static_cast<off_t>((j - i) * kPageSize), POSIX_FADV_DONTNEED);
+      i = j;
+    }
+  }
+
  private:
+  static constexpr size_t kPageSize = 4096;
   const int fd_;
   const std::string path_;
 };
@@ -118,6 +154,10 @@ class PosixWritableFile : public WritableFile {
     fd_ = -1;
     if (close(fd) != 0) return ErrnoStatus(errno, "close", path_);
     return absl::OkStatus();
+  }
+
+  void DropPages() override {
+    if (fd_ >= 0) posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED);
   }
 
  private:

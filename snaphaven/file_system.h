@@ -60,6 +60,12 @@ class ReadableFile {
   virtual absl::StatusOr<size_t> Read(char* buffer, size_t n) = 0;
   // fstat(2) of the open file.
   virtual absl::StatusOr<FileStat> Stat() = 0;
+  // Which pages of the file are in the page cache now (mincore(2)); empty
+  // when unknown. Taken before a copy, so that afterwards only the pages the
+  // copy itself brought in are dropped (Cassandra's hot pages stay).
+  virtual std::vector<bool> ResidentPages() { return {}; }
+  // Drops from the page cache every page not marked in `keep`.
+  virtual void DropPagesExcept(const std::vector<bool>& keep) { (void)keep; }
 };
 
 // A new file being written. Not thread-safe. Destroying it closes the
@@ -75,6 +81,8 @@ class WritableFile {
   virtual absl::Status Sync() = 0;
   // close(2); reports write-back errors (ENOSPC on NFS shows up here).
   virtual absl::Status Close() = 0;
+  // Drops the file's pages from the page cache (after Sync: they are clean).
+  virtual void DropPages() {}
 };
 
 // Holds an flock(2) until destroyed.

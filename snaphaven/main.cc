@@ -23,6 +23,7 @@
 #include "snaphaven/command_line.h"
 #include "snaphaven/cycle.h"
 #include "snaphaven/options.h"
+#include "snaphaven/process_priority.h"
 
 DEFINE_string(snapshot_dir, "",
               "Destination root (required); created if missing.");
@@ -66,6 +67,13 @@ DEFINE_bool(checksum, true,
             "Compute a CRC-32 of every copy (from the bytes as copied) and check "
             "each Data.db against its sstable's digest. --nochecksum is for "
             "benchmarks only.");
+DEFINE_string(max_bandwidth, "",
+              "Cap on bytes written per second across all copies, e.g. 50MiB, "
+              "1GB, 100M. Empty: unlimited.");
+DEFINE_string(io_priority, "idle",
+              "I/O scheduling class: idle (only when the disk is otherwise idle), "
+              "best-effort (lowest level) or normal. idle and best-effort also "
+              "lower the CPU priority (nice 10).");
 DEFINE_string(settle_time, "10s",
               "A snapshot's manifest.json (or a backup sstable) must be this old "
               "before move mode deletes it.");
@@ -127,6 +135,8 @@ std::string MetaVariable(absl::string_view flag) {
   if (flag == "snapshot_regex") return "REGEX";
   if (flag == "interval" || flag == "settle_time" || flag == "prune_after") return "DURATION";
   if (flag == "verify_sample") return "PERCENT";
+  if (flag == "max_bandwidth") return "BYTES/s";
+  if (flag == "io_priority") return "CLASS";
   return "VALUE";
 }
 
@@ -216,6 +226,8 @@ int Run(int argc, char** argv) {
   raw.settle_time = FLAGS_settle_time;
   raw.prune_after = FLAGS_prune_after;
   raw.verify_sample = FLAGS_verify_sample;
+  raw.max_bandwidth = FLAGS_max_bandwidth;
+  raw.io_priority = FLAGS_io_priority;
   raw.keyspaces = parsed->positional;
 
   FileSystem& fs = *DefaultFileSystem();
@@ -237,6 +249,9 @@ int Run(int argc, char** argv) {
   sync.prune_after = options->prune_after;
   sync.checksum = FLAGS_checksum;
   sync.verify_sample_percent = options->verify_sample;
+  sync.max_bandwidth = options->max_bandwidth;
+  absl::Status lowered = ApplyProcessPriority(options->io_priority);
+  if (!lowered.ok()) LOG(WARNING) << "cannot lower the priority: " << lowered.message();
   sync.preserve_owner = geteuid() == 0;
   sync.verbosity = options->quiet ? 0 : options->verbosity;
   Syncer syncer(fs, sync);

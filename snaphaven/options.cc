@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "snaphaven/bandwidth_limiter.h"
 #include "snaphaven/cassandra_path.h"
 
 namespace snaphaven {
@@ -126,6 +127,14 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                 ": a percentage from 0 to 100"));
   }
   options.verify_sample = raw.verify_sample;
+  if (!raw.max_bandwidth.empty()) {
+    absl::StatusOr<int64_t> bandwidth = ParseBandwidth(raw.max_bandwidth);
+    if (!bandwidth.ok()) return bandwidth.status();
+    options.max_bandwidth = *bandwidth;
+  }
+  absl::StatusOr<IoPriority> io_priority = ParseIoPriority(raw.io_priority);
+  if (!io_priority.ok()) return io_priority.status();
+  options.io_priority = *io_priority;
   options.move_snapshots = raw.move_snapshots;
   options.sync_sstables = raw.sync_sstables;
   options.sync_backups = raw.sync_backups;

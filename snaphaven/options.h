@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "re2/re2.h"
 #include "snaphaven/file_system.h"
+#include "snaphaven/process_priority.h"
 
 namespace snaphaven {
 
@@ -31,6 +32,8 @@ struct RawOptions {
   std::string settle_time = "10s";
   std::string prune_after = "1h";
   double verify_sample = 0;
+  std::string max_bandwidth;  // "" : unlimited
+  std::string io_priority = "idle";
   std::vector<std::string> keyspaces;
 };
 
@@ -49,6 +52,8 @@ struct Options {
   absl::Duration settle_time;
   absl::Duration prune_after;
   double verify_sample = 0;
+  int64_t max_bandwidth = 0;  // bytes per second; 0: unlimited
+  IoPriority io_priority = IoPriority::kIdle;
 };
 
 // "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative

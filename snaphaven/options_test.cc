@@ -112,6 +112,14 @@ TEST_F(ValidateOptionsTest, BadInputNamesTheCulprit) {
   EXPECT_NE(Error(raw).find("--verify_sample 101"), std::string::npos);
 
   raw = Raw();
+  raw.max_bandwidth = "fast";
+  EXPECT_NE(Error(raw).find("--max_bandwidth 'fast'"), std::string::npos);
+
+  raw = Raw();
+  raw.io_priority = "low";
+  EXPECT_NE(Error(raw).find("--io_priority 'low'"), std::string::npos);
+
+  raw = Raw();
   raw.verbosity = 3;
   EXPECT_NE(Error(raw).find("-v 3"), std::string::npos);
 

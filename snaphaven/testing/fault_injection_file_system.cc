@@ -31,6 +31,8 @@ class FaultyReadableFile : public ReadableFile {
     return got;
   }
   absl::StatusOr<FileStat> Stat() override { return base_->Stat(); }
+  std::vector<bool> ResidentPages() override { return base_->ResidentPages(); }
+  void DropPagesExcept(const std::vector<bool>& keep) override { base_->DropPagesExcept(keep); }
 
  private:
   FaultInjectionFileSystem* const fs_;
@@ -60,6 +62,7 @@ class FaultyWritableFile : public WritableFile {
     absl::Status fault = fs_->MaybeFail(FsOp::kClose, path_, "close");
     return fault.ok() ? closed : fault;
   }
+  void DropPages() override { base_->DropPages(); }
 
  private:
   FaultInjectionFileSystem* const fs_;

@@ -1,0 +1,32 @@
+// Keeps snaphaven out of Cassandra's way: I/O scheduling class through
+// ioprio_set(2) (honoured by the BFQ and CFQ schedulers) and a lower CPU
+// priority (nice).
+
+#ifndef SNAPHAVEN_PROCESS_PRIORITY_H_
+#define SNAPHAVEN_PROCESS_PRIORITY_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace snaphaven {
+
+enum class IoPriority {
+  kIdle,        // I/O only when the disk is otherwise idle; nice 10
+  kBestEffort,  // best-effort class, lowest level (7); nice 10
+  kNormal,      // unchanged
+};
+
+// "idle", "best-effort", "normal".
+absl::StatusOr<IoPriority> ParseIoPriority(const std::string& text);
+
+// Applies `priority` to the whole process (every thread started later).
+absl::Status ApplyProcessPriority(IoPriority priority);
+
+// The calling thread's I/O class as ioprio_get(2) reports it: 0 none,
+// 1 real-time, 2 best-effort, 3 idle; -1 on error.
+int CurrentIoClass();
+
+}  // namespace snaphaven
+
+#endif  // SNAPHAVEN_PROCESS_PRIORITY_H_
