@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <iostream>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -51,7 +52,8 @@ std::string SummaryLine(const CycleStats& stats, bool show_moved, bool show_prun
   double seconds = absl::ToDoubleSeconds(stats.duration);
   double rate = seconds > 0 ? static_cast<double>(stats.bytes_copied) / seconds : 0;
   std::string line = absl::StrCat(
-      "cycle ", stats.fatal.has_value() ? "failed" : (stats.interrupted ? "interrupted" : "done"),
+      stats.dry_run ? "dry run " : "cycle ",
+      stats.fatal.has_value() ? "failed" : (stats.interrupted ? "interrupted" : "done"),
       ": ", stats.scanned, " scanned, ", stats.copied, " copied, ", stats.linked,
       " linked, ", stats.unchanged, " unchanged, ", stats.skipped, " skipped, ",
       stats.failed, " failed, ", show_moved ? absl::StrCat(stats.moved, " moved, ") : "",
@@ -131,6 +133,9 @@ absl::Status Syncer::CreateMarker() {
 
 absl::Status Syncer::CheckDestinationIdentity() {
   absl::StatusOr<std::string> text = fs_.ReadFile(state_.marker);
+  if (!text.ok() && IsVanished(text.status()) && destination_id_.empty() && options_.dry_run) {
+    return absl::OkStatus();  // a new destination; a dry run creates nothing
+  }
   if (!text.ok() && IsVanished(text.status()) && destination_id_.empty()) {
     absl::Status created = CreateMarker();
     if (!created.ok()) return created;
@@ -173,6 +178,7 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
     pending.pop_back();
     std::string dir = JoinPath(options_.destination, rel);
     absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(dir);
+    if (!names.ok() && rel.empty() && IsVanished(names.status())) break;  // not created yet
     if (!names.ok()) return names.status();
     for (const std::string& name : *names) {
       if (rel.empty() && name == kStateDirName) continue;
@@ -416,6 +422,7 @@ absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyWithRetries(const Action& actio
 CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   const absl::Time start = absl::Now();
   CycleStats stats;
+  stats.started = start;
   auto finish = [&]() {
     stats.duration = absl::Now() - start;
     return stats;
@@ -428,7 +435,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     stats.fatal = std::string(identity.message());
     return finish();
   }
-  absl::StatusOr<int> leftovers = copier_.CleanTempDir();
+  absl::StatusOr<int> leftovers = options_.dry_run ? 0 : copier_.CleanTempDir();
   if (!leftovers.ok()) {
     stats.fatal = absl::StrCat("cannot clean ", state_.temp, ": ", leftovers.status().message());
     return finish();
@@ -447,7 +454,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     }
   }
 
-  VerifySample(stats);
+  if (!options_.dry_run) VerifySample(stats);
 
   // Scan, then apply Cassandra's completeness rules.
   ScanOptions scan_options;
@@ -507,6 +514,11 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   stats.unchanged = plan.unchanged + scan->skipped_files;
   if (fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;
   for (const auto& [path, entry] : plan.manifest_updates) manifest_->Put(path, entry);
+  if (options_.dry_run) {
+    ReportPlan(*scan, selection, plan, stats);
+    manifest_.reset();  // it was changed in memory only; never commit it
+    return finish();
+  }
 
   // Move units become ready when every one of their files is recorded.
   std::vector<int> unit_of(scan->files.size(), -1);
@@ -527,7 +539,33 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   std::vector<bool> succeeded(plan.actions.size(), false);
   int since_commit = 0;
   absl::Time last_commit = absl::Now();
+  // Progress: files and bytes done of the total, the rate and the ETA.
+  const int64_t total_files = static_cast<int64_t>(plan.actions.size());
+  absl::Time last_progress = absl::Now();
+  bool progress_shown = false;
+  auto report_progress = [&](size_t done_actions) {
+    absl::Time now = absl::Now();
+    if (now - last_progress < options_.progress_interval) return;
+    last_progress = now;
+    double seconds = absl::ToDoubleSeconds(now - start);
+    double rate = seconds > 0 ? stats.bytes_copied / seconds : 0;
+    int64_t left = plan.bytes_to_copy - stats.bytes_copied;
+    std::string eta = rate > 0 ? absl::FormatDuration(absl::Seconds(std::ceil(left / rate)))
+                               : std::string("unknown");
+    std::string line = absl::StrFormat(
+        "progress: %d/%d files, %s/%s (%.0f%%), %s/s, ETA %s", done_actions, total_files,
+        HumanBytes(stats.bytes_copied), HumanBytes(plan.bytes_to_copy),
+        plan.bytes_to_copy > 0 ? 100.0 * stats.bytes_copied / plan.bytes_to_copy : 100.0,
+        HumanBytes(static_cast<int64_t>(rate)), eta);
+    if (options_.progress_on_terminal) {
+      std::cerr << "\r" << line << "\x1b[K" << std::flush;
+      progress_shown = true;
+    } else {
+      LOG(INFO) << line;
+    }
+  };
   for (size_t a = 0; a < plan.actions.size(); ++a) {
+    report_progress(a);
     if (stop.load()) {
       stats.interrupted = true;
       break;
@@ -610,6 +648,14 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) break;
       since_commit = 0;
       last_commit = absl::Now();
+    }
+  }
+  if (progress_shown) std::cerr << "\r\x1b[K" << std::flush;  // clear the progress line
+  for (size_t a = 0; a < plan.actions.size(); ++a) {
+    if (succeeded[a]) continue;
+    ++stats.pending_files;
+    if (plan.actions[a].kind == ActionKind::kCopy) {
+      stats.pending_bytes += scan->files[plan.actions[a].file].stat.size;
     }
   }
   if (stats.fatal.has_value()) return finish();  // the destination is not ours now
@@ -741,6 +787,47 @@ void Syncer::VerifySample(CycleStats& stats) {
           << " files (" << HumanBytes(found.bytes) << ")";
   absl::Status saved = fs_.WriteFileAtomically(cursor_file, sample_cursor_);
   if (!saved.ok()) LOG(WARNING) << "cannot save " << cursor_file << ": " << saved.message();
+}
+
+void Syncer::ReportPlan(const ScanResult& scan, const Selection& selection, const Plan& plan,
+                        CycleStats& stats) {
+  stats.dry_run = true;
+  for (const Action& action : plan.actions) {
+    const SourceFile& file = scan.files[action.file];
+    if (action.kind == ActionKind::kCopy) {
+      ++stats.copied;
+      stats.bytes_copied += file.stat.size;
+      LOG(INFO) << "plan: copy " << file.relative_path << " (" << HumanBytes(file.stat.size)
+                << ")";
+    } else {
+      ++stats.linked;
+      LOG(INFO) << "plan: link " << file.relative_path << " to " << action.link_from;
+    }
+  }
+  for (const MoveUnit& unit : selection.units) {
+    int64_t bytes = 0;
+    for (size_t i : unit.files) bytes += scan.files[i].stat.size;
+    LOG(INFO) << "plan: move " << unit.name << " (" << unit.files.size() << " files, "
+              << HumanBytes(bytes) << ", deleted at the source once copied)";
+    for (size_t i : unit.files) {
+      const SourceFile& file = scan.files[i];
+      LOG(INFO) << "plan: delete " << JoinPath(options_.data_roots[file.root], file.relative_path);
+      ++stats.moved;
+    }
+  }
+  if (options_.sync_live) {
+    PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
+                                absl::Now(), options_.prune_after);
+    for (const std::string& path : prune.remove) {
+      const ManifestEntry* entry = manifest_->Find(path);
+      LOG(INFO) << "plan: prune " << path << " ("
+                << HumanBytes(entry != nullptr ? entry->size : 0) << ")";
+      ++stats.pruned;
+    }
+  }
+  LOG(INFO) << "plan: " << stats.copied << " to copy (" << HumanBytes(stats.bytes_copied) << "), "
+            << stats.linked << " to link, " << stats.moved << " to delete at the source, "
+            << stats.pruned << " to prune; nothing was changed";
 }
 
 void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {

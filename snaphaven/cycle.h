@@ -46,6 +46,12 @@ struct SyncOptions {
   double verify_sample_percent = 0;
   int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
   bool spare_page_cache = true;   // drop only the pages a copy brought in
+  // Plan and print, change nothing (destination, source, manifest).
+  bool dry_run = false;
+  // During a cycle with copies to make, a progress line this often.
+  absl::Duration progress_interval = absl::Seconds(10);
+  // stderr is a terminal: one self-updating line instead of log lines.
+  bool progress_on_terminal = false;
   int verbosity = 0;  // 2: log every decision
   // The manifest is committed at least this often during a long cycle.
   int commit_every_files = 1000;
@@ -69,6 +75,10 @@ struct CycleStats {
   absl::Duration duration;
   bool out_of_space = false;
   bool interrupted = false;  // stopped by a signal between files
+  bool dry_run = false;      // the counts are what a real cycle would do
+  int64_t pending_files = 0;  // planned but not done at the end (the backlog)
+  int64_t pending_bytes = 0;
+  absl::Time started;
   // Set when the cycle could not run at all (unreadable data root, ...).
   absl::optional<std::string> fatal;
 };
@@ -118,6 +128,9 @@ class Syncer {
   // `repair`: then every file that failed is copied again from the source.
   VerifyStats Verify(bool repair, const std::atomic<bool>& stop);
 
+  // The manifest as this process knows it (null before the first cycle).
+  const Manifest* manifest() const { return manifest_.has_value() ? &*manifest_ : nullptr; }
+
  private:
   // First cycle: reads (or creates) the identity marker. Later: the marker
   // must still be the one first seen, else the destination was removed,
@@ -150,6 +163,9 @@ class Syncer {
   void ForgetCopy(const std::string& rel);
   // --verify_sample: checks the next share of the manifest.
   void VerifySample(CycleStats& stats);
+  // --dry_run: logs every action the plan holds, fills the counts.
+  void ReportPlan(const ScanResult& scan, const Selection& selection, const Plan& plan,
+                  CycleStats& stats);
   // After a cycle: the snapshot directories whose files are all recorded,
   // to skip next time; saved when it changed.
   void UpdateDirCache(const ScanResult& scan, absl::Time cycle_start);

@@ -17,11 +17,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "snaphaven/command_line.h"
 #include "snaphaven/cycle.h"
+#include "snaphaven/lister.h"
+#include "snaphaven/metrics.h"
 #include "snaphaven/options.h"
 #include "snaphaven/process_priority.h"
 
@@ -67,6 +70,24 @@ DEFINE_bool(checksum, true,
             "Compute a CRC-32 of every copy (from the bytes as copied) and check "
             "each Data.db against its sstable's digest. --nochecksum is for "
             "benchmarks only.");
+DEFINE_bool(list, false,
+            "List the snapshot copies held at the destination for the named "
+            "keyspaces (all with none named): keyspace, table, tag, files, unique "
+            "bytes, complete or not. Reads only the destination.");
+DEFINE_bool(json, false, "With --list: print JSON for scripts.");
+DEFINE_bool(adopt_destination, false,
+            "Take over a destination recorded as another node's (after replacing "
+            "a node). Without it such a run refuses with exit 2.");
+DEFINE_string(metrics_file, "",
+              "After every cycle, write this Prometheus text-format file "
+              "(atomically) for node_exporter's textfile collector.");
+DEFINE_string(progress_interval, "10s",
+              "During a cycle with copies to make, a progress line this often "
+              "(a single self-updating line when stderr is a terminal).");
+DEFINE_bool(dry_run, false,
+            "Print the plan (every copy, link, move, delete and prune, with "
+            "sizes, and the totals), then exit: nothing changes at the "
+            "destination or the source, the manifest included.");
 DEFINE_string(max_bandwidth, "",
               "Cap on bytes written per second across all copies, e.g. 50MiB, "
               "1GB, 100M. Empty: unlimited.");
@@ -133,7 +154,11 @@ int UsageError(absl::string_view message) {
 std::string MetaVariable(absl::string_view flag) {
   if (absl::EndsWith(flag, "_dir")) return "DIR";
   if (flag == "snapshot_regex") return "REGEX";
-  if (flag == "interval" || flag == "settle_time" || flag == "prune_after") return "DURATION";
+  if (flag == "interval" || flag == "settle_time" || flag == "prune_after" ||
+      flag == "progress_interval") {
+    return "DURATION";
+  }
+  if (flag == "metrics_file") return "PATH";
   if (flag == "verify_sample") return "PERCENT";
   if (flag == "max_bandwidth") return "BYTES/s";
   if (flag == "io_priority") return "CLASS";
@@ -186,6 +211,60 @@ void PrintHelp() {
                "another snaphaven.\n";
 }
 
+std::string HostName() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "unknown-host";
+  return name;
+}
+
+// --list: reads the manifest and the destination, nothing else.
+int ListDestination(const Options& options) {
+  FileSystem& fs = *DefaultFileSystem();
+  StateDir state(options.destination);
+  absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs.OpenForRead(state.manifest);
+  absl::StatusOr<Manifest> manifest =
+      file.ok() ? Manifest::Read(**file) : absl::StatusOr<Manifest>(file.status());
+  if (!manifest.ok()) {
+    std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
+              << manifest.status().message() << "\n";
+    return 1;
+  }
+  std::vector<SnapshotCopy> copies =
+      ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces);
+  std::cout << (FLAGS_json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
+  return 0;
+}
+
+// A destination records the node it belongs to (<dest>/.snaphaven/node):
+// many nodes share one NAS, and a node must never write into another's.
+// Returns false (after one clear line) when it belongs to another node.
+bool CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& sync,
+                       bool dry_run) {
+  const std::string path = JoinPath(state.dir, "node");
+  const std::string mine = absl::StrCat("host ", HostName(), "\nroots ",
+                                        absl::StrJoin(sync.data_roots, ","), "\n");
+  absl::StatusOr<std::string> recorded = fs.ReadFile(path);
+  if (recorded.ok() && *recorded == mine) return true;
+  if (recorded.ok()) {
+    std::string host = recorded->substr(0, recorded->find('\n'));
+    if (host != mine.substr(0, mine.find('\n')) && !FLAGS_adopt_destination) {
+      std::string theirs = *recorded;
+      absl::StrReplaceAll({{"\n", "; "}}, &theirs);
+      std::cerr << "snaphaven: destination " << sync.destination << " belongs to another node ("
+                << theirs << "), this is " << HostName()
+                << ": give each node its own destination (-s /nas/%h), or --adopt_destination "
+                   "to take it over after replacing a node\n";
+      return false;
+    }
+  }
+  if (!dry_run) {
+    absl::Status written = fs.WriteFileAtomically(path, mine);
+    if (!written.ok()) LOG(WARNING) << "cannot record the node in " << path << ": "
+                                    << written.message();
+  }
+  return true;
+}
+
 absl::optional<FlagKind> LookupFlag(absl::string_view name) {
   gflags::CommandLineFlagInfo info;
   if (!gflags::GetCommandLineFlagInfo(std::string(name).c_str(), &info)) {
@@ -228,6 +307,9 @@ int Run(int argc, char** argv) {
   raw.verify_sample = FLAGS_verify_sample;
   raw.max_bandwidth = FLAGS_max_bandwidth;
   raw.io_priority = FLAGS_io_priority;
+  raw.progress_interval = FLAGS_progress_interval;
+  raw.list_only = FLAGS_list;
+  raw.hostname = HostName();
   raw.keyspaces = parsed->positional;
 
   FileSystem& fs = *DefaultFileSystem();
@@ -235,6 +317,7 @@ int Run(int argc, char** argv) {
   if (!options.ok()) return UsageError(options.status().message());
 
   SetUpLogging(argv[0], options->quiet);
+  if (FLAGS_list) return ListDestination(*options);
 
   SyncOptions sync;
   sync.data_roots = options->data_roots;
@@ -250,24 +333,32 @@ int Run(int argc, char** argv) {
   sync.checksum = FLAGS_checksum;
   sync.verify_sample_percent = options->verify_sample;
   sync.max_bandwidth = options->max_bandwidth;
+  sync.dry_run = FLAGS_dry_run;
+  sync.progress_interval = options->progress_interval;
+  sync.progress_on_terminal = isatty(STDERR_FILENO) && !options->quiet;
   absl::Status lowered = ApplyProcessPriority(options->io_priority);
   if (!lowered.ok()) LOG(WARNING) << "cannot lower the priority: " << lowered.message();
   sync.preserve_owner = geteuid() == 0;
   sync.verbosity = options->quiet ? 0 : options->verbosity;
   Syncer syncer(fs, sync);
 
-  absl::Status prepared = syncer.PrepareDestination();
+  StateDir state(sync.destination);
+  // A dry run creates nothing: it locks only a destination that exists.
+  const bool prepare = !sync.dry_run || fs.Stat(state.dir).ok();
+  absl::Status prepared = prepare ? syncer.PrepareDestination() : absl::OkStatus();
   if (!prepared.ok()) {
     LOG(ERROR) << "cannot prepare the destination " << sync.destination << ": "
                << prepared.message();
     return 1;
   }
-  StateDir state(sync.destination);
-  absl::StatusOr<std::unique_ptr<FileLock>> lock = fs.TryLock(state.lock);
+  absl::StatusOr<std::unique_ptr<FileLock>> lock =
+      prepare ? fs.TryLock(state.lock) : absl::StatusOr<std::unique_ptr<FileLock>>(nullptr);
   if (!lock.ok()) {
     std::cerr << "snaphaven: " << lock.status().message() << "\n";
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
+
+  if (prepare && !CheckNodeIdentity(fs, state, sync, sync.dry_run)) return kExitUsage;
 
   // SIGTERM/SIGINT end the run after the file in hand (see RunCycle).
   struct sigaction action = {};
@@ -295,7 +386,12 @@ int Run(int argc, char** argv) {
     } else {
       LOG(INFO) << SummaryLine(stats, sync.move, sync.sync_live);
     }
-    if (options->interval == absl::ZeroDuration()) return ExitCodeFor(stats);
+    if (!FLAGS_metrics_file.empty() && !sync.dry_run) {
+      absl::Status written = WriteMetricsFile(fs, FLAGS_metrics_file, stats, ExitCodeFor(stats),
+                                              syncer.manifest());
+      if (!written.ok()) LOG(WARNING) << "cannot write --metrics_file: " << written.message();
+    }
+    if (options->interval == absl::ZeroDuration() || sync.dry_run) return ExitCodeFor(stats);
     if (stop_requested.load()) return 0;
     // The next cycle starts `interval` after this one started (at once if
     // this one overran). Sleep in short steps so a signal ends it promptly.

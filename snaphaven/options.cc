@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "snaphaven/bandwidth_limiter.h"
@@ -101,6 +102,21 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   if (raw.snapshot_dir.empty()) {
     return Invalid("missing -s/--snapshot_dir: name the destination directory");
   }
+  // One NAS for a cluster: each node writes its own directory.
+  const std::string snapshot_dir = absl::StrReplaceAll(raw.snapshot_dir, {{"%h", raw.hostname}});
+  if (raw.list_only) {
+    for (const std::string& keyspace : raw.keyspaces) {
+      absl::Status valid = ValidateKeyspaceName(keyspace);
+      if (!valid.ok()) return valid;
+      options.keyspaces.push_back(keyspace);
+    }
+    absl::StatusOr<std::string> real = fs.RealPath(snapshot_dir);
+    if (!real.ok() || !IsDirectory(fs, *real)) {
+      return Invalid(absl::StrCat("destination ", snapshot_dir, " does not exist"));
+    }
+    options.destination = *real;
+    return options;
+  }
   if (raw.keyspaces.empty()) {
     return Invalid("no keyspace given: name at least one keyspace to copy");
   }
@@ -140,7 +156,9 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   options.sync_backups = raw.sync_backups;
   for (auto [flag, text, out] : {std::make_tuple("interval", &raw.interval, &options.interval),
                                  std::make_tuple("settle_time", &raw.settle_time, &options.settle_time),
-                                 std::make_tuple("prune_after", &raw.prune_after, &options.prune_after)}) {
+                                 std::make_tuple("prune_after", &raw.prune_after, &options.prune_after),
+                                 std::make_tuple("progress_interval", &raw.progress_interval,
+                                                 &options.progress_interval)}) {
     absl::StatusOr<absl::Duration> duration = ParseDurationFlag(flag, *text);
     if (!duration.ok()) return duration.status();
     *out = *duration;
@@ -196,30 +214,30 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     }
   }
 
-  absl::StatusOr<std::string> destination = ResolveMaybeMissing(fs, raw.snapshot_dir);
+  absl::StatusOr<std::string> destination = ResolveMaybeMissing(fs, snapshot_dir);
   if (!destination.ok()) {
-    return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " cannot be resolved (",
+    return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be resolved (",
                                 destination.status().message(), ")"));
   }
   options.destination = *destination;
   for (const std::string& root : options.data_roots) {
     if (IsSameOrInside(options.destination, root)) {
-      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " (", options.destination,
+      return Invalid(absl::StrCat("destination ", snapshot_dir, " (", options.destination,
                                   ") is inside the data root ", root,
                                   ": snaphaven never writes into the Cassandra tree"));
     }
     if (IsSameOrInside(root, options.destination)) {
-      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " (", options.destination,
+      return Invalid(absl::StrCat("destination ", snapshot_dir, " (", options.destination,
                                   ") contains the data root ", root));
     }
   }
   absl::StatusOr<FileStat> st = fs.Stat(options.destination);
   if (st.ok()) {
     if (st->type != FileType::kDirectory) {
-      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " is not a directory"));
+      return Invalid(absl::StrCat("destination ", snapshot_dir, " is not a directory"));
     }
     if (!fs.CheckAccess(options.destination, W_OK | X_OK).ok()) {
-      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " cannot be written"));
+      return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be written"));
     }
   } else {
     // It will be created: its nearest existing ancestor must allow that.
@@ -229,7 +247,7 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     }
     if (ancestor.empty() || !IsDirectory(fs, ancestor) ||
         !fs.CheckAccess(ancestor, W_OK | X_OK).ok()) {
-      return Invalid(absl::StrCat("destination ", raw.snapshot_dir, " cannot be created (",
+      return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be created (",
                                   ancestor, " is not a writable directory)"));
     }
   }

@@ -34,6 +34,11 @@ struct RawOptions {
   double verify_sample = 0;
   std::string max_bandwidth;  // "" : unlimited
   std::string io_priority = "idle";
+  std::string progress_interval = "10s";
+  // --list reads only the destination: no data root, keyspaces optional,
+  // the destination must exist.
+  bool list_only = false;
+  std::string hostname;  // what %h in --snapshot_dir becomes
   std::vector<std::string> keyspaces;
 };
 
@@ -54,6 +59,7 @@ struct Options {
   double verify_sample = 0;
   int64_t max_bandwidth = 0;  // bytes per second; 0: unlimited
   IoPriority io_priority = IoPriority::kIdle;
+  absl::Duration progress_interval;
 };
 
 // "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative

@@ -260,8 +260,11 @@ std::vector<std::string> FindSSTables(const std::string& root) {
 }
 
 int64_t SummaryCount(const std::string& output, const std::string& what) {
-  size_t line_at = output.rfind("cycle ");
-  if (line_at == std::string::npos) return -1;
+  // The last summary line ("cycle done: N scanned, ..." or "dry run done: ...").
+  size_t scanned_at = output.rfind(" scanned, ");
+  if (scanned_at == std::string::npos) return -1;
+  size_t line_at = output.rfind('\n', scanned_at);
+  line_at = line_at == std::string::npos ? 0 : line_at + 1;
   std::string line = output.substr(line_at, output.find('\n', line_at) - line_at);
   for (absl::string_view part : absl::StrSplit(line, absl::ByAnyChar(",:"))) {
     part = absl::StripAsciiWhitespace(part);

@@ -1,0 +1,230 @@
+// Operations: --dry_run, progress, --metrics_file, --list, %h and the
+// node a destination belongs to.
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "re2/re2.h"
+#include "snaphaven/testing/e2e_util.h"
+#include "tools/tree_generator.h"
+
+namespace snaphaven {
+namespace {
+
+using testing::DestinationFiles;
+using testing::DiffTrees;
+using testing::ReadTree;
+using testing::RunResult;
+using testing::RunSnaphaven;
+using testing::SnapshotFiles;
+using testing::SummaryCount;
+
+class OpsTest : public testing::CassandraTreeTest {};
+
+TEST_F(OpsTest, DryRunChangesNothingAndPredictsTheRealRun) {
+  tools::TreeSpec spec = Spec(2, 3, {"d1", "d2"});
+  spec.index_dirs_per_table = 1;
+  Generate(spec);
+  const std::vector<std::string> flags = {"--sync-sstables", "--move-snapshots",
+                                          "--settle_time=0s", "--prune_after=0s"};
+  // A fresh destination: the dry run creates nothing at all.
+  auto everything = [&] { return ReadTree(dir_); };
+  auto before = everything();
+  std::vector<std::string> dry = flags;
+  dry.push_back("--dry_run");
+  RunResult plan = Run(dry, {"ks1"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_EQ(DiffTrees(before, everything()), "") << "the dry run changed something";
+  EXPECT_TRUE(absl::StrContains(plan.err, "plan: copy ks1/")) << plan.err;
+  EXPECT_TRUE(absl::StrContains(plan.err, "plan: link ks1/")) << plan.err;
+  EXPECT_TRUE(absl::StrContains(plan.err, "plan: move ks1/")) << plan.err;
+  EXPECT_TRUE(absl::StrContains(plan.err, "plan: delete " + data_ + "/ks1/")) << plan.err;
+  RunResult real = Run(flags, {"ks1"});
+  ASSERT_EQ(real.exit_code, 0) << real.err;
+  for (const char* what : {"copied", "linked", "moved", "pruned"}) {
+    EXPECT_EQ(SummaryCount(plan.err, what), SummaryCount(real.err, what)) << what;
+  }
+
+  // An existing destination, a new snapshot and a compacted sstable.
+  ASSERT_TRUE(tools::FlushNewSSTables(data_, {"ks1"}, 4000, 9).ok());
+  ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "d3").ok());
+  for (const auto& [path, record] : ReadTree(TableDir(0))) {
+    if (absl::StartsWith(path, "nb-1-big-")) ASSERT_EQ(unlink((TableDir(0) + "/" + path).c_str()), 0);
+  }
+  before = everything();
+  plan = Run(dry, {"ks1"});
+  ASSERT_EQ(plan.exit_code, 0) << plan.err;
+  EXPECT_EQ(DiffTrees(before, everything()), "") << "manifest, destination or source changed";
+  EXPECT_TRUE(absl::StrContains(plan.err, "plan: prune ks1/")) << plan.err;
+  real = Run(flags, {"ks1"});
+  ASSERT_EQ(real.exit_code, 0) << real.err;
+  for (const char* what : {"copied", "linked", "moved", "pruned"}) {
+    EXPECT_EQ(SummaryCount(plan.err, what), SummaryCount(real.err, what)) << what << "\n"
+                                                                          << plan.err;
+  }
+}
+
+TEST_F(OpsTest, ProgressLinesGiveDoneTotalRateAndEta) {
+  Generate(Spec(1, 3, {"s1"}, 1 << 20));
+  RunResult r = Run({"--progress_interval=0s"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(RE2::PartialMatch(r.err, R"(progress: \d+/\d+ files, \S+ \S+/\S+ \S+ \(\d+%\), \S+ \S+/s, ETA \S+)"))
+      << r.err;
+}
+
+// A strict reader of the Prometheus text exposition format (0.0.4): every
+// sample belongs to a family announced by HELP and TYPE lines, names are
+// valid, counters end in _total, values are numbers.
+std::map<std::string, double> ParsePrometheus(const std::string& text, std::string* error) {
+  std::map<std::string, double> samples;
+  std::map<std::string, std::string> types;
+  std::set<std::string> helped;
+  const RE2 name_re("[a-zA-Z_:][a-zA-Z0-9_:]*");
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<std::string> f = absl::StrSplit(line, absl::MaxSplits(' ', 3));
+    if (line[0] == '#') {
+      if (f.size() < 4 || (f[1] != "HELP" && f[1] != "TYPE") || !RE2::FullMatch(f[2], name_re)) {
+        *error = absl::StrCat("bad comment line: ", line);
+        return {};
+      }
+      if (f[1] == "HELP") helped.insert(f[2]);
+      if (f[1] == "TYPE") {
+        if (f[3] != "counter" && f[3] != "gauge") *error = absl::StrCat("bad type: ", line);
+        if (!helped.count(f[2])) *error = absl::StrCat("TYPE before HELP: ", line);
+        if (types.count(f[2])) *error = absl::StrCat("family twice: ", line);
+        types[f[2]] = f[3];
+      }
+      continue;
+    }
+    double value;
+    if (f.size() != 2 || !RE2::FullMatch(f[0], name_re) || !absl::SimpleAtod(f[1], &value)) {
+      *error = absl::StrCat("bad sample: ", line);
+      return {};
+    }
+    if (!types.count(f[0])) *error = absl::StrCat("sample without TYPE: ", line);
+    if (types[f[0]] == "counter" && !absl::EndsWith(f[0], "_total")) {
+      *error = absl::StrCat("counter not named _total: ", f[0]);
+    }
+    if (!absl::StartsWith(f[0], "snaphaven_")) *error = absl::StrCat("no prefix: ", f[0]);
+    samples[f[0]] = value;
+  }
+  return samples;
+}
+
+TEST_F(OpsTest, MetricsFileParsesAndMatchesTheSummary) {
+  Generate(Spec(2, 2, {"s1", "s2"}));
+  const std::string metrics = dir_ + "/snaphaven.prom";
+  RunResult r = Run({"--metrics_file", metrics}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string error;
+  auto m = ParsePrometheus(testing::ReadFileOrDie(metrics), &error);
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(m["snaphaven_files_copied_total"], SummaryCount(r.err, "copied"));
+  EXPECT_EQ(m["snaphaven_files_linked_total"], SummaryCount(r.err, "linked"));
+  EXPECT_EQ(m["snaphaven_files_failed_total"], 0);
+  EXPECT_EQ(m["snaphaven_last_cycle_exit_code"], 0);
+  EXPECT_EQ(m["snaphaven_destination_files"], SnapshotFiles(data_).size());
+  EXPECT_EQ(m["snaphaven_pending_files"], 0);
+  EXPECT_GT(m["snaphaven_last_success_timestamp_seconds"], 1.7e9);
+  EXPECT_GE(m["snaphaven_last_cycle_end_timestamp_seconds"],
+            m["snaphaven_last_cycle_start_timestamp_seconds"]);
+  int64_t bytes = 0;
+  for (const auto& [path, record] : SnapshotFiles(data_)) bytes += record.size;
+  EXPECT_LT(m["snaphaven_destination_bytes"], bytes) << "hard links count once";
+  const double copied = m["snaphaven_files_copied_total"];
+
+  // Counters carry on across runs; a failure shows in the exit code gauge
+  // and leaves the last success time alone.
+  ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "s3").ok());
+  r = Run({"--metrics_file", metrics}, {"ks1"});
+  auto m2 = ParsePrometheus(testing::ReadFileOrDie(metrics), &error);
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(m2["snaphaven_files_copied_total"], copied + SummaryCount(r.err, "copied"));
+  EXPECT_EQ(m2["snaphaven_cycles_total"], 2);
+  ASSERT_EQ(chmod((TableDir(0) + "/snapshots/s3/schema.cql").c_str(), 0), 0);
+  ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "s4").ok());
+  ASSERT_EQ(chmod((TableDir(0) + "/snapshots/s4/schema.cql").c_str(), 0), 0);
+  if (geteuid() != 0) {  // root reads anything
+    r = Run({"--metrics_file", metrics}, {"ks1"});
+    auto m3 = ParsePrometheus(testing::ReadFileOrDie(metrics), &error);
+    EXPECT_EQ(m3["snaphaven_last_cycle_exit_code"], 1);
+    EXPECT_EQ(m3["snaphaven_last_success_timestamp_seconds"],
+              m2["snaphaven_last_success_timestamp_seconds"]);
+  }
+}
+
+TEST_F(OpsTest, ListShowsCompleteAndIncompleteCopies) {
+  Generate(Spec(1, 2, {"whole", "no_manifest", "missing_data"}));
+  std::string table = TableDir(0);
+  ASSERT_EQ(unlink((table + "/snapshots/no_manifest/manifest.json").c_str()), 0);
+  ASSERT_EQ(unlink((table + "/snapshots/missing_data/nb-2-big-Data.db").c_str()), 0);
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  auto before = ReadTree(dest_);
+  RunResult r = RunSnaphaven({"-s", dest_, "--list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StartsWith(r.out, "KEYSPACE")) << r.out;
+  EXPECT_TRUE(RE2::PartialMatch(r.out, R"(whole\s+\d+\s+\d+\s+yes)")) << r.out;
+  EXPECT_TRUE(RE2::PartialMatch(r.out, R"(no_manifest\s+\d+\s+\d+\s+no)")) << r.out;
+  EXPECT_TRUE(RE2::PartialMatch(r.out, R"(missing_data\s+\d+\s+\d+\s+no)")) << r.out;
+
+  r = RunSnaphaven({"-s", dest_, "--list", "--json", "ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(json.is_array()) << r.out;
+  ASSERT_EQ(json.size(), 3u);
+  std::map<std::string, bool> complete;
+  for (const auto& copy : json) complete[copy["tag"]] = copy["complete"];
+  EXPECT_TRUE(complete["whole"]);
+  EXPECT_FALSE(complete["no_manifest"]);
+  EXPECT_FALSE(complete["missing_data"]);
+  // Unique bytes: the two complete snapshots' shared inodes count once each.
+  int64_t whole_bytes = 0;
+  for (const auto& [path, record] : SnapshotFiles(data_)) {
+    if (absl::StrContains(path, "/whole/")) whole_bytes += record.size;
+  }
+  for (const auto& copy : json) {
+    if (copy["tag"] == "whole") EXPECT_EQ(copy["bytes"].get<int64_t>(), whole_bytes);
+  }
+  EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "") << "--list reads only";
+  EXPECT_EQ(RunSnaphaven({"-s", dest_, "--list", "other_ks"}).out.find("ks1"), std::string::npos);
+}
+
+TEST_F(OpsTest, EachNodeWritesItsOwnDestination) {
+  Generate(Spec(1, 1, {"s1"}));
+  char host[256] = {0};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  const std::string nas = dir_ + "/nas";
+  RunResult r = RunSnaphaven({"-d", home_, "-s", nas + "/%h", "ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  dest_ = nas + "/" + host;
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), DestinationFiles(dest_)), "");
+  std::string node = testing::ReadFileOrDie(dest_ + "/.snaphaven/node");
+  EXPECT_TRUE(absl::StrContains(node, absl::StrCat("host ", host))) << node;
+  EXPECT_TRUE(absl::StrContains(node, data_)) << node;
+
+  // Another node's destination: refused, naming both, nothing touched.
+  testing::WriteFileOrDie(dest_ + "/.snaphaven/node", "host other-node\nroots /x/data\n");
+  auto before = ReadTree(dest_);
+  r = RunSnaphaven({"-d", home_, "-s", dest_, "ks1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "belongs to another node (host other-node")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, std::string("this is ") + host)) << r.err;
+  EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "");
+  r = RunSnaphaven({"-d", home_, "-s", dest_, "--adopt_destination", "ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(testing::ReadFileOrDie(dest_ + "/.snaphaven/node"), host));
+}
+
+}  // namespace
+}  // namespace snaphaven
