@@ -55,12 +55,19 @@ absl::StatusOr<int> Copier::CleanTempDir() {
 
 absl::Status Copier::EnsureParentDirs(const std::string& relative_path) {
   std::string parent(DirName(relative_path));
-  if (parent.empty() || known_dirs_.contains(parent)) return absl::OkStatus();
+  if (parent.empty()) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    if (known_dirs_.contains(parent)) return absl::OkStatus();
+  }
   std::string rel;
   for (absl::string_view part : absl::StrSplit(parent, '/')) {
     std::string up = rel;
     rel = rel.empty() ? std::string(part) : absl::StrCat(rel, "/", part);
-    if (known_dirs_.contains(rel)) continue;
+    {
+      absl::MutexLock lock(&mu_);
+      if (known_dirs_.contains(rel)) continue;
+    }
     std::string path = JoinPath(destination_root_, rel);
     absl::StatusOr<FileStat> st = fs_.Stat(path);
     if (st.ok()) {
@@ -80,6 +87,7 @@ absl::Status Copier::EnsureParentDirs(const std::string& relative_path) {
     } else {
       return st.status();
     }
+    absl::MutexLock lock(&mu_);
     known_dirs_.insert(rel);
   }
   return absl::OkStatus();
@@ -182,7 +190,10 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   const std::string destination = JoinPath(destination_root_, relative_path);
   status = fs_.Rename(temp, destination);
   if (!status.ok()) return fail(status);
-  dirs_to_sync_.insert(std::string(DirName(destination)));
+  {
+    absl::MutexLock lock(&mu_);
+    dirs_to_sync_.insert(std::string(DirName(destination)));
+  }
   return outcome(CopyOutcome::kDone);
 }
 
@@ -201,15 +212,25 @@ absl::Status Copier::Link(const std::string& existing_relative,
   absl::Status removed = fs_.Remove(temp);
   if (!status.ok()) return status;
   if (!removed.ok() && !IsVanished(removed)) return removed;
+  absl::MutexLock lock(&mu_);
   dirs_to_sync_.insert(std::string(DirName(destination)));
   return absl::OkStatus();
 }
 
 absl::Status Copier::SyncPendingDirs() {
-  for (auto it = dirs_to_sync_.begin(); it != dirs_to_sync_.end();) {
+  absl::flat_hash_set<std::string> dirs;
+  {
+    absl::MutexLock lock(&mu_);
+    dirs.swap(dirs_to_sync_);
+  }
+  for (auto it = dirs.begin(); it != dirs.end();) {
     absl::Status synced = fs_.SyncDir(*it);
-    if (!synced.ok() && !IsVanished(synced)) return synced;
-    dirs_to_sync_.erase(it++);
+    if (!synced.ok() && !IsVanished(synced)) {
+      absl::MutexLock lock(&mu_);
+      dirs_to_sync_.insert(dirs.begin(), dirs.end());  // still to do
+      return synced;
+    }
+    dirs.erase(it++);
   }
   return absl::OkStatus();
 }

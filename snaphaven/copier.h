@@ -6,11 +6,13 @@
 #ifndef SNAPHAVEN_COPIER_H_
 #define SNAPHAVEN_COPIER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "snaphaven/bandwidth_limiter.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/sstable_digest.h"
@@ -32,6 +34,7 @@ struct CopyResult {
   std::string quarantined;    // kCorrupt: where the copy was kept
 };
 
+// Thread-safe: copies and links may run on several threads at once.
 class Copier {
  public:
   // `temp_dir` must be on the destination's file system (renames into the
@@ -88,9 +91,11 @@ class Copier {
   const bool checksum_;
   BandwidthLimiter* limiter_ = nullptr;
   bool spare_page_cache_ = true;
-  absl::flat_hash_set<std::string> dirs_to_sync_;
-  uint64_t temp_counter_ = 0;
-  absl::flat_hash_set<std::string> known_dirs_;
+  absl::flat_hash_set<std::string> dirs_to_sync_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> temp_counter_{0};
+  // Copies run on several threads: the directory sets are shared.
+  absl::Mutex mu_;
+  absl::flat_hash_set<std::string> known_dirs_ ABSL_GUARDED_BY(mu_);
 };
 
 // The destination will not take a hard link here; copy instead.

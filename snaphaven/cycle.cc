@@ -3,7 +3,9 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <functional>
 #include <iostream>
+#include <thread>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -33,6 +35,97 @@ std::string HumanBytes(int64_t bytes) {
   return unit == 0 ? absl::StrCat(bytes, " B")
                    : absl::StrFormat("%.1f %s", value, units[unit]);
 }
+
+// Runs work(i) for i = 0, 1, ... on `threads` workers, at most `window`
+// ahead of the consumer, which takes the results strictly in order. Work i
+// may depend on an earlier item (`dependency(i)`, -1 for none): it starts
+// once that one is done, and `ok(dependency result)` tells whether it may
+// run at all (else its result is nullopt). Cancel() stops handing out work;
+// items already started finish. A result for which `halt` holds (the
+// destination is full) cancels at once, from the worker.
+template <typename Result>
+class Pipeline {
+ public:
+  Pipeline(int threads, size_t count, size_t window, std::function<Result(size_t)> work,
+           std::function<int(size_t)> dependency, std::function<bool(const Result&)> ok,
+           std::function<bool(const Result&)> halt)
+      : count_(count),
+        window_(window),
+        work_(std::move(work)),
+        dependency_(std::move(dependency)),
+        ok_(std::move(ok)),
+        halt_(std::move(halt)),
+        results_(count),
+        done_(count, false) {
+    for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { Work(); });
+  }
+  ~Pipeline() {
+    Cancel();
+    for (std::thread& worker : workers_) worker.join();
+  }
+
+  // Waits for item i (REQUIRES: i-1 was taken before); nullptr when it was
+  // never started because of Cancel().
+  const absl::optional<Result>* Take(size_t i) {
+    absl::MutexLock lock(&mu_);
+    consumed_ = i;
+    auto ready = [this, i] { return done_[i] || (cancelled_ && next_ <= i); };
+    mu_.Await(absl::Condition(&ready));
+    return done_[i] ? &results_[i] : nullptr;
+  }
+  void Cancel() {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+  }
+  // How many items were started (all of them finish).
+  size_t Started() {
+    absl::MutexLock lock(&mu_);
+    return next_;
+  }
+
+ private:
+  void Work() {
+    while (true) {
+      size_t i;
+      {
+        absl::MutexLock lock(&mu_);
+        auto can_take = [this] {
+          return cancelled_ || next_ >= count_ || next_ < consumed_ + window_;
+        };
+        mu_.Await(absl::Condition(&can_take));
+        if (cancelled_ || next_ >= count_) return;
+        i = next_++;
+      }
+      int dep = dependency_(i);
+      bool run = true;
+      if (dep >= 0) {
+        absl::MutexLock lock(&mu_);
+        auto dep_done = [this, dep] { return static_cast<bool>(done_[dep]); };
+        mu_.Await(absl::Condition(&dep_done));
+        run = results_[dep].has_value() && ok_(*results_[dep]);
+      }
+      absl::optional<Result> result;
+      if (run) result = work_(i);
+      absl::MutexLock lock(&mu_);
+      if (result.has_value() && halt_(*result)) cancelled_ = true;
+      results_[i] = std::move(result);
+      done_[i] = true;
+    }
+  }
+
+  const size_t count_, window_;
+  std::function<Result(size_t)> work_;
+  std::function<int(size_t)> dependency_;
+  std::function<bool(const Result&)> ok_;
+  std::function<bool(const Result&)> halt_;
+  absl::Mutex mu_;
+  std::vector<absl::optional<Result>> results_;
+  std::vector<char> done_;
+  size_t next_ = 0;
+  size_t consumed_ = 0;
+  bool cancelled_ = false;
+  std::vector<std::thread> workers_;
+};
 
 }  // namespace
 
@@ -272,6 +365,7 @@ bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& 
     // The renames the manifest is about to record must be durable first.
     absl::Status committed = copier_.SyncPendingDirs();
     if (committed.ok()) committed = CommitManifest();
+    if (committed.ok()) committed_this_cycle_ = true;
     if (!committed.ok()) {
       LOG(ERROR) << "cannot commit the manifest " << state_.manifest << ": "
                  << committed.message();
@@ -445,6 +539,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
                  << " temporary files left by an interrupted run";
   }
   manifest_rebuilt_ = false;
+  committed_this_cycle_ = false;
   if (!manifest_.has_value() || fullsync) {
     absl::Status loaded = LoadManifest(fullsync);
     if (!loaded.ok()) {
@@ -564,38 +659,65 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       LOG(INFO) << line;
     }
   };
+  // Copies run on --copy_threads workers (fsync latency overlaps); results
+  // are taken in plan order, so the manifest, the counts and the move units
+  // are handled on this thread only.
+  using Result = absl::StatusOr<AppliedFile>;
+  auto is_done = [](const Result& r) {
+    return r.ok() && (r->kind == Applied::kCopied || r->kind == Applied::kLinked);
+  };
+  Pipeline<Result> pipeline(
+      std::max(1, options_.copy_threads), plan.actions.size(),
+      4 * static_cast<size_t>(std::max(1, options_.copy_threads)),
+      [&](size_t a) { return ApplyWithRetries(plan.actions[a], scan->files[plan.actions[a].file]); },
+      [&](size_t a) { return plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1; },
+      is_done, [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); });
+  bool stopping = false;  // after a stop, only what was already started is taken
   for (size_t a = 0; a < plan.actions.size(); ++a) {
     report_progress(a);
-    if (stop.load()) {
+    if (!stopping && stop.load()) {
       stats.interrupted = true;
-      break;
+      stopping = true;
+      pipeline.Cancel();
     }
+    if (a >= pipeline.Started() && (stopping || stats.out_of_space)) break;
+    const absl::optional<Result>* taken = pipeline.Take(a);
+    if (taken == nullptr) break;
     const Action& action = plan.actions[a];
     const SourceFile& file = scan->files[action.file];
     const std::string& rel = file.relative_path;
-    if (action.kind == ActionKind::kLink && action.after >= 0 && !succeeded[action.after]) {
+    if (!taken->has_value()) {
       ++stats.skipped;
       VLOG(2) << "skip " << rel << ": its copy " << action.link_from
               << " did not complete; next cycle";
       continue;
     }
-    absl::StatusOr<AppliedFile> applied = ApplyWithRetries(action, file);
+    const Result& applied = **taken;
     if (!applied.ok()) {
       const absl::Status& error = applied.status();
       if (IsOutOfSpace(error)) {
-        LOG(ERROR) << "destination " << options_.destination << " is out of space while "
-                   << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel << ": "
-                   << error.message();
+        if (!stats.out_of_space) {
+          LOG(ERROR) << "destination " << options_.destination << " is out of space while "
+                     << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel
+                     << ": " << error.message();
+        }
         stats.out_of_space = true;
-        break;
+        stopping = true;
+        pipeline.Cancel();
+        continue;
       }
       // A failure on the destination side may mean it is gone: then stop
       // rather than fail (or worse, recreate) everything that follows.
-      absl::Status identity = CheckDestinationIdentity();
-      if (!identity.ok()) {
-        stats.fatal = std::string(identity.message());
-        break;
+      if (!stats.fatal.has_value()) {
+        absl::Status identity = CheckDestinationIdentity();
+        if (!identity.ok()) {
+          stats.fatal = std::string(identity.message());
+          stopping = true;
+          pipeline.Cancel();
+          continue;
+        }
       }
+      if (stats.fatal.has_value()) continue;
       ++stats.failed;
       LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
                  << ": " << error.message()
@@ -638,14 +760,19 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     }
     // Commit now and then, so a crash in a long cycle costs little re-copy
     // and moved snapshots free their space as the run goes.
-    if (since_commit >= options_.commit_every_files ||
-        (since_commit > 0 && absl::Now() - last_commit >= options_.commit_every)) {
+    if (!stopping && (since_commit >= options_.commit_every_files ||
+                      (since_commit > 0 && absl::Now() - last_commit >= options_.commit_every))) {
       absl::Status identity = CheckDestinationIdentity();
       if (!identity.ok()) {
         stats.fatal = std::string(identity.message());
-        break;
+        stopping = true;
+        pipeline.Cancel();
+        continue;
       }
-      if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) break;
+      if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) {
+        stopping = true;
+        pipeline.Cancel();
+      }
       since_commit = 0;
       last_commit = absl::Now();
     }
@@ -863,8 +990,11 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
                             t.bytes, walked.subdirs});
   }
   dir_cache_ = std::move(next);
+  // Saved only along with a manifest commit: a cycle with nothing new
+  // writes nothing (the cache then lives in memory until the next one).
+  if (!committed_this_cycle_) return;
   std::string text = dir_cache_->Serialize();
-  if (text == dir_cache_saved_) return;  // a cycle with nothing new writes nothing
+  if (text == dir_cache_saved_) return;
   absl::Status saved = fs_.WriteFileAtomically(JoinPath(state_.dir, "dircache"), text);
   if (saved.ok()) {
     dir_cache_saved_ = std::move(text);

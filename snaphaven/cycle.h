@@ -46,6 +46,7 @@ struct SyncOptions {
   double verify_sample_percent = 0;
   int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
   bool spare_page_cache = true;   // drop only the pages a copy brought in
+  int copy_threads = 2;           // copies and links in flight at once
   // Plan and print, change nothing (destination, source, manifest).
   bool dry_run = false;
   // During a cycle with copies to make, a progress line this often.
@@ -190,6 +191,7 @@ class Syncer {
   int64_t mtime_granularity_ns_ = 1;
   std::string sample_cursor_;   // last path --verify_sample checked
   bool manifest_rebuilt_ = false;  // this cycle's manifest came from a walk
+  bool committed_this_cycle_ = false;
   absl::optional<DirCache> dir_cache_;
   std::string dir_cache_saved_;    // as last read or written
   bool sample_cursor_loaded_ = false;

@@ -91,6 +91,9 @@ DEFINE_bool(dry_run, false,
 DEFINE_string(max_bandwidth, "",
               "Cap on bytes written per second across all copies, e.g. 50MiB, "
               "1GB, 100M. Empty: unlimited.");
+DEFINE_int32(copy_threads, 2,
+             "Copies and links in flight at once (1 to 64): overlaps the fsync "
+             "latency of many small files and of a slow NAS.");
 DEFINE_string(io_priority, "idle",
               "I/O scheduling class: idle (only when the disk is otherwise idle), "
               "best-effort (lowest level) or normal. idle and best-effort also "
@@ -309,6 +312,7 @@ int Run(int argc, char** argv) {
   raw.io_priority = FLAGS_io_priority;
   raw.progress_interval = FLAGS_progress_interval;
   raw.list_only = FLAGS_list;
+  raw.copy_threads = FLAGS_copy_threads;
   raw.hostname = HostName();
   raw.keyspaces = parsed->positional;
 
@@ -334,6 +338,7 @@ int Run(int argc, char** argv) {
   sync.verify_sample_percent = options->verify_sample;
   sync.max_bandwidth = options->max_bandwidth;
   sync.dry_run = FLAGS_dry_run;
+  sync.copy_threads = options->copy_threads;
   sync.progress_interval = options->progress_interval;
   sync.progress_on_terminal = isatty(STDERR_FILENO) && !options->quiet;
   absl::Status lowered = ApplyProcessPriority(options->io_priority);

@@ -143,6 +143,10 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                 ": a percentage from 0 to 100"));
   }
   options.verify_sample = raw.verify_sample;
+  if (raw.copy_threads < 1 || raw.copy_threads > 64) {
+    return Invalid(absl::StrCat("invalid --copy_threads ", raw.copy_threads, ": from 1 to 64"));
+  }
+  options.copy_threads = raw.copy_threads;
   if (!raw.max_bandwidth.empty()) {
     absl::StatusOr<int64_t> bandwidth = ParseBandwidth(raw.max_bandwidth);
     if (!bandwidth.ok()) return bandwidth.status();

@@ -35,6 +35,7 @@ struct RawOptions {
   std::string max_bandwidth;  // "" : unlimited
   std::string io_priority = "idle";
   std::string progress_interval = "10s";
+  int copy_threads = 2;
   // --list reads only the destination: no data root, keyspaces optional,
   // the destination must exist.
   bool list_only = false;
@@ -60,6 +61,7 @@ struct Options {
   int64_t max_bandwidth = 0;  // bytes per second; 0: unlimited
   IoPriority io_priority = IoPriority::kIdle;
   absl::Duration progress_interval;
+  int copy_threads = 2;
 };
 
 // "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative
