@@ -217,6 +217,11 @@ absl::Status Copier::Link(const std::string& existing_relative,
   return absl::OkStatus();
 }
 
+void Copier::ForgetKnownDirs() {
+  absl::MutexLock lock(&mu_);
+  known_dirs_.clear();
+}
+
 absl::Status Copier::SyncPendingDirs() {
   absl::flat_hash_set<std::string> dirs;
   {

@@ -77,6 +77,10 @@ class Copier {
   // refusing to pass through anything but a real directory.
   absl::Status EnsureParentDirs(const std::string& relative_path);
 
+  // Forgets which destination directories exist (after something removed
+  // some, e.g. retention).
+  void ForgetKnownDirs();
+
   // Removes every file in the temp dir (leftovers of a killed run); returns
   // how many.
   absl::StatusOr<int> CleanTempDir();

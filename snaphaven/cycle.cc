@@ -17,6 +17,7 @@
 #include "snaphaven/checksum.h"
 #include "snaphaven/mover.h"
 #include "snaphaven/planner.h"
+#include "snaphaven/retention.h"
 #include "snaphaven/scanner.h"
 
 namespace snaphaven {
@@ -415,45 +416,10 @@ void Syncer::Prune(const Selection& selection, CycleStats& stats) {
 
 absl::optional<ExpectedDigest> Syncer::DigestFor(const std::string& root,
                                                  const std::string& relative_path) {
-  absl::string_view rel = relative_path;
-  size_t slash = rel.rfind('/');
-  absl::optional<SSTableName> name = ParseSSTableName(rel.substr(slash + 1));
-  if (!name.has_value() || name->component != "Data.db") return absl::nullopt;
-  const std::string dir = JoinPath(root, rel.substr(0, slash));
-  const std::string prefix = JoinPath(dir, name->prefix);
-  for (const std::string& component : DigestComponents()) {
-    const std::string path = absl::StrCat(prefix, "-", component);
-    absl::StatusOr<std::string> text = fs_.ReadFile(path);
-    if (!text.ok()) {
-      if (!IsVanished(text.status())) LOG(WARNING) << "cannot read " << text.status().message();
-      continue;
-    }
-    absl::StatusOr<absl::optional<ExpectedDigest>> digest =
-        ParseDigest(component, name->version, *text);
-    if (!digest.ok()) {
-      LOG(WARNING) << path << ": " << digest.status().message() << "; Data.db not checked";
-      return absl::nullopt;
-    }
-    if (!digest->has_value()) return absl::nullopt;
-    ExpectedDigest expected = **digest;
-    expected.digest_file = path;
-    if (name->version == "ka") {
-      // Compressed 2.1 sstables digest their chunks without the checksums.
-      absl::StatusOr<std::string> info = fs_.ReadFile(absl::StrCat(prefix, "-CompressionInfo.db"));
-      if (info.ok()) {
-        absl::StatusOr<std::vector<int64_t>> offsets = ParseCompressionChunkOffsets(*info);
-        if (!offsets.ok()) {
-          LOG(WARNING) << prefix << "-CompressionInfo.db: " << offsets.status().message()
-                       << "; Data.db not checked";
-          return absl::nullopt;
-        }
-        expected.algorithm = DigestAlgorithm::kAdler32Chunks;
-        expected.chunk_offsets = *std::move(offsets);
-      }
-    }
-    return expected;
-  }
-  return absl::nullopt;
+  std::vector<std::string> warnings;
+  absl::optional<ExpectedDigest> digest = FindSSTableDigest(fs_, root, relative_path, &warnings);
+  for (const std::string& warning : warnings) LOG(WARNING) << warning;
+  return digest;
 }
 
 absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyOnce(const Action& action,
@@ -611,6 +577,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   for (const auto& [path, entry] : plan.manifest_updates) manifest_->Put(path, entry);
   if (options_.dry_run) {
     ReportPlan(*scan, selection, plan, stats);
+    ApplyRetentionLimits(stats);
     manifest_.reset();  // it was changed in memory only; never commit it
     return finish();
   }
@@ -788,6 +755,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   if (stats.fatal.has_value()) return finish();  // the destination is not ours now
   if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
   if (CommitAndMove(*scan, selection.units, ready, stats)) UpdateDirCache(*scan, start);
+  if (!stats.interrupted && !stats.out_of_space) ApplyRetentionLimits(stats);
   return finish();
 }
 
@@ -955,6 +923,48 @@ void Syncer::ReportPlan(const ScanResult& scan, const Selection& selection, cons
   LOG(INFO) << "plan: " << stats.copied << " to copy (" << HumanBytes(stats.bytes_copied) << "), "
             << stats.linked << " to link, " << stats.moved << " to delete at the source, "
             << stats.pruned << " to prune; nothing was changed";
+}
+
+void Syncer::ApplyRetentionLimits(CycleStats& stats) {
+  if (options_.keep_snapshots <= 0 && options_.keep_for <= absl::ZeroDuration()) return;
+  RetentionOptions retention;
+  retention.keyspaces = options_.keyspaces;
+  retention.keep_snapshots = options_.keep_snapshots;
+  retention.keep_for = options_.keep_for;
+  retention.now = absl::Now();
+  retention.dry_run = options_.dry_run;
+  // Asked of the file system, in every data root: a snapshot that was only
+  // filtered out of the scan (--snapshot_regex) is still at the source.
+  auto present_at_source = [this](const std::string& snapshot_dir) {
+    for (const std::string& root : options_.data_roots) {
+      if (fs_.Stat(JoinPath(root, snapshot_dir)).ok()) return true;
+    }
+    return false;
+  };
+  absl::StatusOr<RetentionResult> result =
+      ApplyRetention(fs_, *manifest_, options_.destination, retention, present_at_source);
+  if (!result.ok()) {
+    LOG(ERROR) << "retention: " << result.status().message();
+    ++stats.failed;
+    return;
+  }
+  for (const std::string& warning : result->warnings) LOG(WARNING) << "retention: " << warning;
+  for (const std::string& removed : result->removed_snapshots) {
+    LOG(INFO) << (options_.dry_run ? "plan: retire " : "retired ") << removed
+              << " (a complete copy of a snapshot gone from the source, beyond "
+                 "--keep_snapshots/--keep_for)";
+  }
+  stats.retired = static_cast<int64_t>(result->removed_snapshots.size());
+  if (options_.dry_run || result->removed_snapshots.empty()) return;
+  LOG(INFO) << "retention freed " << HumanBytes(result->bytes_freed) << " ("
+            << result->files_removed << " files)";
+  copier_.ForgetKnownDirs();  // some destination directories are gone
+  manifest_dirty_ = true;
+  absl::Status committed = CommitManifest();
+  if (!committed.ok()) {
+    LOG(ERROR) << "cannot commit the manifest after retention: " << committed.message();
+    ++stats.failed;
+  }
 }
 
 void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {

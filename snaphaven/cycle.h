@@ -47,6 +47,9 @@ struct SyncOptions {
   int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
   bool spare_page_cache = true;   // drop only the pages a copy brought in
   int copy_threads = 2;           // copies and links in flight at once
+  // Retention at the destination (never the source), after each cycle.
+  int keep_snapshots = 0;                           // 0: no limit
+  absl::Duration keep_for = absl::ZeroDuration();   // 0: no limit
   // Plan and print, change nothing (destination, source, manifest).
   bool dry_run = false;
   // During a cycle with copies to make, a progress line this often.
@@ -72,6 +75,7 @@ struct CycleStats {
   int64_t failed = 0;
   int64_t moved = 0;   // source files deleted after their copy (move mode)
   int64_t pruned = 0;  // live-mirror files removed at the destination
+  int64_t retired = 0;  // snapshot copies removed by retention
   int64_t bytes_copied = 0;
   absl::Duration duration;
   bool out_of_space = false;
@@ -128,6 +132,10 @@ class Syncer {
   // lists files the manifest does not know. Changes nothing, unless
   // `repair`: then every file that failed is copied again from the source.
   VerifyStats Verify(bool repair, const std::atomic<bool>& stop);
+
+  // --keep_snapshots/--keep_for: removes complete snapshot copies whose
+  // snapshot is gone from the source, beyond the limits; logs each.
+  void ApplyRetentionLimits(CycleStats& stats);
 
   // The manifest as this process knows it (null before the first cycle).
   const Manifest* manifest() const { return manifest_.has_value() ? &*manifest_ : nullptr; }

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -31,6 +32,15 @@ using testing::SnapshotFiles;
 using testing::SummaryCount;
 
 class OpsTest : public testing::CassandraTreeTest {};
+
+std::map<std::string, testing::FileRecord> Under(const std::map<std::string, testing::FileRecord>& files,
+                                                 const std::string& infix) {
+  std::map<std::string, testing::FileRecord> out;
+  for (const auto& [path, record] : files) {
+    if (absl::StrContains(path, infix)) out[path] = record;
+  }
+  return out;
+}
 
 TEST_F(OpsTest, DryRunChangesNothingAndPredictsTheRealRun) {
   tools::TreeSpec spec = Spec(2, 3, {"d1", "d2"});
@@ -224,6 +234,72 @@ TEST_F(OpsTest, EachNodeWritesItsOwnDestination) {
   r = RunSnaphaven({"-d", home_, "-s", dest_, "--adopt_destination", "ks1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(testing::ReadFileOrDie(dest_ + "/.snaphaven/node"), host));
+}
+
+TEST_F(OpsTest, RestoreRoundTripsATreeAndPrintsTheCommands) {
+  tools::TreeSpec spec = Spec(2, 2, {"s1"});
+  spec.index_dirs_per_table = 1;
+  Generate(spec);
+  auto original = SnapshotFiles(data_);
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  // The node loses its snapshots.
+  for (int t = 0; t < 2; ++t) {
+    ASSERT_EQ(system(("rm -rf '" + TableDir(t) + "/snapshots'").c_str()), 0);
+  }
+  const std::string target = dir_ + "/restore";
+  RunResult r = RunSnaphaven({"-d", home_, "-s", dest_, "--restore", "s1", "--restore_to", target});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "nodetool import ks1 users " + target + "/ks1/")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "sstableloader -d")) << r.out;
+  // Byte for byte, each file where nodetool import wants it.
+  std::map<std::string, testing::FileRecord> want;
+  for (const auto& [path, record] : original) {
+    std::string flat = path;
+    flat.erase(flat.find("/snapshots/s1"), strlen("/snapshots/s1"));
+    want[flat] = record;
+  }
+  auto restored = ReadTree(target);
+  std::map<std::string, testing::FileRecord> got;
+  for (const auto& [path, record] : restored) {
+    if (record.type == 'f') got[path] = record;
+  }
+  EXPECT_EQ(DiffTrees(want, got), "");
+  // Never into a live data root.
+  r = RunSnaphaven({"-d", home_, "-s", dest_, "--restore", "s1", "--restore_to", data_ + "/ks1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  r = RunSnaphaven({"-d", home_, "-s", dest_, "--restore", "nope", "--restore_to", dir_ + "/r2"});
+  EXPECT_NE(r.exit_code, 0);
+}
+
+TEST_F(OpsTest, RetentionRemovesOnlyCompleteCopiesGoneFromTheSource) {
+  Generate(Spec(1, 2, {"old1", "old2", "current"}));
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  // Cassandra cleared two snapshots; their copies remain at the destination.
+  ASSERT_EQ(system(("rm -rf '" + TableDir(0) + "/snapshots/old1' '" + TableDir(0) +
+                    "/snapshots/old2'").c_str()),
+            0);
+  auto kept_before = DestinationFiles(dest_);
+  // A dry run says what it would retire and changes nothing.
+  auto before = ReadTree(dest_);
+  RunResult r = Run({"--keep_for", "1ms", "--dry_run"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "plan: retire ks1/")) << r.err;
+  EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "");
+
+  r = Run({"--keep_snapshots", "1"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto after = DestinationFiles(dest_);
+  int old_tags = 0;
+  for (const char* tag : {"/old1/", "/old2/"}) old_tags += !Under(after, tag).empty();
+  EXPECT_EQ(old_tags, 1) << "keeps the newest one cleared copy";
+  r = Run({"--keep_for", "1ms"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  after = DestinationFiles(dest_);
+  EXPECT_TRUE(Under(after, "/old1/").empty());
+  EXPECT_TRUE(Under(after, "/old2/").empty());
+  // The snapshot still at the source stays whole, hard-linked files and all.
+  EXPECT_EQ(DiffTrees(Under(kept_before, "/current/"), Under(after, "/current/")), "");
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), after), "");
 }
 
 }  // namespace

@@ -27,6 +27,7 @@
 #include "snaphaven/metrics.h"
 #include "snaphaven/options.h"
 #include "snaphaven/process_priority.h"
+#include "snaphaven/restore.h"
 
 DEFINE_string(snapshot_dir, "",
               "Destination root (required); created if missing.");
@@ -75,6 +76,21 @@ DEFINE_bool(list, false,
             "keyspaces (all with none named): keyspace, table, tag, files, unique "
             "bytes, complete or not. Reads only the destination.");
 DEFINE_bool(json, false, "With --list: print JSON for scripts.");
+DEFINE_string(restore, "",
+              "Restore the snapshot copies with this tag, for the named keyspaces "
+              "(all with none named), from the destination into --restore_to, "
+              "verified against the manifest and the sstables' digests; prints the "
+              "commands that finish the restore.");
+DEFINE_string(restore_to, "",
+              "With --restore: the directory to restore into "
+              "(<dir>/<keyspace>/<table dir>/); never inside a live data root.");
+DEFINE_int32(keep_snapshots, 0,
+             "Retention at the destination: keep the newest N complete copies of "
+             "snapshots per table that are gone from the source; 0: no limit.");
+DEFINE_string(keep_for, "0",
+              "Retention at the destination: drop complete copies of snapshots gone "
+              "from the source once older than this (age from manifest.json's "
+              "created_at, else the copy time); 0: no limit.");
 DEFINE_bool(adopt_destination, false,
             "Take over a destination recorded as another node's (after replacing "
             "a node). Without it such a run refuses with exit 2.");
@@ -162,6 +178,9 @@ std::string MetaVariable(absl::string_view flag) {
     return "DURATION";
   }
   if (flag == "metrics_file") return "PATH";
+  if (flag == "restore_to") return "DIR";
+  if (flag == "restore") return "TAG";
+  if (flag == "keep_for") return "DURATION";
   if (flag == "verify_sample") return "PERCENT";
   if (flag == "max_bandwidth") return "BYTES/s";
   if (flag == "io_priority") return "CLASS";
@@ -235,6 +254,43 @@ int ListDestination(const Options& options) {
   std::vector<SnapshotCopy> copies =
       ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces);
   std::cout << (FLAGS_json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
+  return 0;
+}
+
+// --restore: copies a tag's snapshot copies out of the destination,
+// verified, under the destination's lock (nothing changes there).
+int RestoreFromDestination(const Options& options) {
+  FileSystem& fs = *DefaultFileSystem();
+  StateDir state(options.destination);
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = fs.TryLock(state.lock);
+  if (!lock.ok()) {
+    std::cerr << "snaphaven: " << lock.status().message() << "\n";
+    return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
+  }
+  absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs.OpenForRead(state.manifest);
+  absl::StatusOr<Manifest> manifest =
+      file.ok() ? Manifest::Read(**file) : absl::StatusOr<Manifest>(file.status());
+  if (!manifest.ok()) {
+    std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
+              << manifest.status().message() << "\n";
+    return 1;
+  }
+  RestoreOptions restore;
+  restore.destination = options.destination;
+  restore.keyspaces = options.keyspaces;
+  restore.tag = options.restore_tag;
+  restore.restore_to = options.restore_to;
+  restore.data_roots = options.data_roots;
+  absl::StatusOr<RestoreResult> result = RestoreSnapshot(fs, *manifest, restore);
+  if (!result.ok()) {
+    std::cerr << "snaphaven: restore failed: " << result.status().message() << "\n";
+    return result.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : 1;
+  }
+  for (const std::string& warning : result->warnings) LOG(WARNING) << warning;
+  LOG(INFO) << "restored " << result->files << " files (" << result->bytes << " bytes) of "
+            << result->tables.size() << " tables into " << result->restore_root
+            << ", verified; to finish:";
+  for (const std::string& command : result->commands) std::cout << command << "\n";
   return 0;
 }
 
@@ -313,6 +369,10 @@ int Run(int argc, char** argv) {
   raw.progress_interval = FLAGS_progress_interval;
   raw.list_only = FLAGS_list;
   raw.copy_threads = FLAGS_copy_threads;
+  raw.restore_tag = FLAGS_restore;
+  raw.restore_to = FLAGS_restore_to;
+  raw.keep_snapshots = FLAGS_keep_snapshots;
+  raw.keep_for = FLAGS_keep_for;
   raw.hostname = HostName();
   raw.keyspaces = parsed->positional;
 
@@ -322,6 +382,7 @@ int Run(int argc, char** argv) {
 
   SetUpLogging(argv[0], options->quiet);
   if (FLAGS_list) return ListDestination(*options);
+  if (!FLAGS_restore.empty()) return RestoreFromDestination(*options);
 
   SyncOptions sync;
   sync.data_roots = options->data_roots;
@@ -339,6 +400,8 @@ int Run(int argc, char** argv) {
   sync.max_bandwidth = options->max_bandwidth;
   sync.dry_run = FLAGS_dry_run;
   sync.copy_threads = options->copy_threads;
+  sync.keep_snapshots = options->keep_snapshots;
+  sync.keep_for = options->keep_for;
   sync.progress_interval = options->progress_interval;
   sync.progress_on_terminal = isatty(STDERR_FILENO) && !options->quiet;
   absl::Status lowered = ApplyProcessPriority(options->io_priority);

@@ -49,7 +49,13 @@ void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
   if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
 }
 
-void Manifest::Erase(const std::string& path) { entries_.erase(path); }
+void Manifest::Erase(const std::string& path) {
+  entries_.erase(path);
+  // The index may name this path for a source another path also holds:
+  // rebuild it on next use rather than answer "not stored".
+  by_source_.clear();
+  by_source_built_ = false;
+}
 
 std::string Manifest::Serialize() const {
   std::string out(kHeader);

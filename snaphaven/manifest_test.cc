@@ -63,6 +63,21 @@ TEST(Manifest, FindsBySourceIdentity) {
   EXPECT_EQ(m.FindBySource({2049, 77, 100, 1700000000123456789}), nullptr);
 }
 
+// Regression: after erasing the path the index named, another path with the
+// same source must still be found (a new snapshot of a pruned sstable is
+// linked, not copied again).
+TEST(Manifest, FindsBySourceAfterAnErase) {
+  Manifest m;
+  m.Put("a/live", {10, 5, 0644, 1, 42});
+  m.Put("b/snapshots/s/f", {10, 5, 0644, 1, 42});
+  ASSERT_NE(m.FindBySource({1, 42, 10, 5}), nullptr);
+  const std::string first = *m.FindBySource({1, 42, 10, 5});
+  m.Erase(first);
+  const std::string* other = m.FindBySource({1, 42, 10, 5});
+  ASSERT_NE(other, nullptr);
+  EXPECT_NE(*other, first);
+}
+
 TEST(Manifest, RejectsEveryTruncation) {
   std::string text = Sample().Serialize();
   for (size_t cut = 0; cut < text.size(); ++cut) {

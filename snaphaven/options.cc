@@ -104,7 +104,21 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   }
   // One NAS for a cluster: each node writes its own directory.
   const std::string snapshot_dir = absl::StrReplaceAll(raw.snapshot_dir, {{"%h", raw.hostname}});
-  if (raw.list_only) {
+  if (!raw.restore_tag.empty() && raw.restore_to.empty()) {
+    return Invalid("--restore needs --restore_to DIR: where to put the restored sstables");
+  }
+  if (raw.list_only || !raw.restore_tag.empty()) {
+    options.restore_tag = raw.restore_tag;
+    options.restore_to = raw.restore_to;
+    // The live data roots, as far as they exist, so a restore never writes
+    // into one.
+    for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
+      absl::StatusOr<std::string> real = fs.RealPath(std::string(given));
+      if (!real.ok()) continue;
+      absl::StatusOr<std::string> root = FindDataRoot(fs, *real, raw.keyspaces);
+      options.data_roots.push_back(root.ok() ? *root : *real);
+      if (IsDirectory(fs, JoinPath(*real, "data"))) options.data_roots.push_back(JoinPath(*real, "data"));
+    }
     for (const std::string& keyspace : raw.keyspaces) {
       absl::Status valid = ValidateKeyspaceName(keyspace);
       if (!valid.ok()) return valid;
@@ -147,6 +161,10 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     return Invalid(absl::StrCat("invalid --copy_threads ", raw.copy_threads, ": from 1 to 64"));
   }
   options.copy_threads = raw.copy_threads;
+  if (raw.keep_snapshots < 0) {
+    return Invalid(absl::StrCat("invalid --keep_snapshots ", raw.keep_snapshots, ": 0 or more"));
+  }
+  options.keep_snapshots = raw.keep_snapshots;
   if (!raw.max_bandwidth.empty()) {
     absl::StatusOr<int64_t> bandwidth = ParseBandwidth(raw.max_bandwidth);
     if (!bandwidth.ok()) return bandwidth.status();
@@ -162,7 +180,8 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                  std::make_tuple("settle_time", &raw.settle_time, &options.settle_time),
                                  std::make_tuple("prune_after", &raw.prune_after, &options.prune_after),
                                  std::make_tuple("progress_interval", &raw.progress_interval,
-                                                 &options.progress_interval)}) {
+                                                 &options.progress_interval),
+                                 std::make_tuple("keep_for", &raw.keep_for, &options.keep_for)}) {
     absl::StatusOr<absl::Duration> duration = ParseDurationFlag(flag, *text);
     if (!duration.ok()) return duration.status();
     *out = *duration;

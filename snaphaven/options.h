@@ -39,6 +39,11 @@ struct RawOptions {
   // --list reads only the destination: no data root, keyspaces optional,
   // the destination must exist.
   bool list_only = false;
+  // --restore TAG --restore_to DIR: reads the destination, writes DIR.
+  std::string restore_tag;
+  std::string restore_to;
+  int keep_snapshots = 0;
+  std::string keep_for = "0";
   std::string hostname;  // what %h in --snapshot_dir becomes
   std::vector<std::string> keyspaces;
 };
@@ -62,6 +67,10 @@ struct Options {
   IoPriority io_priority = IoPriority::kIdle;
   absl::Duration progress_interval;
   int copy_threads = 2;
+  std::string restore_tag;
+  std::string restore_to;
+  int keep_snapshots = 0;
+  absl::Duration keep_for;
 };
 
 // "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative

@@ -96,19 +96,6 @@ struct RestoreResult {
 absl::StatusOr<RestoreResult> RestoreSnapshot(FileSystem& fs, const Manifest& manifest,
                                               const RestoreOptions& options);
 
-// The digest the Data.db at `relative_path` below `root` (a data root or a
-// destination) must match, read from its sstable's digest component beside
-// it (and, for a compressed 2.1 "ka" sstable, the chunk offsets from its
-// CompressionInfo.db); nullopt for other files and for sstables without a
-// usable digest. Problems that make it skip a check (an unreadable or
-// malformed digest file) are appended to `warnings`.
-//
-// The same logic as Syncer::DigestFor in cycle.cc, as a free function; it
-// would be better moved next to ParseDigest (sstable_digest.h, which would
-// then depend on :file_system) and used by both.
-absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::string& root,
-                                                 const std::string& relative_path,
-                                                 std::vector<std::string>* warnings);
 
 }  // namespace snaphaven
 

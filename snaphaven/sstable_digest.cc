@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "snaphaven/cassandra_path.h"
 #include "snaphaven/checksum.h"
 
 namespace snaphaven {
@@ -127,6 +128,55 @@ void DigestHasher::Update(absl::string_view piece) {
     }
   }
   position_ += static_cast<int64_t>(piece.size());
+}
+
+absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::string& root,
+                                                 const std::string& relative_path,
+                                                 std::vector<std::string>* warnings) {
+  auto warn = [warnings](std::string message) {
+    if (warnings != nullptr) warnings->push_back(std::move(message));
+  };
+  absl::string_view rel = relative_path;
+  size_t slash = rel.rfind('/');
+  absl::optional<SSTableName> name =
+      ParseSSTableName(slash == absl::string_view::npos ? rel : rel.substr(slash + 1));
+  if (!name.has_value() || name->component != "Data.db") return absl::nullopt;
+  const std::string dir =
+      slash == absl::string_view::npos ? root : JoinPath(root, rel.substr(0, slash));
+  const std::string prefix = JoinPath(dir, name->prefix);
+  for (const std::string& component : DigestComponents()) {
+    const std::string path = absl::StrCat(prefix, "-", component);
+    absl::StatusOr<std::string> text = fs.ReadFile(path);
+    if (!text.ok()) {
+      if (!IsVanished(text.status())) warn(absl::StrCat("cannot read ", text.status().message()));
+      continue;
+    }
+    absl::StatusOr<absl::optional<ExpectedDigest>> digest =
+        ParseDigest(component, name->version, *text);
+    if (!digest.ok()) {
+      warn(absl::StrCat(path, ": ", digest.status().message(), "; Data.db not checked"));
+      return absl::nullopt;
+    }
+    if (!digest->has_value()) return absl::nullopt;
+    ExpectedDigest expected = **digest;
+    expected.digest_file = path;
+    if (name->version == "ka") {
+      // Compressed 2.1 sstables digest their chunks without the checksums.
+      absl::StatusOr<std::string> info = fs.ReadFile(absl::StrCat(prefix, "-CompressionInfo.db"));
+      if (info.ok()) {
+        absl::StatusOr<std::vector<int64_t>> offsets = ParseCompressionChunkOffsets(*info);
+        if (!offsets.ok()) {
+          warn(absl::StrCat(prefix, "-CompressionInfo.db: ", offsets.status().message(),
+                            "; Data.db not checked"));
+          return absl::nullopt;
+        }
+        expected.algorithm = DigestAlgorithm::kAdler32Chunks;
+        expected.chunk_offsets = *std::move(offsets);
+      }
+    }
+    return expected;
+  }
+  return absl::nullopt;
 }
 
 }  // namespace snaphaven

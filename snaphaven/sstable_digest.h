@@ -14,9 +14,11 @@
 #include <string>
 #include <vector>
 
+
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/optional.h"
+#include "snaphaven/file_system.h"
 
 namespace snaphaven {
 
@@ -64,6 +66,16 @@ class DigestHasher {
   int64_t position_ = 0;
   uint32_t value_;
 };
+
+// The digest the Data.db at `relative_path` below `root` (a data root or a
+// destination) must match, read from its sstable's digest component beside
+// it (and, for a compressed 2.1 "ka" sstable, the chunk offsets from its
+// CompressionInfo.db); nullopt for other files and for sstables without a
+// usable digest. Problems that make it skip a check (an unreadable or
+// malformed digest file) are appended to `warnings`.
+absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::string& root,
+                                                 const std::string& relative_path,
+                                                 std::vector<std::string>* warnings);
 
 }  // namespace snaphaven
 

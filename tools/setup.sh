@@ -20,6 +20,7 @@ packages=(
   file                   # the demo shows the binary is static
   util-linux             # mount, fincore
   rsync                  # benchmarks compare with it
+  time                   # tools/bench: GNU time gives each benchmarked command's peak RSS
   openssh-server         # tools/nfs: a private sshd on 127.0.0.1 serves SFTP ...
   sshfs                  # ... to an sshfs mount: a real network file system
   fuse3                  # ... through FUSE (fusermount3)

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
@@ -114,17 +115,22 @@ std::vector<std::string> ManifestFiles(const std::string& json) {
   const std::regex quoted(R"re("([^"]*)")re");
   for (auto it = std::sregex_iterator(list.begin(), list.end(), quoted);
        it != std::sregex_iterator(); ++it) {
-    files.push_back((*it)[1]);
+    // 2.1's json-simple escapes '/'; no other escape occurs in these names.
+    files.push_back(absl::StrReplaceAll((*it)[1].str(), {{"\\/", "/"}}));
   }
   return files;
 }
 
-// Checks that one sstable has exactly `components`, that its TOC lists them
-// and that its digest matches its Data.db.
-void ExpectCompleteSSTable(
-    const std::string& dir, const std::string& prefix,
-    const std::set<std::string>& components,
-    const std::string& digest_component = "Digest.crc32") {
+uint32_t Adler32(const std::string& bytes) {
+  return static_cast<uint32_t>(adler32(
+      adler32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()),
+      static_cast<uInt>(bytes.size())));
+}
+
+// Checks that one sstable has exactly `components` and that its TOC lists
+// them.
+void ExpectComponents(const std::string& dir, const std::string& prefix,
+                      const std::set<std::string>& components) {
   std::set<std::string> on_disk;
   for (const std::string& file : ListFiles(dir)) {
     if (absl::StartsWith(file, prefix))
@@ -137,15 +143,19 @@ void ExpectCompleteSSTable(
   std::vector<std::string> lines = absl::StrSplit(toc, '\n', absl::SkipEmpty());
   EXPECT_EQ(std::set<std::string>(lines.begin(), lines.end()), components);
   EXPECT_EQ(lines.size(), components.size()) << "TOC lists a component twice";
+}
 
+// Checks that one sstable has exactly `components`, that its TOC lists them
+// and that its digest matches its whole Data.db.
+void ExpectCompleteSSTable(
+    const std::string& dir, const std::string& prefix,
+    const std::set<std::string>& components,
+    const std::string& digest_component = "Digest.crc32") {
+  ExpectComponents(dir, prefix, components);
   const std::string data = ReadFile(dir + "/" + prefix + "Data.db");
   const std::string digest = ReadFile(dir + "/" + prefix + digest_component);
-  uint32_t expected = digest_component == "Digest.crc32"
-                          ? Crc32(data)
-                          : static_cast<uint32_t>(adler32(
-                                adler32(0L, Z_NULL, 0),
-                                reinterpret_cast<const Bytef*>(data.data()),
-                                static_cast<uInt>(data.size())));
+  uint32_t expected =
+      digest_component == "Digest.crc32" ? Crc32(data) : Adler32(data);
   EXPECT_EQ(digest, absl::StrCat(expected)) << "decimal, no newline";
 }
 
@@ -388,6 +398,7 @@ TEST(TreeGeneratorTest, OtherVersions) {
   ExpectCompleteSSTable(lb, "lb-2-big-", lb_components, "Digest.adler32");
 
   spec.version = "da";
+  spec.compressed = false;  // Only "ka" has uncompressed sstables.
   ASSERT_TRUE(GenerateTree(root + "/da", spec).ok());
   const std::string da = TableDirs(root + "/da/ks1")["users"];
   ExpectCompleteSSTable(
@@ -402,7 +413,9 @@ TEST(TreeGeneratorTest, RejectsBadInput) {
   spec.keyspaces = {"bad-name"};
   EXPECT_TRUE(absl::IsInvalidArgument(GenerateTree(root, spec)));
   spec = TreeSpec();
-  spec.version = "ka";
+  spec.version = "jb";  // 2.0: not generated (ka, 2.1, is)
+  EXPECT_TRUE(absl::IsInvalidArgument(GenerateTree(root, spec)));
+  spec.version = "KA";
   EXPECT_TRUE(absl::IsInvalidArgument(GenerateTree(root, spec)));
   spec = TreeSpec();
   spec.snapshot_tags = {"x", "x"};
@@ -419,6 +432,341 @@ TEST(TreeGeneratorTest, RejectsBadInput) {
   // A file where a directory of the data root should be.
   EXPECT_EQ(std::system(absl::StrCat("touch '", root, "/blocker'").c_str()), 0);
   EXPECT_FALSE(GenerateTree(root + "/blocker/data", TreeSpec()).ok());
+}
+
+// ---- Cassandra 2.1 ("ka") sstables ----
+
+const std::set<std::string> kKaCompressedComponents = {
+    "Data.db",       "Index.db",   "Filter.db",   "CompressionInfo.db",
+    "Statistics.db", "Summary.db", "Digest.sha1", "TOC.txt"};
+const std::set<std::string> kKaUncompressedComponents = {
+    "Data.db",       "Index.db",   "Filter.db",   "CRC.db",
+    "Statistics.db", "Summary.db", "Digest.sha1", "TOC.txt"};
+
+// Reads what Java's DataOutputStream writes (big-endian). Reading past the
+// end sets `failed` and yields zeros.
+class JavaDataInput {
+ public:
+  explicit JavaDataInput(const std::string& bytes) : bytes_(bytes) {}
+
+  uint64_t ReadBigEndian(int size) {
+    if (pos_ + size > bytes_.size()) {
+      failed = true;
+      pos_ = bytes_.size();
+      return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < size; ++i)
+      v = (v << 8) | static_cast<unsigned char>(bytes_[pos_++]);
+    return v;
+  }
+  int32_t ReadInt() { return static_cast<int32_t>(ReadBigEndian(4)); }
+  int64_t ReadLong() { return static_cast<int64_t>(ReadBigEndian(8)); }
+  // readUTF: unsigned 2-byte length, then (here ASCII) bytes.
+  std::string ReadUTF() {
+    const size_t n = ReadBigEndian(2);
+    if (pos_ + n > bytes_.size()) {
+      failed = true;
+      return "";
+    }
+    std::string s = bytes_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  bool AtEnd() const { return pos_ == bytes_.size(); }
+
+  bool failed = false;
+
+ private:
+  const std::string& bytes_;
+  size_t pos_ = 0;
+};
+
+// 2.1's CompressionInfo.db (CompressionMetadata.Writer).
+struct CompressionInfo {
+  std::string compressor;
+  std::map<std::string, std::string> options;
+  int32_t chunk_length = 0;
+  int64_t data_length = 0;  // uncompressed
+  std::vector<int64_t> offsets;
+};
+
+CompressionInfo ParseCompressionInfo(const std::string& bytes) {
+  JavaDataInput in(bytes);
+  CompressionInfo info;
+  info.compressor = in.ReadUTF();
+  const int32_t option_count = in.ReadInt();
+  for (int32_t i = 0; i < option_count && !in.failed; ++i) {
+    std::string key = in.ReadUTF();
+    info.options[key] = in.ReadUTF();
+  }
+  info.chunk_length = in.ReadInt();
+  info.data_length = in.ReadLong();
+  const int32_t chunk_count = in.ReadInt();
+  for (int32_t i = 0; i < chunk_count && !in.failed; ++i)
+    info.offsets.push_back(in.ReadLong());
+  EXPECT_FALSE(in.failed) << "CompressionInfo.db is truncated";
+  EXPECT_TRUE(in.AtEnd()) << "CompressionInfo.db has trailing bytes";
+  return info;
+}
+
+// Checks a compressed ka sstable: its CompressionInfo.db describes Data.db
+// chunk by chunk (each chunk followed by the big-endian Adler-32 of its
+// bytes), and Digest.sha1 is the Adler-32 of the chunks without their
+// checksums, not of the whole file. Returns the chunk count.
+size_t ExpectCompressedKaSSTable(const std::string& dir,
+                                 const std::string& prefix) {
+  ExpectComponents(dir, prefix, kKaCompressedComponents);
+  const std::string data = ReadFile(dir + "/" + prefix + "Data.db");
+  const CompressionInfo info =
+      ParseCompressionInfo(ReadFile(dir + "/" + prefix + "CompressionInfo.db"));
+  EXPECT_EQ(info.compressor, "LZ4Compressor");
+  EXPECT_TRUE(info.options.empty());
+  EXPECT_EQ(info.chunk_length, 65536);
+  const size_t chunks = info.offsets.size();
+  if (data.empty()) {
+    EXPECT_EQ(chunks, 0u);
+    EXPECT_EQ(info.data_length, 0);
+  } else {
+    EXPECT_GT(chunks, 0u);
+    // Every chunk but the last stands for a whole chunk_length.
+    EXPECT_GT(info.data_length, int64_t{65536} * (chunks - 1));
+    EXPECT_LE(info.data_length, int64_t{65536} * chunks);
+    EXPECT_EQ(info.offsets.front(), 0);
+  }
+  std::string compressed;  // the chunks without their checksums
+  for (size_t i = 0; i < chunks; ++i) {
+    const int64_t begin = info.offsets[i];
+    // The last chunk (and its checksum) ends at the end of the file.
+    const int64_t end = i + 1 < chunks ? info.offsets[i + 1]
+                                       : static_cast<int64_t>(data.size());
+    EXPECT_LT(begin, end) << "chunk offsets must increase";
+    const int64_t length = end - begin - 4;
+    if (length <= 0 || end > static_cast<int64_t>(data.size())) {
+      ADD_FAILURE() << "chunk " << i << " of " << prefix << " is malformed";
+      return chunks;
+    }
+    EXPECT_LE(length, 65536) << "chunk " << i;
+    if (i + 1 < chunks) {
+      EXPECT_GE(length, 65536 * 2 / 5) << "chunk " << i << ": 40% to 100%";
+    }
+    const std::string chunk = data.substr(begin, length);
+    const std::string stored = data.substr(begin + length, 4);
+    JavaDataInput checksum(stored);
+    EXPECT_EQ(static_cast<uint32_t>(checksum.ReadInt()), Adler32(chunk))
+        << "checksum of chunk " << i;
+    compressed += chunk;
+  }
+  const std::string digest = ReadFile(dir + "/" + prefix + "Digest.sha1");
+  EXPECT_EQ(digest, absl::StrCat(Adler32(compressed)))
+      << "chunk-only Adler-32, decimal, no newline";
+  if (!data.empty()) {
+    EXPECT_NE(digest, absl::StrCat(Adler32(data)))
+        << "2.1.2's digest never matches the whole file";
+  }
+  return chunks;
+}
+
+TEST(TreeGeneratorTest, KaCompressedSSTables) {
+  const std::string root = MakeTestDir();
+  TreeSpec spec;
+  spec.version = "ka";
+  spec.tables_per_keyspace = 1;
+  spec.sstables_per_table = 2;
+  spec.index_dirs_per_table = 1;
+  spec.data_size = 200 * 1024 + 3;
+  ASSERT_TRUE(GenerateTree(root + "/a", spec).ok());
+
+  const std::string users = TableDirs(root + "/a/ks1")["users"];
+  EXPECT_TRUE(std::regex_match(users.substr(users.rfind('/') + 1),
+                               std::regex(R"(^users-[0-9a-f]{32}$)")))
+      << users;
+  EXPECT_EQ(ListDir(users),
+            (std::vector<std::string>{
+                ".users_idx0", "ks1-users-ka-1-CompressionInfo.db",
+                "ks1-users-ka-1-Data.db", "ks1-users-ka-1-Digest.sha1",
+                "ks1-users-ka-1-Filter.db", "ks1-users-ka-1-Index.db",
+                "ks1-users-ka-1-Statistics.db", "ks1-users-ka-1-Summary.db",
+                "ks1-users-ka-1-TOC.txt", "ks1-users-ka-2-CompressionInfo.db",
+                "ks1-users-ka-2-Data.db", "ks1-users-ka-2-Digest.sha1",
+                "ks1-users-ka-2-Filter.db", "ks1-users-ka-2-Index.db",
+                "ks1-users-ka-2-Statistics.db", "ks1-users-ka-2-Summary.db",
+                "ks1-users-ka-2-TOC.txt", "snapshots"}));
+  // Index sstables are named after the index table, "<table>.<index>".
+  const std::string index = users + "/.users_idx0";
+  EXPECT_EQ(ListFiles(index).size(), 16u);
+  for (const std::string& gen : {"1", "2"}) {
+    const std::string base_prefix = "ks1-users-ka-" + gen + "-";
+    const std::string index_prefix = "ks1-users.users_idx0-ka-" + gen + "-";
+    EXPECT_EQ(Stat(users + "/" + base_prefix + "Data.db").st_size,
+              spec.data_size);
+    // 200 KiB of chunks, each 40% to 100% of 64 KiB plus 4 bytes.
+    const size_t chunks = ExpectCompressedKaSSTable(users, base_prefix);
+    EXPECT_GE(chunks, 4u);
+    EXPECT_LE(chunks, 8u);
+    ExpectCompressedKaSSTable(index, index_prefix);
+  }
+
+  // The 2.1 snapshot: every file hard-linked, a {"files":[...]} manifest of
+  // the Data.db names (json-simple escapes '/'), no schema.cql.
+  const std::string snap = users + "/snapshots/snap1";
+  for (const std::string& rel : {std::string(), std::string("/.users_idx0")}) {
+    for (const std::string& file : ListFiles(users + rel)) {
+      EXPECT_EQ(Stat(users + rel + "/" + file).st_ino,
+                Stat(snap + rel + "/" + file).st_ino)
+          << file;
+    }
+  }
+  EXPECT_EQ(ListFiles(snap).size(), 16u + 1u) << "+ manifest.json only";
+  EXPECT_FALSE(Exists(snap + "/schema.cql")) << "2.1 wrote no schema.cql";
+  const std::string manifest = ReadFile(snap + "/manifest.json");
+  EXPECT_EQ(manifest,
+            "{\"files\":[\"ks1-users-ka-1-Data.db\",\"ks1-users-ka-2-Data.db\","
+            "\".users_idx0\\/ks1-users.users_idx0-ka-1-Data.db\","
+            "\".users_idx0\\/ks1-users.users_idx0-ka-2-Data.db\"]}\n");
+  EXPECT_EQ(ManifestFiles(manifest),
+            (std::vector<std::string>{
+                "ks1-users-ka-1-Data.db", "ks1-users-ka-2-Data.db",
+                ".users_idx0/ks1-users.users_idx0-ka-1-Data.db",
+                ".users_idx0/ks1-users.users_idx0-ka-2-Data.db"}));
+
+  // Deterministic from the seed, like the other versions.
+  ASSERT_TRUE(GenerateTree(root + "/b", spec).ok());
+  const std::string again = TableDirs(root + "/b/ks1")["users"];
+  for (const std::string& component : kKaCompressedComponents) {
+    EXPECT_EQ(ReadFile(users + "/ks1-users-ka-2-" + component),
+              ReadFile(again + "/ks1-users-ka-2-" + component))
+        << component;
+  }
+}
+
+TEST(TreeGeneratorTest, KaCompressedSizes) {
+  const std::string root = MakeTestDir();
+  TreeSpec spec;
+  spec.version = "ka";
+  spec.tables_per_keyspace = 1;
+  spec.sstables_per_table = 1;
+  spec.snapshot_tags = {};
+  // Many chunks, spanning several write buffers.
+  spec.data_size = (int64_t{3} << 20) + 5;
+  ASSERT_TRUE(GenerateTree(root + "/big", spec).ok());
+  const std::string big = TableDirs(root + "/big/ks1")["users"];
+  EXPECT_EQ(Stat(big + "/ks1-users-ka-1-Data.db").st_size, spec.data_size);
+  EXPECT_GT(ExpectCompressedKaSSTable(big, "ks1-users-ka-1-"), 48u);
+
+  // Tiny and empty Data.db files: one short chunk, or none.
+  for (int64_t size : {0, 1, 5, 100, 65540, 65541}) {
+    spec.data_size = size;
+    const std::string dir = absl::StrCat(root, "/size", size);
+    ASSERT_TRUE(GenerateTree(dir, spec).ok()) << size;
+    const std::string table = TableDirs(dir + "/ks1")["users"];
+    EXPECT_EQ(Stat(table + "/ks1-users-ka-1-Data.db").st_size,
+              size == 0 ? 0 : std::max<int64_t>(size, 5))
+        << size;
+    ExpectCompressedKaSSTable(table, "ks1-users-ka-1-");
+  }
+}
+
+TEST(TreeGeneratorTest, KaUncompressedSSTables) {
+  const std::string root = MakeTestDir();
+  TreeSpec spec;
+  spec.version = "ka";
+  spec.compressed = false;
+  spec.tables_per_keyspace = 1;
+  spec.sstables_per_table = 2;
+  spec.index_dirs_per_table = 1;
+  spec.data_size = 150000;  // Two whole 64 KiB blocks and a short one.
+  ASSERT_TRUE(GenerateTree(root, spec).ok());
+  const std::string users = TableDirs(root + "/ks1")["users"];
+  for (const auto& [dir, prefix] :
+       std::vector<std::pair<std::string, std::string>>{
+           {users, "ks1-users-ka-1-"},
+           {users, "ks1-users-ka-2-"},
+           {users + "/.users_idx0", "ks1-users.users_idx0-ka-2-"}}) {
+    // Digest.sha1 is the Adler-32 of the whole Data.db.
+    ExpectCompleteSSTable(dir, prefix, kKaUncompressedComponents,
+                          "Digest.sha1");
+    const std::string data = ReadFile(dir + "/" + prefix + "Data.db");
+    EXPECT_EQ(data.size(), 150000u);
+    // CRC.db: the chunk length, then the Adler-32 of each chunk.
+    const std::string crc = ReadFile(dir + "/" + prefix + "CRC.db");
+    JavaDataInput in(crc);
+    EXPECT_EQ(in.ReadInt(), 65536);
+    for (size_t begin = 0; begin < data.size(); begin += 65536) {
+      EXPECT_EQ(static_cast<uint32_t>(in.ReadInt()),
+                Adler32(data.substr(begin, 65536)))
+          << prefix << " block at " << begin;
+    }
+    EXPECT_FALSE(in.failed);
+    EXPECT_TRUE(in.AtEnd());
+  }
+  const std::string snap = users + "/snapshots/snap1";
+  EXPECT_FALSE(Exists(snap + "/schema.cql"));
+  EXPECT_EQ(ManifestFiles(ReadFile(snap + "/manifest.json")).size(), 4u);
+}
+
+TEST(TreeGeneratorTest, KaFlushAndTakeSnapshot) {
+  const std::string root = MakeTestDir();
+  TreeSpec spec;
+  spec.version = "ka";
+  spec.keyspaces = {"ks"};  // Two letters, like a version: must not confuse.
+  spec.tables_per_keyspace = 1;
+  spec.sstables_per_table = 2;
+  spec.index_dirs_per_table = 1;
+  spec.data_size = 70000;
+  ASSERT_TRUE(GenerateTree(root, spec).ok());
+  const std::string users = TableDirs(root + "/ks")["users"];
+
+  // 2.1's in-flight files must be neither snapshotted nor counted.
+  EXPECT_EQ(std::system(absl::StrCat("cd '", users,
+                                     "' && touch ks-users-tmp-ka-7-Data.db "
+                                     "ks-users-tmplink-ka-8-Data.db")
+                            .c_str()),
+            0);
+
+  ASSERT_TRUE(FlushNewSSTables(root, {"ks"}, 100000, 5).ok());
+  EXPECT_EQ(Stat(users + "/ks-users-ka-3-Data.db").st_size, 100000);
+  ExpectCompressedKaSSTable(users, "ks-users-ka-3-");
+  ExpectCompressedKaSSTable(users + "/.users_idx0",
+                            "ks-users.users_idx0-ka-3-");
+
+  ASSERT_TRUE(TakeSnapshot(root, {"ks"}, "snap2").ok());
+  const std::string snap2 = users + "/snapshots/snap2";
+  const std::string manifest = ReadFile(snap2 + "/manifest.json");
+  EXPECT_TRUE(absl::StartsWith(manifest, "{\"files\":[")) << manifest;
+  EXPECT_FALSE(absl::StrContains(manifest, "created_at")) << manifest;
+  EXPECT_EQ(ManifestFiles(manifest),
+            (std::vector<std::string>{
+                "ks-users-ka-1-Data.db", "ks-users-ka-2-Data.db",
+                "ks-users-ka-3-Data.db",
+                ".users_idx0/ks-users.users_idx0-ka-1-Data.db",
+                ".users_idx0/ks-users.users_idx0-ka-2-Data.db",
+                ".users_idx0/ks-users.users_idx0-ka-3-Data.db"}));
+  EXPECT_FALSE(Exists(snap2 + "/schema.cql"));
+  EXPECT_FALSE(Exists(snap2 + "/ks-users-tmp-ka-7-Data.db"));
+  EXPECT_FALSE(Exists(snap2 + "/ks-users-tmplink-ka-8-Data.db"));
+  EXPECT_EQ(Stat(users + "/ks-users-ka-3-Data.db").st_nlink, 2u);
+  EXPECT_EQ(Stat(users + "/ks-users-ka-1-Data.db").st_nlink, 3u);
+
+  // Uncompressed tables stay uncompressed; with the live sstables gone, the
+  // generation still follows the snapshotted ones.
+  spec.compressed = false;
+  spec.write_live_sstables = false;
+  spec.keyspaces = {"ks1"};
+  ASSERT_TRUE(GenerateTree(root, spec).ok());
+  const std::string plain = TableDirs(root + "/ks1")["users"];
+  EXPECT_TRUE(ListFiles(plain).empty());
+  ASSERT_TRUE(FlushNewSSTables(root, {"ks1"}, 1000, 6).ok());
+  ExpectCompleteSSTable(plain, "ks1-users-ka-3-", kKaUncompressedComponents,
+                        "Digest.sha1");
+  ExpectCompleteSSTable(plain + "/.users_idx0", "ks1-users.users_idx0-ka-3-",
+                        kKaUncompressedComponents, "Digest.sha1");
+  ASSERT_TRUE(TakeSnapshot(root, {"ks1"}, "after").ok());
+  EXPECT_EQ(ManifestFiles(ReadFile(plain + "/snapshots/after/manifest.json")),
+            (std::vector<std::string>{
+                "ks1-users-ka-3-Data.db",
+                ".users_idx0/ks1-users.users_idx0-ka-3-Data.db"}));
+  EXPECT_FALSE(Exists(plain + "/snapshots/after/schema.cql"));
 }
 
 // Compares the generated components with real Cassandra sstables, when the

@@ -1,0 +1,392 @@
+#include "snaphaven/retention.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
+#include "snaphaven/cassandra_metadata.h"
+#include "snaphaven/cassandra_path.h"
+
+namespace snaphaven {
+namespace {
+
+constexpr char kTrashDir[] = ".snaphaven/retention-trash";
+
+// One snapshot copy of a table.
+struct SnapshotCopy {
+  std::string rel;  // ks/table dir/snapshots/tag
+  std::string tag;
+  bool at_source = false;
+  bool complete = false;
+  absl::Time age_from;  // created_at, else the copy time
+};
+
+// A file (or other non-directory) of a copy to remove.
+struct DoomedFile {
+  std::string rel;  // below the tag directory
+  FileStat stat;
+};
+
+struct Doomed {
+  std::string rel;  // ks/table dir/snapshots/tag
+  std::vector<DoomedFile> files;
+  std::vector<std::string> dirs;  // below the tag directory, parents first
+};
+
+std::string Join(const std::string& a, const std::string& b) {
+  return b.empty() ? a : JoinPath(a, b);
+}
+
+class Retention {
+ public:
+  Retention(FileSystem& fs, Manifest& manifest, const std::string& destination,
+            const RetentionOptions& options,
+            const std::function<bool(const std::string&)>& present_at_source)
+      : fs_(fs),
+        manifest_(manifest),
+        destination_(destination),
+        options_(options),
+        present_at_source_(present_at_source) {}
+
+  absl::StatusOr<RetentionResult> Run();
+
+ private:
+  std::string Dest(const std::string& rel) const { return JoinPath(destination_, rel); }
+  void EmptyTrash();
+  // Removes `dir` (absolute) and everything below it; counts the names.
+  int64_t RemoveTree(const std::string& dir);
+  // Fills complete/age_from; false when its tag directory is gone.
+  absl::StatusOr<bool> Evaluate(SnapshotCopy& copy);
+  absl::Status Walk(Doomed& doomed);
+  void EraseEntries(const std::string& tag_rel);
+  void Remove(const Doomed& doomed, const std::string& trash,
+              absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int>& removed_names);
+
+  FileSystem& fs_;
+  Manifest& manifest_;
+  const std::string& destination_;
+  const RetentionOptions& options_;
+  const std::function<bool(const std::string&)>& present_at_source_;
+  RetentionResult result_;
+  bool manifest_changed_ = false;
+  int trash_counter_ = 0;
+};
+
+int64_t Retention::RemoveTree(const std::string& dir) {
+  int64_t removed = 0;
+  absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(dir);
+  if (!names.ok()) {
+    if (!IsVanished(names.status())) result_.warnings.push_back(std::string(names.status().message()));
+    return 0;
+  }
+  for (const std::string& name : *names) {
+    const std::string path = JoinPath(dir, name);
+    absl::StatusOr<FileStat> st = fs_.Stat(path);
+    if (!st.ok()) continue;
+    if (st->type == FileType::kDirectory) {
+      removed += RemoveTree(path);
+      continue;
+    }
+    absl::Status status = fs_.Remove(path);
+    if (status.ok()) {
+      ++removed;
+    } else if (!IsVanished(status)) {
+      result_.warnings.push_back(std::string(status.message()));
+    }
+  }
+  absl::Status status = fs_.RemoveDir(dir);
+  if (!status.ok() && !IsVanished(status)) result_.warnings.push_back(std::string(status.message()));
+  return removed;
+}
+
+void Retention::EmptyTrash() {
+  const std::string trash = Dest(kTrashDir);
+  absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(trash);
+  if (!names.ok()) return;  // none (the usual case)
+  int64_t removed = 0;
+  for (const std::string& name : *names) removed += RemoveTree(JoinPath(trash, name));
+  (void)fs_.RemoveDir(trash);
+  if (!names->empty()) {
+    result_.warnings.push_back(absl::StrCat("removed ", removed,
+                                            " leftover file(s) of an interrupted removal in ",
+                                            trash));
+  }
+}
+
+absl::StatusOr<bool> Retention::Evaluate(SnapshotCopy& copy) {
+  absl::StatusOr<FileStat> dir = fs_.Stat(Dest(copy.rel));
+  if (!dir.ok()) {
+    if (IsVanished(dir.status())) return false;
+    return dir.status();
+  }
+  if (dir->type != FileType::kDirectory) {
+    result_.warnings.push_back(absl::StrCat(Dest(copy.rel), " is not a directory; left alone"));
+    return true;
+  }
+  copy.age_from = absl::FromUnixNanos(dir->mtime_ns);
+  const std::string manifest_json = Dest(JoinPath(copy.rel, "manifest.json"));
+  absl::StatusOr<std::string> text = fs_.ReadFile(manifest_json);
+  if (!text.ok()) {
+    if (!IsVanished(text.status())) {
+      result_.warnings.push_back(absl::StrCat(text.status().message(), "; ", copy.rel,
+                                              " is kept (its completeness is unknown)"));
+    }
+    return true;
+  }
+  absl::StatusOr<SnapshotManifest> parsed = ParseSnapshotManifest(*text);
+  if (!parsed.ok() || parsed->ephemeral) return true;
+  for (const std::string& listed : parsed->files) {
+    absl::StatusOr<FileStat> st = fs_.Stat(Dest(JoinPath(copy.rel, listed)));
+    if (!st.ok() && !IsVanished(st.status())) {
+      result_.warnings.push_back(absl::StrCat(st.status().message(), "; ", copy.rel,
+                                              " is kept (its completeness is unknown)"));
+    }
+    if (!st.ok() || st->type != FileType::kRegular) return true;
+  }
+  copy.complete = true;
+  if (parsed->created_at.has_value()) copy.age_from = *parsed->created_at;
+  return true;
+}
+
+absl::Status Retention::Walk(Doomed& doomed) {
+  std::vector<std::string> pending = {""};
+  while (!pending.empty()) {
+    std::string rel = std::move(pending.back());
+    pending.pop_back();
+    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(Dest(Join(doomed.rel, rel)));
+    if (!names.ok()) return names.status();
+    std::sort(names->begin(), names->end());
+    for (const std::string& name : *names) {
+      const std::string child = Join(rel, name);
+      absl::StatusOr<FileStat> st = fs_.Stat(Dest(JoinPath(doomed.rel, child)));
+      if (!st.ok()) return st.status();
+      if (st->type == FileType::kDirectory) {
+        doomed.dirs.push_back(child);
+        pending.push_back(child);
+      } else {
+        doomed.files.push_back(DoomedFile{child, *st});
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Retention::EraseEntries(const std::string& tag_rel) {
+  const std::string prefix = tag_rel + "/";
+  std::vector<std::string> erase;
+  for (auto it = manifest_.entries().lower_bound(prefix);
+       it != manifest_.entries().end() && absl::StartsWith(it->first, prefix); ++it) {
+    erase.push_back(it->first);
+  }
+  for (const std::string& path : erase) manifest_.Erase(path);
+  if (!erase.empty()) manifest_changed_ = true;
+}
+
+void Retention::Remove(const Doomed& doomed, const std::string& trash,
+                       absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int>& removed_names) {
+  // Out of its place in one step; then emptied at leisure.
+  std::string base = Dest(doomed.rel);
+  absl::Status made = fs_.MakeDir(trash);
+  if (made.ok() || made.code() == absl::StatusCode::kAlreadyExists) {
+    std::string to;
+    for (;;) {
+      to = JoinPath(trash, absl::StrCat(++trash_counter_));
+      if (IsVanished(fs_.Stat(to).status())) break;
+    }
+    if (fs_.Rename(base, to).ok()) base = to;
+  }
+  const bool in_place = base == Dest(doomed.rel);
+  if (!in_place) EraseEntries(doomed.rel);
+  for (const DoomedFile& file : doomed.files) {
+    absl::Status status = fs_.Remove(JoinPath(base, file.rel));
+    if (!status.ok() && !IsVanished(status)) {
+      result_.warnings.push_back(std::string(status.message()));
+      continue;
+    }
+    if (status.ok()) {
+      ++result_.files_removed;
+      if (file.stat.type == FileType::kRegular) ++removed_names[{file.stat.dev, file.stat.ino}];
+    }
+    if (in_place) {
+      manifest_.Erase(JoinPath(doomed.rel, file.rel));
+      manifest_changed_ = true;
+    }
+  }
+  for (auto it = doomed.dirs.rbegin(); it != doomed.dirs.rend(); ++it) {
+    absl::Status status = fs_.RemoveDir(JoinPath(base, *it));
+    if (!status.ok() && !IsVanished(status)) {
+      result_.warnings.push_back(std::string(status.message()));
+    }
+  }
+  absl::Status status = fs_.RemoveDir(base);
+  if (!status.ok() && !IsVanished(status)) {
+    result_.warnings.push_back(std::string(status.message()));
+  }
+  if (in_place) {
+    if (status.ok() || IsVanished(status)) {
+      EraseEntries(doomed.rel);  // recorded files that were not there
+    } else {
+      result_.warnings.push_back(
+          absl::StrCat("snapshot copy ", doomed.rel, " could only be partly removed"));
+      return;
+    }
+  }
+  result_.removed_snapshots.push_back(doomed.rel);
+}
+
+absl::StatusOr<RetentionResult> Retention::Run() {
+  if (options_.keep_snapshots < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid number of snapshots to keep: ", options_.keep_snapshots));
+  }
+  if (options_.keep_for < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid retention time: ", absl::FormatDuration(options_.keep_for)));
+  }
+  for (const std::string& keyspace : options_.keyspaces) {
+    absl::Status valid = ValidateKeyspaceName(keyspace);
+    if (!valid.ok()) return valid;
+  }
+  if (!options_.dry_run) EmptyTrash();
+  if (options_.keep_snapshots == 0 && options_.keep_for == absl::ZeroDuration()) {
+    return std::move(result_);
+  }
+
+  // table rel -> tag rel -> tag, from the manifest.
+  std::map<std::string, std::map<std::string, std::string>> tables;
+  auto collect = [&tables](const std::string& path) {
+    PathInfo info = ClassifyPath(path);
+    if (info.kind != PathKind::kSnapshot) return;
+    const std::string table = JoinPath(info.keyspace, info.table_dir);
+    tables[table].emplace(JoinPath(JoinPath(table, "snapshots"), info.tag), info.tag);
+  };
+  if (options_.keyspaces.empty()) {
+    for (const auto& [path, entry] : manifest_.entries()) collect(path);
+  } else {
+    for (const std::string& keyspace : std::set<std::string>(options_.keyspaces.begin(),
+                                                              options_.keyspaces.end())) {
+      const std::string prefix = keyspace + "/";
+      for (auto it = manifest_.entries().lower_bound(prefix);
+           it != manifest_.entries().end() && absl::StartsWith(it->first, prefix); ++it) {
+        collect(it->first);
+      }
+    }
+  }
+
+  std::vector<std::string> stale;
+  std::vector<Doomed> doomed;
+  for (const auto& [table, tags] : tables) {
+    std::vector<SnapshotCopy> copies;
+    bool any_cleared = false;
+    for (const auto& [rel, tag] : tags) {
+      SnapshotCopy copy;
+      copy.rel = rel;
+      copy.tag = tag;
+      copy.at_source = present_at_source_(rel);
+      any_cleared |= !copy.at_source;
+      copies.push_back(std::move(copy));
+    }
+    if (!any_cleared) continue;
+    std::vector<SnapshotCopy*> complete;
+    for (SnapshotCopy& copy : copies) {
+      absl::StatusOr<bool> there = Evaluate(copy);
+      if (!there.ok()) return there.status();
+      if (!*there) {
+        if (!copy.at_source) stale.push_back(copy.rel);
+        continue;
+      }
+      if (copy.complete) complete.push_back(&copy);
+    }
+    std::sort(complete.begin(), complete.end(), [](const SnapshotCopy* a, const SnapshotCopy* b) {
+      if (a->age_from != b->age_from) return a->age_from > b->age_from;
+      return a->tag > b->tag;
+    });
+    for (size_t i = 0; i < complete.size(); ++i) {
+      const SnapshotCopy& copy = *complete[i];
+      if (copy.at_source) continue;
+      const bool beyond_count =
+          options_.keep_snapshots > 0 && i >= static_cast<size_t>(options_.keep_snapshots);
+      const bool too_old = options_.keep_for > absl::ZeroDuration() &&
+                           options_.now - copy.age_from > options_.keep_for;
+      if (beyond_count || too_old) doomed.push_back(Doomed{copy.rel, {}, {}});
+    }
+  }
+  // Everything is read before anything is removed.
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int> names_per_inode;
+  for (Doomed& d : doomed) {
+    absl::Status walked = Walk(d);
+    if (!walked.ok()) return walked;
+    for (const DoomedFile& file : d.files) {
+      if (file.stat.type == FileType::kRegular) ++names_per_inode[{file.stat.dev, file.stat.ino}];
+    }
+  }
+  // An inode is freed when every one of its links is among the names removed.
+  auto bytes_freed = [&doomed](const absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int>& names) {
+    int64_t bytes = 0;
+    absl::flat_hash_map<std::pair<uint64_t, uint64_t>, bool> counted;
+    for (const Doomed& d : doomed) {
+      for (const DoomedFile& file : d.files) {
+        if (file.stat.type != FileType::kRegular) continue;
+        auto key = std::make_pair(file.stat.dev, file.stat.ino);
+        auto it = names.find(key);
+        if (it == names.end() || static_cast<uint64_t>(it->second) < file.stat.nlink) continue;
+        if (counted.emplace(key, true).second) bytes += file.stat.size;
+      }
+    }
+    return bytes;
+  };
+
+  if (options_.dry_run) {
+    for (const Doomed& d : doomed) {
+      result_.removed_snapshots.push_back(d.rel);
+      result_.files_removed += static_cast<int64_t>(d.files.size());
+    }
+    result_.bytes_freed = bytes_freed(names_per_inode);
+  } else {
+    for (const std::string& rel : stale) {
+      EraseEntries(rel);
+      result_.warnings.push_back(absl::StrCat(
+          "snapshot copy ", rel, " is recorded but gone from the destination; entries erased"));
+    }
+    absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int> removed_names;
+    std::set<std::string> parents;
+    for (const Doomed& d : doomed) {
+      Remove(d, Dest(kTrashDir), removed_names);
+      parents.insert(std::string(DirName(Dest(d.rel))));
+    }
+    result_.bytes_freed = bytes_freed(removed_names);
+    // The removals durable (the trash directory is emptied again anyway).
+    for (const std::string& parent : parents) {
+      absl::Status synced = fs_.SyncDir(parent);
+      if (!synced.ok() && !IsVanished(synced)) {
+        result_.warnings.push_back(std::string(synced.message()));
+      }
+    }
+    if (!doomed.empty()) (void)fs_.RemoveDir(Dest(kTrashDir));
+    if (manifest_changed_) {
+      // Manifest::FindBySource keeps an index that Erase does not update:
+      // rebuilt from scratch, it cannot point at an erased path.
+      Manifest rebuilt;
+      for (const auto& [path, entry] : manifest_.entries()) rebuilt.Put(path, entry);
+      manifest_ = std::move(rebuilt);
+    }
+  }
+  std::sort(result_.removed_snapshots.begin(), result_.removed_snapshots.end());
+  return std::move(result_);
+}
+
+}  // namespace
+
+absl::StatusOr<RetentionResult> ApplyRetention(
+    FileSystem& fs, Manifest& manifest, const std::string& destination,
+    const RetentionOptions& options,
+    const std::function<bool(const std::string&)>& present_at_source) {
+  return Retention(fs, manifest, destination, options, present_at_source).Run();
+}
+
+}  // namespace snaphaven

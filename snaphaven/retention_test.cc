@@ -1,0 +1,415 @@
+// Retention end to end: the real binary syncs a generated tree with four
+// snapshots taken over "four months" (with compactions between them, so some
+// sstables live in one snapshot only and others are hard-linked across
+// several), then ApplyRetention removes the copies the rules allow.
+
+#include "snaphaven/retention.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "snaphaven/cassandra_path.h"
+#include "snaphaven/file_system.h"
+#include "snaphaven/manifest.h"
+#include "snaphaven/testing/e2e_util.h"
+#include "tools/tree_generator.h"
+
+namespace snaphaven {
+namespace {
+
+using testing::FileRecord;
+using testing::ReadFileOrDie;
+using testing::ReadTree;
+using testing::RunResult;
+using testing::WriteFileOrDie;
+
+absl::Time Day(int year, int month, int day) {
+  return absl::FromCivil(absl::CivilDay(year, month, day), absl::UTCTimeZone());
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+// Replaces the "created_at" value in a 4.1+ manifest.json.
+void SetCreatedAt(const std::string& path, absl::Time t) {
+  std::string text = ReadFileOrDie(path);
+  const std::string key = "\"created_at\" : \"";
+  size_t start = text.find(key);
+  ASSERT_NE(start, std::string::npos) << text;
+  start += key.size();
+  size_t end = text.find('"', start);
+  text.replace(start, end - start,
+               absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone()));
+  WriteFileOrDie(path, text);
+}
+
+void SetMtime(const std::string& path, absl::Time t) {
+  struct timespec times[2];
+  times[0] = times[1] = absl::ToTimespec(t);
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << path;
+}
+
+std::string TagOf(const std::string& rel) { return ClassifyPath(rel + "/x").tag; }
+
+class RetentionTest : public testing::CassandraTreeTest {
+ protected:
+  // ks1 with two tables (one index dir each) and snapshots t1..t4 created
+  // on the first of January to April 2024. Before each later snapshot a new
+  // sstable is flushed and, before t2, the oldest one is compacted away: so
+  // nb-1 lives in t1 only, nb-2 in t1..t4, nb-3 in t2..t4, and so on.
+  void MakeTree(bool sync_live = true) {
+    tools::TreeSpec spec = Spec(2, 2, {"t1"}, 30000);
+    spec.index_dirs_per_table = 1;
+    Generate(spec);
+    for (int n = 0; n < 2; ++n) {
+      for (const auto& [path, record] : ReadTree(TableDir(n))) {
+        if (record.type == 'f' && path.find('/') == std::string::npos &&
+            absl::StartsWith(path, "nb-1-")) {
+          ASSERT_EQ(unlink((TableDir(n) + "/" + path).c_str()), 0);
+        }
+      }
+    }
+    for (int i = 2; i <= 4; ++i) {
+      ASSERT_TRUE(tools::FlushNewSSTables(data_, {"ks1"}, 30000, i).ok());
+      ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, absl::StrCat("t", i)).ok());
+    }
+    for (int n = 0; n < 2; ++n) {
+      tables_.push_back("ks1/" + TableDir(n).substr(TableDir(n).rfind('/') + 1));
+      for (int i = 1; i <= 4; ++i) {
+        SetCreatedAt(absl::StrCat(TableDir(n), "/snapshots/t", i, "/manifest.json"),
+                     Day(2024, i, 1));
+      }
+    }
+    std::vector<std::string> flags;
+    if (sync_live) flags.push_back("--sync-sstables");
+    RunResult r = Run(flags, {"ks1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  Manifest LoadManifest() {
+    absl::StatusOr<Manifest> manifest =
+        Manifest::Parse(ReadFileOrDie(dest_ + "/.snaphaven/manifest"));
+    EXPECT_TRUE(manifest.ok()) << manifest.status();
+    return manifest.ok() ? *std::move(manifest) : Manifest();
+  }
+
+  // "ks1/<table n>/snapshots/<tag>".
+  std::string Copy(int table, const std::string& tag) {
+    return absl::StrCat(tables_[table], "/snapshots/", tag);
+  }
+
+  RetentionOptions Options() {
+    RetentionOptions options;
+    options.now = Day(2024, 4, 15);
+    return options;
+  }
+
+  absl::StatusOr<RetentionResult> Apply(Manifest& manifest, const RetentionOptions& options,
+                                        const std::set<std::string>& at_source_tags) {
+    return ApplyRetention(*DefaultFileSystem(), manifest, dest_, options,
+                          [&at_source_tags](const std::string& rel) {
+                            return at_source_tags.count(TagOf(rel)) > 0;
+                          });
+  }
+
+  // Checks that exactly the copies `removed` are gone (directory, files,
+  // manifest entries), that every other destination file is untouched, and
+  // the counts against the tree before.
+  void ExpectRemoved(const std::map<std::string, FileRecord>& tree_before,
+                     const Manifest& manifest_before, const Manifest& manifest_after,
+                     const RetentionResult& result, std::vector<std::string> removed) {
+    std::sort(removed.begin(), removed.end());
+    EXPECT_EQ(result.removed_snapshots, removed);
+    auto doomed = [&removed](const std::string& path) {
+      for (const std::string& rel : removed) {
+        if (path == rel || absl::StartsWith(path, rel + "/")) return true;
+      }
+      return false;
+    };
+    const std::map<std::string, FileRecord> tree_after = ReadTree(dest_, {".snaphaven"});
+    int64_t files = 0, bytes = 0;
+    size_t entries = 0;
+    absl::flat_hash_map<uint64_t, int> names;
+    for (const auto& [path, record] : tree_before) {
+      if (doomed(path)) {
+        ++entries;
+        EXPECT_EQ(tree_after.count(path), 0u) << path << " survived";
+        if (record.type == 'f') {
+          ++files;
+          ++names[record.ino];
+        }
+      } else {
+        auto it = tree_after.find(path);
+        ASSERT_TRUE(it != tree_after.end()) << path << " was removed";
+        EXPECT_TRUE(it->second == record) << path << " changed";
+      }
+    }
+    EXPECT_EQ(tree_after.size() + entries, tree_before.size());
+    absl::flat_hash_map<uint64_t, bool> counted;
+    for (const auto& [path, record] : tree_before) {
+      if (doomed(path) && record.type == 'f' && names[record.ino] == record.nlink &&
+          counted.emplace(record.ino, true).second) {
+        bytes += record.size;
+      }
+    }
+    EXPECT_EQ(result.files_removed, files);
+    EXPECT_EQ(result.bytes_freed, bytes);
+    for (const auto& [path, entry] : manifest_before.entries()) {
+      if (doomed(path)) {
+        EXPECT_EQ(manifest_after.Find(path), nullptr) << path << " still listed";
+      } else {
+        ASSERT_NE(manifest_after.Find(path), nullptr) << path << " no longer listed";
+        EXPECT_TRUE(*manifest_after.Find(path) == entry) << path;
+      }
+    }
+    EXPECT_EQ(manifest_after.size() + static_cast<size_t>(files), manifest_before.size());
+    EXPECT_FALSE(Exists(dest_ + "/.snaphaven/retention-trash"));
+  }
+
+  std::vector<std::string> tables_;
+};
+
+TEST_F(RetentionTest, KeepSnapshotsRemovesTheOldestClearedCompleteCopies) {
+  MakeTree();
+  // Cassandra cleared t1..t3; t4 is still there.
+  for (const std::string& table : tables_) {
+    for (const char* tag : {"t1", "t2", "t3"}) {
+      std::filesystem::remove_all(absl::StrCat(data_, "/", table, "/snapshots/", tag));
+    }
+  }
+  const auto tree_before = ReadTree(dest_, {".snaphaven"});
+  Manifest manifest = LoadManifest();
+  const Manifest manifest_before = manifest;
+  RetentionOptions options = Options();
+  options.keep_snapshots = 2;
+  absl::StatusOr<RetentionResult> result =
+      ApplyRetention(*DefaultFileSystem(), manifest, dest_, options,
+                     [this](const std::string& rel) { return Exists(data_ + "/" + rel); });
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->warnings.empty()) << result->warnings[0];
+  ExpectRemoved(tree_before, manifest_before, manifest, *result,
+                {Copy(0, "t1"), Copy(0, "t2"), Copy(1, "t1"), Copy(1, "t2")});
+  // nb-1 lived in t1 alone: its bytes are freed. nb-2 is shared with t3, t4
+  // and the live mirror: those keep it, with its bytes.
+  const std::string only_t1 = Copy(0, "t1") + "/nb-1-big-Data.db";
+  const std::string shared = Copy(0, "t2") + "/nb-2-big-Data.db";
+  ASSERT_EQ(tree_before.at(only_t1).nlink, 1u);
+  ASSERT_GT(tree_before.at(shared).nlink, 1u);
+  EXPECT_GE(result->bytes_freed, 2 * tree_before.at(only_t1).size);
+  const std::string kept = Copy(0, "t3") + "/nb-2-big-Data.db";
+  EXPECT_EQ(ReadFileOrDie(dest_ + "/" + kept), tree_before.at(shared).contents);
+  EXPECT_EQ(ReadFileOrDie(dest_ + "/" + tables_[0] + "/nb-2-big-Data.db"),
+            tree_before.at(shared).contents);
+  struct stat st;
+  ASSERT_EQ(stat((dest_ + "/" + kept).c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, tree_before.at(shared).nlink - 2);
+  // The snapshots/ directory stays.
+  EXPECT_TRUE(Exists(dest_ + "/" + tables_[0] + "/snapshots"));
+
+  // With the manifest committed, the next cycle finds nothing to do.
+  ASSERT_TRUE(DefaultFileSystem()
+                  ->WriteFileAtomically(dest_ + "/.snaphaven/manifest", manifest.Serialize())
+                  .ok());
+  RunResult r = Run({"--sync-sstables"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(testing::SummaryCount(r.err, "copied"), 0) << r.err;
+  EXPECT_EQ(testing::SummaryCount(r.err, "linked"), 0) << r.err;
+  EXPECT_FALSE(Exists(dest_ + "/" + Copy(0, "t1")));
+
+  // Applied again: nothing more to remove.
+  result = ApplyRetention(*DefaultFileSystem(), manifest, dest_, options,
+                          [this](const std::string& rel) { return Exists(data_ + "/" + rel); });
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->removed_snapshots.empty());
+  EXPECT_EQ(result->files_removed, 0);
+}
+
+TEST_F(RetentionTest, KeepForRemovesByAge) {
+  MakeTree();
+  const auto tree_before = ReadTree(dest_, {".snaphaven"});
+  Manifest manifest = LoadManifest();
+  const Manifest manifest_before = manifest;
+  RetentionOptions options = Options();
+  options.keep_for = absl::Hours(24 * 50);  // since Feb 25th: t3 and t4
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  ExpectRemoved(tree_before, manifest_before, manifest, *result,
+                {Copy(0, "t1"), Copy(0, "t2"), Copy(1, "t1"), Copy(1, "t2")});
+}
+
+TEST_F(RetentionTest, NeverRemovesAnIncompleteCopyOrOneStillAtTheSource) {
+  MakeTree();
+  // t2 of the first table lost a Data.db at the destination.
+  const std::string lost = dest_ + "/" + Copy(0, "t2") + "/nb-3-big-Data.db";
+  ASSERT_EQ(unlink(lost.c_str()), 0);
+  const auto tree_before = ReadTree(dest_, {".snaphaven"});
+  Manifest manifest = LoadManifest();
+  const Manifest manifest_before = manifest;
+  RetentionOptions options = Options();
+  options.keep_snapshots = 1;
+  // t1 is still at the source.
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {"t1"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  // First table: complete copies t4, t3, t1 (at the source); t2 incomplete.
+  // Second table: t4, t3, t2, t1 (at the source).
+  ExpectRemoved(tree_before, manifest_before, manifest, *result,
+                {Copy(0, "t3"), Copy(1, "t2"), Copy(1, "t3")});
+  EXPECT_TRUE(Exists(dest_ + "/" + Copy(0, "t2") + "/manifest.json"));
+  EXPECT_TRUE(Exists(dest_ + "/" + Copy(0, "t1") + "/nb-1-big-Data.db"));
+
+  // Even by age, and with nothing at the source, the incomplete copy stays.
+  options.keep_snapshots = 0;
+  options.keep_for = absl::Hours(1);
+  result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->removed_snapshots,
+            (std::vector<std::string>{Copy(0, "t1"), Copy(0, "t4"), Copy(1, "t1"),
+                                      Copy(1, "t4")}));
+  EXPECT_TRUE(Exists(dest_ + "/" + Copy(0, "t2") + "/manifest.json"));
+}
+
+TEST_F(RetentionTest, DryRunChangesNothingAndPredictsTheRealRun) {
+  MakeTree();
+  const auto tree_before = ReadTree(dest_);  // .snaphaven included
+  Manifest manifest = LoadManifest();
+  const std::string serialized = manifest.Serialize();
+  RetentionOptions options = Options();
+  options.keep_snapshots = 1;
+  options.dry_run = true;
+  absl::StatusOr<RetentionResult> dry = Apply(manifest, options, {});
+  ASSERT_TRUE(dry.ok()) << dry.status();
+  EXPECT_EQ(dry->removed_snapshots.size(), 6u);
+  EXPECT_GT(dry->files_removed, 0);
+  EXPECT_GT(dry->bytes_freed, 0);
+  EXPECT_EQ(manifest.Serialize(), serialized);
+  const auto tree_after = ReadTree(dest_);
+  EXPECT_EQ(testing::DiffTrees(tree_before, tree_after), "");
+  for (const auto& [path, record] : tree_before) {
+    EXPECT_EQ(tree_after.at(path).nlink, record.nlink) << path;
+  }
+
+  options.dry_run = false;
+  absl::StatusOr<RetentionResult> real = Apply(manifest, options, {});
+  ASSERT_TRUE(real.ok()) << real.status();
+  EXPECT_EQ(real->removed_snapshots, dry->removed_snapshots);
+  EXPECT_EQ(real->files_removed, dry->files_removed);
+  EXPECT_EQ(real->bytes_freed, dry->bytes_freed);
+  EXPECT_NE(manifest.Serialize(), serialized);
+}
+
+TEST_F(RetentionTest, AgeFromTheCopyTimeWithoutCreatedAt) {
+  // 2.1 snapshots: manifest.json has no created_at.
+  tools::TreeSpec spec = Spec(1, 2, {"a", "b", "c"}, 20000);
+  spec.version = "ka";
+  Generate(spec);
+  RunResult r = Run({}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string table = "ks1/" + TableDir(0).substr(TableDir(0).rfind('/') + 1);
+  SetMtime(dest_ + "/" + table + "/snapshots/a", Day(2024, 3, 1));
+  SetMtime(dest_ + "/" + table + "/snapshots/b", Day(2024, 1, 1));
+  SetMtime(dest_ + "/" + table + "/snapshots/c", Day(2024, 2, 1));
+  Manifest manifest = LoadManifest();
+  RetentionOptions options = Options();
+  options.keep_for = absl::Hours(24 * 60);  // since Feb 15th
+  options.dry_run = true;
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->removed_snapshots,
+            (std::vector<std::string>{table + "/snapshots/b", table + "/snapshots/c"}));
+  options.keep_for = absl::ZeroDuration();
+  options.keep_snapshots = 2;
+  options.dry_run = false;
+  result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->removed_snapshots, std::vector<std::string>{table + "/snapshots/b"});
+  EXPECT_TRUE(Exists(dest_ + "/" + table + "/snapshots/a"));
+  EXPECT_TRUE(Exists(dest_ + "/" + table + "/snapshots/c"));
+  EXPECT_FALSE(Exists(dest_ + "/" + table + "/snapshots/b"));
+}
+
+TEST_F(RetentionTest, TheSourceIndexFollowsTheRemoval) {
+  MakeTree(/*sync_live=*/false);
+  Manifest manifest = LoadManifest();
+  const std::string in_t2 = Copy(0, "t2") + "/nb-3-big-Data.db";
+  ASSERT_NE(manifest.Find(in_t2), nullptr);
+  const SourceIdentity source = manifest.Find(in_t2)->source();
+  ASSERT_NE(manifest.FindBySource(source), nullptr);  // builds the index
+  EXPECT_EQ(*manifest.FindBySource(source), in_t2);
+  RetentionOptions options = Options();
+  options.keep_snapshots = 2;
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  // A new snapshot of that sstable is linked to a copy still there.
+  const std::string* now = manifest.FindBySource(source);
+  ASSERT_NE(now, nullptr);
+  EXPECT_EQ(*now, Copy(0, "t3") + "/nb-3-big-Data.db");
+}
+
+TEST_F(RetentionTest, FinishesAnInterruptedRemovalAndForgetsVanishedCopies) {
+  MakeTree(/*sync_live=*/false);
+  const std::string trash = dest_ + "/.snaphaven/retention-trash";
+  std::filesystem::create_directories(trash + "/1/.idx");
+  WriteFileOrDie(trash + "/1/.idx/nb-1-big-Data.db", "x");
+  WriteFileOrDie(trash + "/1/manifest.json", "{}");
+  // A copy removed by hand (or whose removal was never committed).
+  std::filesystem::remove_all(dest_ + "/" + Copy(1, "t1"));
+  Manifest manifest = LoadManifest();
+  const size_t entries = manifest.size();
+  RetentionOptions options = Options();
+  options.keep_snapshots = 10;
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->removed_snapshots.empty());
+  EXPECT_FALSE(Exists(trash + "/1"));
+  ASSERT_EQ(result->warnings.size(), 2u);
+  EXPECT_TRUE(absl::StrContains(result->warnings[0], "removed 2 leftover")) << result->warnings[0];
+  EXPECT_TRUE(absl::StrContains(result->warnings[1], Copy(1, "t1"))) << result->warnings[1];
+  EXPECT_LT(manifest.size(), entries);
+  for (const auto& [path, entry] : manifest.entries()) {
+    EXPECT_FALSE(absl::StartsWith(path, Copy(1, "t1") + "/")) << path;
+  }
+}
+
+TEST_F(RetentionTest, RefusesBadOptionsAndDoesNothingWithoutLimits) {
+  MakeTree(/*sync_live=*/false);
+  Manifest manifest = LoadManifest();
+  const std::string serialized = manifest.Serialize();
+  RetentionOptions options = Options();
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->removed_snapshots.empty());
+  options.keep_snapshots = -1;
+  EXPECT_EQ(Apply(manifest, options, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  options.keep_snapshots = 0;
+  options.keep_for = -absl::Hours(1);
+  EXPECT_EQ(Apply(manifest, options, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  options.keep_for = absl::ZeroDuration();
+  options.keyspaces = {"../etc"};
+  options.keep_snapshots = 1;
+  EXPECT_EQ(Apply(manifest, options, {}).status().code(), absl::StatusCode::kInvalidArgument);
+  // Another keyspace only: this one is left alone.
+  options.keyspaces = {"ks2"};
+  result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->removed_snapshots.empty());
+  EXPECT_EQ(manifest.Serialize(), serialized);
+}
+
+}  // namespace
+}  // namespace snaphaven
