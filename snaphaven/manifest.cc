@@ -13,8 +13,24 @@
 namespace snaphaven {
 namespace {
 
-constexpr absl::string_view kHeader = "snaphaven-manifest 2\n";
+constexpr absl::string_view kHeader = "snaphaven-manifest 3\n";
+constexpr absl::string_view kHeaderV2 = "snaphaven-manifest 2\n";
 constexpr absl::string_view kHeaderV1 = "snaphaven-manifest 1\n";
+
+// Plain printable bytes are written as they are; anything else C-escaped.
+bool NeedsEscape(absl::string_view s) {
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '\\' || c == '"' || c == '\'') return true;
+  }
+  return false;
+}
+
+size_t CommonPrefix(absl::string_view a, absl::string_view b) {
+  size_t n = std::min(a.size(), b.size()), i = 0;
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
 
 
 absl::Status Corrupt(size_t line, absl::string_view why) {
@@ -59,19 +75,38 @@ void Manifest::Erase(const std::string& path) {
 
 std::string Manifest::Serialize() const {
   std::string out(kHeader);
+  out.reserve(entries_.size() * 96);
+  // Sorted paths share long prefixes (keyspace, table, tag): each line says
+  // how many bytes it shares with the one before, then the rest.
+  absl::string_view previous;
   for (const auto& [path, e] : entries_) {
-    absl::StrAppend(&out, absl::CEscape(path), "\t", e.size, "\t", e.mtime_ns,
-                    "\t", absl::StrCat(absl::Hex(e.mode)), "\t", e.source_dev,
-                    "\t", e.source_ino, "\t",
-                    e.has_crc32 ? absl::StrCat(absl::Hex(e.crc32, absl::kZeroPad8)) : "-", "\t",
-                    e.missing_since_ns, "\n");
+    size_t shared = CommonPrefix(previous, path);
+    absl::string_view rest = absl::string_view(path).substr(shared);
+    absl::StrAppend(&out, shared, "\t");
+    if (NeedsEscape(rest)) {
+      out += absl::CEscape(rest);
+    } else {
+      out.append(rest.data(), rest.size());
+    }
+    absl::StrAppend(&out, "\t", e.size, "\t", e.mtime_ns, "\t", absl::Hex(e.mode), "\t",
+                    e.source_dev, "\t", e.source_ino, "\t");
+    if (e.has_crc32) {
+      absl::StrAppend(&out, absl::Hex(e.crc32, absl::kZeroPad8));
+    } else {
+      out += '-';
+    }
+    absl::StrAppend(&out, "\t", e.missing_since_ns, "\n");
+    previous = path;
   }
   absl::StrAppend(&out, "end ", entries_.size(), " ",
                   absl::Hex(Crc32(0, out), absl::kZeroPad8), "\n");
   return out;
 }
 
-absl::Status Manifest::ParseLine(absl::string_view line, bool v1, size_t line_number) {
+absl::Status Manifest::ParseLine(absl::string_view line, int version, size_t line_number,
+                                 std::string* previous_path) {
+  if (version >= 3) return ParseLineV3(line, line_number, previous_path);
+  const bool v1 = version == 1;
   std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
   std::string path;
   ManifestEntry e;
@@ -94,6 +129,54 @@ absl::Status Manifest::ParseLine(absl::string_view line, bool v1, size_t line_nu
   }
   // Lines come sorted: appending at the end is the cheap insertion.
   entries_.emplace_hint(entries_.end(), std::move(path), e);
+  return absl::OkStatus();
+}
+
+absl::Status Manifest::ParseLineV3(absl::string_view line, size_t line_number,
+                                   std::string* previous_path) {
+  // <shared>\t<rest>\t<size>\t<mtime>\t<mode hex>\t<dev>\t<ino>\t<crc|->\t<missing since>
+  absl::string_view f[9];
+  size_t n = 0;
+  while (n < 9) {
+    size_t tab = line.find('\t');
+    f[n++] = line.substr(0, tab);
+    if (tab == absl::string_view::npos) {
+      line = absl::string_view();
+      break;
+    }
+    line.remove_prefix(tab + 1);
+  }
+  size_t shared = 0;
+  ManifestEntry e;
+  if (n != 9 || !line.empty() || !absl::SimpleAtoi(f[0], &shared) ||
+      shared > previous_path->size() || !absl::SimpleAtoi(f[2], &e.size) || e.size < 0 ||
+      !absl::SimpleAtoi(f[3], &e.mtime_ns) || !absl::SimpleHexAtoi(f[4], &e.mode) ||
+      !absl::SimpleAtoi(f[5], &e.source_dev) || !absl::SimpleAtoi(f[6], &e.source_ino) ||
+      !absl::SimpleAtoi(f[8], &e.missing_since_ns)) {
+    return Corrupt(line_number, "malformed entry");
+  }
+  if (f[7] != "-") {
+    if (f[7].size() != 8 || !absl::SimpleHexAtoi(f[7], &e.crc32)) {
+      return Corrupt(line_number, "malformed entry");
+    }
+    e.has_crc32 = true;
+  }
+  // The previous path becomes this one in place: no new allocation.
+  previous_path->resize(shared);
+  if (f[1].find('\\') == absl::string_view::npos) {
+    previous_path->append(f[1].data(), f[1].size());
+  } else {
+    std::string rest;
+    if (!absl::CUnescape(f[1], &rest)) return Corrupt(line_number, "malformed entry");
+    *previous_path += rest;
+  }
+  const std::string& path = *previous_path;
+  // A crafted manifest must never steer a write outside the destination.
+  if (!IsSafeRelativePath(path) || absl::StartsWith(path, ".snaphaven/") ||
+      path.find('\0') != std::string::npos) {
+    return Corrupt(line_number, "path outside the destination");
+  }
+  entries_.emplace_hint(entries_.end(), path, e);
   return absl::OkStatus();
 }
 
@@ -140,21 +223,24 @@ class ManifestParser {
   std::string partial_;  // the line being read
   std::string held_;     // the last complete line, not yet known not to be the trailer
   size_t line_number_ = 0;
-  bool v1_ = false;
+  int version_ = 3;
+  std::string previous_path_;
   uint32_t crc_ = 0;
 };
 
 }  // namespace
 
-absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, bool v1,
-                              size_t line_number);
+absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, int version,
+                              size_t line_number, std::string* previous_path);
 
 absl::Status ManifestParser::CompleteLine(Manifest& manifest) {
   ++line_number_;
   if (line_number_ == 1) {
     std::string header = partial_ + "\n";
     if (header == kHeaderV1) {
-      v1_ = true;
+      version_ = 1;
+    } else if (header == kHeaderV2) {
+      version_ = 2;
     } else if (header != kHeader) {
       return Corrupt(1, "bad header");
     }
@@ -164,7 +250,8 @@ absl::Status ManifestParser::CompleteLine(Manifest& manifest) {
     crc_ = Crc32(crc_, held_);
     crc_ = Crc32(crc_, "\n");
     if (held_.empty()) return Corrupt(line_number_ - 1, "empty line");
-    absl::Status status = ManifestLineSink(manifest, held_, v1_, line_number_ - 1);
+    absl::Status status =
+        ManifestLineSink(manifest, held_, version_, line_number_ - 1, &previous_path_);
     if (!status.ok()) return status;
   }
   held_.swap(partial_);
@@ -172,9 +259,9 @@ absl::Status ManifestParser::CompleteLine(Manifest& manifest) {
   return absl::OkStatus();
 }
 
-absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, bool v1,
-                              size_t line_number) {
-  return manifest.ParseLine(line, v1, line_number);
+absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, int version,
+                              size_t line_number, std::string* previous_path) {
+  return manifest.ParseLine(line, version, line_number, previous_path);
 }
 
 absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {

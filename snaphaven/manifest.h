@@ -4,11 +4,13 @@
 // NAS on every cycle, and it remembers which source inode each copy came
 // from so later snapshots of the same sstable are hard-linked, not copied.
 //
-// On disk (<dest>/.snaphaven/manifest), one text line per entry:
-//   snaphaven-manifest 2
-//   <C-escaped path>\t<size>\t<mtime ns>\t<mode hex>\t<src dev>\t<src ino>
+// On disk (<dest>/.snaphaven/manifest), one text line per entry, sorted:
+//   snaphaven-manifest 3
+//   <bytes shared with the previous path>\t<the rest, C-escaped if not plain>
+//     \t<size>\t<mtime ns>\t<mode hex>\t<src dev>\t<src ino>
 //     \t<crc32 hex, or - when unknown>\t<missing since, ns>
-// (version 1 lacked the last two columns and is still read).
+// (versions 1 and 2 wrote whole paths, 2 without the prefix sharing and 1
+// also without the last two columns; both are still read).
 //   end <entries> <crc32 hex of every byte before this line>
 // A file that does not parse, fails its checksum or names a path outside the
 // destination is corrupt and must be rebuilt from the destination.
@@ -97,8 +99,11 @@ class Manifest {
 
  private:
   // Parses one entry line (without its newline) into the map.
-  absl::Status ParseLine(absl::string_view line, bool v1, size_t line_number);
-  friend absl::Status ManifestLineSink(Manifest&, absl::string_view, bool, size_t);
+  absl::Status ParseLine(absl::string_view line, int version, size_t line_number,
+                         std::string* previous_path);
+  absl::Status ParseLineV3(absl::string_view line, size_t line_number,
+                           std::string* previous_path);
+  friend absl::Status ManifestLineSink(Manifest&, absl::string_view, int, size_t, std::string*);
 
   Map entries_;
   mutable bool by_source_built_ = false;
