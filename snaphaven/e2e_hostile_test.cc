@@ -170,5 +170,18 @@ TEST_F(HostileTest, CraftedManifestPointingOutsideIsRejectedAsCorrupt) {
   EXPECT_EQ(DiffTrees(outside_before, ReadTree(outside_)), "");
 }
 
+// An unmounted NAS leaves an empty mount point: with --require_destination
+// it is refused instead of being filled as a new destination.
+TEST_F(HostileTest, RequireDestinationRefusesAnEmptyMountPoint) {
+  ASSERT_EQ(mkdir(dest_.c_str(), 0755), 0);  // the bare mount point
+  RunResult r = Run({"--require_destination"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "has no identity marker")) << r.err;
+  EXPECT_TRUE(ReadTree(dest_).empty()) << "wrote into the bare mount point";
+  // Mounted (a destination snaphaven made): it runs.
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  EXPECT_EQ(Run({"--require_destination"}, {"ks1"}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace snaphaven

@@ -91,6 +91,11 @@ DEFINE_string(keep_for, "0",
               "Retention at the destination: drop complete copies of snapshots gone "
               "from the source once older than this (age from manifest.json's "
               "created_at, else the copy time); 0: no limit.");
+DEFINE_bool(require_destination, false,
+            "Refuse to start (exit 2) unless the destination already holds "
+            "snaphaven's identity marker (<dest>/.snaphaven/id): use it after the "
+            "first run, so an unmounted NAS (an empty mount point) is never taken "
+            "for a new destination and filled on the wrong disk.");
 DEFINE_bool(adopt_destination, false,
             "Take over a destination recorded as another node's (after replacing "
             "a node). Without it such a run refuses with exit 2.");
@@ -411,6 +416,12 @@ int Run(int argc, char** argv) {
   Syncer syncer(fs, sync);
 
   StateDir state(sync.destination);
+  if (FLAGS_require_destination && !fs.Stat(state.marker).ok()) {
+    std::cerr << "snaphaven: destination " << sync.destination
+              << " has no identity marker (" << state.marker
+              << "): not mounted? (--require_destination refuses to start a new one)\n";
+    return kExitUsage;
+  }
   // A dry run creates nothing: it locks only a destination that exists.
   const bool prepare = !sync.dry_run || fs.Stat(state.dir).ok();
   absl::Status prepared = prepare ? syncer.PrepareDestination() : absl::OkStatus();
