@@ -27,26 +27,7 @@ using testing::RunResult;
 using testing::SnapshotFiles;
 using testing::SummaryCount;
 
-// Flips one byte in place (same size; the mtime moves, as a real bit rot's
-// repair by a human would not, but the digest is what must catch it).
-void FlipByte(const std::string& path, int64_t at) {
-  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-  ASSERT_TRUE(file) << path;
-  file.seekg(at);
-  char c = 0;
-  file.get(c);
-  file.seekp(at);
-  file.put(static_cast<char>(c ^ 0x5a));
-}
-
-// Flips a byte and puts the old mtime back: only the bytes tell.
-void FlipByteKeepingMtime(const std::string& path, int64_t at) {
-  struct stat st;
-  ASSERT_EQ(stat(path.c_str(), &st), 0);
-  FlipByte(path, at);
-  struct timespec times[2] = {st.st_atim, st.st_mtim};
-  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
-}
+using testing::FlipByteKeepingMtime;
 
 class IntegrityTest : public testing::CassandraTreeTest {
  protected:

@@ -296,7 +296,9 @@ TEST_F(LiveTest, RewrittenComponentIsRecopiedAndCompactedSSTablesArePruned) {
   ASSERT_EQ(rename((stats + ".tmp").c_str(), stats.c_str()), 0);
   // Compaction removes sstable 2, component by component.
   for (const auto& [path, record] : LiveFiles(data_)) {
-    if (absl::StrContains(path, "/nb-2-big-")) ASSERT_EQ(unlink((data_ + "/" + path).c_str()), 0);
+    if (absl::StrContains(path, "/nb-2-big-")) {
+      ASSERT_EQ(unlink((data_ + "/" + path).c_str()), 0);
+    }
   }
   r = Run({"--sync-sstables", "--prune_after=1h"}, {"ks1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

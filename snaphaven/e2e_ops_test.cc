@@ -71,7 +71,9 @@ TEST_F(OpsTest, DryRunChangesNothingAndPredictsTheRealRun) {
   ASSERT_TRUE(tools::FlushNewSSTables(data_, {"ks1"}, 4000, 9).ok());
   ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "d3").ok());
   for (const auto& [path, record] : ReadTree(TableDir(0))) {
-    if (absl::StartsWith(path, "nb-1-big-")) ASSERT_EQ(unlink((TableDir(0) + "/" + path).c_str()), 0);
+    if (absl::StartsWith(path, "nb-1-big-")) {
+      ASSERT_EQ(unlink((TableDir(0) + "/" + path).c_str()), 0);
+    }
   }
   before = everything();
   plan = Run(dry, {"ks1"});
@@ -205,7 +207,9 @@ TEST_F(OpsTest, ListShowsCompleteAndIncompleteCopies) {
     if (absl::StrContains(path, "/whole/")) whole_bytes += record.size;
   }
   for (const auto& copy : json) {
-    if (copy["tag"] == "whole") EXPECT_EQ(copy["bytes"].get<int64_t>(), whole_bytes);
+    if (copy["tag"] == "whole") {
+      EXPECT_EQ(copy["bytes"].get<int64_t>(), whole_bytes);
+    }
   }
   EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "") << "--list reads only";
   EXPECT_EQ(RunSnaphaven({"-s", dest_, "--list", "other_ks"}).out.find("ks1"), std::string::npos);

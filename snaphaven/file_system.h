@@ -215,6 +215,17 @@ std::string JoinPath(absl::string_view a, absl::string_view b);
 // The directory part of a path ("a/b/c" -> "a/b", "c" -> "").
 absl::string_view DirName(absl::string_view path);
 
+// `path` is `root` or below it, compared by whole components.
+bool IsSameOrInside(absl::string_view path, absl::string_view root);
+
+// Makes `path` absolute and resolves symlinks in its longest existing prefix;
+// the missing rest is appended as given. A name that exists but cannot be
+// resolved (a dangling symlink) is refused, as is ".." below a missing
+// directory: either could lead anywhere once created. `what` names the path
+// in messages ("destination", "restore directory").
+absl::StatusOr<std::string> ResolveMaybeMissing(FileSystem& fs, const std::string& path,
+                                                absl::string_view what);
+
 }  // namespace snaphaven
 
 #endif  // SNAPHAVEN_FILE_SYSTEM_H_

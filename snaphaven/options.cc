@@ -25,50 +25,6 @@ bool IsDirectory(FileSystem& fs, const std::string& path) {
   return st.ok() && st->type == FileType::kDirectory;
 }
 
-// `path` or a path below it, compared by components.
-bool IsSameOrInside(absl::string_view path, absl::string_view root) {
-  if (path == root) return true;
-  if (root == "/") return true;
-  return absl::StartsWith(path, root) && path.size() > root.size() &&
-         path[root.size()] == '/';
-}
-
-// Resolves symlinks in the longest existing prefix of a path that may not
-// exist yet; the missing rest is appended as given (it has no symlinks).
-absl::StatusOr<std::string> ResolveMaybeMissing(FileSystem& fs,
-                                                const std::string& path) {
-  std::string absolute = path;
-  if (!absl::StartsWith(path, "/")) {
-    absl::StatusOr<std::string> cwd = fs.RealPath(".");
-    if (!cwd.ok()) return cwd.status();
-    absolute = JoinPath(*cwd, path);
-  }
-  std::vector<std::string> missing;
-  std::string existing = absolute;
-  while (true) {
-    absl::StatusOr<std::string> real = fs.RealPath(existing);
-    if (real.ok()) {
-      std::string out = *real;
-      for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-        if (*it == "..") {
-          return Invalid(absl::StrCat("destination ", path,
-                                      " goes through '..' below a missing directory"));
-        }
-        if (*it == "." || it->empty()) continue;
-        out = JoinPath(out, *it);
-      }
-      return out;
-    }
-    if (!IsVanished(real.status()) && ErrnoOf(real.status()) != ENOTDIR) {
-      return real.status();
-    }
-    std::string parent(DirName(existing));
-    if (parent.empty() || parent == existing) return real.status();
-    missing.push_back(existing.substr(parent == "/" ? 1 : parent.size() + 1));
-    existing = parent;
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
@@ -237,7 +193,7 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     }
   }
 
-  absl::StatusOr<std::string> destination = ResolveMaybeMissing(fs, snapshot_dir);
+  absl::StatusOr<std::string> destination = ResolveMaybeMissing(fs, snapshot_dir, "destination");
   if (!destination.ok()) {
     return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be resolved (",
                                 destination.status().message(), ")"));

@@ -23,53 +23,6 @@ constexpr char kTempDirName[] = ".snaphaven-restore-tmp";
 // How many names an error lists before "and N more".
 constexpr size_t kNamesInMessage = 5;
 
-// `path` or a path below it, compared by components.
-bool IsSameOrInside(absl::string_view path, absl::string_view root) {
-  if (path == root) return true;
-  if (root == "/") return true;
-  return absl::StartsWith(path, root) && path.size() > root.size() && path[root.size()] == '/';
-}
-
-// Resolves symlinks in the longest existing prefix of `path`; the missing
-// rest is appended as given. A name that exists but cannot be resolved (a
-// dangling symlink, a loop) is refused: it could lead anywhere once created.
-absl::StatusOr<std::string> ResolveMaybeMissing(FileSystem& fs, const std::string& path,
-                                                absl::string_view what) {
-  std::string absolute = path;
-  if (!absl::StartsWith(path, "/")) {
-    absl::StatusOr<std::string> cwd = fs.RealPath(".");
-    if (!cwd.ok()) return cwd.status();
-    absolute = JoinPath(*cwd, path);
-  }
-  std::vector<std::string> missing;
-  std::string existing = absolute;
-  while (true) {
-    absl::StatusOr<std::string> real = fs.RealPath(existing);
-    if (real.ok()) {
-      std::string out = *real;
-      for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-        if (*it == "..") {
-          return absl::InvalidArgumentError(
-              absl::StrCat(what, " ", path, " goes through '..' below a missing directory"));
-        }
-        if (*it == "." || it->empty()) continue;
-        out = JoinPath(out, *it);
-      }
-      return out;
-    }
-    if (!IsVanished(real.status()) && ErrnoOf(real.status()) != ENOTDIR) return real.status();
-    if (fs.Stat(existing).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " ", path, " goes through ", existing,
-          ", which exists but cannot be resolved (a dangling symlink?)"));
-    }
-    std::string parent(DirName(existing));
-    if (parent.empty() || parent == existing) return real.status();
-    missing.push_back(existing.substr(parent == "/" ? 1 : parent.size() + 1));
-    existing = parent;
-  }
-}
-
 std::string ShellQuote(absl::string_view s) {
   bool plain = !s.empty();
   for (char c : s) {

@@ -29,21 +29,12 @@ namespace {
 
 using testing::DiffTrees;
 using testing::FileRecord;
+using testing::FlipByte;
 using testing::ReadFileOrDie;
 using testing::ReadTree;
 using testing::RunResult;
 using testing::SnapshotFiles;
 using testing::WriteFileOrDie;
-
-void FlipByte(const std::string& path, int64_t at) {
-  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
-  ASSERT_TRUE(file) << path;
-  file.seekg(at);
-  char c = 0;
-  file.get(c);
-  file.seekp(at);
-  file.put(static_cast<char>(c ^ 0x5a));
-}
 
 bool Exists(const std::string& path) {
   struct stat st;

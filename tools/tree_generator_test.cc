@@ -595,7 +595,7 @@ TEST(TreeGeneratorTest, KaCompressedSSTables) {
   // Index sstables are named after the index table, "<table>.<index>".
   const std::string index = users + "/.users_idx0";
   EXPECT_EQ(ListFiles(index).size(), 16u);
-  for (const std::string& gen : {"1", "2"}) {
+  for (const std::string gen : {"1", "2"}) {
     const std::string base_prefix = "ks1-users-ka-" + gen + "-";
     const std::string index_prefix = "ks1-users.users_idx0-ka-" + gen + "-";
     EXPECT_EQ(Stat(users + "/" + base_prefix + "Data.db").st_size,

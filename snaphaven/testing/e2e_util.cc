@@ -218,6 +218,24 @@ std::string ReadFileOrDie(const std::string& path) {
   return ss.str();
 }
 
+void FlipByte(const std::string& path, int64_t at) {
+  std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+  if (!file) Die("open " + path);
+  file.seekg(at);
+  char c = 0;
+  file.get(c);
+  file.seekp(at);
+  file.put(static_cast<char>(c ^ 0x5a));
+}
+
+void FlipByteKeepingMtime(const std::string& path, int64_t at) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) Die("stat " + path);
+  FlipByte(path, at);
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  if (utimensat(AT_FDCWD, path.c_str(), times, 0) != 0) Die("utimensat " + path);
+}
+
 std::string ReadFileIfExists(const std::string& path) {
   if (access(path.c_str(), F_OK) != 0) return "";
   return ReadFileOrDie(path);

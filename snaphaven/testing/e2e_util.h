@@ -77,6 +77,10 @@ std::string DiffTrees(const std::map<std::string, FileRecord>& want,
                       const std::map<std::string, FileRecord>& got);
 
 std::string ReadFileOrDie(const std::string& path);
+// Flips one byte of a file in place (same size; its mtime moves).
+void FlipByte(const std::string& path, int64_t at);
+// The same, then puts the old mtime back: only the bytes tell.
+void FlipByteKeepingMtime(const std::string& path, int64_t at);
 // The file's contents, or "" when it does not exist (yet).
 std::string ReadFileIfExists(const std::string& path);
 void WriteFileOrDie(const std::string& path, const std::string& contents);
