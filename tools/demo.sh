@@ -19,9 +19,12 @@ echo "   ..."
 echo; echo "== second cycle: nothing new, nothing written"
 bazel-bin/snaphaven/snaphaven -d demo/cassandra -s demo/backup shop audit 2>&1
 
+echo; echo "== the snapshot copies it holds (snaphaven --list)"
+bazel-bin/snaphaven/snaphaven -s demo/backup --list
+
 echo; echo "== the destination mirrors the data root (one table shown)"
 table=$(ls -d demo/backup/shop/*/ | head -n 1)
-find "$table" -type f -printf '%n links  %10s bytes  %P\n' | sort -k5 | head -n 20
+find "$table" -type f -printf '%n links  %10s bytes  %P\n' | sort -k5 | head -n 10
 echo "   ..."
 echo "$(find demo/backup -type f -not -path '*/.snaphaven/*' | wc -l) files in demo/backup," \
   "$(du -sh demo/backup | cut -f1) on disk (snapshots share inodes, as at the source)"
