@@ -172,7 +172,7 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
 
   if (digest != nullptr) {
     result.digest_value = separate_digest ? hasher->Value() : crc;
-    if (result.digest_value != digest->value) {
+    if (separate_digest ? !hasher->Matches() : crc != digest->value) {
       // The source is damaged or was read wrong: keep the evidence, never
       // under the final name.
       std::string kept = absl::StrCat(".snaphaven/quarantine/", relative_path, ".",

@@ -818,7 +818,7 @@ std::string Syncer::CheckDestinationFile(const std::string& rel, const ManifestE
     ++stats.corrupt;
     return absl::StrFormat("corrupt (CRC-32 %08x, recorded %08x)", crc, entry.crc32);
   }
-  if (hasher.has_value() && hasher->Value() != digest->value) {
+  if (hasher.has_value() && !hasher->Matches()) {
     ++stats.corrupt;
     return absl::StrCat("corrupt (does not match ",
                         digest->digest_file.substr(digest->digest_file.rfind('/') + 1), ": it says ",

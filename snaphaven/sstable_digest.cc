@@ -102,6 +102,22 @@ DigestHasher::DigestHasher(const ExpectedDigest& expected, int64_t file_size)
       file_size_(file_size),
       value_(expected.algorithm == DigestAlgorithm::kCrc32 ? 0 : 1) {}
 
+void DigestHasher::UpdateChunks(absl::string_view piece, uint32_t& value) const {
+  // Chunk i covers [offset_i, end_i - 4), end_i being the next offset (or
+  // the file size); the 4 bytes before end_i are its checksum.
+  const std::vector<int64_t>& offsets = expected_.chunk_offsets;
+  int64_t start = position_;
+  int64_t stop = position_ + static_cast<int64_t>(piece.size());
+  auto chunk = std::upper_bound(offsets.begin(), offsets.end(), start);
+  if (chunk != offsets.begin()) --chunk;
+  for (; chunk != offsets.end() && *chunk < stop; ++chunk) {
+    int64_t end = chunk + 1 == offsets.end() ? file_size_ : *(chunk + 1);
+    int64_t from = std::max(start, *chunk);
+    int64_t to = std::min(stop, end - 4);
+    if (from < to) value = Adler32(value, piece.substr(from - start, to - from));
+  }
+}
+
 void DigestHasher::Update(absl::string_view piece) {
   switch (expected_.algorithm) {
     case DigestAlgorithm::kCrc32:
@@ -109,25 +125,19 @@ void DigestHasher::Update(absl::string_view piece) {
       break;
     case DigestAlgorithm::kAdler32:
       value_ = Adler32(value_, piece);
+      if (!expected_.chunk_offsets.empty()) UpdateChunks(piece, chunks_value_);
       break;
-    case DigestAlgorithm::kAdler32Chunks: {
-      // Chunk i covers [offset_i, end_i - 4), end_i being the next offset
-      // (or the file size); the 4 bytes before end_i are its checksum.
-      const std::vector<int64_t>& offsets = expected_.chunk_offsets;
-      int64_t start = position_;
-      int64_t stop = position_ + static_cast<int64_t>(piece.size());
-      auto chunk = std::upper_bound(offsets.begin(), offsets.end(), start);
-      if (chunk != offsets.begin()) --chunk;
-      for (; chunk != offsets.end() && *chunk < stop; ++chunk) {
-        int64_t end = chunk + 1 == offsets.end() ? file_size_ : *(chunk + 1);
-        int64_t from = std::max(start, *chunk);
-        int64_t to = std::min(stop, end - 4);
-        if (from < to) value_ = Adler32(value_, piece.substr(from - start, to - from));
-      }
+    case DigestAlgorithm::kAdler32Chunks:
+      UpdateChunks(piece, value_);
       break;
-    }
   }
   position_ += static_cast<int64_t>(piece.size());
+}
+
+bool DigestHasher::Matches() const {
+  if (value_ == expected_.value) return true;
+  return expected_.algorithm == DigestAlgorithm::kAdler32 && !expected_.chunk_offsets.empty() &&
+         chunks_value_ == expected_.value;
 }
 
 absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::string& root,
@@ -160,17 +170,20 @@ absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::stri
     if (!digest->has_value()) return absl::nullopt;
     ExpectedDigest expected = **digest;
     expected.digest_file = path;
-    if (name->version == "ka") {
-      // Compressed 2.1 sstables digest their chunks without the checksums.
+    if (name->version == "ka" || name->version == "la") {
+      // Compressed 2.1 sstables digest their chunks without the checksums;
+      // for 2.2.0's "la" both forms are accepted (lb and later: whole file).
       absl::StatusOr<std::string> info = fs.ReadFile(absl::StrCat(prefix, "-CompressionInfo.db"));
       if (info.ok()) {
         absl::StatusOr<std::vector<int64_t>> offsets = ParseCompressionChunkOffsets(*info);
+        // For "la" the whole-file form stays checkable without the chunks.
+        if (!offsets.ok() && name->version == "la") return expected;
         if (!offsets.ok()) {
           warn(absl::StrCat(prefix, "-CompressionInfo.db: ", offsets.status().message(),
                             "; Data.db not checked"));
           return absl::nullopt;
         }
-        expected.algorithm = DigestAlgorithm::kAdler32Chunks;
+        if (name->version == "ka") expected.algorithm = DigestAlgorithm::kAdler32Chunks;
         expected.chunk_offsets = *std::move(offsets);
       }
     }

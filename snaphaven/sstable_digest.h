@@ -32,7 +32,10 @@ enum class DigestAlgorithm {
 struct ExpectedDigest {
   DigestAlgorithm algorithm = DigestAlgorithm::kCrc32;
   uint32_t value = 0;
-  std::vector<int64_t> chunk_offsets;  // kAdler32Chunks only
+  // kAdler32Chunks: the chunks. With kAdler32 (a compressed "la"
+  // sstable, for which it is not known which form 2.2.0 wrote): either the
+  // whole-file or the chunk-only value is accepted.
+  std::vector<int64_t> chunk_offsets;
   std::string digest_file;             // for messages
 };
 
@@ -59,12 +62,16 @@ class DigestHasher {
   DigestHasher(const ExpectedDigest& expected, int64_t file_size);
   void Update(absl::string_view piece);
   uint32_t Value() const { return value_; }
+  // The bytes fed match the expected digest (in either accepted form).
+  bool Matches() const;
 
  private:
+  void UpdateChunks(absl::string_view piece, uint32_t& value) const;
   const ExpectedDigest& expected_;
   const int64_t file_size_;
   int64_t position_ = 0;
   uint32_t value_;
+  uint32_t chunks_value_ = 1;  // the chunk-only Adler-32, when also computed
 };
 
 // The digest the Data.db at `relative_path` below `root` (a data root or a
