@@ -320,6 +320,24 @@ TEST_F(LiveTest, RewrittenComponentIsRecopiedAndCompactedSSTablesArePruned) {
   EXPECT_EQ(DiffTrees(SnapshotFiles(data_), Under(DestinationFiles(dest_), "/snapshots/")), "");
 }
 
+// Regression (found by the soak): a snapshot taken just before Cassandra
+// rewrote Statistics.db must keep the old bytes at the destination, not be
+// linked to the live mirror's copy that the same cycle overwrites.
+TEST_F(LiveTest, SnapshotOfARewrittenComponentKeepsItsOwnBytes) {
+  ASSERT_EQ(Run({"--sync-sstables"}, {"ks1"}).exit_code, 0);
+  ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "s1").ok());
+  std::string stats = table_ + "/nb-1-big-Statistics.db";
+  WriteFileOrDie(stats + ".tmp", "repairedAt changed");
+  ASSERT_EQ(rename((stats + ".tmp").c_str(), stats.c_str()), 0);
+  RunResult r = Run({"--sync-sstables"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Files dest = DestinationFiles(dest_);
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), Under(dest, "/snapshots/")), "");
+  EXPECT_EQ(dest[table_rel_ + "/nb-1-big-Statistics.db"].contents, "repairedAt changed");
+  r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 TEST_F(LiveTest, BackupsAreMirroredAndMovedWhenComplete) {
   // Incremental backups: hard links of flushed sstables in backups/.
   ASSERT_EQ(mkdir((table_ + "/backups").c_str(), 0755), 0);
@@ -373,6 +391,24 @@ TEST_F(ModesTest, KilledMoveResumesAndLosesNothing) {
   check_nothing_lost();
   EXPECT_TRUE(SnapshotFiles(data_).empty()) << "the rerun finishes the deletions";
   EXPECT_EQ(DiffTrees(original, DestinationFiles(dest_)), "");
+}
+
+// Regression (found by the soak): a snapshot whose copy turns out wrong in
+// one file is kept whole at the source, not deleted up to that file.
+TEST_F(ModesTest, ASnapshotWithOneBadCopyIsNotDeletedAtAll) {
+  tools::TreeSpec spec = Spec(1, 2, {"s1"});
+  spec.write_live_sstables = false;
+  Generate(spec);
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  Files before = SnapshotFiles(data_);
+  // The copy of a file late in path order is damaged at the destination.
+  std::string table_rel = TableDir(0).substr(data_.size() + 1);
+  std::string bad = dest_ + "/" + table_rel + "/snapshots/s1/nb-2-big-TOC.txt";
+  WriteFileOrDie(bad, "truncated");
+  RunResult r = Move();
+  EXPECT_TRUE(absl::StrContains(r.err, "is missing or differs")) << r.err;
+  EXPECT_EQ(SummaryCount(r.err, "moved"), 0) << r.err;
+  EXPECT_EQ(DiffTrees(before, SnapshotFiles(data_)), "") << "half-deleted snapshot";
 }
 
 TEST_F(ModesTest, RefusesToDeleteASourceThatIsItsOwnCopy) {

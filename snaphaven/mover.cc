@@ -11,6 +11,9 @@ MoveOutcome DeleteMovedSources(FileSystem& fs, const MoveUnit& unit, const ScanR
                                const std::vector<std::string>& data_roots,
                                const std::string& destination, int64_t mtime_granularity_ns) {
   MoveOutcome outcome;
+  // First check every file, then delete: a snapshot is never left half
+  // deleted because one of its copies turned out wrong.
+  std::vector<std::string> to_delete;
   for (size_t i : unit.files) {
     const SourceFile& file = scan.files[i];
     // Belt and braces: never delete outside snapshots/<tag>/ or backups/.
@@ -29,15 +32,16 @@ MoveOutcome DeleteMovedSources(FileSystem& fs, const MoveUnit& unit, const ScanR
     }
     if (now->ino != file.stat.ino || now->size != file.stat.size ||
         now->mtime_ns != file.stat.mtime_ns) {
-      outcome.problems.push_back(absl::StrCat("keeping ", source, ": it changed since the scan"));
+      outcome.problems.push_back(absl::StrCat("keeping ", unit.name, ": ", source,
+                                              " changed since the scan"));
       return outcome;
     }
     const std::string copy = JoinPath(destination, file.relative_path);
     absl::StatusOr<FileStat> copied = fs.Stat(copy);
     if (!copied.ok() || copied->type != FileType::kRegular || copied->size != now->size ||
         !SameMtime(copied->mtime_ns, now->mtime_ns, mtime_granularity_ns)) {
-      outcome.problems.push_back(absl::StrCat("keeping ", source, ": its copy ", copy,
-                                              " is missing or differs"));
+      outcome.problems.push_back(absl::StrCat("keeping ", unit.name, ": the copy ", copy,
+                                              " is missing or differs from ", source));
       return outcome;
     }
     if (copied->dev == now->dev && copied->ino == now->ino) {
@@ -45,6 +49,9 @@ MoveOutcome DeleteMovedSources(FileSystem& fs, const MoveUnit& unit, const ScanR
                                               " is the same file (bind mount?)"));
       return outcome;
     }
+    to_delete.push_back(source);
+  }
+  for (const std::string& source : to_delete) {
     absl::Status removed = fs.Remove(source);
     if (!removed.ok() && !IsVanished(removed)) {
       outcome.problems.push_back(std::string(removed.message()));

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snaphaven/cassandra_path.h"
@@ -65,13 +66,20 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
     }
   }
 
+  // Paths this cycle writes over: an earlier copy recorded there is about
+  // to be replaced (Cassandra rewrote Statistics.db under the same name),
+  // so it must not be linked to.
+  absl::flat_hash_set<absl::string_view> rewritten;
+  for (size_t i : pending) rewritten.insert(files[i].relative_path);
+
   // Pass 2: one copy per source identity, links for the rest.
   for (size_t i : pending) {
     const SourceFile& file = files[i];
     SourceIdentity id = IdentityOf(file.stat);
     auto it = holders.find(id);
     if (it == holders.end()) {
-      if (const std::string* earlier = manifest.FindBySource(id)) {
+      const std::string* earlier = manifest.FindBySource(id);
+      if (earlier != nullptr && !rewritten.contains(*earlier)) {
         it = holders.emplace(id, Holder{earlier, -1}).first;
       }
     }

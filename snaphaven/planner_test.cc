@@ -75,6 +75,14 @@ TEST(PlanCycle, TableDriven) {
       {"rebuilt manifest (no source identity): unchanged, identity recorded",
        {File("s1/a", 1, 10, 5), File("s2/a", 1, 10, 5)}, {{"s1/a", Entry(10, 5)}},
        "link s2/a<-s1/a", 1, 0, 1},
+      // Regression (found by the soak): a snapshot of the old Statistics.db
+      // inode must not be linked to the live-mirror path that this same
+      // cycle overwrites with the rewritten file's bytes.
+      {"earlier copy of the inode is being overwritten this cycle: copied, not linked",
+       {File("ks/t/nb-1-big-Statistics.db", 9, 12, 7),
+        File("ks/t/snapshots/s/nb-1-big-Statistics.db", 1, 10, 5)},
+       {{"ks/t/nb-1-big-Statistics.db", Entry(10, 5, 1)}},
+       "copy ks/t/nb-1-big-Statistics.db; copy ks/t/snapshots/s/nb-1-big-Statistics.db", 0, 22, 0},
       {"different inodes with the same size and mtime are not linked",
        {File("a", 1, 10, 5), File("b", 2, 10, 5)}, {}, "copy a; copy b", 0, 20, 0},
   };
