@@ -185,10 +185,8 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     }
   }
 
-  status = EnsureParentDirs(relative_path);
-  if (!status.ok()) return fail(status);
   const std::string destination = JoinPath(destination_root_, relative_path);
-  status = fs_.Rename(temp, destination);
+  status = RenameIntoPlace(temp, relative_path, destination);
   if (!status.ok()) return fail(status);
   {
     absl::MutexLock lock(&mu_);
@@ -205,8 +203,7 @@ absl::Status Copier::Link(const std::string& existing_relative,
   absl::Status status = fs_.Link(JoinPath(destination_root_, existing_relative), temp);
   if (!status.ok()) return status;
   const std::string destination = JoinPath(destination_root_, relative_path);
-  status = EnsureParentDirs(relative_path);
-  if (status.ok()) status = fs_.Rename(temp, destination);
+  status = RenameIntoPlace(temp, relative_path, destination);
   // rename(2) between two links of one inode succeeds and does nothing, so
   // the temporary name may still be there.
   absl::Status removed = fs_.Remove(temp);
@@ -215,6 +212,20 @@ absl::Status Copier::Link(const std::string& existing_relative,
   absl::MutexLock lock(&mu_);
   dirs_to_sync_.insert(std::string(DirName(destination)));
   return absl::OkStatus();
+}
+
+absl::Status Copier::RenameIntoPlace(const std::string& temp, const std::string& relative_path,
+                                     const std::string& destination) {
+  absl::Status status = EnsureParentDirs(relative_path);
+  if (status.ok()) status = fs_.Rename(temp, destination);
+  if (IsVanished(status) && fs_.Stat(temp).ok()) {
+    // A directory this process made earlier was removed since (an operator
+    // tidying up between two loop cycles): make it again, once.
+    ForgetKnownDirs();
+    status = EnsureParentDirs(relative_path);
+    if (status.ok()) status = fs_.Rename(temp, destination);
+  }
+  return status;
 }
 
 void Copier::ForgetKnownDirs() {

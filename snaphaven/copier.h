@@ -87,6 +87,9 @@ class Copier {
 
  private:
   std::string NextTempName();
+  // Makes the parent directories and renames `temp` to `destination`.
+  absl::Status RenameIntoPlace(const std::string& temp, const std::string& relative_path,
+                               const std::string& destination);
 
   FileSystem& fs_;
   const std::string destination_root_;

@@ -352,6 +352,25 @@ TEST_F(CycleFaultTest, SwappedDestinationIsRefusedInLoopMode) {
   EXPECT_TRUE(absl::StrContains(*stats.fatal, "was swapped")) << *stats.fatal;
 }
 
+// Regression: in loop mode the copier remembered destination directories it
+// had made; one removed between cycles made every later copy into it fail.
+TEST_F(CycleFaultTest, LoopModeRecreatesADestinationDirectoryRemovedBetweenCycles) {
+  Syncer syncer(*fs_, Options());
+  ASSERT_TRUE(syncer.PrepareDestination().ok());
+  std::atomic<bool> stop{false};
+  ASSERT_EQ(ExitCodeFor(syncer.RunCycle(stop)), 0);
+  ASSERT_EQ(system(("rm -rf " + dest_ + "/ks1").c_str()), 0);
+  ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "s3").ok());
+  CycleStats stats = syncer.RunCycle(stop);
+  EXPECT_EQ(ExitCodeFor(stats), 0) << sink_.Take();
+  EXPECT_GT(stats.copied + stats.linked, 0);
+  for (const auto& [path, record] : testing::SnapshotFiles(data_)) {
+    if (absl::StrContains(path, "/s3/")) {
+      EXPECT_TRUE(DestinationFiles(dest_).count(path)) << path;
+    }
+  }
+}
+
 TEST_F(CycleFaultTest, RandomFaultsNeverBreakTheInvariants) {
   copy_threads_ = 4;  // and with copies running concurrently
   for (int round = 0; round < 6; ++round) {
