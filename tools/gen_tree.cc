@@ -53,35 +53,6 @@ std::vector<std::string> SplitList(const std::string& list) {
   return absl::StrSplit(list, ',', absl::SkipWhitespace());
 }
 
-// "64K" -> 65536. Returns false on a malformed or overflowing size.
-bool ParseSize(std::string text, int64_t* bytes) {
-  text = std::string(absl::StripAsciiWhitespace(text));
-  int64_t multiplier = 1;
-  if (!text.empty()) {
-    switch (absl::ascii_toupper(static_cast<unsigned char>(text.back()))) {
-      case 'K':
-        multiplier = int64_t{1} << 10;
-        break;
-      case 'M':
-        multiplier = int64_t{1} << 20;
-        break;
-      case 'G':
-        multiplier = int64_t{1} << 30;
-        break;
-      default:
-        break;
-    }
-    if (multiplier != 1) text.pop_back();
-  }
-  int64_t value;
-  if (!absl::SimpleAtoi(text, &value) || value < 0 ||
-      value > std::numeric_limits<int64_t>::max() / multiplier) {
-    return false;
-  }
-  *bytes = value * multiplier;
-  return true;
-}
-
 // What the tree holds; nftw offers no user pointer, hence the global.
 struct TreeStats {
   int64_t files = 0;  // directory entries of regular files
@@ -127,7 +98,9 @@ int main(int argc, char** argv) {
   spec.seed = FLAGS_seed;
   spec.write_schema_cql = FLAGS_schema_cql;
   spec.write_live_sstables = FLAGS_live;
-  if (!ParseSize(FLAGS_data_size, &spec.data_size)) {
+  absl::StatusOr<int64_t> data_size = snaphaven::tools::ParseByteSize(FLAGS_data_size);
+  if (data_size.ok()) spec.data_size = *data_size;
+  if (!data_size.ok()) {
     std::fprintf(
         stderr,
         "gen_tree: bad --data_size \"%s\" (want e.g. 65536, 64K, 1M, 2G)\n",

@@ -1100,4 +1100,32 @@ absl::Status FlushNewSSTables(const std::string& data_root,
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {
+  text = absl::StripAsciiWhitespace(text);
+  int64_t multiplier = 1;
+  if (!text.empty()) {
+    switch (absl::ascii_toupper(static_cast<unsigned char>(text.back()))) {
+      case 'K':
+        multiplier = int64_t{1} << 10;
+        break;
+      case 'M':
+        multiplier = int64_t{1} << 20;
+        break;
+      case 'G':
+        multiplier = int64_t{1} << 30;
+        break;
+      default:
+        break;
+    }
+    if (multiplier != 1) text.remove_suffix(1);
+  }
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value) || value < 0 ||
+      value > std::numeric_limits<int64_t>::max() / multiplier) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a byte count: \"", text, "\""));
+  }
+  return value * multiplier;
+}
+
 }  // namespace snaphaven::tools

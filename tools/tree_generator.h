@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace snaphaven::tools {
 
@@ -92,6 +94,10 @@ absl::Status TakeSnapshot(const std::string& data_root,
 absl::Status FlushNewSSTables(const std::string& data_root,
                               const std::vector<std::string>& keyspaces,
                               int64_t data_size, uint32_t seed);
+
+// "64K", "2M", "1G" (powers of 1024) or a plain count of bytes; errors
+// name the text.
+absl::StatusOr<int64_t> ParseByteSize(absl::string_view text);
 
 }  // namespace snaphaven::tools
 

@@ -349,34 +349,6 @@ absl::StatusOr<Modes> ParseModes(absl::string_view text) {
       absl::StrCat("--mode must be copy, move or both, not \"", text, "\""));
 }
 
-absl::StatusOr<int64_t> ParseSize(absl::string_view text) {
-  text = absl::StripAsciiWhitespace(text);
-  int64_t multiplier = 1;
-  if (!text.empty()) {
-    switch (absl::ascii_toupper(static_cast<unsigned char>(text.back()))) {
-      case 'K':
-        multiplier = int64_t{1} << 10;
-        break;
-      case 'M':
-        multiplier = int64_t{1} << 20;
-        break;
-      case 'G':
-        multiplier = int64_t{1} << 30;
-        break;
-      default:
-        break;
-    }
-    if (multiplier != 1) text.remove_suffix(1);
-  }
-  int64_t value = 0;
-  if (!absl::SimpleAtoi(text, &value) || value < 0 ||
-      value > std::numeric_limits<int64_t>::max() / multiplier) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a byte count: \"", text, "\""));
-  }
-  return value * multiplier;
-}
-
 std::string Violation::ToString() const {
   return path.empty() ? absl::StrCat("[", invariant, "] ", detail)
                       : absl::StrCat("[", invariant, "] ", path, ": ", detail);

@@ -47,8 +47,6 @@ absl::string_view ModeName(Mode mode);
 enum class Modes { kCopy, kMove, kBoth };
 // "copy", "move" or "both".
 absl::StatusOr<Modes> ParseModes(absl::string_view text);
-// A byte count, with an optional K, M or G suffix (powers of 1024).
-absl::StatusOr<int64_t> ParseSize(absl::string_view text);
 
 struct TrialsOptions {
   std::string binary;  // the snaphaven executable; required

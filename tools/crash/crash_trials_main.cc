@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   if (!modes.ok()) return Usage(std::string(modes.status().message()));
   options.modes = *modes;
   absl::StatusOr<int64_t> data_size =
-      snaphaven::crash::ParseSize(FLAGS_data_size);
+      snaphaven::tools::ParseByteSize(FLAGS_data_size);
   if (!data_size.ok()) {
     return Usage(absl::StrCat("--data_size: ", data_size.status().message()));
   }

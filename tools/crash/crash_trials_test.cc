@@ -199,10 +199,10 @@ TEST(ParseTest, ModesAndSizes) {
   EXPECT_EQ(*ParseModes("both"), Modes::kBoth);
   EXPECT_EQ(*ParseModes("move"), Modes::kMove);
   EXPECT_FALSE(ParseModes("mv").ok());
-  EXPECT_EQ(*ParseSize("2M"), 2 << 20);
-  EXPECT_EQ(*ParseSize("4096"), 4096);
-  EXPECT_FALSE(ParseSize("2X").ok());
-  EXPECT_FALSE(ParseSize("-1").ok());
+  EXPECT_EQ(*tools::ParseByteSize("2M"), 2 << 20);
+  EXPECT_EQ(*tools::ParseByteSize("4096"), 4096);
+  EXPECT_FALSE(tools::ParseByteSize("2X").ok());
+  EXPECT_FALSE(tools::ParseByteSize("-1").ok());
 }
 
 TEST(CrashTrialsTest, SixTrialsOnTheRealBinaryViolateNothing) {
