@@ -302,23 +302,18 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
 absl::Status Syncer::LoadManifest(bool from_destination) {
   absl::optional<Manifest> loaded;
   bool missing = false;
-  absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs_.OpenForRead(state_.manifest);
-  if (file.ok()) {
-    absl::StatusOr<Manifest> parsed = Manifest::Read(**file);
-    if (parsed.ok()) {
-      loaded = *std::move(parsed);
-    } else if (ErrnoOf(parsed.status()) != 0) {
-      return parsed.status();  // a read error, not a corrupt manifest
-    } else {
-      LOG(WARNING) << "manifest " << state_.manifest << " is corrupt ("
-                   << parsed.status().message() << "); rebuilding it from the destination";
-      from_destination = true;
-    }
-  } else if (IsVanished(file.status())) {
+  absl::StatusOr<Manifest> parsed = Manifest::Load(fs_, state_.manifest);
+  if (parsed.ok()) {
+    loaded = *std::move(parsed);
+  } else if (IsVanished(parsed.status())) {
     missing = true;  // first run, or the manifest was lost
     from_destination = true;
+  } else if (ErrnoOf(parsed.status()) != 0) {
+    return parsed.status();  // a read error, not a corrupt manifest
   } else {
-    return file.status();
+    LOG(WARNING) << "manifest " << state_.manifest << " is corrupt ("
+                 << parsed.status().message() << "); rebuilding it from the destination";
+    from_destination = true;
   }
   if (!from_destination) {
     manifest_ = *std::move(loaded);
@@ -640,6 +635,12 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       [&](size_t a) { return plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1; },
       is_done, [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); });
   bool stopping = false;  // after a stop, only what was already started is taken
+  // The destination is no longer ours: take only what is already under way.
+  auto abandon = [&](const absl::Status& identity) {
+    stats.fatal = std::string(identity.message());
+    stopping = true;
+    pipeline.Cancel();
+  };
   for (size_t a = 0; a < plan.actions.size(); ++a) {
     report_progress(a);
     if (!stopping && stop.load()) {
@@ -678,9 +679,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       if (!stats.fatal.has_value()) {
         absl::Status identity = CheckDestinationIdentity();
         if (!identity.ok()) {
-          stats.fatal = std::string(identity.message());
-          stopping = true;
-          pipeline.Cancel();
+          abandon(identity);
           continue;
         }
       }
@@ -731,9 +730,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
                       (since_commit > 0 && absl::Now() - last_commit >= options_.commit_every))) {
       absl::Status identity = CheckDestinationIdentity();
       if (!identity.ok()) {
-        stats.fatal = std::string(identity.message());
-        stopping = true;
-        pipeline.Cancel();
+        abandon(identity);
         continue;
       }
       if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) {

@@ -246,18 +246,22 @@ std::string HostName() {
   return name;
 }
 
+// The destination's manifest, or one line saying why not.
+absl::StatusOr<Manifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state) {
+  absl::StatusOr<Manifest> manifest = Manifest::Load(fs, state.manifest);
+  if (!manifest.ok()) {
+    std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
+              << manifest.status().message() << "\n";
+  }
+  return manifest;
+}
+
 // --list: reads the manifest and the destination, nothing else.
 int ListDestination(const Options& options) {
   FileSystem& fs = *DefaultFileSystem();
   StateDir state(options.destination);
-  absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs.OpenForRead(state.manifest);
-  absl::StatusOr<Manifest> manifest =
-      file.ok() ? Manifest::Read(**file) : absl::StatusOr<Manifest>(file.status());
-  if (!manifest.ok()) {
-    std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
-              << manifest.status().message() << "\n";
-    return 1;
-  }
+  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state);
+  if (!manifest.ok()) return 1;
   std::vector<SnapshotCopy> copies =
       ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces);
   std::cout << (FLAGS_json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
@@ -274,14 +278,8 @@ int RestoreFromDestination(const Options& options) {
     std::cerr << "snaphaven: " << lock.status().message() << "\n";
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
-  absl::StatusOr<std::unique_ptr<ReadableFile>> file = fs.OpenForRead(state.manifest);
-  absl::StatusOr<Manifest> manifest =
-      file.ok() ? Manifest::Read(**file) : absl::StatusOr<Manifest>(file.status());
-  if (!manifest.ok()) {
-    std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
-              << manifest.status().message() << "\n";
-    return 1;
-  }
+  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state);
+  if (!manifest.ok()) return 1;
   RestoreOptions restore;
   restore.destination = options.destination;
   restore.keyspaces = options.keyspaces;

@@ -273,7 +273,10 @@ absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {
   return manifest;
 }
 
-absl::StatusOr<Manifest> Manifest::Read(ReadableFile& file) {
+absl::StatusOr<Manifest> Manifest::Load(FileSystem& fs, const std::string& path) {
+  absl::StatusOr<std::unique_ptr<ReadableFile>> opened = fs.OpenForRead(path);
+  if (!opened.ok()) return opened.status();
+  ReadableFile& file = **opened;
   Manifest manifest;
   ManifestParser parser;
   std::string buffer(1 << 20, '\0');

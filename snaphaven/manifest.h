@@ -93,9 +93,11 @@ class Manifest {
   // InvalidArgument (naming the line) when `text` is not a whole, valid
   // manifest.
   static absl::StatusOr<Manifest> Parse(absl::string_view text);
-  // The same, reading piece by piece so a large manifest is never held
-  // twice in memory (as text and as entries).
-  static absl::StatusOr<Manifest> Read(ReadableFile& file);
+  // Reads the manifest file at `path` piece by piece, so a large manifest is
+  // never held twice in memory (as text and as entries). Open and read
+  // errors carry their errno (ErrnoOf, IsVanished); a file that is not a
+  // valid manifest gives InvalidArgument without one.
+  static absl::StatusOr<Manifest> Load(FileSystem& fs, const std::string& path);
 
  private:
   // Parses one entry line (without its newline) into the map.

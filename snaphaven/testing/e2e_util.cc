@@ -104,31 +104,33 @@ std::string SnaphavenBinary() {
   Die("cannot find the snaphaven binary in the runfiles");
 }
 
-// fork+exec of the binary with stdin from /dev/null and stdout/stderr to
-// the given files (appended to).
-pid_t Spawn(const std::vector<std::string>& args, const std::string& out_path,
-            const std::string& err_path) {
-  std::string binary = SnaphavenBinary();
+pid_t StartProgram(const std::string& binary, const std::vector<std::string>& args,
+                   const std::string& out_path, const std::string& err_path) {
+  // Everything the child needs is prepared before fork: after it, only
+  // async-signal-safe calls.
   std::vector<char*> argv = Argv(binary, args);
+  const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int err = err_path == out_path
+                      ? out
+                      : open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (out < 0 || err < 0) Die("open " + out_path + " / " + err_path);
   pid_t pid = fork();
   if (pid < 0) Die("fork");
   if (pid == 0) {
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    int err = err_path == out_path ? out : open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
+    const int in = open("/dev/null", O_RDONLY);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(127);
     execv(binary.c_str(), argv.data());
     _exit(127);
   }
+  close(out);
+  if (err != out) close(err);
   return pid;
 }
 
 RunResult RunSnaphaven(const std::vector<std::string>& args, absl::Duration timeout) {
   std::string dir = MakeTempDir("run");
   std::string out_path = dir + "/out", err_path = dir + "/err";
-  pid_t pid = Spawn(args, out_path, err_path);
+  pid_t pid = StartProgram(SnaphavenBinary(), args, out_path, err_path);
   RunResult result;
   result.exit_code = WaitForExit(pid, timeout);
   if (result.exit_code == -1) {
@@ -141,7 +143,7 @@ RunResult RunSnaphaven(const std::vector<std::string>& args, absl::Duration time
 }
 
 pid_t StartSnaphaven(const std::vector<std::string>& args, const std::string& log_path) {
-  return Spawn(args, log_path, log_path);
+  return StartProgram(SnaphavenBinary(), args, log_path, log_path);
 }
 
 int WaitForExit(pid_t pid, absl::Duration timeout) {

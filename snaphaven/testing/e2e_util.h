@@ -37,6 +37,11 @@ struct RunResult {
 RunResult RunSnaphaven(const std::vector<std::string>& args,
                        absl::Duration timeout = absl::Seconds(120));
 
+// Starts `binary` in the background, stdin from /dev/null, stdout and
+// stderr appended to the given files (which may be the same).
+pid_t StartProgram(const std::string& binary, const std::vector<std::string>& args,
+                   const std::string& out_path, const std::string& err_path);
+
 // Starts the binary in the background, stdout and stderr to `log_path`.
 pid_t StartSnaphaven(const std::vector<std::string>& args,
                      const std::string& log_path);

@@ -63,9 +63,7 @@ int main(int argc, char** argv) {
     if (!fs.WriteFileAtomically(path, text).ok()) return 1;
     commits.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
     t0 = absl::Now();
-    auto file = fs.OpenForRead(path);
-    if (!file.ok()) return 1;
-    absl::StatusOr<Manifest> loaded = Manifest::Read(**file);
+    absl::StatusOr<Manifest> loaded = Manifest::Load(fs, path);
     if (!loaded.ok() || loaded->size() != manifest.size()) return 1;
     loads.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
   }

@@ -135,50 +135,16 @@ void CheckManifest(const std::string& destination, const Files& at_destination,
   }
 }
 
-// fork+exec of `binary` with stdin from /dev/null and stdout and stderr
-// appended to `log_path`. testing::StartSnaphaven would do, but it always
-// runs the binary of the runfiles, and --binary may name another one.
-absl::StatusOr<pid_t> Spawn(const std::string& binary,
-                            const std::vector<std::string>& args,
-                            const std::string& log_path) {
-  // Everything the child needs is prepared before fork: after it, only
-  // async-signal-safe calls.
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(binary.c_str()));
-  for (const std::string& arg : args)
-    argv.push_back(const_cast<char*>(arg.c_str()));
-  argv.push_back(nullptr);
-  const int log =
-      open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("open ", log_path));
-  }
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int in = open("/dev/null", O_RDONLY);
-    if (in < 0 || dup2(in, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0) {
-      _exit(127);
-    }
-    execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
-  const int fork_errno = errno;
-  close(log);
-  if (pid < 0) return absl::ErrnoToStatus(fork_errno, "fork");
-  return pid;
-}
-
 // Runs to completion: the exit code (128+N if killed by signal N), or -1
 // if it was still running after `timeout` (it is killed then).
 absl::StatusOr<int> Run(const std::string& binary,
                         const std::vector<std::string>& args,
                         const std::string& log_path, absl::Duration timeout) {
-  absl::StatusOr<pid_t> pid = Spawn(binary, args, log_path);
-  if (!pid.ok()) return pid.status();
-  const int code = testing::WaitForExit(*pid, timeout);
+  const pid_t pid = testing::StartProgram(binary, args, log_path, log_path);
+  const int code = testing::WaitForExit(pid, timeout);
   if (code == -1) {
-    kill(*pid, SIGKILL);
-    waitpid(*pid, nullptr, 0);
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
   }
   return code;
 }
@@ -293,13 +259,12 @@ absl::StatusOr<TrialResult> RunTrial(const TrialsOptions& options,
   const std::string log = dir + "/snaphaven.log";
 
   const absl::Time start = absl::Now();
-  absl::StatusOr<pid_t> pid = Spawn(options.binary, args, log);
-  if (!pid.ok()) return pid.status();
+  const pid_t pid = testing::StartProgram(options.binary, args, log, log);
   absl::SleepFor(start + kill_after - absl::Now());
   // A run that already exited is a zombie until reaped: kill cannot hit
   // another process that reused the pid.
-  kill(*pid, SIGKILL);
-  const int code = testing::WaitForExit(*pid, kReapTimeout);
+  kill(pid, SIGKILL);
+  const int code = testing::WaitForExit(pid, kReapTimeout);
   result.killed = code == 128 + SIGKILL;
   if (!result.killed && code != 0) {
     result.violations.push_back(

@@ -105,29 +105,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   return out;
 }
 
-// Entries of `dir` without "." and "..", sorted; NotFound if it is gone.
-absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return PosixError("opendir", dir);
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool Exists(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0;
-}
 
 // "nb-7-big-Data.db" -> prefix "nb-7-big", generation 7, component.
 struct SSTableFileName {
@@ -151,6 +128,30 @@ bool ParseSSTableFileName(absl::string_view name, SSTableFileName* out) {
 }
 
 }  // namespace
+
+// Entries of `dir` without "." and "..", sorted; NotFound if it is gone.
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return PosixError("opendir", dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(std::move(name));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
 
 const char* FateName(Fate fate) {
   switch (fate) {
@@ -241,6 +242,13 @@ Churner::Churner(const ChurnOptions& options) : options_(options), rng_(options.
   if (!options_.journal_path.empty()) {
     journal_ = std::make_unique<std::ofstream>(options_.journal_path, std::ios::app);
   }
+}
+
+absl::Status Churner::AppendToLog(TxnLogRecord& log, const std::string& line) {
+  if (absl::Status st = AppendLine(log.path, line); !st.ok()) return st;
+  absl::StrAppend(&log.contents, line, "\n");
+  Note(absl::StrCat(Rel(log.path), " += ", line));
+  return absl::OkStatus();
 }
 
 void Churner::Note(const std::string& what) {
@@ -507,12 +515,7 @@ std::unique_ptr<Churner::Operation> Churner::NewFlush(Store& store, bool may_abo
   op->log = log;
   Store* s = &store;
 
-  auto append = [this, log](const std::string& line) -> absl::Status {
-    if (absl::Status st = AppendLine(log->path, line); !st.ok()) return st;
-    absl::StrAppend(&log->contents, line, "\n");
-    Note(absl::StrCat(Rel(log->path), " += ", line));
-    return absl::OkStatus();
-  };
+  auto append = [this, log](const std::string& line) { return AppendToLog(*log, line); };
   op->actions.push_back([this, sst, append]() {
     fates_[sst->key] = Fate::kInFlight;
     return append(Record("ADD", sst->abs_prefix, 0, static_cast<int64_t>(Components().size())));
@@ -618,12 +621,7 @@ std::unique_ptr<Churner::Operation> Churner::NewCompaction(Store& store) {
   op->key = sst->key;
   op->log = log;
   Store* s = &store;
-  auto append = [this, log](const std::string& line) -> absl::Status {
-    if (absl::Status st = AppendLine(log->path, line); !st.ok()) return st;
-    absl::StrAppend(&log->contents, line, "\n");
-    Note(absl::StrCat(Rel(log->path), " += ", line));
-    return absl::OkStatus();
-  };
+  auto append = [this, log](const std::string& line) { return AppendToLog(*log, line); };
   auto release = [s, inputs, sst]() {
     for (const std::string& p : inputs) s->busy.erase(p);
     s->busy.erase(sst->prefix);

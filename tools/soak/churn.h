@@ -134,6 +134,12 @@ struct ChurnStats {
   int64_t backups_linked = 0;      // sstables
 };
 
+// Small file helpers, shared with soak.cc.
+// Entries of `dir` without "." and "..", sorted; NotFound if it is gone.
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);
+bool IsDir(const std::string& path);
+bool Exists(const std::string& path);
+
 class Churner {
  public:
   static absl::StatusOr<std::unique_ptr<Churner>> Create(const ChurnOptions& options);
@@ -204,6 +210,8 @@ class Churner {
   absl::Status ClearSnapshot(std::string tag = "");
   absl::Status Pause();
   void Note(const std::string& what);
+  // Appends a record line to a transaction log (and to its in-memory copy).
+  absl::Status AppendToLog(TxnLogRecord& log, const std::string& line);
 
   // File helpers; every deletion is recorded in removed_paths_.
   std::string Rel(const std::string& abs) const;

@@ -85,22 +85,10 @@ std::string Difference(const FileRec& want, const FileRec& got) {
   return absl::StrJoin(diffs, ", ");
 }
 
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(std::move(name));
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+// The names in `dir` (churn.h's ListDir), none when it is gone.
+std::vector<std::string> Names(const std::string& dir) {
+  absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
+  return names.ok() ? *std::move(names) : std::vector<std::string>();
 }
 
 bool IsRegular(const std::string& path) {
@@ -112,7 +100,7 @@ bool IsRegular(const std::string& path) {
 void WalkFiles(const std::string& root, const std::string& rel, std::vector<std::string>& out,
                const std::set<std::string>& skip_top = {}) {
   std::string dir = rel.empty() ? root : absl::StrCat(root, "/", rel);
-  for (const std::string& name : ListDir(dir)) {
+  for (const std::string& name : Names(dir)) {
     if (rel.empty() && skip_top.count(name)) continue;
     std::string child = rel.empty() ? name : absl::StrCat(rel, "/", name);
     std::string path = absl::StrCat(root, "/", child);
@@ -452,7 +440,7 @@ int64_t CheckLiveMirror(const Churner& churner, const std::string& dest, double 
   int64_t files = 0;
   for (const std::string& store : churner.store_dirs()) {
     std::string dir = absl::StrCat(dest, "/", store);
-    for (const std::string& name : ListDir(dir)) {
+    for (const std::string& name : Names(dir)) {
       std::string rel = absl::StrCat(store, "/", name);
       if (!IsRegular(absl::StrCat(dir, "/", name))) continue;
       ++files;
@@ -743,7 +731,7 @@ SoakSummary RunSoak(const SoakOptions& options, std::ostream& out) {
   for (const std::string& store : churner.store_dirs()) {
     std::string dir = absl::StrCat(data_root, "/", store);
     std::map<std::string, std::vector<std::string>> by_prefix;
-    for (const std::string& name : ListDir(dir)) {
+    for (const std::string& name : Names(dir)) {
       if (!IsRegular(absl::StrCat(dir, "/", name))) continue;
       std::string prefix = SSTablePrefix(name);
       if (!prefix.empty()) by_prefix[prefix].push_back(name);
