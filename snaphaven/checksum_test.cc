@@ -1,4 +1,5 @@
 #include "snaphaven/checksum.h"
+#include "snaphaven/testing/test_files.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -9,12 +10,7 @@
 namespace snaphaven {
 namespace {
 
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 random(seed);
-  std::string out(n, '\0');
-  for (char& c : out) c = static_cast<char>(random());
-  return out;
-}
+using testing::RandomBytes;
 
 TEST(Crc32, KnownValues) {
   EXPECT_EQ(Crc32(0, ""), 0u);

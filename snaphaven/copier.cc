@@ -95,7 +95,7 @@ absl::Status Copier::EnsureParentDirs(const std::string& relative_path) {
 
 absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileStat& expected,
                                         const std::string& relative_path,
-                                        const ExpectedDigest* digest) {
+                                        const ExpectedDigest* digest, bool may_stage) {
   CopyResult result;
   auto outcome = [&result](CopyOutcome o) {
     result.outcome = o;
@@ -144,7 +144,23 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   // A CRC-32 digest is the copy's own checksum: no second pass.
   const bool separate_digest = digest != nullptr && digest->algorithm != DigestAlgorithm::kCrc32;
   if (separate_digest) hasher.emplace(*digest, expected.size);
-  while (true) {
+  // With no checksum to compute, the kernel copies (copy_file_range: no
+  // trip through user space; a server-side copy on NFS 4.2) until it says
+  // it cannot, then the read/write loop goes on from there.
+  bool kernel = !checksum_ && digest == nullptr;
+  while (kernel) {
+    if (limiter_ != nullptr) limiter_->Acquire(static_cast<int64_t>(kCopyBufferSize));
+    absl::StatusOr<size_t> got = (*out)->AppendFromKernel(**in, kCopyBufferSize);
+    if (!got.ok()) {
+      if (!absl::IsUnimplemented(got.status())) return fail(got.status());
+      kernel = false;
+      break;
+    }
+    if (*got == 0) break;
+    copied += static_cast<int64_t>(*got);
+    result.kernel_bytes += static_cast<int64_t>(*got);
+  }
+  while (!kernel) {
     absl::StatusOr<size_t> got = (*in)->Read(buffer.get(), kCopyBufferSize);
     if (!got.ok()) return fail(got.status());
     if (*got == 0) break;
@@ -165,14 +181,23 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   result.has_crc32 = checksum_ || digest != nullptr;
   result.crc32 = crc;
   status = (*out)->SetAttributes(expected, preserve_owner_);
-  if (status.ok()) status = (*out)->Sync();
+  if (!status.ok()) return fail(status);
+  if (digest != nullptr) result.digest_value = separate_digest ? hasher->Value() : crc;
+  const bool corrupt =
+      digest != nullptr && (separate_digest ? !hasher->Matches() : crc != digest->value);
+  if (may_stage && !corrupt && expected.size <= kStageMaxBytes) {
+    (*out)->StartWriteback();
+    result.staged = std::make_shared<StagedCopy>(
+        StagedCopy{*std::move(out), temp, relative_path});
+    return outcome(CopyOutcome::kStaged);
+  }
+  status = (*out)->Sync();
   if (status.ok() && spare_page_cache_) (*out)->DropPages();
   if (status.ok()) status = (*out)->Close();
   if (!status.ok()) return fail(status);
 
   if (digest != nullptr) {
-    result.digest_value = separate_digest ? hasher->Value() : crc;
-    if (separate_digest ? !hasher->Matches() : crc != digest->value) {
+    if (corrupt) {
       // The source is damaged or was read wrong: keep the evidence, never
       // under the final name.
       std::string kept = absl::StrCat(".snaphaven/quarantine/", relative_path, ".",
@@ -193,6 +218,41 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     dirs_to_sync_.insert(std::string(DirName(destination)));
   }
   return outcome(CopyOutcome::kDone);
+}
+
+std::vector<absl::Status> Copier::FinishStaged(
+    const std::vector<std::shared_ptr<StagedCopy>>& batch) {
+  // Their write-back was started when they were staged, so by now the
+  // first fsync's journal commit covers most of the batch and the fsyncs
+  // after it find little or nothing left to do.
+  std::vector<absl::Status> statuses;
+  statuses.reserve(batch.size());
+  absl::Status full;  // once the destination is full, the rest is not tried
+  for (const std::shared_ptr<StagedCopy>& staged : batch) {
+    WritableFile& file = *staged->file;
+    absl::Status status = full.ok() ? file.Sync() : full;
+    if (status.ok() && spare_page_cache_) file.DropPages();
+    if (status.ok()) status = file.Close();
+    staged->file.reset();
+    const std::string destination = JoinPath(destination_root_, staged->relative_path);
+    if (status.ok()) status = RenameIntoPlace(staged->temp, staged->relative_path, destination);
+    if (IsOutOfSpace(status)) full = status;
+    if (status.ok()) {
+      absl::MutexLock lock(&mu_);
+      dirs_to_sync_.insert(std::string(DirName(destination)));
+    } else {
+      (void)fs_.Remove(staged->temp);
+    }
+    statuses.push_back(std::move(status));
+  }
+  return statuses;
+}
+
+void Copier::DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch) {
+  for (const std::shared_ptr<StagedCopy>& staged : batch) {
+    staged->file.reset();
+    (void)fs_.Remove(staged->temp);
+  }
 }
 
 absl::Status Copier::Link(const std::string& existing_relative,

@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
+#include <vector>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -21,17 +23,28 @@ namespace snaphaven {
 
 enum class CopyOutcome {
   kDone,
+  kStaged,    // written but not yet durable nor in place: see FinishStaged
   kVanished,  // the source is gone (a cleared snapshot): not an error
   kChanged,   // the source changed during the copy: discarded, retry later
   kCorrupt,   // the bytes do not match the sstable's digest: quarantined
 };
 
+// A copy written whole to its temporary file (still open), not yet fsync'd
+// nor renamed into place.
+struct StagedCopy {
+  std::unique_ptr<WritableFile> file;
+  std::string temp;
+  std::string relative_path;
+};
+
 struct CopyResult {
   CopyOutcome outcome = CopyOutcome::kDone;
+  std::shared_ptr<StagedCopy> staged;  // kStaged
   bool has_crc32 = false;
   uint32_t crc32 = 0;         // of the bytes copied
   uint32_t digest_value = 0;  // what the expected digest's algorithm gave
   std::string quarantined;    // kCorrupt: where the copy was kept
+  int64_t kernel_bytes = 0;   // of those copied, bytes the kernel copied
 };
 
 // Thread-safe: copies and links may run on several threads at once.
@@ -62,9 +75,24 @@ class Copier {
   // `digest`, the bytes must also match it, else the copy is kept under
   // <dest>/.snaphaven/quarantine/<relative_path>.<crc> (kCorrupt), never
   // under its final name.
+  //
+  // With `may_stage`, a file of at most kStageMaxBytes is only written and
+  // its write-back started (kStaged): FinishStaged then makes a whole batch
+  // of them durable with about one journal commit instead of one per file,
+  // which is what limits a first copy of many small files.
   absl::StatusOr<CopyResult> Copy(const std::string& source, const FileStat& expected,
                                   const std::string& relative_path,
-                                  const ExpectedDigest* digest = nullptr);
+                                  const ExpectedDigest* digest = nullptr,
+                                  bool may_stage = false);
+  static constexpr int64_t kStageMaxBytes = 1 << 20;
+
+  // Makes staged copies durable (an fsync of each, in order) and renames
+  // them into place. One status per copy, in order; a failed copy's
+  // temporary file is removed. After an out-of-space error the rest are
+  // not tried (they get that error too).
+  std::vector<absl::Status> FinishStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch);
+  // Drops staged copies (their temporary files are removed).
+  void DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch);
 
   // Makes destination-relative `relative_path` a hard link of the existing
   // destination file `existing_relative`. The errno of a refused link

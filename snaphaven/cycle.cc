@@ -24,6 +24,10 @@ namespace snaphaven {
 namespace {
 
 constexpr char kStateDirName[] = ".snaphaven";
+// Staged small copies made durable together: bounded so that a batch holds
+// few open files and its sync stays short.
+constexpr size_t kStageBatchFiles = 128;
+constexpr int64_t kStageBatchBytes = 64 << 20;
 
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -302,7 +306,10 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
 absl::Status Syncer::LoadManifest(bool from_destination) {
   absl::optional<Manifest> loaded;
   bool missing = false;
-  absl::StatusOr<Manifest> parsed = Manifest::Load(fs_, state_.manifest);
+  // Lazily: a cycle reads in only the sections of the directories it looks
+  // at, so the snapshots the scan skips cost nothing.
+  absl::StatusOr<Manifest> parsed =
+      Manifest::Load(fs_, state_.manifest, Manifest::Loading::kLazy);
   if (parsed.ok()) {
     loaded = *std::move(parsed);
   } else if (IsVanished(parsed.status())) {
@@ -317,6 +324,9 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
   }
   if (!from_destination) {
     manifest_ = *std::move(loaded);
+    // An older format is rewritten in the current one at once: only the
+    // current one can be read lazily.
+    if (manifest_->format_version() < 4) manifest_dirty_ = true;
     return absl::OkStatus();
   }
   absl::StatusOr<Manifest> rebuilt =
@@ -333,7 +343,11 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
 }
 
 absl::Status Syncer::CommitManifest() {
-  absl::Status status = fs_.WriteFileAtomically(state_.manifest, manifest_->Serialize());
+  // A section that could not be read back would be dropped by a commit.
+  if (!manifest_->status().ok()) return manifest_->status();
+  absl::Status status = fs_.WriteFileAtomically(state_.manifest, [this](WritableFile& out) {
+    return manifest_->WriteTo([&out](absl::string_view piece) { return out.Append(piece); });
+  });
   if (status.ok()) manifest_dirty_ = false;
   return status;
 }
@@ -418,7 +432,7 @@ absl::optional<ExpectedDigest> Syncer::DigestFor(const std::string& root,
 }
 
 absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyOnce(const Action& action,
-                                                      const SourceFile& file) {
+                                                      const SourceFile& file, bool may_stage) {
   const std::string& rel = file.relative_path;
   AppliedFile applied;
   if (action.kind == ActionKind::kLink) {
@@ -435,7 +449,7 @@ absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyOnce(const Action& action,
   if (options_.checksum) digest = DigestFor(options_.data_roots[file.root], rel);
   absl::StatusOr<CopyResult> copied =
       copier_.Copy(JoinPath(options_.data_roots[file.root], rel), file.stat, rel,
-                   digest.has_value() ? &*digest : nullptr);
+                   digest.has_value() ? &*digest : nullptr, may_stage);
   if (!copied.ok()) return copied.status();
   applied.copy = *std::move(copied);
   switch (applied.copy.outcome) {
@@ -455,15 +469,19 @@ absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyOnce(const Action& action,
     case CopyOutcome::kDone:
       applied.kind = Applied::kCopied;
       break;
+    case CopyOutcome::kStaged:
+      applied.kind = Applied::kStaged;
+      break;
   }
   return applied;
 }
 
 absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyWithRetries(const Action& action,
-                                                             const SourceFile& file) {
+                                                             const SourceFile& file,
+                                                             bool may_stage) {
   absl::Duration pause = options_.retry_backoff;
   for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<AppliedFile> applied = ApplyOnce(action, file);
+    absl::StatusOr<AppliedFile> applied = ApplyOnce(action, file, may_stage);
     if (applied.ok() || attempt >= options_.attempts || !IsTransient(applied.status())) {
       return applied;
     }
@@ -501,7 +519,8 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   }
   manifest_rebuilt_ = false;
   committed_this_cycle_ = false;
-  if (!manifest_.has_value() || fullsync) {
+  // (A manifest that failed to read a section back is read again.)
+  if (!manifest_.has_value() || fullsync || !manifest_->status().ok()) {
     absl::Status loaded = LoadManifest(fullsync);
     if (!loaded.ok()) {
       stats.fatal = absl::StrCat("cannot load the manifest: ", loaded.message());
@@ -566,6 +585,12 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   plan_options.record_decisions = options_.verbosity >= 2;
   plan_options.mtime_granularity_ns = mtime_granularity_ns_;
   Plan plan = PlanCycle(scan->files, selection.eligible, *manifest_, plan_options);
+  if (!manifest_->status().ok()) {
+    // Entries are missing: planning from it would copy what is there.
+    stats.fatal = std::string(manifest_->status().message());
+    manifest_.reset();
+    return finish();
+  }
   for (const std::string& decision : plan.decisions) VLOG(2) << decision;
   stats.unchanged = plan.unchanged + scan->skipped_files;
   if (fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;
@@ -630,8 +655,14 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   };
   Pipeline<Result> pipeline(
       std::max(1, options_.copy_threads), plan.actions.size(),
-      4 * static_cast<size_t>(std::max(1, options_.copy_threads)),
-      [&](size_t a) { return ApplyWithRetries(plan.actions[a], scan->files[plan.actions[a].file]); },
+      // Workers may run a batch of staged copies ahead of this thread,
+      // which makes the batch before durable meanwhile.
+      4 * static_cast<size_t>(std::max(1, options_.copy_threads)) +
+          (options_.stage_small_files ? kStageBatchFiles : 0),
+      [&](size_t a) {
+        return ApplyWithRetries(plan.actions[a], scan->files[plan.actions[a].file],
+                                options_.stage_small_files);
+      },
       [&](size_t a) { return plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1; },
       is_done, [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); });
   bool stopping = false;  // after a stop, only what was already started is taken
@@ -641,29 +672,21 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     stopping = true;
     pipeline.Cancel();
   };
-  for (size_t a = 0; a < plan.actions.size(); ++a) {
-    report_progress(a);
-    if (!stopping && stop.load()) {
-      stats.interrupted = true;
-      stopping = true;
-      pipeline.Cancel();
-    }
-    if (a >= pipeline.Started() && (stopping || stats.out_of_space)) break;
-    const absl::optional<Result>* taken = pipeline.Take(a);
-    if (taken == nullptr) break;
+  // Set once a sync, close or rename found the destination full: staged
+  // copies are then dropped rather than tried.
+  bool staged_out_of_space = false;
+  // Bookkeeping of one finished action, on this thread.
+  auto record = [&](size_t a, const Result& applied) {
     const Action& action = plan.actions[a];
     const SourceFile& file = scan->files[action.file];
     const std::string& rel = file.relative_path;
-    if (!taken->has_value()) {
-      ++stats.skipped;
-      VLOG(2) << "skip " << rel << ": its copy " << action.link_from
-              << " did not complete; next cycle";
-      continue;
-    }
-    const Result& applied = **taken;
     if (!applied.ok()) {
       const absl::Status& error = applied.status();
       if (IsOutOfSpace(error)) {
+        // Bytes that could not be made durable mean the staged ones will
+        // not be either; a write that found no room leaves them be.
+        const std::string op = OperationOf(error);
+        if (op != "write" && op != "copy_file_range") staged_out_of_space = true;
         if (!stats.out_of_space) {
           LOG(ERROR) << "destination " << options_.destination << " is out of space while "
                      << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel
@@ -672,7 +695,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
         stats.out_of_space = true;
         stopping = true;
         pipeline.Cancel();
-        continue;
+        return;
       }
       // A failure on the destination side may mean it is gone: then stop
       // rather than fail (or worse, recreate) everything that follows.
@@ -680,10 +703,10 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
         absl::Status identity = CheckDestinationIdentity();
         if (!identity.ok()) {
           abandon(identity);
-          continue;
+          return;
         }
       }
-      if (stats.fatal.has_value()) continue;
+      if (stats.fatal.has_value()) return;
       ++stats.failed;
       LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
                  << ": " << error.message()
@@ -724,6 +747,80 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       int u = unit_of[action.file];
       if (u >= 0 && --remaining[u] == 0) ready.push_back(u);
     }
+  };
+
+  // Small copies come back written but not yet durable (staged): a batch of
+  // them is made durable at once, then recorded like any other copy.
+  std::vector<size_t> staged_actions;
+  std::vector<AppliedFile> staged_results;
+  std::vector<std::shared_ptr<StagedCopy>> staged;
+  std::vector<bool> was_staged(plan.actions.size(), false);
+  int64_t staged_bytes = 0;
+  auto finish_staged = [&]() {
+    if (staged.empty()) return;
+    std::vector<absl::Status> finished;
+    if (staged_out_of_space || stats.fatal.has_value()) {
+      // Their syncs already hit a full destination, or it is not ours any
+      // more: left for the next cycle. (A write that found it full does not
+      // stop the files already written from being placed.)
+      copier_.DiscardStaged(staged);
+      finished.assign(staged.size(), absl::CancelledError("discarded"));
+    } else {
+      finished = copier_.FinishStaged(staged);
+    }
+    for (size_t k = 0; k < staged.size(); ++k) {
+      if (absl::IsCancelled(finished[k])) continue;  // pending
+      if (!finished[k].ok()) {
+        record(staged_actions[k], finished[k]);
+        continue;
+      }
+      AppliedFile& done = staged_results[k];
+      done.kind = Applied::kCopied;
+      done.copy.outcome = CopyOutcome::kDone;
+      done.copy.staged.reset();
+      record(staged_actions[k], done);
+    }
+    staged.clear();
+    staged_actions.clear();
+    staged_results.clear();
+    staged_bytes = 0;
+  };
+
+  for (size_t a = 0; a < plan.actions.size(); ++a) {
+    report_progress(a);
+    if (!stopping && stop.load()) {
+      stats.interrupted = true;
+      stopping = true;
+      pipeline.Cancel();
+    }
+    if (a >= pipeline.Started() && (stopping || stats.out_of_space)) break;
+    const absl::optional<Result>* taken = pipeline.Take(a);
+    if (taken == nullptr) break;
+    const Action& action = plan.actions[a];
+    if (!taken->has_value()) {
+      // Not run: the copy it links to had not succeeded when it was due,
+      // or was still staged. In the second case, finish the batch and link
+      // now.
+      const int after = action.after;
+      const bool after_staged = after >= 0 && was_staged[after];
+      if (after_staged) finish_staged();
+      if (after_staged && succeeded[after] && !stopping) {
+        record(a, ApplyWithRetries(action, scan->files[action.file], /*may_stage=*/false));
+      } else {
+        ++stats.skipped;
+        VLOG(2) << "skip " << scan->files[action.file].relative_path << ": its copy "
+                << action.link_from << " did not complete; next cycle";
+      }
+    } else if ((*taken)->ok() && (**taken)->kind == Applied::kStaged) {
+      was_staged[a] = true;
+      staged_actions.push_back(a);
+      staged_results.push_back(***taken);
+      staged.push_back((**taken)->copy.staged);
+      staged_bytes += scan->files[action.file].stat.size;
+      if (staged.size() >= kStageBatchFiles || staged_bytes >= kStageBatchBytes) finish_staged();
+    } else {
+      record(a, **taken);
+    }
     // Commit now and then, so a crash in a long cycle costs little re-copy
     // and moved snapshots free their space as the run goes.
     if (!stopping && (since_commit >= options_.commit_every_files ||
@@ -741,6 +838,9 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       last_commit = absl::Now();
     }
   }
+  // Whatever was staged is whole: make it durable and record it, even when
+  // stopping.
+  finish_staged();
   if (progress_shown) std::cerr << "\r\x1b[K" << std::flush;  // clear the progress line
   for (size_t a = 0; a < plan.actions.size(); ++a) {
     if (succeeded[a]) continue;
@@ -752,6 +852,8 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   if (stats.fatal.has_value()) return finish();  // the destination is not ours now
   if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
   if (CommitAndMove(*scan, selection.units, ready, stats)) UpdateDirCache(*scan, start);
+  VLOG(1) << "manifest: " << manifest_->loaded_entries().size() << " of " << manifest_->size()
+          << " entries read in";
   if (!stats.interrupted && !stats.out_of_space) ApplyRetentionLimits(stats);
   return finish();
 }

@@ -47,6 +47,10 @@ struct SyncOptions {
   int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
   bool spare_page_cache = true;   // drop only the pages a copy brought in
   int copy_threads = 2;           // copies and links in flight at once
+  // Small copies are made durable in batches (Copier::FinishStaged) rather
+  // than one fsync each. Off only in tests that aim a fault at the fsync
+  // of one particular file.
+  bool stage_small_files = true;
   // Retention at the destination (never the source), after each cycle.
   int keep_snapshots = 0;                           // 0: no limit
   absl::Duration keep_for = absl::ZeroDuration();   // 0: no limit
@@ -148,15 +152,19 @@ class Syncer {
   // Creates the marker, probing the mtime granularity the destination keeps.
   absl::Status CreateMarker();
   absl::Status LoadManifest(bool from_destination);
-  enum class Applied { kCopied, kLinked, kVanished, kChanged, kCorrupt };
+  // kStaged: written, to be made durable with a batch (Copier::FinishStaged).
+  enum class Applied { kCopied, kStaged, kLinked, kVanished, kChanged, kCorrupt };
   struct AppliedFile {
     Applied kind = Applied::kCopied;
     CopyResult copy;  // kCopied, kCorrupt
   };
   // One copy or link (falling back to a copy where links are refused).
-  absl::StatusOr<AppliedFile> ApplyOnce(const Action& action, const SourceFile& file);
+  // With `may_stage`, a small copy may come back kStaged.
+  absl::StatusOr<AppliedFile> ApplyOnce(const Action& action, const SourceFile& file,
+                                        bool may_stage);
   // ApplyOnce, retried on transient errors.
-  absl::StatusOr<AppliedFile> ApplyWithRetries(const Action& action, const SourceFile& file);
+  absl::StatusOr<AppliedFile> ApplyWithRetries(const Action& action, const SourceFile& file,
+                                               bool may_stage);
   // The digest the Data.db `rel` below `root` (a data root or the
   // destination) must match, read from its sstable's digest component
   // beside it (and CompressionInfo.db for compressed ka sstables); nullopt

@@ -86,8 +86,10 @@ class CycleFaultTest : public ::testing::Test {
   }
 
   // One cycle with a fresh Syncer, as one run of the binary.
-  CycleStats Cycle(bool move = false) {
-    Syncer syncer(*fs_, Options(move));
+  CycleStats Cycle(bool move = false, bool stage_small_files = true) {
+    SyncOptions options = Options(move);
+    options.stage_small_files = stage_small_files;
+    Syncer syncer(*fs_, options);
     std::atomic<bool> stop{false};
     CycleStats stats;
     absl::Status prepared = syncer.PrepareDestination();
@@ -173,7 +175,7 @@ TEST_F(CycleFaultTest, OutOfSpaceEndsTheCycleAtOnce) {
     EXPECT_TRUE(absl::StrContains(log_, strerror(c.error))) << log_;
     // It stopped at once: one failed attempt, nothing tried after it (with
     // one copy thread; with N, the N copies in flight finish).
-    EXPECT_EQ(fs_->Injected().size(), 1u);
+    EXPECT_EQ(fs_->Injected().size(), 1u) << absl::StrJoin(fs_->Injected(), "\n");
     ExpectInvariants();
     ExpectConvergesWithoutFaults();
   }
@@ -280,12 +282,13 @@ TEST_F(CycleFaultTest, RefusedLinksFallBackToCopies) {
 
 TEST_F(CycleFaultTest, MoveNeverDeletesASourceWhoseCopyIsNotDurable) {
   // One of s1's files (without a twin in s2) cannot be copied durably: its
-  // fsync fails for good. s1 stays, s2 moves.
+  // fsync fails for good. s1 stays, s2 moves. (Staging is off so that the
+  // fsync right after the file's read is its own.)
   const std::string schema = First("/s1/schema.cql");
   fs_->AfterFirstRead(schema, [this](const std::string&) {
     fs_->AddRule({FsOp::kSync, "/\\.snaphaven/tmp/", EIO, 0, 1});  // this copy only
   });
-  CycleStats stats = Cycle(/*move=*/true);
+  CycleStats stats = Cycle(/*move=*/true, /*stage_small_files=*/false);
   EXPECT_EQ(ExitCodeFor(stats), 1);
   Files source = testing::SnapshotFiles(data_);
   for (const auto& [path, record] : original_) {
@@ -294,6 +297,23 @@ TEST_F(CycleFaultTest, MoveNeverDeletesASourceWhoseCopyIsNotDurable) {
     }
   }
   EXPECT_GT(stats.moved, 0) << log_;
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults(/*move=*/true);
+  EXPECT_TRUE(testing::SnapshotFiles(data_).empty());
+}
+
+// The same with small copies made durable in a batch: the fsync that fails
+// is the batch's first (an s1 file, which s2 shares), so neither snapshot
+// may be deleted, and everything else in the batch is placed and recorded.
+TEST_F(CycleFaultTest, MoveNeverDeletesASourceWhoseStagedCopyFailsItsFsync) {
+  fs_->AddRule({FsOp::kSync, "/\\.snaphaven/tmp/", EIO, 0, 1});
+  CycleStats stats = Cycle(/*move=*/true);
+  EXPECT_EQ(ExitCodeFor(stats), 1);
+  EXPECT_EQ(stats.failed, 1) << log_;
+  EXPECT_EQ(stats.moved, 0) << log_;
+  EXPECT_GT(stats.copied, 0) << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "failed to copy ks1/")) << log_;
+  EXPECT_EQ(DiffTrees(original_, testing::SnapshotFiles(data_)), "") << "a source was deleted";
   ExpectInvariants();
   ExpectConvergesWithoutFaults(/*move=*/true);
   EXPECT_TRUE(testing::SnapshotFiles(data_).empty());

@@ -12,8 +12,12 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "snaphaven/checksum.h"
+#include "snaphaven/manifest.h"
 #include "absl/time/clock.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "tools/tree_generator.h"
@@ -91,6 +95,82 @@ TEST_F(FastPathTest, UnchangedSnapshotDirectoriesAreNotListedAgain) {
   EXPECT_EQ(DiffTrees(SnapshotFiles(data_), DestinationFiles(dest_)), "");
 }
 
+// The manifest is read in section by section: a cycle with nothing to do
+// reads only the sections of the directories it listed, not those of the
+// snapshots it skipped.
+TEST_F(FastPathTest, ANoChangeCycleReadsOnlyTheManifestSectionsItNeeds) {
+  tools::TreeSpec spec = Spec(2, 3, {"d1", "d2", "d3"});
+  Generate(spec);
+  AgeDirectories(data_);
+  ASSERT_EQ(Run({"--sync-sstables"}, {"ks1"}).exit_code, 0);
+  ASSERT_EQ(Run({"--sync-sstables"}, {"ks1"}).exit_code, 0);  // now cached
+  const int64_t live = static_cast<int64_t>(testing::LiveFiles(data_).size());
+  const int64_t total = live + static_cast<int64_t>(SnapshotFiles(data_).size());
+
+  RunResult r = Run({"--sync-sstables", "-v", "1"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(SummaryCount(r.err, "unchanged"), total) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, absl::StrCat("manifest: ", live, " of ", total,
+                                                    " entries read in")))
+      << r.err;
+
+  // A new snapshot of one table's sstables is linked to their copies:
+  // that table's sections are read in to find them, and no others.
+  const std::string first = TableDir(0).substr(data_.size() + 1);
+  int64_t first_old = 0;  // snapshot copies of the first table so far
+  for (const auto& [path, record] : SnapshotFiles(data_)) {
+    first_old += absl::StartsWith(path, first + "/") ? 1 : 0;
+  }
+  ASSERT_EQ(tools::TakeSnapshot(data_, {"ks1"}, "d4").code(), absl::StatusCode::kOk);
+  ASSERT_EQ(system(("rm -rf '" + TableDir(1) + "/snapshots/d4'").c_str()), 0);
+  int64_t new_files = 0;
+  for (const auto& [path, record] : SnapshotFiles(data_)) {
+    new_files += absl::StrContains(path, "/snapshots/d4/") ? 1 : 0;
+  }
+  r = Run({"--sync-sstables", "-v", "1"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(SummaryCount(r.err, "copied") + SummaryCount(r.err, "linked"), new_files) << r.err;
+  EXPECT_GT(SummaryCount(r.err, "linked"), new_files / 2) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, absl::StrCat("manifest: ", live + first_old + new_files,
+                                                    " of ", total + new_files,
+                                                    " entries read in")))
+      << r.err;
+  std::map<std::string, testing::FileRecord> copies;
+  for (auto& [rel, record] : DestinationFiles(dest_)) {
+    if (absl::StrContains(rel, "/snapshots/")) copies[rel] = record;
+  }
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), copies), "");
+}
+
+// A manifest in the version before sections is read whole, and rewritten
+// in the current version by the next cycle even when nothing changed.
+TEST_F(FastPathTest, AnOlderManifestIsRewrittenInTheCurrentVersion) {
+  Generate(Spec(1, 2, {"d1"}));
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  const std::string path = dest_ + "/.snaphaven/manifest";
+  absl::StatusOr<Manifest> current = Manifest::Parse(testing::ReadFileOrDie(path));
+  ASSERT_TRUE(current.ok()) << current.status();
+  // Version 3: one line per whole path (nothing shared with the line before).
+  std::string v3 = "snaphaven-manifest 3\n";
+  for (const auto& [rel, e] : current->entries()) {
+    absl::StrAppend(&v3, "0\t", rel, "\t", e.size, "\t", e.mtime_ns, "\t", absl::Hex(e.mode),
+                    "\t", e.source_dev, "\t", e.source_ino, "\t",
+                    absl::Hex(e.crc32, absl::kZeroPad8), "\t0\n");
+  }
+  absl::StrAppend(&v3, "end ", current->size(), " ", absl::Hex(Crc32(0, v3), absl::kZeroPad8),
+                  "\n");
+  testing::WriteFileOrDie(path, v3);
+
+  RunResult r = Run({}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(SummaryCount(r.err, "copied"), 0) << "the old manifest was understood";
+  std::string text = testing::ReadFileOrDie(path);
+  EXPECT_TRUE(absl::StartsWith(text, "snaphaven-manifest 4\n")) << text.substr(0, 40);
+  absl::StatusOr<Manifest> rewritten = Manifest::Parse(text);
+  ASSERT_TRUE(rewritten.ok()) << rewritten.status();
+  EXPECT_EQ(rewritten->entries(), current->entries());
+}
+
 TEST_F(FastPathTest, DirectoriesAreListedAgainWhenTheManifestIsRebuilt) {
   Generate(Spec(1, 2, {"d1"}));
   AgeDirectories(data_);
@@ -152,13 +232,24 @@ TEST_F(FastPathTest, CopiesLeaveThePageCacheAsTheyFoundIt) {
   const int64_t hot_before = CachedBytes(hot);
   ASSERT_EQ(hot_before, 8 << 20);
 
-  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
-  EXPECT_EQ(CachedBytes(hot), hot_before) << "a hot source page was evicted";
-  EXPECT_LE(CachedBytes(cold), 64 << 10) << "the copy left the cold source cached";
-  // (Checked by name: reading the destination tree would cache it.)
-  for (const std::string& source : {hot, cold}) {
-    std::string copy = dest_ + source.substr(data_.size());
-    EXPECT_LE(CachedBytes(copy), 64 << 10) << copy << " left cached";
+  // With the checksum (read/write), then without (the kernel copies).
+  for (const char* checksum : {"--checksum", "--nochecksum"}) {
+    SCOPED_TRACE(checksum);
+    const std::string dest = dest_ + checksum;
+    int fd = open(cold.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    ASSERT_EQ(CachedBytes(cold), 0);
+    ASSERT_EQ(Run({"-s", dest, checksum}, {"ks1"}).exit_code, 0);
+    EXPECT_EQ(CachedBytes(hot), hot_before) << "a hot source page was evicted";
+    EXPECT_LE(CachedBytes(cold), 64 << 10) << "the copy left the cold source cached";
+    // (Checked by name: reading the destination tree would cache it.)
+    for (const std::string& source : {hot, cold}) {
+      std::string copy = dest + source.substr(data_.size());
+      EXPECT_LE(CachedBytes(copy), 64 << 10) << copy << " left cached";
+      EXPECT_EQ(CachedBytes(copy) >= 0 ? testing::ReadFileOrDie(copy).size() : 0, 8u << 20);
+    }
   }
 }
 

@@ -28,6 +28,7 @@ namespace {
 using testing::DestinationFiles;
 using testing::DiffTrees;
 using testing::FileRecord;
+using testing::LiveFiles;
 using testing::ReadTree;
 using testing::RunResult;
 using testing::RunSnaphaven;
@@ -38,18 +39,6 @@ using testing::WriteFileOrDie;
 using Files = std::map<std::string, FileRecord>;
 
 // Regular files of a data root outside snapshots/ and backups/: Cassandra's.
-Files LiveFiles(const std::string& data_root) {
-  Files out;
-  for (auto& [path, record] : ReadTree(data_root)) {
-    std::vector<std::string> parts = absl::StrSplit(path, '/');
-    if (record.type == 'f' && parts.size() >= 3 && parts[2] != "snapshots" &&
-        parts[2] != "backups") {
-      out[path] = record;
-    }
-  }
-  return out;
-}
-
 Files Under(const Files& files, const std::string& infix) {
   Files out;
   for (const auto& [path, record] : files) {

@@ -69,6 +69,14 @@ class PosixReadableFile : public ReadableFile {
     }
   }
 
+  absl::StatusOr<size_t> ReadAt(char* buffer, size_t n, uint64_t offset) override {
+    while (true) {
+      ssize_t got = pread(fd_, buffer, n, static_cast<off_t>(offset));
+      if (got >= 0) return static_cast<size_t>(got);
+      if (errno != EINTR) return ErrnoStatus(errno, "pread", path_);
+    }
+  }
+
   absl::StatusOr<FileStat> Stat() override {
     struct stat st;
     if (fstat(fd_, &st) != 0) return ErrnoStatus(errno, "fstat", path_);
@@ -109,6 +117,11 @@ class PosixReadableFile : public ReadableFile {
     }
   }
 
+  // For PosixWritableFile::AppendFromKernel only (this class is local to
+  // this file, so the descriptor stays out of the public interface).
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
  private:
   static constexpr size_t kPageSize = 4096;
   const int fd_;
@@ -134,6 +147,26 @@ class PosixWritableFile : public WritableFile {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<size_t> AppendFromKernel(ReadableFile& in, size_t n) override {
+    auto* posix_in = dynamic_cast<PosixReadableFile*>(&in);
+    if (posix_in == nullptr) return absl::UnimplementedError("no kernel copy: not a POSIX file");
+    // Null offsets: both files' positions advance, so Read/Append go on from
+    // where the kernel stopped.
+    while (true) {
+      ssize_t done = copy_file_range(posix_in->fd(), nullptr, fd_, nullptr, n, 0);
+      if (done >= 0) return static_cast<size_t>(done);
+      const int error = errno;
+      if (error == EINTR) continue;
+      const std::string paths = absl::StrCat(posix_in->path(), " -> ", path_);
+      // One call, one syscall: an error here means nothing was copied by it.
+      if (error == EXDEV || error == ENOSYS || error == EOPNOTSUPP || error == EINVAL) {
+        return absl::UnimplementedError(
+            absl::StrCat("no kernel copy ", paths, ": ", std::strerror(error)));
+      }
+      return ErrnoStatus(error, "copy_file_range", paths);
+    }
+  }
+
   absl::Status SetAttributes(const FileStat& from, bool set_owner) override {
     // Owner first: fchown clears set-id bits, which fchmod then restores.
     if (set_owner) (void)!fchown(fd_, from.uid, from.gid);
@@ -149,6 +182,8 @@ class PosixWritableFile : public WritableFile {
     if (fsync(fd_) != 0) return ErrnoStatus(errno, "fsync", path_);
     return absl::OkStatus();
   }
+
+  void StartWriteback() override { (void)sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE); }
 
   absl::Status Close() override {
     int fd = fd_;
@@ -379,12 +414,18 @@ bool IsVanished(const absl::Status& status) { return ErrnoOf(status) == ENOENT; 
 
 absl::Status FileSystem::WriteFileAtomically(const std::string& path,
                                              absl::string_view contents) {
+  return WriteFileAtomically(path,
+                             [contents](WritableFile& out) { return out.Append(contents); });
+}
+
+absl::Status FileSystem::WriteFileAtomically(
+    const std::string& path, const std::function<absl::Status(WritableFile& out)>& write) {
   const std::string temp = absl::StrCat(path, ".tmp");
   absl::Status removed = Remove(temp);  // a leftover of a crash
   if (!removed.ok() && !IsVanished(removed)) return removed;
   absl::StatusOr<std::unique_ptr<WritableFile>> file = CreateNew(temp);
   if (!file.ok()) return file.status();
-  absl::Status status = (*file)->Append(contents);
+  absl::Status status = write(**file);
   if (status.ok()) status = (*file)->Sync();
   if (status.ok()) status = (*file)->Close();
   if (status.ok()) status = Rename(temp, path);

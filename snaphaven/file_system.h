@@ -10,6 +10,7 @@
 #define SNAPHAVEN_FILE_SYSTEM_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +59,8 @@ class ReadableFile {
   virtual ~ReadableFile() = default;
   // Reads up to `n` bytes; returns 0 at end of file.
   virtual absl::StatusOr<size_t> Read(char* buffer, size_t n) = 0;
+  // pread(2): up to `n` bytes at `offset`, without moving the file position.
+  virtual absl::StatusOr<size_t> ReadAt(char* buffer, size_t n, uint64_t offset) = 0;
   // fstat(2) of the open file.
   virtual absl::StatusOr<FileStat> Stat() = 0;
   // Which pages of the file are in the page cache now (mincore(2)); empty
@@ -74,11 +77,27 @@ class WritableFile {
  public:
   virtual ~WritableFile() = default;
   virtual absl::Status Append(absl::string_view data) = 0;
+  // Appends up to `n` bytes read from `in` at its current position using the
+  // kernel's copy (copy_file_range(2); a server-side copy on NFS 4.2), without
+  // passing the bytes through user space. Returns the bytes copied (0 at the
+  // end of `in`). Unimplemented when this pair of files cannot do it (another
+  // FileSystem's files, or the kernel refuses: EXDEV before 5.3, ENOSYS,
+  // EOPNOTSUPP, EINVAL on some file systems): the caller then falls back to
+  // Read/Append, from where both files now stand.
+  virtual absl::StatusOr<size_t> AppendFromKernel(ReadableFile& in, size_t n) {
+    (void)in;
+    (void)n;
+    return absl::UnimplementedError("no kernel copy");
+  }
   // Sets permission bits, owner (when `set_owner`; failures ignored since
   // only root may do it) and access/modification times.
   virtual absl::Status SetAttributes(const FileStat& from, bool set_owner) = 0;
   // fsync(2): data and metadata are durable once it returns OK.
   virtual absl::Status Sync() = 0;
+  // Starts writing the data back without waiting (sync_file_range(2)), so
+  // that a later Sync finds it written and, for a batch of files, one
+  // journal commit covers them all. A hint: failures show up in Sync.
+  virtual void StartWriteback() {}
   // close(2); reports write-back errors (ENOSPC on NFS shows up here).
   virtual absl::Status Close() = 0;
   // Drops the file's pages from the page cache (after Sync: they are clean).
@@ -132,6 +151,11 @@ class FileSystem {
   // fsync, rename, fsync of the directory.
   absl::Status WriteFileAtomically(const std::string& path,
                                    absl::string_view contents);
+  // The same, with the contents produced piece by piece by `write`, so a
+  // large file is never held whole in memory.
+  absl::Status WriteFileAtomically(
+      const std::string& path,
+      const std::function<absl::Status(WritableFile& out)>& write);
   // Reads a whole (small) file.
   absl::StatusOr<std::string> ReadFile(const std::string& path);
 };

@@ -1,9 +1,12 @@
 #include "snaphaven/manifest.h"
 
-
+#include <algorithm>
 #include <vector>
 
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -13,9 +16,11 @@
 namespace snaphaven {
 namespace {
 
-constexpr absl::string_view kHeader = "snaphaven-manifest 3\n";
+constexpr absl::string_view kHeader = "snaphaven-manifest 4\n";
+constexpr absl::string_view kHeaderV3 = "snaphaven-manifest 3\n";
 constexpr absl::string_view kHeaderV2 = "snaphaven-manifest 2\n";
 constexpr absl::string_view kHeaderV1 = "snaphaven-manifest 1\n";
+constexpr size_t kChunk = 1 << 20;
 
 // Plain printable bytes are written as they are; anything else C-escaped.
 bool NeedsEscape(absl::string_view s) {
@@ -26,27 +31,271 @@ bool NeedsEscape(absl::string_view s) {
   return false;
 }
 
-size_t CommonPrefix(absl::string_view a, absl::string_view b) {
-  size_t n = std::min(a.size(), b.size()), i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return i;
+void AppendEscaped(absl::string_view s, std::string* out) {
+  if (NeedsEscape(s)) {
+    *out += absl::CEscape(s);
+  } else {
+    out->append(s.data(), s.size());
+  }
 }
 
+bool Unescape(absl::string_view s, std::string* out) {
+  if (s.find('\\') == absl::string_view::npos) {
+    out->assign(s.data(), s.size());
+    return true;
+  }
+  return absl::CUnescape(s, out);
+}
 
 absl::Status Corrupt(size_t line, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("manifest line ", line, ": ", why));
+  return absl::InvalidArgumentError(absl::StrCat("manifest line ", line, ": ", why));
 }
+
+// The table directory of a path ("ks/t" of "ks/t/snapshots/s/f"): its
+// first two components when it has more, else "".
+absl::string_view LinkScopeView(absl::string_view path) {
+  size_t first = path.find('/');
+  if (first == absl::string_view::npos) return "";
+  size_t second = path.find('/', first + 1);
+  if (second == absl::string_view::npos) return "";
+  return path.substr(0, second);
+}
+
+absl::Status CorruptSection(absl::string_view dir, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("manifest section \"", absl::CEscape(dir), "\": ", why));
+}
+
+// A crafted manifest must never steer a write outside the destination.
+bool IsAcceptablePath(absl::string_view path) {
+  return IsSafeRelativePath(path) && !absl::StartsWith(path, ".snaphaven/") &&
+         path.find('\0') == absl::string_view::npos;
+}
+
+// Splits `line` at tabs into exactly `n` fields.
+bool SplitFields(absl::string_view line, absl::string_view* f, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    size_t tab = line.find('\t');
+    if (i + 1 == n) {
+      if (tab != absl::string_view::npos) return false;
+      f[i] = line;
+      return true;
+    }
+    if (tab == absl::string_view::npos) return false;
+    f[i] = line.substr(0, tab);
+    line.remove_prefix(tab + 1);
+  }
+  return n == 0;
+}
+
+// The entry columns after the path: size, mtime, mode, dev, ino, crc, missing.
+bool ParseEntryFields(const absl::string_view* f, ManifestEntry* e) {
+  if (!absl::SimpleAtoi(f[0], &e->size) || e->size < 0 || !absl::SimpleAtoi(f[1], &e->mtime_ns) ||
+      !absl::SimpleHexAtoi(f[2], &e->mode) || !absl::SimpleAtoi(f[3], &e->source_dev) ||
+      !absl::SimpleAtoi(f[4], &e->source_ino) || !absl::SimpleAtoi(f[6], &e->missing_since_ns)) {
+    return false;
+  }
+  if (f[5] != "-") {
+    if (f[5].size() != 8 || !absl::SimpleHexAtoi(f[5], &e->crc32)) return false;
+    e->has_crc32 = true;
+  }
+  return true;
+}
+
+void AppendEntryFields(const ManifestEntry& e, std::string* out) {
+  absl::StrAppend(out, "\t", e.size, "\t", e.mtime_ns, "\t", absl::Hex(e.mode), "\t",
+                  e.source_dev, "\t", e.source_ino, "\t");
+  if (e.has_crc32) {
+    absl::StrAppend(out, absl::Hex(e.crc32, absl::kZeroPad8));
+  } else {
+    *out += '-';
+  }
+  absl::StrAppend(out, "\t", e.missing_since_ns, "\n");
+}
+
+// Reads a byte stream delivered in pieces, keeping the CRC-32 of every byte
+// consumed and the offset reached.
+class ChunkReader {
+ public:
+  explicit ChunkReader(std::function<absl::StatusOr<absl::string_view>()> next)
+      : next_(std::move(next)) {}
+
+  // The next line, without its newline; false at the end of the stream.
+  // A last line without a newline is an error.
+  absl::StatusOr<bool> ReadLine(std::string* line) {
+    line->clear();
+    while (true) {
+      if (!Fill()) return status_;
+      if (pending_.empty()) {
+        if (!line->empty()) return absl::InvalidArgumentError("truncated (no final newline)");
+        return false;
+      }
+      size_t newline = pending_.find('\n');
+      size_t take = newline == absl::string_view::npos ? pending_.size() : newline + 1;
+      Consume(take);
+      line->append(pending_.data(), newline == absl::string_view::npos ? take : newline);
+      pending_.remove_prefix(take);
+      if (newline != absl::string_view::npos) return true;
+    }
+  }
+
+  // Hands the next `n` bytes to `consume`, piece by piece.
+  absl::Status ReadBytes(uint64_t n, const std::function<void(absl::string_view)>& consume) {
+    while (n > 0) {
+      if (!Fill()) return status_;
+      if (pending_.empty()) return absl::InvalidArgumentError("truncated section");
+      size_t take = static_cast<size_t>(std::min<uint64_t>(n, pending_.size()));
+      Consume(take);
+      consume(pending_.substr(0, take));
+      pending_.remove_prefix(take);
+      n -= take;
+    }
+    return absl::OkStatus();
+  }
+
+  uint64_t offset() const { return offset_; }
+  uint32_t crc() const { return crc_; }
+
+ private:
+  // False with status_ set on a read error; pending_ empty at the end.
+  bool Fill() {
+    if (!pending_.empty() || at_end_) return true;
+    absl::StatusOr<absl::string_view> piece = next_();
+    if (!piece.ok()) {
+      status_ = piece.status();
+      return false;
+    }
+    pending_ = *piece;
+    at_end_ = pending_.empty();
+    return true;
+  }
+  void Consume(size_t n) {
+    crc_ = Crc32(crc_, pending_.substr(0, n));
+    offset_ += n;
+  }
+
+  std::function<absl::StatusOr<absl::string_view>()> next_;
+  absl::string_view pending_;
+  bool at_end_ = false;
+  absl::Status status_;
+  uint64_t offset_ = 0;
+  uint32_t crc_ = 0;
+};
+
+// Buffers output for a sink and keeps the CRC-32 of all of it.
+class ChunkWriter {
+ public:
+  explicit ChunkWriter(const std::function<absl::Status(absl::string_view)>& sink)
+      : sink_(sink) {}
+  absl::Status Write(absl::string_view data) {
+    crc_ = Crc32(crc_, data);
+    if (buffer_.size() + data.size() > kChunk) {
+      absl::Status flushed = Flush();
+      if (!flushed.ok()) return flushed;
+      if (data.size() >= kChunk) return sink_(data);
+    }
+    buffer_.append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  absl::Status Flush() {
+    if (buffer_.empty()) return absl::OkStatus();
+    absl::Status status = sink_(buffer_);
+    buffer_.clear();
+    return status;
+  }
+  uint32_t crc() const { return crc_; }
+
+ private:
+  const std::function<absl::Status(absl::string_view)>& sink_;
+  std::string buffer_;
+  uint32_t crc_ = 0;
+};
 
 }  // namespace
 
+// ---------------------------------------------------------------- lookups
+
+void Manifest::EnsureSection(absl::string_view dir) const {
+  if (unloaded_.empty()) return;
+  auto it = unloaded_.find(dir);
+  if (it != unloaded_.end()) LoadStored(it);
+}
+
+void Manifest::EnsureAll() const {
+  while (!unloaded_.empty() && load_error_.ok()) LoadStored(unloaded_.begin());
+}
+
+void Manifest::LoadSections(const std::function<bool(absl::string_view dir)>& wanted) const {
+  for (auto it = unloaded_.begin(); it != unloaded_.end() && load_error_.ok();) {
+    auto next = std::next(it);
+    if (wanted(it->first)) {
+      const std::string dir = it->first;
+      LoadStored(it);
+      next = unloaded_.upper_bound(dir);  // the map changed
+    }
+    it = next;
+  }
+}
+
+void Manifest::LoadStored(absl::btree_map<std::string, StoredSection>::iterator it) const {
+  const std::string& dir = it->first;
+  const StoredSection& stored = it->second;
+  absl::Status status;
+  std::string body(stored.length, '\0');
+  for (uint64_t done = 0; status.ok() && done < stored.length;) {
+    absl::StatusOr<size_t> got =
+        backing_->ReadAt(&body[done], stored.length - done, stored.offset + done);
+    if (!got.ok()) {
+      status = got.status();
+    } else if (*got == 0) {
+      status = CorruptSection(dir, "the manifest file shrank since it was loaded");
+    } else {
+      done += *got;
+    }
+  }
+  if (status.ok() && Crc32(0, body) != stored.crc) {
+    status = CorruptSection(dir, "the manifest file changed since it was loaded");
+  }
+  std::vector<std::pair<std::string, ManifestEntry>> parsed;
+  if (status.ok()) status = ParseBody(dir, body, stored.count, &parsed);
+  if (!status.ok()) {
+    if (load_error_.ok()) {
+      load_error_ = absl::Status(status.code(),
+                                 absl::StrCat("cannot read back the manifest: ", status.message()));
+    }
+    return;
+  }
+  for (auto& [path, entry] : parsed) {
+    if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
+    entries_.emplace(std::move(path), entry);
+  }
+  unloaded_entries_ -= stored.count;
+  unloaded_.erase(it);
+}
+
 const ManifestEntry* Manifest::Find(absl::string_view path) const {
+  EnsureSection(DirName(path));
   auto it = entries_.find(path);
   return it == entries_.end() ? nullptr : &it->second;
 }
 
-const std::string* Manifest::FindBySource(const SourceIdentity& source) const {
+const Manifest::Map& Manifest::entries() const {
+  EnsureAll();
+  return entries_;
+}
+
+const std::string* Manifest::FindBySource(const SourceIdentity& source,
+                                          absl::string_view within) const {
+  if (within.empty()) {
+    EnsureAll();
+  } else {
+    const std::string below = absl::StrCat(within, "/");
+    LoadSections([&](absl::string_view dir) {
+      return dir == within || absl::StartsWith(dir, below);
+    });
+  }
   if (!by_source_built_) {
+    // Of the entries in memory; sections read in later are added as they come.
     for (const auto& [path, entry] : entries_) {
       if (entry.source().known()) by_source_.emplace(entry.source(), path);
     }
@@ -61,11 +310,19 @@ const std::string* Manifest::FindBySource(const SourceIdentity& source) const {
 }
 
 void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
+  EnsureSection(DirName(path));
+  auto it = entries_.find(path);
+  if (it == entries_.end() || it->second.size != entry.size ||
+      !(it->second.source() == entry.source())) {
+    NoteChange(path);
+  }
   entries_[path] = entry;
   if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
 }
 
 void Manifest::Erase(const std::string& path) {
+  EnsureSection(DirName(path));
+  if (entries_.contains(path)) NoteChange(path);
   entries_.erase(path);
   // The index may name this path for a source another path also holds:
   // rebuild it on next use rather than answer "not stored".
@@ -73,38 +330,273 @@ void Manifest::Erase(const std::string& path) {
   by_source_built_ = false;
 }
 
-std::string Manifest::Serialize() const {
-  std::string out(kHeader);
-  out.reserve(entries_.size() * 96);
-  // Sorted paths share long prefixes (keyspace, table, tag): each line says
-  // how many bytes it shares with the one before, then the rest.
-  absl::string_view previous;
-  for (const auto& [path, e] : entries_) {
-    size_t shared = CommonPrefix(previous, path);
-    absl::string_view rest = absl::string_view(path).substr(shared);
-    absl::StrAppend(&out, shared, "\t");
-    if (NeedsEscape(rest)) {
-      out += absl::CEscape(rest);
-    } else {
-      out.append(rest.data(), rest.size());
-    }
-    absl::StrAppend(&out, "\t", e.size, "\t", e.mtime_ns, "\t", absl::Hex(e.mode), "\t",
-                    e.source_dev, "\t", e.source_ino, "\t");
-    if (e.has_crc32) {
-      absl::StrAppend(&out, absl::Hex(e.crc32, absl::kZeroPad8));
-    } else {
-      out += '-';
-    }
-    absl::StrAppend(&out, "\t", e.missing_since_ns, "\n");
-    previous = path;
-  }
-  absl::StrAppend(&out, "end ", entries_.size(), " ",
-                  absl::Hex(Crc32(0, out), absl::kZeroPad8), "\n");
-  return out;
+std::string Manifest::LinkScope(absl::string_view path) {
+  return std::string(LinkScopeView(path));
 }
 
-absl::Status Manifest::ParseLine(absl::string_view line, int version, size_t line_number,
-                                 std::string* previous_path) {
+int64_t Manifest::UniqueBytesBelow(absl::string_view scope) const {
+  const std::string prefix = scope.empty() ? std::string() : absl::StrCat(scope, "/");
+  if (scope.empty()) {
+    EnsureAll();
+  } else {
+    LoadSections([&](absl::string_view dir) {
+      return dir == scope || absl::StartsWith(dir, prefix);
+    });
+  }
+  int64_t bytes = 0;
+  absl::flat_hash_set<std::pair<absl::string_view, SourceIdentity>> seen;
+  for (auto it = entries_.lower_bound(prefix);
+       it != entries_.end() && absl::StartsWith(it->first, prefix); ++it) {
+    const ManifestEntry& entry = it->second;
+    if (!entry.source().known() ||
+        seen.emplace(LinkScopeView(it->first), entry.source()).second) {
+      bytes += entry.size;
+    }
+  }
+  return bytes;
+}
+
+void Manifest::NoteChange(absl::string_view path) {
+  if (fully_loaded() || stored_unique_bytes_ < 0) return;  // computed whole anyway
+  std::string scope = LinkScope(path);
+  if (unique_bytes_before_.contains(scope)) return;
+  const int64_t before = UniqueBytesBelow(scope);
+  unique_bytes_before_.emplace(std::move(scope), before);
+}
+
+int64_t Manifest::UniqueBytes() const {
+  if (fully_loaded() || stored_unique_bytes_ < 0 || unique_bytes_before_.contains("")) {
+    return UniqueBytesBelow("");
+  }
+  int64_t bytes = stored_unique_bytes_;
+  for (const auto& [scope, before] : unique_bytes_before_) {
+    bytes += UniqueBytesBelow(scope) - before;
+  }
+  return bytes;
+}
+
+// ---------------------------------------------------------------- writing
+
+uint64_t Manifest::RenderBody(absl::string_view dir, std::string* body) const {
+  const std::string prefix = dir.empty() ? std::string() : absl::StrCat(dir, "/");
+  uint64_t count = 0;
+  auto it = entries_.lower_bound(prefix);
+  while (it != entries_.end() && absl::StartsWith(it->first, prefix)) {
+    absl::string_view name = absl::string_view(it->first).substr(prefix.size());
+    size_t slash = name.find('/');
+    if (slash != absl::string_view::npos) {
+      // A deeper directory: its entries are another section. Jump past
+      // them ('0' is the byte after '/').
+      it = entries_.lower_bound(absl::StrCat(prefix, name.substr(0, slash), "0"));
+      continue;
+    }
+    AppendEscaped(name, body);
+    AppendEntryFields(it->second, body);
+    ++count;
+    ++it;
+  }
+  return count;
+}
+
+absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const {
+  const int64_t unique_bytes = UniqueBytes();  // may read sections in
+  if (!load_error_.ok()) return load_error_;
+  // Every directory, in order: those in memory and those still stored.
+  absl::btree_set<absl::string_view> dirs;
+  absl::string_view last;
+  bool any = false;
+  for (const auto& [path, entry] : entries_) {
+    absl::string_view dir = DirName(path);
+    if (any && dir == last) continue;  // siblings mostly come together
+    dirs.insert(dir);
+    last = dir;
+    any = true;
+  }
+  for (const auto& [dir, stored] : unloaded_) dirs.insert(dir);
+
+  ChunkWriter out(sink);
+  absl::Status status = out.Write(kHeader);
+  std::string body, header;
+  uint64_t total = 0;
+  for (absl::string_view dir : dirs) {
+    if (!status.ok()) return status;
+    body.clear();
+    uint64_t count = 0;
+    auto stored = unloaded_.find(dir);
+    if (stored != unloaded_.end()) {
+      // Never parsed: copy its bytes, checked again on the way.
+      const StoredSection& s = stored->second;
+      body.resize(s.length);
+      for (uint64_t done = 0; done < s.length;) {
+        absl::StatusOr<size_t> got = backing_->ReadAt(&body[done], s.length - done, s.offset + done);
+        if (!got.ok()) return got.status();
+        if (*got == 0) return CorruptSection(dir, "the manifest file shrank since it was loaded");
+        done += *got;
+      }
+      if (Crc32(0, body) != s.crc) {
+        return CorruptSection(dir, "the manifest file changed since it was loaded");
+      }
+      count = s.count;
+    } else {
+      count = RenderBody(dir, &body);
+      if (count == 0) continue;  // every entry erased
+    }
+    header = "dir\t";
+    AppendEscaped(dir, &header);
+    absl::StrAppend(&header, "\t", count, "\t", body.size(), "\t",
+                    absl::Hex(Crc32(0, body), absl::kZeroPad8), "\n");
+    status = out.Write(header);
+    if (status.ok()) status = out.Write(body);
+    total += count;
+  }
+  if (!status.ok()) return status;
+  // The trailer's checksum covers everything before it, its own line too.
+  status = out.Write(absl::StrCat("end ", total, " ", unique_bytes, " "));
+  if (status.ok()) status = out.Write(absl::StrCat(absl::Hex(out.crc(), absl::kZeroPad8), "\n"));
+  if (status.ok()) status = out.Flush();
+  return status;
+}
+
+std::string Manifest::Serialize() const {
+  std::string text;
+  absl::Status status = WriteTo([&text](absl::string_view piece) {
+    text.append(piece.data(), piece.size());
+    return absl::OkStatus();
+  });
+  return status.ok() ? text : std::string();
+}
+
+// ---------------------------------------------------------------- reading
+
+absl::Status Manifest::ParseBody(absl::string_view dir, absl::string_view body, uint64_t count,
+                                 std::vector<std::pair<std::string, ManifestEntry>>* out) {
+  out->reserve(count);
+  std::string name, previous;
+  const std::string prefix = dir.empty() ? std::string() : absl::StrCat(dir, "/");
+  while (!body.empty()) {
+    size_t newline = body.find('\n');
+    if (newline == absl::string_view::npos) return CorruptSection(dir, "entry without a newline");
+    absl::string_view f[8];
+    ManifestEntry e;
+    if (!SplitFields(body.substr(0, newline), f, 8) || !Unescape(f[0], &name) ||
+        !ParseEntryFields(f + 1, &e)) {
+      return CorruptSection(dir, "malformed entry");
+    }
+    body.remove_prefix(newline + 1);
+    if (name.empty() || name.find('/') != std::string::npos ||
+        (!out->empty() && name <= previous)) {
+      return CorruptSection(dir, "names not ascending, empty or with a slash");
+    }
+    std::string path = absl::StrCat(prefix, name);
+    if (!IsAcceptablePath(path)) return CorruptSection(dir, "path outside the destination");
+    out->emplace_back(std::move(path), e);
+    previous.swap(name);
+  }
+  if (out->size() != count) return CorruptSection(dir, "entry count mismatch");
+  return absl::OkStatus();
+}
+
+// Reads a version 4 manifest: sections parsed at once (kEager) or checked
+// and remembered by place (kLazy).
+class ManifestReader {
+ public:
+  ManifestReader(ChunkReader& in, Manifest& manifest, Manifest::Loading loading,
+                 std::shared_ptr<ReadableFile> backing)
+      : in_(in), manifest_(manifest), loading_(loading), backing_(std::move(backing)) {}
+
+  absl::Status Run() {
+    std::string line;
+    size_t line_number = 1;
+    uint64_t total = 0;
+    std::string previous_dir;
+    bool first = true;
+    while (true) {
+      ++line_number;
+      const uint32_t crc_before = in_.crc();
+      absl::StatusOr<bool> got = in_.ReadLine(&line);
+      if (!got.ok()) return Annotate(got.status(), line_number);
+      if (!*got) return Corrupt(line_number, "truncated (no trailer)");
+      if (absl::StartsWith(line, "end ")) {
+        std::vector<absl::string_view> t = absl::StrSplit(line, ' ');
+        uint64_t count = 0;
+        int64_t unique = 0;
+        uint32_t crc = 0;
+        if (t.size() != 4 || !absl::SimpleAtoi(t[1], &count) ||
+            !absl::SimpleAtoi(t[2], &unique) || t[3].size() != 8 ||
+            !absl::SimpleHexAtoi(t[3], &crc)) {
+          return Corrupt(line_number, "truncated (no valid trailer)");
+        }
+        if (crc != Crc32(crc_before, absl::string_view(line).substr(0, line.size() - 8))) {
+          return Corrupt(line_number, "checksum mismatch");
+        }
+        if (count != total) return Corrupt(line_number, "entry count mismatch");
+        absl::StatusOr<bool> more = in_.ReadLine(&line);
+        if (!more.ok()) return more.status();
+        if (*more) return Corrupt(line_number + 1, "text after the trailer");
+        manifest_.stored_unique_bytes_ = unique;
+        if (!manifest_.fully_loaded()) manifest_.backing_ = std::move(backing_);
+        return absl::OkStatus();
+      }
+      absl::string_view f[5];
+      std::string dir;
+      uint64_t count = 0, length = 0;
+      uint32_t crc = 0;
+      if (!absl::StartsWith(line, "dir\t") ||
+          !SplitFields(absl::string_view(line).substr(4), f, 4) || !Unescape(f[0], &dir) ||
+          !absl::SimpleAtoi(f[1], &count) || !absl::SimpleAtoi(f[2], &length) ||
+          f[3].size() != 8 || !absl::SimpleHexAtoi(f[3], &crc) || count == 0) {
+        return Corrupt(line_number, "malformed section header");
+      }
+      if (!first && dir <= previous_dir) return Corrupt(line_number, "sections not ascending");
+      if (!dir.empty() && !IsAcceptablePath(dir)) {
+        return Corrupt(line_number, "path outside the destination");
+      }
+      first = false;
+      const uint64_t offset = in_.offset();
+      uint32_t body_crc = 0;
+      std::string body;
+      const bool eager = loading_ == Manifest::Loading::kEager;
+      if (eager) body.reserve(length);
+      absl::Status status = in_.ReadBytes(length, [&](absl::string_view piece) {
+        body_crc = Crc32(body_crc, piece);
+        if (eager) body.append(piece.data(), piece.size());
+      });
+      if (!status.ok()) return Annotate(status, line_number);
+      if (body_crc != crc) return Corrupt(line_number, "section checksum mismatch");
+      if (!body.empty() && body.back() != '\n') return Corrupt(line_number, "section cut short");
+      line_number += count;
+      total += count;
+      if (eager) {
+        std::vector<std::pair<std::string, ManifestEntry>> parsed;
+        status = Manifest::ParseBody(dir, body, count, &parsed);
+        if (!status.ok()) return status;
+        for (auto& [path, entry] : parsed) {
+          manifest_.entries_.emplace_hint(manifest_.entries_.end(), std::move(path), entry);
+        }
+      } else {
+        manifest_.unloaded_.emplace_hint(manifest_.unloaded_.end(), dir,
+                                         Manifest::StoredSection{offset, length, count, crc});
+        manifest_.unloaded_entries_ += count;
+      }
+      previous_dir = std::move(dir);
+    }
+  }
+
+ private:
+  // Read errors keep their errno; format errors name the line.
+  static absl::Status Annotate(const absl::Status& status, size_t line_number) {
+    if (status.code() != absl::StatusCode::kInvalidArgument) return status;
+    return Corrupt(line_number, status.message());
+  }
+
+  ChunkReader& in_;
+  Manifest& manifest_;
+  const Manifest::Loading loading_;
+  std::shared_ptr<ReadableFile> backing_;
+};
+
+absl::Status Manifest::ParseLegacyLine(absl::string_view line, int version, size_t line_number,
+                                       std::string* previous_path) {
   if (version >= 3) return ParseLineV3(line, line_number, previous_path);
   const bool v1 = version == 1;
   std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
@@ -122,11 +614,7 @@ absl::Status Manifest::ParseLine(absl::string_view line, int version, size_t lin
       (!v1 && !absl::SimpleAtoi(f[7], &e.missing_since_ns))) {
     return Corrupt(line_number, "malformed entry");
   }
-  // A crafted manifest must never steer a write outside the destination.
-  if (!IsSafeRelativePath(path) || absl::StartsWith(path, ".snaphaven/") ||
-      path.find('\0') != std::string::npos) {
-    return Corrupt(line_number, "path outside the destination");
-  }
+  if (!IsAcceptablePath(path)) return Corrupt(line_number, "path outside the destination");
   // Lines come sorted: appending at the end is the cheap insertion.
   entries_.emplace_hint(entries_.end(), std::move(path), e);
   return absl::OkStatus();
@@ -136,76 +624,56 @@ absl::Status Manifest::ParseLineV3(absl::string_view line, size_t line_number,
                                    std::string* previous_path) {
   // <shared>\t<rest>\t<size>\t<mtime>\t<mode hex>\t<dev>\t<ino>\t<crc|->\t<missing since>
   absl::string_view f[9];
-  size_t n = 0;
-  while (n < 9) {
-    size_t tab = line.find('\t');
-    f[n++] = line.substr(0, tab);
-    if (tab == absl::string_view::npos) {
-      line = absl::string_view();
-      break;
-    }
-    line.remove_prefix(tab + 1);
-  }
   size_t shared = 0;
   ManifestEntry e;
-  if (n != 9 || !line.empty() || !absl::SimpleAtoi(f[0], &shared) ||
-      shared > previous_path->size() || !absl::SimpleAtoi(f[2], &e.size) || e.size < 0 ||
-      !absl::SimpleAtoi(f[3], &e.mtime_ns) || !absl::SimpleHexAtoi(f[4], &e.mode) ||
-      !absl::SimpleAtoi(f[5], &e.source_dev) || !absl::SimpleAtoi(f[6], &e.source_ino) ||
-      !absl::SimpleAtoi(f[8], &e.missing_since_ns)) {
+  if (!SplitFields(line, f, 9) || !absl::SimpleAtoi(f[0], &shared) ||
+      shared > previous_path->size() || !ParseEntryFields(f + 2, &e)) {
     return Corrupt(line_number, "malformed entry");
-  }
-  if (f[7] != "-") {
-    if (f[7].size() != 8 || !absl::SimpleHexAtoi(f[7], &e.crc32)) {
-      return Corrupt(line_number, "malformed entry");
-    }
-    e.has_crc32 = true;
   }
   // The previous path becomes this one in place: no new allocation.
   previous_path->resize(shared);
-  if (f[1].find('\\') == absl::string_view::npos) {
-    previous_path->append(f[1].data(), f[1].size());
-  } else {
-    std::string rest;
-    if (!absl::CUnescape(f[1], &rest)) return Corrupt(line_number, "malformed entry");
-    *previous_path += rest;
-  }
-  const std::string& path = *previous_path;
-  // A crafted manifest must never steer a write outside the destination.
-  if (!IsSafeRelativePath(path) || absl::StartsWith(path, ".snaphaven/") ||
-      path.find('\0') != std::string::npos) {
+  std::string rest;
+  if (!Unescape(f[1], &rest)) return Corrupt(line_number, "malformed entry");
+  *previous_path += rest;
+  if (!IsAcceptablePath(*previous_path)) {
     return Corrupt(line_number, "path outside the destination");
   }
-  entries_.emplace_hint(entries_.end(), path, e);
+  entries_.emplace_hint(entries_.end(), *previous_path, e);
   return absl::OkStatus();
 }
 
-namespace {
-
-// Parses a manifest fed in pieces. Every line but the last is an entry
-// (or the header); the last must be the trailer, whose checksum covers
-// everything before it, so each line is held back until the next one ends.
-class ManifestParser {
+// Reads versions 1 to 3: one line per entry, then the trailer, whose
+// checksum covers everything before it, so each line is held back until the
+// next one is known to exist.
+class LegacyManifestParser {
  public:
-  absl::Status Feed(absl::string_view piece, Manifest& manifest) {
-    while (!piece.empty()) {
-      size_t newline = piece.find('\n');
-      if (newline == absl::string_view::npos) {
-        partial_.append(piece.data(), piece.size());
-        return absl::OkStatus();
-      }
-      partial_.append(piece.data(), newline);
-      piece.remove_prefix(newline + 1);
-      absl::Status status = CompleteLine(manifest);
-      if (!status.ok()) return status;
-    }
-    return absl::OkStatus();
-  }
+  LegacyManifestParser(int version, uint32_t header_crc) : version_(version), crc_(header_crc) {}
 
-  absl::Status Finish(Manifest& manifest) {
-    if (!partial_.empty()) return Corrupt(0, "truncated (no final newline)");
-    if (line_number_ < 2) return Corrupt(0, "no trailer");
-    std::vector<absl::string_view> t = absl::StrSplit(held_, ' ');
+  absl::Status Run(ChunkReader& in, Manifest& manifest) {
+    manifest.format_version_ = version_;
+    std::string line, held;
+    size_t line_number = 1;
+    bool holding = false;
+    while (true) {
+      absl::StatusOr<bool> got = in.ReadLine(&line);
+      if (!got.ok()) return got.status().code() == absl::StatusCode::kInvalidArgument
+                                ? Corrupt(0, got.status().message())
+                                : got.status();
+      if (!*got) break;
+      ++line_number;
+      if (holding) {
+        if (held.empty()) return Corrupt(line_number - 1, "empty line");
+        crc_ = Crc32(crc_, held);
+        crc_ = Crc32(crc_, "\n");
+        absl::Status status =
+            manifest.ParseLegacyLine(held, version_, line_number - 1, &previous_path_);
+        if (!status.ok()) return status;
+      }
+      held.swap(line);
+      holding = true;
+    }
+    if (!holding) return Corrupt(0, "no trailer");
+    std::vector<absl::string_view> t = absl::StrSplit(held, ' ');
     uint64_t count = 0;
     uint32_t crc = 0;
     if (t.size() != 3 || t[0] != "end" || !absl::SimpleAtoi(t[1], &count) ||
@@ -218,78 +686,59 @@ class ManifestParser {
   }
 
  private:
-  absl::Status CompleteLine(Manifest& manifest);
-
-  std::string partial_;  // the line being read
-  std::string held_;     // the last complete line, not yet known not to be the trailer
-  size_t line_number_ = 0;
-  int version_ = 3;
+  const int version_;
+  uint32_t crc_;
   std::string previous_path_;
-  uint32_t crc_ = 0;
 };
+
+namespace {
+
+absl::StatusOr<Manifest> ReadManifest(ChunkReader& in, Manifest::Loading loading,
+                                      std::shared_ptr<ReadableFile> backing) {
+  std::string header;
+  absl::StatusOr<bool> got = in.ReadLine(&header);
+  if (!got.ok()) {
+    if (got.status().code() != absl::StatusCode::kInvalidArgument) return got.status();
+    return Corrupt(1, "bad header");
+  }
+  header += '\n';
+  Manifest manifest;
+  absl::Status status;
+  if (header == kHeader) {
+    status = ManifestReader(in, manifest, loading, std::move(backing)).Run();
+  } else {
+    int version = header == kHeaderV3 ? 3 : header == kHeaderV2 ? 2 : header == kHeaderV1 ? 1 : 0;
+    if (version == 0) return Corrupt(1, "bad header");
+    status = LegacyManifestParser(version, Crc32(0, header)).Run(in, manifest);
+  }
+  if (!status.ok()) return status;
+  return manifest;
+}
 
 }  // namespace
 
-absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, int version,
-                              size_t line_number, std::string* previous_path);
-
-absl::Status ManifestParser::CompleteLine(Manifest& manifest) {
-  ++line_number_;
-  if (line_number_ == 1) {
-    std::string header = partial_ + "\n";
-    if (header == kHeaderV1) {
-      version_ = 1;
-    } else if (header == kHeaderV2) {
-      version_ = 2;
-    } else if (header != kHeader) {
-      return Corrupt(1, "bad header");
-    }
-    crc_ = Crc32(crc_, header);
-  } else if (line_number_ > 2) {
-    // The held line was not the last: it is an entry.
-    crc_ = Crc32(crc_, held_);
-    crc_ = Crc32(crc_, "\n");
-    if (held_.empty()) return Corrupt(line_number_ - 1, "empty line");
-    absl::Status status =
-        ManifestLineSink(manifest, held_, version_, line_number_ - 1, &previous_path_);
-    if (!status.ok()) return status;
-  }
-  held_.swap(partial_);
-  partial_.clear();
-  return absl::OkStatus();
-}
-
-absl::Status ManifestLineSink(Manifest& manifest, absl::string_view line, int version,
-                              size_t line_number, std::string* previous_path) {
-  return manifest.ParseLine(line, version, line_number, previous_path);
-}
-
 absl::StatusOr<Manifest> Manifest::Parse(absl::string_view text) {
-  Manifest manifest;
-  ManifestParser parser;
-  absl::Status status = parser.Feed(text, manifest);
-  if (status.ok()) status = parser.Finish(manifest);
-  if (!status.ok()) return status;
-  return manifest;
+  bool given = false;
+  ChunkReader in([&]() -> absl::StatusOr<absl::string_view> {
+    if (given) return absl::string_view();
+    given = true;
+    return text;
+  });
+  return ReadManifest(in, Loading::kEager, nullptr);
 }
 
-absl::StatusOr<Manifest> Manifest::Load(FileSystem& fs, const std::string& path) {
+absl::StatusOr<Manifest> Manifest::Load(FileSystem& fs, const std::string& path,
+                                        Loading loading) {
   absl::StatusOr<std::unique_ptr<ReadableFile>> opened = fs.OpenForRead(path);
   if (!opened.ok()) return opened.status();
-  ReadableFile& file = **opened;
-  Manifest manifest;
-  ManifestParser parser;
-  std::string buffer(1 << 20, '\0');
-  while (true) {
-    absl::StatusOr<size_t> got = file.Read(buffer.data(), buffer.size());
+  std::shared_ptr<ReadableFile> file = std::move(*opened);
+  std::string buffer(kChunk, '\0');
+  ChunkReader in([&]() -> absl::StatusOr<absl::string_view> {
+    absl::StatusOr<size_t> got = file->Read(buffer.data(), buffer.size());
     if (!got.ok()) return got.status();
-    if (*got == 0) break;
-    absl::Status status = parser.Feed(absl::string_view(buffer.data(), *got), manifest);
-    if (!status.ok()) return status;
-  }
-  absl::Status status = parser.Finish(manifest);
-  if (!status.ok()) return status;
-  return manifest;
+    return absl::string_view(buffer.data(), *got);
+  });
+  return ReadManifest(in, loading, file);
 }
 
 }  // namespace snaphaven

@@ -4,25 +4,40 @@
 // NAS on every cycle, and it remembers which source inode each copy came
 // from so later snapshots of the same sstable are hard-linked, not copied.
 //
-// On disk (<dest>/.snaphaven/manifest), one text line per entry, sorted:
-//   snaphaven-manifest 3
-//   <bytes shared with the previous path>\t<the rest, C-escaped if not plain>
-//     \t<size>\t<mtime ns>\t<mode hex>\t<src dev>\t<src ino>
-//     \t<crc32 hex, or - when unknown>\t<missing since, ns>
-// (versions 1 and 2 wrote whole paths, 2 without the prefix sharing and 1
-// also without the last two columns; both are still read).
-//   end <entries> <crc32 hex of every byte before this line>
-// A file that does not parse, fails its checksum or names a path outside the
+// On disk (<dest>/.snaphaven/manifest), one section per destination
+// directory, sections sorted by directory and entries by name:
+//   snaphaven-manifest 4
+//   dir\t<directory>\t<entries>\t<body bytes>\t<crc32 hex of the body>
+//   <name>\t<size>\t<mtime ns>\t<mode hex>\t<src dev>\t<src ino>
+//     \t<crc32 hex, or - when unknown>\t<missing since, ns>      (the body)
+//   ...
+//   end <entries> <unique bytes> <crc32 hex of every byte before it>
+// Names and directories are C-escaped when not plain. Versions 1 to 3 (one
+// line per whole path, without sections) are still read.
+//
+// Sections are what make a cycle with nothing to do cheap on a big node: the
+// scan skips snapshot directories that cannot have changed, and a lazily
+// loaded manifest (Loading::kLazy) only checks the sections of those
+// directories and keeps their place in the file; it parses a section the
+// first time something asks about a path in it. A commit copies the bytes of
+// sections never parsed, after checking them again.
+//
+// A file that does not parse, fails a checksum or names a path outside the
 // destination is corrupt and must be rebuilt from the destination.
 
 #ifndef SNAPHAVEN_MANIFEST_H_
 #define SNAPHAVEN_MANIFEST_H_
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -74,42 +89,119 @@ struct ManifestEntry {
   }
 };
 
+// Not thread-safe, not even its const methods: they may read sections in.
 class Manifest {
  public:
-  // Entries sorted by path, so the serialized form is deterministic.
+  // Entries sorted by path.
   using Map = absl::btree_map<std::string, ManifestEntry>;
 
+  // The entry for `path`, reading its directory's section in if need be.
+  // Like every pointer into the map, it is valid until the next call that
+  // may add entries (Put, and any lookup that reads a section in).
   const ManifestEntry* Find(absl::string_view path) const;
-  // A path whose entry came from `source`, or nullptr. The index behind it
-  // is built on first use: a cycle with nothing to copy never pays for it.
-  const std::string* FindBySource(const SourceIdentity& source) const;
+  // A path below directory `within` ("" for anywhere) whose entry came from
+  // `source`, or nullptr. Reads in the sections below `within`: hard links
+  // of a Cassandra file stay in its table directory, so that is where to
+  // look. The index behind it is built on first use: a cycle with nothing
+  // to copy never pays for it.
+  const std::string* FindBySource(const SourceIdentity& source,
+                                  absl::string_view within = "") const;
+  // Where hard links of `path`'s source can be: its table directory
+  // ("ks/t"), or "" (anywhere) for a path less than three deep.
+  static std::string LinkScope(absl::string_view path);
   void Put(const std::string& path, const ManifestEntry& entry);
   void Erase(const std::string& path);
 
-  const Map& entries() const { return entries_; }
-  size_t size() const { return entries_.size(); }
+  // Every entry: reads in every section not yet in memory.
+  const Map& entries() const;
+  // Reads in the section of every directory that `wanted` accepts
+  // ("ks/t", "ks/t/snapshots/tag/.idx"; "" for files at the top).
+  void LoadSections(const std::function<bool(absl::string_view dir)>& wanted) const;
+  // Only the entries in memory: those of the sections read in so far.
+  const Map& loaded_entries() const { return entries_; }
+  bool fully_loaded() const { return unloaded_.empty(); }
 
+  size_t size() const { return entries_.size() + unloaded_entries_; }
+  // The version of the file it was read from (4, the current one, when
+  // built in memory): an older one is worth rewriting.
+  int format_version() const { return format_version_; }
+  // Bytes of all entries, those sharing a source identity (hard links) in
+  // one table directory counted once. Kept in the file, so a lazily loaded
+  // manifest answers from it, plus what changed in the tables changed since
+  // (their sections are read in when the first change is made).
+  int64_t UniqueBytes() const;
+
+  // OK unless reading a section in failed (an I/O error, or the file
+  // changed under it): the manifest then lacks entries, so it must not be
+  // planned from nor committed.
+  const absl::Status& status() const { return load_error_; }
+
+  // The file's text, piece by piece; fails when a section not in memory
+  // cannot be read back (status()).
+  absl::Status WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const;
+  // The whole text at once (small manifests, tests); empty on failure.
   std::string Serialize() const;
+
   // InvalidArgument (naming the line) when `text` is not a whole, valid
-  // manifest.
+  // manifest. Everything is in memory.
   static absl::StatusOr<Manifest> Parse(absl::string_view text);
+  enum class Loading {
+    kEager,  // every section parsed now
+    kLazy,   // sections checked now, parsed on first use (the file stays open)
+  };
   // Reads the manifest file at `path` piece by piece, so a large manifest is
   // never held twice in memory (as text and as entries). Open and read
   // errors carry their errno (ErrnoOf, IsVanished); a file that is not a
   // valid manifest gives InvalidArgument without one.
-  static absl::StatusOr<Manifest> Load(FileSystem& fs, const std::string& path);
+  static absl::StatusOr<Manifest> Load(FileSystem& fs, const std::string& path,
+                                       Loading loading = Loading::kEager);
 
  private:
-  // Parses one entry line (without its newline) into the map.
-  absl::Status ParseLine(absl::string_view line, int version, size_t line_number,
-                         std::string* previous_path);
+  friend class ManifestReader;
+  friend class LegacyManifestParser;
+
+  // A section not parsed yet: where its body is in `backing_`.
+  struct StoredSection {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    uint64_t count = 0;
+    uint32_t crc = 0;
+  };
+
+  void EnsureSection(absl::string_view dir) const;
+  void EnsureAll() const;
+  // Reads in one stored section; on failure records status().
+  void LoadStored(absl::btree_map<std::string, StoredSection>::iterator it) const;
+  // Parses a section body into `out` (entries of `dir`, names ascending).
+  static absl::Status ParseBody(absl::string_view dir, absl::string_view body, uint64_t count,
+                                std::vector<std::pair<std::string, ManifestEntry>>* out);
+  // Appends the body of the in-memory section of `dir`; returns its entries.
+  uint64_t RenderBody(absl::string_view dir, std::string* body) const;
+  // One line of a version 1 to 3 manifest.
+  absl::Status ParseLegacyLine(absl::string_view line, int version, size_t line_number,
+                               std::string* previous_path);
   absl::Status ParseLineV3(absl::string_view line, size_t line_number,
                            std::string* previous_path);
-  friend absl::Status ManifestLineSink(Manifest&, absl::string_view, int, size_t, std::string*);
 
-  Map entries_;
+  // Mutable: const lookups read sections in on first use.
+  mutable Map entries_;
+  mutable absl::btree_map<std::string, StoredSection> unloaded_;
+  mutable size_t unloaded_entries_ = 0;
+  mutable absl::Status load_error_;
+  std::shared_ptr<ReadableFile> backing_;  // the file the stored sections are in
+  int format_version_ = 4;
+  // UniqueBytes() as of the file; -1 when unknown (older versions).
+  int64_t stored_unique_bytes_ = -1;
+  // Unique bytes of the entries below `scope`, reading their sections in.
+  int64_t UniqueBytesBelow(absl::string_view scope) const;
+  // Before an entry below `path`'s scope changes: remembers the scope's
+  // unique bytes as they were (for UniqueBytes of a lazy manifest).
+  void NoteChange(absl::string_view path);
+  // Scope -> its unique bytes when first changed since loading.
+  absl::flat_hash_map<std::string, int64_t> unique_bytes_before_;
   mutable bool by_source_built_ = false;
-  mutable absl::flat_hash_map<SourceIdentity, std::string> by_source_;
+  // Node-based: FindBySource's answers stay valid while sections are read in.
+  mutable absl::node_hash_map<SourceIdentity, std::string> by_source_;
 };
 
 }  // namespace snaphaven

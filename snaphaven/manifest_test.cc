@@ -3,8 +3,15 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "snaphaven/file_system.h"
+#include "snaphaven/testing/test_files.h"
 
 namespace snaphaven {
 namespace {
@@ -108,6 +115,150 @@ TEST(Manifest, RejectsGarbage) {
   EXPECT_FALSE(Manifest::Parse("").ok());
   EXPECT_FALSE(Manifest::Parse("hello\n").ok());
   EXPECT_FALSE(Manifest::Parse("snaphaven-manifest 1\nend 0 00000000\n").ok());
+}
+
+
+TEST(Manifest, ReadsVersion3) {
+  // Whole sorted paths, each sharing a prefix with the one before.
+  std::string body =
+      "snaphaven-manifest 3\n0\tks/t/nb-1-big-Data.db\t10\t20\t1a4\t1\t2\t0badf00d\t0\n"
+      "5\tsnapshots/s/nb-1-big-Data.db\t10\t20\t1a4\t1\t2\t-\t0\n";
+  uLong crc = crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size());
+  absl::StatusOr<Manifest> parsed =
+      Manifest::Parse(absl::StrCat(body, "end 2 ", absl::Hex(crc, absl::kZeroPad8), "\n"));
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_NE(parsed->Find("ks/t/snapshots/s/nb-1-big-Data.db"), nullptr);
+  EXPECT_EQ(parsed->Find("ks/t/nb-1-big-Data.db")->crc32, 0x0badf00du);
+  EXPECT_EQ(parsed->UniqueBytes(), 10);  // one source inode, two names
+  EXPECT_EQ(parsed->format_version(), 3);
+  // Written back in the current version, with the same entries.
+  absl::StatusOr<Manifest> again = Manifest::Parse(parsed->Serialize());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->entries(), parsed->entries());
+  EXPECT_EQ(again->format_version(), 4);
+}
+
+// A manifest file on a real file system, for lazy loading.
+class LazyManifestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string templ = testing::MakeTempDir("manifest");
+    path_ = templ + "/manifest";
+    // Three snapshot sections and a live one; hard links share a source.
+    for (int table = 0; table < 3; ++table) {
+      for (int n = 1; n <= 4; ++n) {
+        ManifestEntry e{100 * n, 1000 + n, 0644, 7, static_cast<uint64_t>(table * 10 + n)};
+        e.has_crc32 = true;
+        e.crc32 = 0x1000 + n;
+        full_.Put(absl::StrCat("ks/t", table, "/nb-", n, "-big-Data.db"), e);
+        full_.Put(absl::StrCat("ks/t", table, "/snapshots/a/nb-", n, "-big-Data.db"), e);
+        full_.Put(absl::StrCat("ks/t", table, "/snapshots/b/.idx/nb-", n, "-big-Data.db"), e);
+      }
+    }
+    full_.Put("top-level file", {1, 2, 0600, 0, 0});
+    text_ = full_.Serialize();
+    ASSERT_TRUE(fs_.WriteFileAtomically(path_, text_).ok());
+  }
+
+  Manifest LoadLazily() {
+    absl::StatusOr<Manifest> m = Manifest::Load(fs_, path_, Manifest::Loading::kLazy);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? *std::move(m) : Manifest();
+  }
+
+  FileSystem& fs_ = *DefaultFileSystem();
+  std::string path_;
+  Manifest full_;
+  std::string text_;
+};
+
+TEST_F(LazyManifestTest, ReadsOnlyTheSectionsAskedAbout) {
+  Manifest m = LoadLazily();
+  EXPECT_EQ(m.size(), full_.size());
+  EXPECT_TRUE(m.loaded_entries().empty());
+  EXPECT_FALSE(m.fully_loaded());
+  EXPECT_EQ(m.UniqueBytes(), full_.UniqueBytes());  // from the trailer
+  EXPECT_TRUE(m.loaded_entries().empty());
+
+  const ManifestEntry* e = m.Find("ks/t1/snapshots/a/nb-2-big-Data.db");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(*e, *full_.Find("ks/t1/snapshots/a/nb-2-big-Data.db"));
+  EXPECT_EQ(m.loaded_entries().size(), 4u);  // that directory only
+  EXPECT_EQ(m.Find("ks/t1/snapshots/a/nb-9-big-Data.db"), nullptr);
+
+  m.LoadSections([](absl::string_view dir) { return absl::EndsWith(dir, "/.idx"); });
+  EXPECT_EQ(m.loaded_entries().size(), 4u + 12u);
+  EXPECT_TRUE(m.status().ok());
+  EXPECT_EQ(m.entries(), full_.entries());
+  EXPECT_TRUE(m.fully_loaded());
+}
+
+TEST_F(LazyManifestTest, WritesBackWhatItDidNotReadByteForByte) {
+  Manifest m = LoadLazily();
+  ASSERT_NE(m.Find("ks/t0/nb-1-big-Data.db"), nullptr);
+  EXPECT_EQ(m.Serialize(), text_);
+  EXPECT_FALSE(m.fully_loaded());  // nothing had to be read in to write it
+
+  // A change in one section: the same text as the same change in memory.
+  ManifestEntry changed{5, 6, 0644, 7, 99};
+  m.Put("ks/t2/snapshots/a/nb-5-big-Data.db", changed);
+  m.Erase("ks/t0/snapshots/b/.idx/nb-1-big-Data.db");
+  full_.Put("ks/t2/snapshots/a/nb-5-big-Data.db", changed);
+  full_.Erase("ks/t0/snapshots/b/.idx/nb-1-big-Data.db");
+  std::string written = m.Serialize();
+  EXPECT_EQ(written, full_.Serialize());
+  absl::StatusOr<Manifest> reread = Manifest::Parse(written);
+  ASSERT_TRUE(reread.ok()) << reread.status();
+  EXPECT_EQ(reread->entries(), full_.entries());
+  EXPECT_EQ(reread->UniqueBytes(), full_.UniqueBytes());
+}
+
+TEST_F(LazyManifestTest, CountsHardLinkedBytesOnceAfterAnErase) {
+  Manifest m = LoadLazily();
+  const int64_t before = m.UniqueBytes();
+  // Another name of the same source: the unique bytes stay.
+  m.Erase("ks/t0/snapshots/a/nb-1-big-Data.db");
+  EXPECT_EQ(m.UniqueBytes(), before);
+  // The last names of a source: its bytes go.
+  m.Erase("ks/t0/nb-1-big-Data.db");
+  m.Erase("ks/t0/snapshots/b/.idx/nb-1-big-Data.db");
+  EXPECT_EQ(m.UniqueBytes(), before - 100);
+  // A new source adds its bytes; a new name of a known one adds none.
+  m.Put("ks/t0/snapshots/c/new", {50, 1, 0644, 7, 12345});
+  m.Put("ks/t0/snapshots/c/nb-2-big-Data.db", *m.Find("ks/t0/nb-2-big-Data.db"));
+  EXPECT_EQ(m.UniqueBytes(), before - 100 + 50);
+  // Only ks/t0's sections were read in to know it.
+  EXPECT_FALSE(m.fully_loaded());
+  EXPECT_EQ(m.Find("ks/t1/nb-1-big-Data.db") != nullptr, true);
+  EXPECT_EQ(Manifest::Parse(m.Serialize())->UniqueBytes(), before - 100 + 50);
+}
+
+// A section changed under a lazily loaded manifest (nobody else should
+// write it, but a crafted or damaged file must never be half-trusted).
+TEST_F(LazyManifestTest, ASectionChangedUnderItIsAnErrorNotMissingEntries) {
+  Manifest m = LoadLazily();
+  std::string damaged = text_;
+  size_t at = damaged.find("nb-3-big-Data.db\t300");
+  ASSERT_NE(at, std::string::npos);
+  damaged[at + 17] = '4';  // same length, other size
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(0);
+    f.write(damaged.data(), damaged.size());
+  }
+  // The first section (ks/t0) is the one damaged.
+  EXPECT_EQ(m.Find("ks/t0/nb-3-big-Data.db"), nullptr);
+  EXPECT_FALSE(m.status().ok());
+  EXPECT_NE(m.status().message().find("changed since it was loaded"), std::string::npos)
+      << m.status();
+  EXPECT_FALSE(m.WriteTo([](absl::string_view) { return absl::OkStatus(); }).ok());
+}
+
+TEST_F(LazyManifestTest, EveryTruncationOfTheFileIsRefused) {
+  for (size_t cut = 0; cut < text_.size(); cut += 7) {
+    ASSERT_TRUE(fs_.WriteFileAtomically(path_, text_.substr(0, cut)).ok());
+    EXPECT_FALSE(Manifest::Load(fs_, path_, Manifest::Loading::kLazy).ok()) << "cut at " << cut;
+  }
 }
 
 }  // namespace

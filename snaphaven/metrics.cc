@@ -92,11 +92,7 @@ std::string RenderMetrics(const CycleStats& stats, int exit_code, const Manifest
           stats.pending_bytes);
   if (manifest != nullptr) {
     // Unique bytes: hard links (one source inode) count once.
-    int64_t bytes = 0;
-    absl::flat_hash_set<SourceIdentity> seen;
-    for (const auto& [path, entry] : manifest->entries()) {
-      if (!entry.source().known() || seen.insert(entry.source()).second) bytes += entry.size;
-    }
+    const int64_t bytes = manifest->UniqueBytes();
     w.Gauge("snaphaven_destination_files", "Files recorded at the destination.",
             static_cast<double>(manifest->size()));
     w.Gauge("snaphaven_destination_bytes",

@@ -78,7 +78,9 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
     SourceIdentity id = IdentityOf(file.stat);
     auto it = holders.find(id);
     if (it == holders.end()) {
-      const std::string* earlier = manifest.FindBySource(id);
+      // Other names of a Cassandra file are in its table directory.
+      const std::string* earlier =
+          manifest.FindBySource(id, Manifest::LinkScope(file.relative_path));
       if (earlier != nullptr && !rewritten.contains(*earlier)) {
         it = holders.emplace(id, Holder{earlier, -1}).first;
       }
@@ -118,10 +120,17 @@ PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& ke
     int64_t since = 0;
   };
   std::map<std::string, Gone> gone;
+  // Only the live mirror's sections are needed, so a lazily loaded manifest
+  // leaves the snapshots' alone.
+  auto is_live_dir = [](absl::string_view dir) {
+    return ClassifyPath(absl::StrCat(dir, "/x")).kind == PathKind::kLive;
+  };
+  manifest.LoadSections(is_live_dir);
+  const Manifest::Map& loaded = manifest.loaded_entries();
   for (const std::string& keyspace : keyspaces) {
     const std::string prefix = absl::StrCat(keyspace, "/");
-    for (auto it = manifest.entries().lower_bound(prefix);
-         it != manifest.entries().end() && absl::StartsWith(it->first, prefix); ++it) {
+    for (auto it = loaded.lower_bound(prefix);
+         it != loaded.end() && absl::StartsWith(it->first, prefix); ++it) {
       const std::string& path = it->first;
       if (ClassifyPath(path).kind != PathKind::kLive) continue;
       std::string key = SSTableKey(path);

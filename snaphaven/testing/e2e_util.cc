@@ -86,13 +86,6 @@ void ReadTreeInto(const std::string& root, const std::string& rel,
 
 }  // namespace
 
-std::string MakeTempDir(const std::string& name) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string templ = absl::StrCat(base ? base : "/tmp", "/", name, "_XXXXXX");
-  if (mkdtemp(templ.data()) == nullptr) Die("mkdtemp");
-  return templ;
-}
-
 std::string SnaphavenBinary() {
   // Bazel runs tests from the runfiles tree of this workspace.
   for (const char* candidate : {"snaphaven/snaphaven", "bazel-bin/snaphaven/snaphaven"}) {
@@ -179,6 +172,18 @@ std::map<std::string, FileRecord> SnapshotFiles(const std::string& data_root) {
   for (auto& [path, record] : ReadTree(data_root)) {
     std::vector<std::string> parts = absl::StrSplit(path, '/');
     if (record.type == 'f' && parts.size() >= 5 && parts[2] == "snapshots") {
+      out[path] = record;
+    }
+  }
+  return out;
+}
+
+std::map<std::string, FileRecord> LiveFiles(const std::string& data_root) {
+  std::map<std::string, FileRecord> out;
+  for (auto& [path, record] : ReadTree(data_root)) {
+    std::vector<std::string> parts = absl::StrSplit(path, '/');
+    if (record.type == 'f' && parts.size() >= 3 && parts[2] != "snapshots" &&
+        parts[2] != "backups") {
       out[path] = record;
     }
   }

@@ -18,11 +18,10 @@
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "tools/tree_generator.h"
+#include "snaphaven/testing/test_files.h"
 
 namespace snaphaven::testing {
 
-// A new empty directory under $TEST_TMPDIR (or /tmp).
-std::string MakeTempDir(const std::string& name);
 
 // The built binary, found through the test's runfiles.
 std::string SnaphavenBinary();
@@ -73,6 +72,10 @@ std::map<std::string, FileRecord> ReadTree(const std::string& root,
 // The part of a source tree snaphaven mirrors by default: regular files
 // under */*/snapshots/, keyed by path relative to the data root.
 std::map<std::string, FileRecord> SnapshotFiles(const std::string& data_root);
+
+// The live sstables' files of a source tree: regular files under */*/
+// but not under snapshots/ or backups/.
+std::map<std::string, FileRecord> LiveFiles(const std::string& data_root);
 
 // The regular files of a destination (its .snaphaven state excluded).
 std::map<std::string, FileRecord> DestinationFiles(const std::string& destination);

@@ -30,9 +30,24 @@ class FaultyReadableFile : public ReadableFile {
     if (got.ok() && *got > 0) fs_->RunReadHooks(path_);
     return got;
   }
+  absl::StatusOr<size_t> ReadAt(char* buffer, size_t n, uint64_t offset) override {
+    absl::Status fault = fs_->MaybeFail(FsOp::kRead, path_, "pread");
+    if (!fault.ok()) return fault;
+    return base_->ReadAt(buffer, n, offset);
+  }
   absl::StatusOr<FileStat> Stat() override { return base_->Stat(); }
   std::vector<bool> ResidentPages() override { return base_->ResidentPages(); }
   void DropPagesExcept(const std::vector<bool>& keep) override { base_->DropPagesExcept(keep); }
+
+  // The read side of FaultyWritableFile::AppendFromKernel: `out` copies from
+  // the real file, with this file's read faults and hooks applied as in Read.
+  absl::StatusOr<size_t> KernelCopyTo(WritableFile& out, size_t n) {
+    absl::Status fault = fs_->MaybeFail(FsOp::kRead, path_, "copy_file_range");
+    if (!fault.ok()) return fault;
+    absl::StatusOr<size_t> got = out.AppendFromKernel(*base_, n);
+    if (got.ok() && *got > 0) fs_->RunReadHooks(path_);
+    return got;
+  }
 
  private:
   FaultInjectionFileSystem* const fs_;
@@ -49,6 +64,14 @@ class FaultyWritableFile : public WritableFile {
     absl::Status fault = fs_->MaybeFail(FsOp::kWrite, path_, "write");
     return fault.ok() ? base_->Append(data) : fault;
   }
+  absl::StatusOr<size_t> AppendFromKernel(ReadableFile& in, size_t n) override {
+    absl::Status fault = fs_->MaybeFail(FsOp::kWrite, path_, "copy_file_range");
+    if (!fault.ok()) return fault;
+    // The real files must meet: unwrap `in` when it is one of ours.
+    auto* faulty_in = dynamic_cast<FaultyReadableFile*>(&in);
+    if (faulty_in == nullptr) return base_->AppendFromKernel(in, n);
+    return faulty_in->KernelCopyTo(*base_, n);
+  }
   absl::Status SetAttributes(const FileStat& from, bool set_owner) override {
     absl::Status fault = fs_->MaybeFail(FsOp::kSetAttributes, path_, "futimens");
     return fault.ok() ? base_->SetAttributes(from, set_owner) : fault;
@@ -63,6 +86,7 @@ class FaultyWritableFile : public WritableFile {
     return fault.ok() ? closed : fault;
   }
   void DropPages() override { base_->DropPages(); }
+  void StartWriteback() override { base_->StartWriteback(); }
 
  private:
   FaultInjectionFileSystem* const fs_;

@@ -1,0 +1,156 @@
+// The copier's fast paths, each on its own: the kernel copy (and its
+// fallback), and staged small copies made durable in a batch.
+#include "snaphaven/copier.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "snaphaven/checksum.h"
+#include "snaphaven/testing/test_files.h"
+
+namespace snaphaven {
+namespace {
+
+using testing::RandomBytes;
+
+// Its files are not the kernel's to copy: AppendFromKernel is refused.
+class NoKernelCopyFileSystem : public ForwardingFileSystem {
+ public:
+  using ForwardingFileSystem::ForwardingFileSystem;
+  absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override {
+    absl::StatusOr<std::unique_ptr<ReadableFile>> file = base()->OpenForRead(path);
+    if (!file.ok()) return file.status();
+    return std::unique_ptr<ReadableFile>(new Wrapped(*std::move(file)));
+  }
+
+ private:
+  class Wrapped : public ReadableFile {
+   public:
+    explicit Wrapped(std::unique_ptr<ReadableFile> base) : base_(std::move(base)) {}
+    absl::StatusOr<size_t> Read(char* buffer, size_t n) override { return base_->Read(buffer, n); }
+    absl::StatusOr<size_t> ReadAt(char* buffer, size_t n, uint64_t offset) override {
+      return base_->ReadAt(buffer, n, offset);
+    }
+    absl::StatusOr<FileStat> Stat() override { return base_->Stat(); }
+
+   private:
+    std::unique_ptr<ReadableFile> base_;
+  };
+};
+
+class CopierTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string templ = testing::MakeTempDir("copier");
+    root_ = templ;
+    dest_ = root_ + "/dest";
+    ASSERT_TRUE(fs_.MakeDir(dest_).ok());
+    ASSERT_TRUE(fs_.MakeDir(dest_ + "/tmp").ok());
+  }
+
+  // A source file of `size` random bytes; returns its path.
+  std::string Source(const std::string& name, size_t size, uint32_t seed) {
+    std::string path = absl::StrCat(root_, "/", name);
+    EXPECT_TRUE(fs_.WriteFileAtomically(path, RandomBytes(size, seed)).ok());
+    return path;
+  }
+
+  FileStat StatOf(const std::string& path) {
+    absl::StatusOr<FileStat> st = fs_.Stat(path);
+    EXPECT_TRUE(st.ok()) << st.status();
+    return st.ok() ? *st : FileStat();
+  }
+
+  std::string Read(const std::string& path) {
+    absl::StatusOr<std::string> text = fs_.ReadFile(path);
+    EXPECT_TRUE(text.ok()) << text.status();
+    return text.ok() ? *text : "";
+  }
+
+  FileSystem& fs_ = *DefaultFileSystem();
+  std::string root_, dest_;
+};
+
+TEST_F(CopierTest, WithoutAChecksumTheKernelCopies) {
+  const std::string source = Source("big", (3 << 20) + 4321, 1);
+  Copier copier(fs_, dest_, dest_ + "/tmp", false, /*checksum=*/false);
+  absl::StatusOr<CopyResult> result = copier.Copy(source, StatOf(source), "ks/t/big");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome, CopyOutcome::kDone);
+  EXPECT_EQ(result->kernel_bytes, (3 << 20) + 4321);
+  EXPECT_FALSE(result->has_crc32);
+  EXPECT_EQ(Read(dest_ + "/ks/t/big"), Read(source));
+  EXPECT_EQ(StatOf(dest_ + "/ks/t/big").mtime_ns, StatOf(source).mtime_ns);
+}
+
+TEST_F(CopierTest, WithAChecksumTheBytesPassThroughIt) {
+  const std::string source = Source("big", (2 << 20) + 5, 2);
+  Copier copier(fs_, dest_, dest_ + "/tmp", false, /*checksum=*/true);
+  absl::StatusOr<CopyResult> result = copier.Copy(source, StatOf(source), "big");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->kernel_bytes, 0);
+  ASSERT_TRUE(result->has_crc32);
+  EXPECT_EQ(result->crc32, Crc32(0, Read(source)));
+  EXPECT_EQ(Read(dest_ + "/big"), Read(source));
+}
+
+TEST_F(CopierTest, WhereTheKernelCannotCopyItFallsBackToReadAndWrite) {
+  const std::string source = Source("big", (1 << 20) + 17, 3);
+  NoKernelCopyFileSystem no_kernel(&fs_);
+  Copier copier(no_kernel, dest_, dest_ + "/tmp", false, /*checksum=*/false);
+  absl::StatusOr<CopyResult> result = copier.Copy(source, StatOf(source), "big");
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->outcome, CopyOutcome::kDone);
+  EXPECT_EQ(result->kernel_bytes, 0);
+  EXPECT_EQ(Read(dest_ + "/big"), Read(source));
+}
+
+TEST_F(CopierTest, StagedCopiesAreInvisibleUntilFinished) {
+  Copier copier(fs_, dest_, dest_ + "/tmp", false, /*checksum=*/true);
+  std::vector<std::shared_ptr<StagedCopy>> batch;
+  std::vector<std::string> sources;
+  for (int i = 0; i < 5; ++i) {
+    sources.push_back(Source(absl::StrCat("small", i), 1000 + i, 10 + i));
+    absl::StatusOr<CopyResult> result =
+        copier.Copy(sources.back(), StatOf(sources.back()), absl::StrCat("ks/t/f", i),
+                    nullptr, /*may_stage=*/true);
+    ASSERT_TRUE(result.ok()) << result.status();
+    ASSERT_EQ(result->outcome, CopyOutcome::kStaged);
+    EXPECT_EQ(result->crc32, Crc32(0, Read(sources.back())));
+    batch.push_back(result->staged);
+  }
+  // Nothing under a final name yet.
+  EXPECT_FALSE(fs_.Stat(dest_ + "/ks/t/f0").ok());
+  std::vector<absl::Status> finished = copier.FinishStaged(batch);
+  ASSERT_EQ(finished.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_TRUE(finished[i].ok()) << finished[i];
+    EXPECT_EQ(Read(absl::StrCat(dest_, "/ks/t/f", i)), Read(sources[i]));
+  }
+  absl::StatusOr<std::vector<std::string>> left = fs_.ListDir(dest_ + "/tmp");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+
+  // A big file is never staged; a discarded batch leaves nothing behind.
+  const std::string big = Source("big", Copier::kStageMaxBytes + 1, 20);
+  absl::StatusOr<CopyResult> result = copier.Copy(big, StatOf(big), "big", nullptr, true);
+  ASSERT_TRUE(result.ok());
+  EXPECT_EQ(result->outcome, CopyOutcome::kDone);
+  result = copier.Copy(sources[0], StatOf(sources[0]), "again", nullptr, true);
+  ASSERT_TRUE(result.ok());
+  ASSERT_EQ(result->outcome, CopyOutcome::kStaged);
+  copier.DiscardStaged({result->staged});
+  EXPECT_FALSE(fs_.Stat(dest_ + "/again").ok());
+  left = fs_.ListDir(dest_ + "/tmp");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+}
+
+}  // namespace
+}  // namespace snaphaven

@@ -1,0 +1,146 @@
+#include "snaphaven/file_system.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "snaphaven/testing/test_files.h"
+
+namespace snaphaven {
+namespace {
+
+using testing::RandomBytes;
+
+// Not a POSIX file: the kernel cannot copy from it.
+class StringReadableFile : public ReadableFile {
+ public:
+  explicit StringReadableFile(std::string data) : data_(std::move(data)) {}
+  absl::StatusOr<size_t> Read(char* buffer, size_t n) override {
+    n = std::min(n, data_.size() - pos_);
+    data_.copy(buffer, n, pos_);
+    pos_ += n;
+    return n;
+  }
+  absl::StatusOr<size_t> ReadAt(char* buffer, size_t n, uint64_t offset) override {
+    return offset >= data_.size() ? 0 : data_.copy(buffer, n, offset);
+  }
+  absl::StatusOr<FileStat> Stat() override { return absl::UnimplementedError("no stat"); }
+
+ private:
+  const std::string data_;
+  size_t pos_ = 0;
+};
+
+class AppendFromKernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string templ = testing::MakeTempDir("fs");
+    dir_ = templ;
+    // Not a multiple of the chunk size, so the last call is a short one.
+    data_ = RandomBytes((3 << 20) + 12345, 42);
+    ASSERT_TRUE(fs_.WriteFileAtomically(In(), data_).ok());
+  }
+
+  std::string In() const { return dir_ + "/in"; }
+  std::string Out() const { return dir_ + "/out"; }
+
+  std::unique_ptr<ReadableFile> OpenIn() {
+    absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs_.OpenForRead(In());
+    EXPECT_TRUE(in.ok()) << in.status();
+    return in.ok() ? *std::move(in) : nullptr;
+  }
+  std::unique_ptr<WritableFile> CreateOut() {
+    absl::StatusOr<std::unique_ptr<WritableFile>> out = fs_.CreateNew(Out());
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *std::move(out) : nullptr;
+  }
+  std::string ReadOut() {
+    absl::StatusOr<std::string> got = fs_.ReadFile(Out());
+    EXPECT_TRUE(got.ok()) << got.status();
+    return got.ok() ? *got : "";
+  }
+
+  // Reads `n` bytes from `in` and appends them to `out`, the user-space way.
+  static void ReadAppend(ReadableFile& in, WritableFile& out, size_t n) {
+    std::string buffer(n, '\0');
+    absl::StatusOr<size_t> got = in.Read(buffer.data(), n);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ(*got, n);
+    ASSERT_TRUE(out.Append(buffer).ok());
+  }
+
+  FileSystem& fs_ = *DefaultFileSystem();
+  std::string dir_;
+  std::string data_;
+};
+
+TEST_F(AppendFromKernelTest, CopiesAWholeFile) {
+  std::unique_ptr<ReadableFile> in = OpenIn();
+  std::unique_ptr<WritableFile> out = CreateOut();
+  ASSERT_TRUE(in && out);
+  size_t total = 0;
+  while (true) {
+    absl::StatusOr<size_t> copied = out->AppendFromKernel(*in, 1 << 20);
+    ASSERT_TRUE(copied.ok()) << copied.status();
+    if (*copied == 0) break;
+    total += *copied;
+  }
+  EXPECT_EQ(total, data_.size());
+  ASSERT_TRUE(out->Sync().ok());
+  ASSERT_TRUE(out->Close().ok());
+  EXPECT_TRUE(ReadOut() == data_);  // not EXPECT_EQ: no 3 MiB diff on failure
+}
+
+// Both positions advance, so user-space and kernel copies can take turns.
+TEST_F(AppendFromKernelTest, MixesWithReadAndAppend) {
+  std::unique_ptr<ReadableFile> in = OpenIn();
+  std::unique_ptr<WritableFile> out = CreateOut();
+  ASSERT_TRUE(in && out);
+  ReadAppend(*in, *out, 1000);
+  size_t kernel = 0;
+  while (kernel < (1 << 20) + 7) {
+    absl::StatusOr<size_t> copied = out->AppendFromKernel(*in, (1 << 20) + 7 - kernel);
+    ASSERT_TRUE(copied.ok()) << copied.status();
+    ASSERT_GT(*copied, 0u);
+    kernel += *copied;
+  }
+  ReadAppend(*in, *out, 333);
+  while (true) {
+    absl::StatusOr<size_t> copied = out->AppendFromKernel(*in, 1 << 20);
+    ASSERT_TRUE(copied.ok()) << copied.status();
+    if (*copied == 0) break;
+  }
+  ASSERT_TRUE(out->Close().ok());
+  EXPECT_TRUE(ReadOut() == data_);
+}
+
+TEST_F(AppendFromKernelTest, NotAPosixInputIsUnimplemented) {
+  StringReadableFile in("some bytes");
+  std::unique_ptr<WritableFile> out = CreateOut();
+  ASSERT_TRUE(out);
+  absl::StatusOr<size_t> copied = out->AppendFromKernel(in, 100);
+  EXPECT_TRUE(absl::IsUnimplemented(copied.status())) << copied.status();
+  ASSERT_TRUE(out->Close().ok());
+  EXPECT_EQ(ReadOut(), "");
+}
+
+// Other errors carry their errno, like the other calls' (ENOSPC -> IsOutOfSpace).
+TEST_F(AppendFromKernelTest, ErrorsCarryTheErrno) {
+  std::unique_ptr<ReadableFile> in = OpenIn();
+  std::unique_ptr<WritableFile> out = CreateOut();
+  ASSERT_TRUE(in && out);
+  ASSERT_TRUE(out->Close().ok());
+  absl::StatusOr<size_t> copied = out->AppendFromKernel(*in, 100);  // a closed descriptor
+  EXPECT_EQ(ErrnoOf(copied.status()), EBADF) << copied.status();
+  EXPECT_EQ(OperationOf(copied.status()), "copy_file_range");
+}
+
+}  // namespace
+}  // namespace snaphaven
