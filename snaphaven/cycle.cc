@@ -539,6 +539,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   scan_options.include_live = options_.sync_live;
   scan_options.include_backups = options_.sync_backups;
   scan_options.record_decisions = options_.verbosity >= 2;
+  scan_options.threads = options_.scan_threads;
   // Unchanged snapshot directories are skipped, unless this cycle must not
   // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
   // must look at every snapshot (a settling one becomes movable without

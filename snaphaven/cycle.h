@@ -47,6 +47,7 @@ struct SyncOptions {
   int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
   bool spare_page_cache = true;   // drop only the pages a copy brought in
   int copy_threads = 2;           // copies and links in flight at once
+  int scan_threads = 1;           // table directories scanned at once
   // Small copies are made durable in batches (Copier::FinishStaged) rather
   // than one fsync each. Off only in tests that aim a fault at the fsync
   // of one particular file.

@@ -68,8 +68,8 @@ absl::Status CorruptSection(absl::string_view dir, absl::string_view why) {
 
 // A crafted manifest must never steer a write outside the destination.
 bool IsAcceptablePath(absl::string_view path) {
-  return IsSafeRelativePath(path) && !absl::StartsWith(path, ".snaphaven/") &&
-         path.find('\0') == absl::string_view::npos;
+  return IsSafeRelativePath(path) && path != ".snaphaven" &&
+         !absl::StartsWith(path, ".snaphaven/") && path.find('\0') == absl::string_view::npos;
 }
 
 // Splits `line` at tabs into exactly `n` fields.
@@ -344,14 +344,19 @@ int64_t Manifest::UniqueBytesBelow(absl::string_view scope) const {
     });
   }
   int64_t bytes = 0;
-  absl::flat_hash_set<std::pair<absl::string_view, SourceIdentity>> seen;
+  // A scope is a path prefix, so its entries come together: one small set
+  // of sources per scope.
+  absl::flat_hash_set<SourceIdentity> seen;
+  absl::string_view scope_seen;
   for (auto it = entries_.lower_bound(prefix);
        it != entries_.end() && absl::StartsWith(it->first, prefix); ++it) {
     const ManifestEntry& entry = it->second;
-    if (!entry.source().known() ||
-        seen.emplace(LinkScopeView(it->first), entry.source()).second) {
-      bytes += entry.size;
+    const absl::string_view entry_scope = LinkScopeView(it->first);
+    if (entry_scope != scope_seen) {
+      seen.clear();
+      scope_seen = entry_scope;
     }
+    if (!entry.source().known() || seen.insert(entry.source()).second) bytes += entry.size;
   }
   return bytes;
 }
@@ -487,8 +492,15 @@ absl::Status Manifest::ParseBody(absl::string_view dir, absl::string_view body, 
         (!out->empty() && name <= previous)) {
       return CorruptSection(dir, "names not ascending, empty or with a slash");
     }
-    std::string path = absl::StrCat(prefix, name);
-    if (!IsAcceptablePath(path)) return CorruptSection(dir, "path outside the destination");
+    // The directory was checked once for its section; the name is one
+    // more component.
+    if (name == "." || name == ".." || name.find('\0') != std::string::npos ||
+        (dir.empty() && name == ".snaphaven")) {
+      return CorruptSection(dir, "path outside the destination");
+    }
+    std::string path;
+    path.reserve(prefix.size() + name.size());
+    path.append(prefix).append(name);
     out->emplace_back(std::move(path), e);
     previous.swap(name);
   }

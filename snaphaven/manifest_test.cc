@@ -103,7 +103,8 @@ TEST(Manifest, RejectsFlippedBytes) {
 
 // A crafted manifest (valid checksum) must not point outside the destination.
 TEST(Manifest, RejectsPathsOutsideTheDestination) {
-  for (const char* evil : {"../etc/passwd", "/etc/passwd", "ks/../../x", ".snaphaven/lock"}) {
+  for (const char* evil : {"../etc/passwd", "/etc/passwd", "ks/../../x", ".snaphaven/lock",
+                           ".snaphaven", "ks/t/..", "ks/./x"}) {
     Manifest m;
     m.Put(evil, {1, 1, 0644, 0, 0});
     absl::StatusOr<Manifest> parsed = Manifest::Parse(m.Serialize());

@@ -117,6 +117,10 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     return Invalid(absl::StrCat("invalid --copy_threads ", raw.copy_threads, ": from 1 to 64"));
   }
   options.copy_threads = raw.copy_threads;
+  if (raw.scan_threads < 1 || raw.scan_threads > 64) {
+    return Invalid(absl::StrCat("invalid --scan_threads ", raw.scan_threads, ": from 1 to 64"));
+  }
+  options.scan_threads = raw.scan_threads;
   if (raw.keep_snapshots < 0) {
     return Invalid(absl::StrCat("invalid --keep_snapshots ", raw.keep_snapshots, ": 0 or more"));
   }

@@ -36,6 +36,7 @@ struct RawOptions {
   std::string io_priority = "idle";
   std::string progress_interval = "10s";
   int copy_threads = 2;
+  int scan_threads = 1;
   // --list reads only the destination: no data root, keyspaces optional,
   // the destination must exist.
   bool list_only = false;
@@ -67,6 +68,7 @@ struct Options {
   IoPriority io_priority = IoPriority::kIdle;
   absl::Duration progress_interval;
   int copy_threads = 2;
+  int scan_threads = 1;
   std::string restore_tag;
   std::string restore_to;
   int keep_snapshots = 0;

@@ -116,6 +116,14 @@ TEST_F(ValidateOptionsTest, BadInputNamesTheCulprit) {
   EXPECT_NE(Error(raw).find("--max_bandwidth 'fast'"), std::string::npos);
 
   raw = Raw();
+  raw.scan_threads = 0;
+  EXPECT_NE(Error(raw).find("--scan_threads 0"), std::string::npos);
+
+  raw = Raw();
+  raw.copy_threads = 65;
+  EXPECT_NE(Error(raw).find("--copy_threads 65"), std::string::npos);
+
+  raw = Raw();
   raw.io_priority = "low";
   EXPECT_NE(Error(raw).find("--io_priority 'low'"), std::string::npos);
 

@@ -1,6 +1,9 @@
 #include "snaphaven/scanner.h"
 
 #include <algorithm>
+#include <atomic>
+#include <iterator>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -151,27 +154,42 @@ class SnapshotScanner {
     }
   }
 
-  void ScanKeyspace(int root, const std::string& keyspace) {
-    std::string keyspace_path = JoinPath(options_.data_roots[root], keyspace);
-    for (const std::string& table : SortedNames(keyspace_path)) {
-      std::string table_path = JoinPath(keyspace_path, table);
-      if (!StatAs(table_path, FileType::kDirectory)) continue;
-      ScanTable(root, table_path, absl::StrCat(keyspace, "/", table));
-    }
-  }
-
  private:
   FileSystem& fs_;
   const ScanOptions& options_;
   ScanResult& result_;
 };
 
+// Appends everything `part` found to `result`.
+void Merge(ScanResult&& part, ScanResult& result) {
+  auto append = [](auto& to, auto& from) {
+    to.insert(to.end(), std::make_move_iterator(from.begin()),
+              std::make_move_iterator(from.end()));
+  };
+  append(result.files, part.files);
+  append(result.warnings, part.warnings);
+  append(result.errors, part.errors);
+  append(result.decisions, part.decisions);
+  append(result.snapshot_dirs, part.snapshot_dirs);
+  append(result.walked_dirs, part.walked_dirs);
+  append(result.skipped_dirs, part.skipped_dirs);
+  result.skipped_files += part.skipped_files;
+  result.skipped_bytes += part.skipped_bytes;
+}
+
 }  // namespace
 
 absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
                                          const ScanOptions& options) {
   ScanResult result;
-  SnapshotScanner scanner(fs, options, result);
+  // First the table directories, in order; then each is scanned on its
+  // own (on several threads when asked) and the parts joined in that order.
+  struct Table {
+    int root;
+    std::string path, rel;
+  };
+  std::vector<Table> tables;
+  SnapshotScanner lister(fs, options, result);
   for (int root = 0; root < static_cast<int>(options.data_roots.size()); ++root) {
     // An unreadable root aborts the cycle rather than looking empty.
     absl::StatusOr<std::vector<std::string>> top =
@@ -192,9 +210,29 @@ absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
         result.warnings.push_back(absl::StrCat("not following symlink ", keyspace_path));
         continue;
       }
-      scanner.ScanKeyspace(root, keyspace);
+      for (const std::string& table : lister.SortedNames(keyspace_path)) {
+        std::string table_path = JoinPath(keyspace_path, table);
+        if (!lister.StatAs(table_path, FileType::kDirectory)) continue;
+        tables.push_back(Table{root, table_path, absl::StrCat(keyspace, "/", table)});
+      }
     }
   }
+
+  std::vector<ScanResult> parts(tables.size());
+  std::atomic<size_t> next{0};
+  auto work = [&]() {
+    for (size_t i = next++; i < tables.size(); i = next++) {
+      SnapshotScanner(fs, options, parts[i]).ScanTable(tables[i].root, tables[i].path,
+                                                       tables[i].rel);
+    }
+  };
+  const int threads = std::max(1, std::min<int>(options.threads, tables.size()));
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < threads; ++t) helpers.emplace_back(work);
+  work();
+  for (std::thread& helper : helpers) helper.join();
+  for (ScanResult& part : parts) Merge(std::move(part), result);
+
   std::stable_sort(result.files.begin(), result.files.end(),
                    [](const SourceFile& a, const SourceFile& b) {
                      return a.relative_path < b.relative_path;

@@ -41,6 +41,10 @@ struct ScanOptions {
   const DirCache* unchanged_dirs = nullptr;
   // Record why directories were skipped (for -v 2).
   bool record_decisions = false;
+  // Table directories scanned at once (a source with a high latency per
+  // call, like NFS, gains from a few; a local disk needs one). The result
+  // is the same whatever the number.
+  int threads = 1;
 };
 
 struct ScanResult {
