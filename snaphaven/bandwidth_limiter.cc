@@ -19,6 +19,7 @@ void BandwidthLimiter::Acquire(int64_t bytes) {
   absl::Duration wait;
   {
     absl::MutexLock lock(&mu_);
+    acquired_ += bytes;
     absl::Time now = absl::Now();
     tokens_ = std::min<double>(static_cast<double>(burst_),
                                tokens_ + absl::ToDoubleSeconds(now - last_) * rate_);

@@ -24,12 +24,18 @@ class BandwidthLimiter {
   void Acquire(int64_t bytes);
 
   int64_t bytes_per_second() const { return rate_; }
+  // Bytes acquired so far, in all.
+  int64_t acquired() {
+    absl::MutexLock lock(&mu_);
+    return acquired_;
+  }
 
  private:
   const int64_t rate_;
   const int64_t burst_;
   absl::Mutex mu_;
   double tokens_ ABSL_GUARDED_BY(mu_);
+  int64_t acquired_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time last_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -148,15 +148,18 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   // trip through user space; a server-side copy on NFS 4.2) until it says
   // it cannot, then the read/write loop goes on from there.
   bool kernel = !checksum_ && digest == nullptr;
-  while (kernel) {
-    if (limiter_ != nullptr) limiter_->Acquire(static_cast<int64_t>(kCopyBufferSize));
-    absl::StatusOr<size_t> got = (*out)->AppendFromKernel(**in, kCopyBufferSize);
-    if (!got.ok()) {
-      if (!absl::IsUnimplemented(got.status())) return fail(got.status());
+  while (kernel && copied < expected.size) {
+    const size_t want =
+        static_cast<size_t>(std::min<int64_t>(kCopyBufferSize, expected.size - copied));
+    absl::StatusOr<size_t> got = (*out)->AppendFromKernel(**in, want);
+    if (!got.ok() && !absl::IsUnimplemented(got.status())) return fail(got.status());
+    if (!got.ok() || *got == 0) {
+      // Refused, or nothing where bytes were expected: read/write goes on
+      // from here and tells a short file from a kernel that would not.
       kernel = false;
       break;
     }
-    if (*got == 0) break;
+    if (limiter_ != nullptr) limiter_->Acquire(static_cast<int64_t>(*got));
     copied += static_cast<int64_t>(*got);
     result.kernel_bytes += static_cast<int64_t>(*got);
   }

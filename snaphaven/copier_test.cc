@@ -89,6 +89,24 @@ TEST_F(CopierTest, WithoutAChecksumTheKernelCopies) {
   EXPECT_EQ(StatOf(dest_ + "/ks/t/big").mtime_ns, StatOf(source).mtime_ns);
 }
 
+// Regression: each kernel copy charged the throttle a whole buffer (1 MiB)
+// per call, the last empty one too: 2 MiB for a 300-byte file.
+TEST_F(CopierTest, TheKernelCopyChargesTheThrottleWhatItCopied) {
+  BandwidthLimiter limiter(1 << 30);
+  Copier copier(fs_, dest_, dest_ + "/tmp", false, /*checksum=*/false);
+  copier.set_limiter(&limiter);
+  int64_t total = 0;
+  for (size_t size : {size_t{300}, size_t{(1 << 20) + 5}, size_t{0}}) {
+    const std::string source = Source(absl::StrCat("f", size), size, 4);
+    absl::StatusOr<CopyResult> result =
+        copier.Copy(source, StatOf(source), absl::StrCat("f", size));
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(result->kernel_bytes, static_cast<int64_t>(size));
+    total += static_cast<int64_t>(size);
+    EXPECT_EQ(limiter.acquired(), total);
+  }
+}
+
 TEST_F(CopierTest, WithAChecksumTheBytesPassThroughIt) {
   const std::string source = Source("big", (2 << 20) + 5, 2);
   Copier copier(fs_, dest_, dest_ + "/tmp", false, /*checksum=*/true);

@@ -342,6 +342,20 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
   return absl::OkStatus();
 }
 
+bool Syncer::SetAsideCorruptManifest() {
+  const absl::Status& status = manifest_->status();
+  // Only a file that does not parse (no errno): a read error may pass.
+  if (status.ok() || ErrnoOf(status) != 0 || manifest_set_aside_) return false;
+  const std::string aside = state_.manifest + ".corrupt";
+  absl::Status moved = fs_.Rename(state_.manifest, aside);
+  if (!moved.ok()) return false;
+  LOG(WARNING) << "manifest " << state_.manifest << " is corrupt (" << status.message()
+               << "); kept as " << aside << " and rebuilt from the destination";
+  manifest_set_aside_ = true;
+  manifest_.reset();
+  return true;
+}
+
 absl::Status Syncer::CommitManifest() {
   // A section that could not be read back would be dropped by a commit.
   if (!manifest_->status().ok()) return manifest_->status();
@@ -402,6 +416,12 @@ bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& 
 void Syncer::Prune(const Selection& selection, CycleStats& stats) {
   PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
                               absl::Now(), options_.prune_after);
+  if (!manifest_->status().ok()) {
+    // Live sections missing: nothing is removed (the commit is refused too).
+    LOG(ERROR) << "cannot prune: " << manifest_->status().message();
+    ++stats.failed;
+    return;
+  }
   for (const auto& [path, entry] : prune.updates) {
     manifest_->Put(path, entry);
     manifest_dirty_ = true;
@@ -587,7 +607,11 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   plan_options.mtime_granularity_ns = mtime_granularity_ns_;
   Plan plan = PlanCycle(scan->files, selection.eligible, *manifest_, plan_options);
   if (!manifest_->status().ok()) {
-    // Entries are missing: planning from it would copy what is there.
+    // Entries are missing: planning from it would copy what is there. A
+    // corrupt file is set aside and this cycle starts again from a manifest
+    // rebuilt from the destination; a read error ends it (the next cycle
+    // reads the file again).
+    if (SetAsideCorruptManifest()) return RunCycle(stop);
     stats.fatal = std::string(manifest_->status().message());
     manifest_.reset();
     return finish();
@@ -960,6 +984,7 @@ void Syncer::VerifySample(CycleStats& stats) {
   // Round-robin over the manifest in path order, so every file is re-read
   // once every 100/percent cycles.
   const Manifest::Map& entries = manifest_->entries();
+  if (!manifest_->status().ok()) return;  // the cycle fails for it after planning
   int64_t budget = static_cast<int64_t>(
       std::ceil(static_cast<double>(entries.size()) * options_.verify_sample_percent / 100));
   auto it = entries.upper_bound(sample_cursor_);
@@ -1027,6 +1052,7 @@ void Syncer::ReportPlan(const ScanResult& scan, const Selection& selection, cons
 
 void Syncer::ApplyRetentionLimits(CycleStats& stats) {
   if (options_.keep_snapshots <= 0 && options_.keep_for <= absl::ZeroDuration()) return;
+  if (!manifest_->status().ok()) return;  // the cycle already failed for it
   RetentionOptions retention;
   retention.keyspaces = options_.keyspaces;
   retention.keep_snapshots = options_.keep_snapshots;
@@ -1125,6 +1151,17 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
   if (identity.ok() && !manifest_.has_value()) identity = LoadManifest(false);
   if (!identity.ok()) {
     stats.fatal = std::string(identity.message());
+    return finish();
+  }
+  // Every section, read in before anything is checked: a verify must not
+  // pass over a part of the copies.
+  (void)manifest_->entries();
+  if (!manifest_->status().ok()) {
+    stats.fatal = absl::StrCat(manifest_->status().message(),
+                               ErrnoOf(manifest_->status()) == 0
+                                   ? " (a sync cycle rebuilds it from the destination)"
+                                   : "");
+    manifest_.reset();
     return finish();
   }
   std::vector<std::string> bad;

@@ -189,6 +189,10 @@ class Syncer {
   void UpdateDirCache(const ScanResult& scan, absl::Time cycle_start);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
   absl::Status CommitManifest();
+  // When the manifest failed to read a section back because the file is
+  // corrupt (not an I/O error): renames it to manifest.corrupt, so the next
+  // load rebuilds it from the destination, and says so. Once per Syncer.
+  bool SetAsideCorruptManifest();
   absl::flat_hash_map<size_t, std::string> ReadMetadata(FileSystem& fs, const ScanResult& scan);
   // Commits the manifest if needed, then deletes the sources of the units
   // that are ready. False when the manifest could not be committed.
@@ -204,6 +208,7 @@ class Syncer {
   absl::optional<Manifest> manifest_;
   bool first_cycle_ = true;
   bool manifest_dirty_ = false;  // in memory differs from the committed one
+  bool manifest_set_aside_ = false;  // a corrupt one was, once: never loop
   std::string destination_id_;   // from the marker, once known
   int64_t mtime_granularity_ns_ = 1;
   std::string sample_cursor_;   // last path --verify_sample checked

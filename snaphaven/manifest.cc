@@ -475,7 +475,8 @@ std::string Manifest::Serialize() const {
 
 absl::Status Manifest::ParseBody(absl::string_view dir, absl::string_view body, uint64_t count,
                                  std::vector<std::pair<std::string, ManifestEntry>>* out) {
-  out->reserve(count);
+  // `count` is not trusted yet: no entry line is shorter than 16 bytes.
+  out->reserve(std::min<uint64_t>(count, body.size() / 16));
   std::string name, previous;
   const std::string prefix = dir.empty() ? std::string() : absl::StrCat(dir, "/");
   while (!body.empty()) {
@@ -568,7 +569,8 @@ class ManifestReader {
       uint32_t body_crc = 0;
       std::string body;
       const bool eager = loading_ == Manifest::Loading::kEager;
-      if (eager) body.reserve(length);
+      // Not trusted before the checksums are: grows as the bytes come.
+      if (eager) body.reserve(std::min<uint64_t>(length, kChunk));
       absl::Status status = in_.ReadBytes(length, [&](absl::string_view piece) {
         body_crc = Crc32(body_crc, piece);
         if (eager) body.append(piece.data(), piece.size());

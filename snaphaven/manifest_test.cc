@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "snaphaven/checksum.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/testing/test_files.h"
 
@@ -260,6 +261,46 @@ TEST_F(LazyManifestTest, EveryTruncationOfTheFileIsRefused) {
     ASSERT_TRUE(fs_.WriteFileAtomically(path_, text_.substr(0, cut)).ok());
     EXPECT_FALSE(Manifest::Load(fs_, path_, Manifest::Loading::kLazy).ok()) << "cut at " << cut;
   }
+}
+
+// Hand-made version 4 text: sections with their checksums, a trailer.
+std::string Section(const std::string& dir, const std::string& count, const std::string& body) {
+  return absl::StrCat("dir\t", dir, "\t", count, "\t", body.size(), "\t",
+                      absl::Hex(Crc32(0, body), absl::kZeroPad8), "\n", body);
+}
+
+std::string WithTrailer(const std::string& text, const std::string& count) {
+  std::string head = absl::StrCat(text, "end ", count, " 0 ");
+  return absl::StrCat(head, absl::Hex(Crc32(0, head), absl::kZeroPad8), "\n");
+}
+
+// Regression: a section header's count was reserved before any checksum
+// vouched for it (std::bad_alloc, an abort in the binary).
+TEST(Manifest, AHugeSectionCountIsRefusedNotAllocated) {
+  const std::string body = "f\t1\t2\t1a4\t0\t0\t-\t0\n";
+  for (const char* count : {"1000000000000", "18446744073709551615"}) {
+    const std::string text = WithTrailer(
+        absl::StrCat("snaphaven-manifest 4\n", Section("ks/t", count, body)), count);
+    EXPECT_FALSE(Manifest::Parse(text).ok()) << count;
+  }
+}
+
+// A section whose checksum holds but which does not parse: refused when
+// read whole; when read lazily, its first use fails with a format error (no
+// errno), which the cycle takes for a corrupt manifest and rebuilds.
+TEST_F(LazyManifestTest, ASectionThatDoesNotParseIsACorruptManifest) {
+  const std::string a = "f\t1\t2\t1a4\t0\t0\t-\t0\ng\t1\t2\t1a4\t0\t0\t-\t0\n";
+  const std::string b = "h\t1\t2\t1a4\t0\t0\t-\t0\n";
+  const std::string text = WithTrailer(
+      absl::StrCat("snaphaven-manifest 4\n", Section("ks/a", "1", a), Section("ks/b", "2", b)),
+      "3");
+  EXPECT_FALSE(Manifest::Parse(text).ok());
+  ASSERT_TRUE(fs_.WriteFileAtomically(path_, text).ok());
+  Manifest m = LoadLazily();
+  EXPECT_EQ(m.Find("ks/a/f"), nullptr);
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
+  EXPECT_EQ(ErrnoOf(m.status()), 0);
+  EXPECT_TRUE(m.Serialize().empty()) << "never written back";
 }
 
 }  // namespace

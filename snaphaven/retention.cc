@@ -278,6 +278,10 @@ absl::StatusOr<RetentionResult> Retention::Run() {
     }
   }
 
+  // Every section had to be read in for this: never decide (nor commit
+  // later) from a manifest that lacks some.
+  if (!manifest_.status().ok()) return manifest_.status();
+
   std::vector<std::string> stale;
   std::vector<Doomed> doomed;
   for (const auto& [table, tags] : tables) {
@@ -368,13 +372,6 @@ absl::StatusOr<RetentionResult> Retention::Run() {
       }
     }
     if (!doomed.empty()) (void)fs_.RemoveDir(Dest(kTrashDir));
-    if (manifest_changed_) {
-      // Manifest::FindBySource keeps an index that Erase does not update:
-      // rebuilt from scratch, it cannot point at an erased path.
-      Manifest rebuilt;
-      for (const auto& [path, entry] : manifest_.entries()) rebuilt.Put(path, entry);
-      manifest_ = std::move(rebuilt);
-    }
   }
   std::sort(result_.removed_snapshots.begin(), result_.removed_snapshots.end());
   return std::move(result_);

@@ -411,5 +411,37 @@ TEST_F(RetentionTest, RefusesBadOptionsAndDoesNothingWithoutLimits) {
   EXPECT_EQ(manifest.Serialize(), serialized);
 }
 
+// Regression (review of the lazily read manifest): retention read every
+// section in, one could not be read back, and it then replaced the manifest
+// with a copy of what it had read, with a good status: the cycle committed
+// that, losing the rest. Now it refuses, and the manifest keeps its error.
+TEST(RetentionLazyManifest, RefusesAManifestThatCouldNotBeReadBackWhole) {
+  FileSystem& fs = *DefaultFileSystem();
+  const std::string dir = snaphaven::testing::MakeTempDir("retention_lazy");
+  const std::string path = dir + "/manifest";
+  Manifest m;
+  m.Put("ks/t/snapshots/gone/nb-1-big-Data.db", {10, 1, 0644, 1, 1});
+  m.Put("zz/u/snapshots/s/nb-1-big-Data.db", {20, 1, 0644, 1, 2});
+  ASSERT_TRUE(fs.WriteFileAtomically(path, m.Serialize()).ok());
+  absl::StatusOr<Manifest> lazy = Manifest::Load(fs, path, Manifest::Loading::kLazy);
+  ASSERT_TRUE(lazy.ok()) << lazy.status();
+  // The zz/u section damaged in place (the same inode the manifest reads).
+  std::string text = snaphaven::testing::ReadFileOrDie(path);
+  size_t at = text.find("nb-1-big-Data.db\t20");
+  ASSERT_NE(at, std::string::npos);
+  int fd = open(path.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "X", 1, static_cast<off_t>(at)), 1);
+  close(fd);
+
+  RetentionOptions options;
+  options.keep_snapshots = 1;
+  absl::StatusOr<RetentionResult> result = ApplyRetention(
+      fs, *lazy, dir + "/dest", options, [](const std::string&) { return false; });
+  EXPECT_FALSE(result.ok());
+  EXPECT_FALSE(lazy->status().ok()) << "the error must stay, so nothing commits it";
+  EXPECT_EQ(lazy->size(), 2u);
+}
+
 }  // namespace
 }  // namespace snaphaven
