@@ -260,12 +260,29 @@ void Copier::DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch
 
 absl::Status Copier::Link(const std::string& existing_relative,
                           const std::string& relative_path) {
-  // Link under a temporary name, then rename over whatever stale file holds
-  // the final name: the final name always shows a whole file.
-  const std::string temp = NextTempName();
-  absl::Status status = fs_.Link(JoinPath(destination_root_, existing_relative), temp);
-  if (!status.ok()) return status;
+  const std::string existing = JoinPath(destination_root_, existing_relative);
   const std::string destination = JoinPath(destination_root_, relative_path);
+  // Mostly the final name is free: one link(2) makes it appear, whole (it
+  // never follows nor replaces what holds the name).
+  absl::Status status = EnsureParentDirs(relative_path);
+  if (status.ok()) status = fs_.Link(existing, destination);
+  if (IsVanished(status) && fs_.Stat(existing).ok()) {
+    // The directory this process made earlier was removed since: again, once.
+    ForgetKnownDirs();
+    status = EnsureParentDirs(relative_path);
+    if (status.ok()) status = fs_.Link(existing, destination);
+  }
+  if (status.ok()) {
+    absl::MutexLock lock(&mu_);
+    dirs_to_sync_.insert(std::string(DirName(destination)));
+    return status;
+  }
+  if (ErrnoOf(status) != EEXIST) return status;
+  // A stale file holds the name: link under a temporary name, then rename
+  // over it, so the final name always shows a whole file.
+  const std::string temp = NextTempName();
+  status = fs_.Link(existing, temp);
+  if (!status.ok()) return status;
   status = RenameIntoPlace(temp, relative_path, destination);
   // rename(2) between two links of one inode succeeds and does nothing, so
   // the temporary name may still be there.

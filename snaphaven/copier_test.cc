@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <memory>
@@ -127,6 +128,36 @@ TEST_F(CopierTest, WhereTheKernelCannotCopyItFallsBackToReadAndWrite) {
   EXPECT_EQ(result->outcome, CopyOutcome::kDone);
   EXPECT_EQ(result->kernel_bytes, 0);
   EXPECT_EQ(Read(dest_ + "/big"), Read(source));
+}
+
+// A link takes the final name at once when it is free, and replaces a stale
+// file (or a planted symlink, never followed) through a temporary name.
+TEST_F(CopierTest, LinksTakeAFreeNameAndReplaceAStaleOne) {
+  const std::string source = Source("src", 5000, 5);
+  Copier copier(fs_, dest_, dest_ + "/tmp", false, /*checksum=*/true);
+  ASSERT_TRUE(copier.Copy(source, StatOf(source), "ks/t/a").ok());
+  const FileStat copy = StatOf(dest_ + "/ks/t/a");
+
+  ASSERT_TRUE(copier.Link("ks/t/a", "ks/t/snapshots/s/a").ok());
+  EXPECT_EQ(StatOf(dest_ + "/ks/t/snapshots/s/a").ino, copy.ino);
+
+  ASSERT_TRUE(fs_.WriteFileAtomically(dest_ + "/ks/t/snapshots/s/b", "stale").ok());
+  ASSERT_TRUE(copier.Link("ks/t/a", "ks/t/snapshots/s/b").ok());
+  EXPECT_EQ(StatOf(dest_ + "/ks/t/snapshots/s/b").ino, copy.ino);
+
+  const std::string outside = root_ + "/outside";
+  ASSERT_TRUE(fs_.WriteFileAtomically(outside, "not to be touched").ok());
+  ASSERT_EQ(symlink(outside.c_str(), (dest_ + "/ks/t/snapshots/s/c").c_str()), 0);
+  ASSERT_TRUE(copier.Link("ks/t/a", "ks/t/snapshots/s/c").ok());
+  EXPECT_EQ(StatOf(dest_ + "/ks/t/snapshots/s/c").ino, copy.ino);
+  EXPECT_EQ(Read(outside), "not to be touched");
+
+  // Linking a name to its own inode again changes nothing.
+  ASSERT_TRUE(copier.Link("ks/t/a", "ks/t/snapshots/s/a").ok());
+  EXPECT_EQ(StatOf(dest_ + "/ks/t/snapshots/s/a").ino, copy.ino);
+  absl::StatusOr<std::vector<std::string>> left = fs_.ListDir(dest_ + "/tmp");
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
 }
 
 TEST_F(CopierTest, StagedCopiesAreInvisibleUntilFinished) {

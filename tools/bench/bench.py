@@ -29,8 +29,9 @@ Cases (--cases, comma-separated; default all):
   small_files     First copy of many small files (live sstables only): snaphaven vs
                   `rsync -aH` vs `rsync -aH` + `sync`.
   manifest        Load/commit cost of a big manifest: on the nochange mirror, a no-change cycle
-                  (-v 0: loads the manifest, commits nothing) vs a cycle with one new sstable
-                  (loads and commits it). snaphaven prints no separate timing for either.
+                  (-v 0: loads the manifest lazily, parsing only the live sections; commits
+                  nothing) vs a cycle with one new sstable (reads that table's sections in
+                  and commits). snaphaven prints no separate timing for either.
 
 Measuring rules (see /work/shared/docs/offline-bazel.md, "Measuring on this machine"): tools
 run in alternation, back to back; a timed copy's destination is never `rm -rf`'d between
