@@ -504,7 +504,9 @@ TEST_F(CycleFaultTest, ACorruptManifestWithGoodChecksumsIsRebuilt) {
     EXPECT_EQ(ExitCodeFor(stats), 0) << "cycle " << n << ": " << SummaryLine(stats) << "\n"
                                      << log_;
     EXPECT_EQ(stats.copied, 0) << "the copies were all there";
-    if (n == 1) EXPECT_TRUE(absl::StrContains(log_, "is corrupt")) << log_;
+    if (n == 1) {
+      EXPECT_TRUE(absl::StrContains(log_, "is corrupt")) << log_;
+    }
   }
   EXPECT_EQ(testing::ReadFileOrDie(path + ".corrupt"), out);
   EXPECT_EQ(UnrecordedFiles(), std::vector<std::string>());

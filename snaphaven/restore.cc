@@ -427,6 +427,8 @@ absl::Status Restorer::CopyOne(Copier& copier, const RestoreFile& file) {
           digest.value, "; the bytes give ", copied->digest_value, ")"));
     case CopyOutcome::kDone:
       break;
+    case CopyOutcome::kStaged:  // never asked for here
+      return absl::InternalError(absl::StrCat(source, ": a staged copy was not asked for"));
   }
   placed_.push_back(JoinPath(restore_root_, file.target_rel));
   if (has_crc && !crc_as_digest && (!copied->has_crc32 || copied->crc32 != file.entry->crc32)) {
