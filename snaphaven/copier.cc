@@ -216,10 +216,7 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   const std::string destination = JoinPath(destination_root_, relative_path);
   status = RenameIntoPlace(temp, relative_path, destination);
   if (!status.ok()) return fail(status);
-  {
-    absl::MutexLock lock(&mu_);
-    dirs_to_sync_.insert(std::string(DirName(destination)));
-  }
+  NoteDirToSync(destination);
   return outcome(CopyOutcome::kDone);
 }
 
@@ -241,8 +238,7 @@ std::vector<absl::Status> Copier::FinishStaged(
     if (status.ok()) status = RenameIntoPlace(staged->temp, staged->relative_path, destination);
     if (IsOutOfSpace(status)) full = status;
     if (status.ok()) {
-      absl::MutexLock lock(&mu_);
-      dirs_to_sync_.insert(std::string(DirName(destination)));
+      NoteDirToSync(destination);
     } else {
       (void)fs_.Remove(staged->temp);
     }
@@ -264,17 +260,10 @@ absl::Status Copier::Link(const std::string& existing_relative,
   const std::string destination = JoinPath(destination_root_, relative_path);
   // Mostly the final name is free: one link(2) makes it appear, whole (it
   // never follows nor replaces what holds the name).
-  absl::Status status = EnsureParentDirs(relative_path);
-  if (status.ok()) status = fs_.Link(existing, destination);
-  if (IsVanished(status) && fs_.Stat(existing).ok()) {
-    // The directory this process made earlier was removed since: again, once.
-    ForgetKnownDirs();
-    status = EnsureParentDirs(relative_path);
-    if (status.ok()) status = fs_.Link(existing, destination);
-  }
+  absl::Status status = PlaceUnderParents(relative_path, existing,
+                                          [&] { return fs_.Link(existing, destination); });
   if (status.ok()) {
-    absl::MutexLock lock(&mu_);
-    dirs_to_sync_.insert(std::string(DirName(destination)));
+    NoteDirToSync(destination);
     return status;
   }
   if (ErrnoOf(status) != EEXIST) return status;
@@ -289,23 +278,32 @@ absl::Status Copier::Link(const std::string& existing_relative,
   absl::Status removed = fs_.Remove(temp);
   if (!status.ok()) return status;
   if (!removed.ok() && !IsVanished(removed)) return removed;
-  absl::MutexLock lock(&mu_);
-  dirs_to_sync_.insert(std::string(DirName(destination)));
+  NoteDirToSync(destination);
   return absl::OkStatus();
 }
 
 absl::Status Copier::RenameIntoPlace(const std::string& temp, const std::string& relative_path,
                                      const std::string& destination) {
+  return PlaceUnderParents(relative_path, temp, [&] { return fs_.Rename(temp, destination); });
+}
+
+absl::Status Copier::PlaceUnderParents(const std::string& relative_path, const std::string& from,
+                                       const std::function<absl::Status()>& place) {
   absl::Status status = EnsureParentDirs(relative_path);
-  if (status.ok()) status = fs_.Rename(temp, destination);
-  if (IsVanished(status) && fs_.Stat(temp).ok()) {
+  if (status.ok()) status = place();
+  if (IsVanished(status) && fs_.Stat(from).ok()) {
     // A directory this process made earlier was removed since (an operator
     // tidying up between two loop cycles): make it again, once.
     ForgetKnownDirs();
     status = EnsureParentDirs(relative_path);
-    if (status.ok()) status = fs_.Rename(temp, destination);
+    if (status.ok()) status = place();
   }
   return status;
+}
+
+void Copier::NoteDirToSync(const std::string& destination) {
+  absl::MutexLock lock(&mu_);
+  dirs_to_sync_.insert(std::string(DirName(destination)));
 }
 
 void Copier::ForgetKnownDirs() {

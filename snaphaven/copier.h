@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 #include <string>
@@ -118,6 +119,13 @@ class Copier {
   // Makes the parent directories and renames `temp` to `destination`.
   absl::Status RenameIntoPlace(const std::string& temp, const std::string& relative_path,
                                const std::string& destination);
+  // Makes the parent directories of `relative_path` and runs `place` (a
+  // rename or link from `from`); if a directory vanished meanwhile while
+  // `from` is still there, makes them again and retries once.
+  absl::Status PlaceUnderParents(const std::string& relative_path, const std::string& from,
+                                 const std::function<absl::Status()>& place);
+  // The directory of `destination` is to be fsync'd by SyncPendingDirs.
+  void NoteDirToSync(const std::string& destination);
 
   FileSystem& fs_;
   const std::string destination_root_;

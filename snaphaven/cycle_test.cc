@@ -163,13 +163,10 @@ class CycleFaultTest : public ::testing::Test {
 
   // Every file at the destination that the committed manifest lacks.
   std::vector<std::string> UnrecordedFiles() {
-    std::ifstream in(dest_ + "/.snaphaven/manifest");
-    std::string text((std::istreambuf_iterator<char>(in)), {});
-    absl::StatusOr<Manifest> manifest = Manifest::Parse(text);
-    EXPECT_TRUE(manifest.ok()) << manifest.status();
+    const Manifest manifest = testing::DestinationManifest(dest_);
     std::vector<std::string> missing;
     for (const auto& [path, record] : DestinationFiles(dest_)) {
-      if (!manifest.ok() || manifest->Find(path) == nullptr) missing.push_back(path);
+      if (manifest.Find(path) == nullptr) missing.push_back(path);
     }
     return missing;
   }

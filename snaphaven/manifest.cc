@@ -237,25 +237,35 @@ void Manifest::LoadSections(const std::function<bool(absl::string_view dir)>& wa
   }
 }
 
+absl::Status Manifest::ReadStored(absl::string_view dir, const StoredSection& stored,
+                                  std::string* body) const {
+  body->resize(stored.length);
+  for (uint64_t done = 0; done < stored.length;) {
+    absl::StatusOr<size_t> got =
+        backing_->ReadAt(&(*body)[done], stored.length - done, stored.offset + done);
+    if (!got.ok()) return got.status();
+    if (*got == 0) return CorruptSection(dir, "the manifest file shrank since it was loaded");
+    done += *got;
+  }
+  if (Crc32(0, *body) != stored.crc) {
+    return CorruptSection(dir, "the manifest file changed since it was loaded");
+  }
+  return absl::OkStatus();
+}
+
+void Manifest::LoadSectionsBelow(absl::string_view dir) const {
+  if (dir.empty()) return EnsureAll();
+  const std::string below = absl::StrCat(dir, "/");
+  LoadSections([&](absl::string_view section) {
+    return section == dir || absl::StartsWith(section, below);
+  });
+}
+
 void Manifest::LoadStored(absl::btree_map<std::string, StoredSection>::iterator it) const {
   const std::string& dir = it->first;
   const StoredSection& stored = it->second;
-  absl::Status status;
-  std::string body(stored.length, '\0');
-  for (uint64_t done = 0; status.ok() && done < stored.length;) {
-    absl::StatusOr<size_t> got =
-        backing_->ReadAt(&body[done], stored.length - done, stored.offset + done);
-    if (!got.ok()) {
-      status = got.status();
-    } else if (*got == 0) {
-      status = CorruptSection(dir, "the manifest file shrank since it was loaded");
-    } else {
-      done += *got;
-    }
-  }
-  if (status.ok() && Crc32(0, body) != stored.crc) {
-    status = CorruptSection(dir, "the manifest file changed since it was loaded");
-  }
+  std::string body;
+  absl::Status status = ReadStored(dir, stored, &body);
   std::vector<std::pair<std::string, ManifestEntry>> parsed;
   if (status.ok()) status = ParseBody(dir, body, stored.count, &parsed);
   if (!status.ok()) {
@@ -286,14 +296,7 @@ const Manifest::Map& Manifest::entries() const {
 
 const std::string* Manifest::FindBySource(const SourceIdentity& source,
                                           absl::string_view within) const {
-  if (within.empty()) {
-    EnsureAll();
-  } else {
-    const std::string below = absl::StrCat(within, "/");
-    LoadSections([&](absl::string_view dir) {
-      return dir == within || absl::StartsWith(dir, below);
-    });
-  }
+  LoadSectionsBelow(within);
   if (!by_source_built_) {
     // Of the entries in memory; sections read in later are added as they come.
     for (const auto& [path, entry] : entries_) {
@@ -314,16 +317,23 @@ void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
   auto it = entries_.find(path);
   if (it == entries_.end() || it->second.size != entry.size ||
       !(it->second.source() == entry.source())) {
-    NoteChange(path);
+    NoteChange(path);  // may read sections in: `it` is stale after it
+    it = entries_.find(path);
   }
-  entries_[path] = entry;
+  if (it == entries_.end()) {
+    entries_.emplace(path, entry);
+  } else {
+    it->second = entry;
+  }
   if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
 }
 
 void Manifest::Erase(const std::string& path) {
   EnsureSection(DirName(path));
-  if (entries_.contains(path)) NoteChange(path);
-  entries_.erase(path);
+  if (entries_.contains(path)) {
+    NoteChange(path);
+    entries_.erase(path);
+  }
   // The index may name this path for a source another path also holds:
   // rebuild it on next use rather than answer "not stored".
   by_source_.clear();
@@ -336,13 +346,7 @@ std::string Manifest::LinkScope(absl::string_view path) {
 
 int64_t Manifest::UniqueBytesBelow(absl::string_view scope) const {
   const std::string prefix = scope.empty() ? std::string() : absl::StrCat(scope, "/");
-  if (scope.empty()) {
-    EnsureAll();
-  } else {
-    LoadSections([&](absl::string_view dir) {
-      return dir == scope || absl::StartsWith(dir, prefix);
-    });
-  }
+  LoadSectionsBelow(scope);
   int64_t bytes = 0;
   // A scope is a path prefix, so its entries come together: one small set
   // of sources per scope.
@@ -430,18 +434,9 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
     auto stored = unloaded_.find(dir);
     if (stored != unloaded_.end()) {
       // Never parsed: copy its bytes, checked again on the way.
-      const StoredSection& s = stored->second;
-      body.resize(s.length);
-      for (uint64_t done = 0; done < s.length;) {
-        absl::StatusOr<size_t> got = backing_->ReadAt(&body[done], s.length - done, s.offset + done);
-        if (!got.ok()) return got.status();
-        if (*got == 0) return CorruptSection(dir, "the manifest file shrank since it was loaded");
-        done += *got;
-      }
-      if (Crc32(0, body) != s.crc) {
-        return CorruptSection(dir, "the manifest file changed since it was loaded");
-      }
-      count = s.count;
+      status = ReadStored(dir, stored->second, &body);
+      if (!status.ok()) return status;
+      count = stored->second.count;
     } else {
       count = RenderBody(dir, &body);
       if (count == 0) continue;  // every entry erased

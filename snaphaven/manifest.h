@@ -169,6 +169,11 @@ class Manifest {
   };
 
   void EnsureSection(absl::string_view dir) const;
+  // Reads in the sections of `dir` and below it ("": all).
+  void LoadSectionsBelow(absl::string_view dir) const;
+  // The bytes of a stored section, checked against its CRC.
+  absl::Status ReadStored(absl::string_view dir, const StoredSection& stored,
+                          std::string* body) const;
   void EnsureAll() const;
   // Reads in one stored section; on failure records status().
   void LoadStored(absl::btree_map<std::string, StoredSection>::iterator it) const;

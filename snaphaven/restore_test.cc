@@ -53,12 +53,7 @@ class RestoreTest : public testing::CassandraTreeTest {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  Manifest LoadManifest() {
-    absl::StatusOr<Manifest> manifest =
-        Manifest::Parse(ReadFileOrDie(dest_ + "/.snaphaven/manifest"));
-    EXPECT_TRUE(manifest.ok()) << manifest.status();
-    return manifest.ok() ? *std::move(manifest) : Manifest();
-  }
+  Manifest LoadManifest() { return testing::DestinationManifest(dest_); }
 
   // The source files of snapshot `tag`, keyed by where a restore puts them.
   std::map<std::string, FileRecord> SourceSnapshot(const std::string& tag) {

@@ -102,12 +102,7 @@ class RetentionTest : public testing::CassandraTreeTest {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  Manifest LoadManifest() {
-    absl::StatusOr<Manifest> manifest =
-        Manifest::Parse(ReadFileOrDie(dest_ + "/.snaphaven/manifest"));
-    EXPECT_TRUE(manifest.ok()) << manifest.status();
-    return manifest.ok() ? *std::move(manifest) : Manifest();
-  }
+  Manifest LoadManifest() { return testing::DestinationManifest(dest_); }
 
   // "ks1/<table n>/snapshots/<tag>".
   std::string Copy(int table, const std::string& tag) {

@@ -178,6 +178,13 @@ std::map<std::string, FileRecord> SnapshotFiles(const std::string& data_root) {
   return out;
 }
 
+Manifest DestinationManifest(const std::string& destination) {
+  absl::StatusOr<Manifest> manifest =
+      Manifest::Parse(ReadFileOrDie(destination + "/.snaphaven/manifest"));
+  EXPECT_TRUE(manifest.ok()) << manifest.status();
+  return manifest.ok() ? *std::move(manifest) : Manifest();
+}
+
 std::map<std::string, FileRecord> LiveFiles(const std::string& data_root) {
   std::map<std::string, FileRecord> out;
   for (auto& [path, record] : ReadTree(data_root)) {

@@ -17,8 +17,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
-#include "tools/tree_generator.h"
+#include "snaphaven/manifest.h"
 #include "snaphaven/testing/test_files.h"
+#include "tools/tree_generator.h"
 
 namespace snaphaven::testing {
 
@@ -76,6 +77,10 @@ std::map<std::string, FileRecord> SnapshotFiles(const std::string& data_root);
 // The live sstables' files of a source tree: regular files under */*/
 // but not under snapshots/ or backups/.
 std::map<std::string, FileRecord> LiveFiles(const std::string& data_root);
+
+// The destination's committed manifest (a test failure, and an empty one,
+// when it does not parse).
+Manifest DestinationManifest(const std::string& destination);
 
 // The regular files of a destination (its .snaphaven state excluded).
 std::map<std::string, FileRecord> DestinationFiles(const std::string& destination);

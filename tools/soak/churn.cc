@@ -458,14 +458,25 @@ int Churner::in_flight() const { return static_cast<int>(in_flight_.size()); }
 // Flushes and compactions write one new sstable each: the ADD record, then
 // the components one action at a time, then COMMIT (or ABORT), as
 // Cassandra's LogTransaction does.
-namespace {
-
-struct NewSSTable {
+struct Churner::NewSSTable {
   std::string prefix, key, abs_prefix;
   std::vector<std::string> written;  // absolute paths of components written
 };
 
-}  // namespace
+std::function<absl::Status()> Churner::WriteComponent(
+    std::shared_ptr<NewSSTable> sst,
+    std::shared_ptr<std::map<std::string, std::string>> contents, std::string component) {
+  return [this, sst, contents, component]() {
+    std::string path = absl::StrCat(sst->abs_prefix, "-", component);
+    const std::string& bytes = contents->at(component);
+    if (absl::Status st = WriteNewFile(path, bytes); !st.ok()) return st;
+    Note(absl::StrCat("write ", Rel(path)));
+    sst->written.push_back(path);
+    live_versions_[Rel(path)].push_back(
+        FileSig{static_cast<int64_t>(bytes.size()), Crc32(bytes)});
+    return absl::OkStatus();
+  };
+}
 
 std::shared_ptr<std::map<std::string, std::string>> Churner::NewContents() {
   auto contents = std::make_shared<std::map<std::string, std::string>>();
@@ -525,16 +536,7 @@ std::unique_ptr<Churner::Operation> Churner::NewFlush(Store& store, bool may_abo
   auto contents = NewContents();
   for (int c = 0; c < abort_after; ++c) {
     const std::string component = WriteOrder()[c];
-    op->actions.push_back([this, sst, contents, component]() {
-      std::string path = absl::StrCat(sst->abs_prefix, "-", component);
-      const std::string& bytes = contents->at(component);
-      if (absl::Status st = WriteNewFile(path, bytes); !st.ok()) return st;
-      Note(absl::StrCat("write ", Rel(path)));
-      sst->written.push_back(path);
-      live_versions_[Rel(path)].push_back(
-          FileSig{static_cast<int64_t>(bytes.size()), Crc32(bytes)});
-      return absl::OkStatus();
-    });
+    op->actions.push_back(WriteComponent(sst, contents, component));
   }
   auto finish_log = [this, log]() {
     logs_.push_back(*log);
@@ -632,16 +634,7 @@ std::unique_ptr<Churner::Operation> Churner::NewCompaction(Store& store) {
   });
   auto contents = NewContents();
   for (const std::string& component : WriteOrder()) {
-    op->actions.push_back([this, sst, contents, component]() {
-      std::string path = absl::StrCat(sst->abs_prefix, "-", component);
-      const std::string& bytes = contents->at(component);
-      if (absl::Status st = WriteNewFile(path, bytes); !st.ok()) return st;
-      Note(absl::StrCat("write ", Rel(path)));
-      sst->written.push_back(path);
-      live_versions_[Rel(path)].push_back(
-          FileSig{static_cast<int64_t>(bytes.size()), Crc32(bytes)});
-      return absl::OkStatus();
-    });
+    op->actions.push_back(WriteComponent(sst, contents, component));
   }
   auto finish_log = [this, log, release]() {
     release();

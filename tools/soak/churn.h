@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -201,6 +202,12 @@ class Churner {
   absl::Status StartOperation();
   // The components of a new sstable, by component name.
   std::shared_ptr<std::map<std::string, std::string>> NewContents();
+  // A flush's or compaction's output, written component by component.
+  struct NewSSTable;
+  // The action writing one component of `sst`, with its bytes from `contents`.
+  std::function<absl::Status()> WriteComponent(
+      std::shared_ptr<NewSSTable> sst,
+      std::shared_ptr<std::map<std::string, std::string>> contents, std::string component);
   std::unique_ptr<Operation> NewFlush(Store& store, bool may_abort);
   std::unique_ptr<Operation> NewCompaction(Store& store);
   // Of `prefix`, or of a random free live sstable of `store` if empty.
