@@ -7,7 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/types/optional.h"
+#include "glog/logging.h"
 #include "snaphaven/checksum.h"
+#include "snaphaven/parallel_for.h"
 
 namespace snaphaven {
 namespace {
@@ -126,13 +128,13 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   // The temporary file comes first: if the state directory is gone (the
   // destination was removed or unmounted), this fails before anything is
   // created in what may now be the wrong place.
-  const std::string temp = NextTempName();
-  absl::StatusOr<std::unique_ptr<WritableFile>> out = fs_.CreateNew(temp);
+  std::string temp;
+  absl::StatusOr<std::unique_ptr<WritableFile>> out = CreateTemporary(temp);
   if (!out.ok()) return out.status();
-  // From here on every failure removes the temporary file.
+  // From here on every failure removes the temporary file (if it has a name).
   auto fail = [&](absl::Status error) -> absl::Status {
     out->reset();
-    (void)fs_.Remove(temp);
+    if (!temp.empty()) (void)fs_.Remove(temp);
     return error;
   };
 
@@ -163,8 +165,12 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     copied += static_cast<int64_t>(*got);
     result.kernel_bytes += static_cast<int64_t>(*got);
   }
-  while (!kernel) {
-    absl::StatusOr<size_t> got = (*in)->Read(buffer.get(), kCopyBufferSize);
+  // Reading stops at the size the scan saw: the stat after the copy tells a
+  // file that grew (or shrank) meanwhile, so no read is spent to find EOF.
+  while (!kernel && copied < expected.size) {
+    const size_t want =
+        static_cast<size_t>(std::min<int64_t>(kCopyBufferSize, expected.size - copied));
+    absl::StatusOr<size_t> got = (*in)->Read(buffer.get(), want);
     if (!got.ok()) return fail(got.status());
     if (*got == 0) break;
     absl::string_view piece(buffer.get(), *got);
@@ -189,68 +195,127 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   const bool corrupt =
       digest != nullptr && (separate_digest ? !hasher->Matches() : crc != digest->value);
   if (may_stage && !corrupt && expected.size <= kStageMaxBytes) {
-    (*out)->StartWriteback();
+    if (!syncs_whole_file_system()) (*out)->StartWriteback();
     result.staged = std::make_shared<StagedCopy>(
         StagedCopy{*std::move(out), temp, relative_path});
     return outcome(CopyOutcome::kStaged);
   }
   status = (*out)->Sync();
   if (status.ok() && spare_page_cache_) (*out)->DropPages();
-  if (status.ok()) status = (*out)->Close();
   if (!status.ok()) return fail(status);
 
-  if (digest != nullptr) {
-    if (corrupt) {
-      // The source is damaged or was read wrong: keep the evidence, never
-      // under the final name.
-      std::string kept = absl::StrCat(".snaphaven/quarantine/", relative_path, ".",
-                                      absl::Hex(crc, absl::kZeroPad8));
-      status = EnsureParentDirs(kept);
-      if (status.ok()) status = fs_.Rename(temp, JoinPath(destination_root_, kept));
-      if (!status.ok()) return fail(status);
-      result.quarantined = kept;
-      return outcome(CopyOutcome::kCorrupt);
-    }
+  if (corrupt) {
+    // The source is damaged or was read wrong: keep the evidence, never
+    // under the final name.
+    std::string kept = absl::StrCat(".snaphaven/quarantine/", relative_path, ".",
+                                    absl::Hex(crc, absl::kZeroPad8));
+    status = PlaceDurable(**out, temp, kept);
+    if (!status.ok()) return fail(status);
+    result.quarantined = kept;
+    return outcome(CopyOutcome::kCorrupt);
   }
-
-  const std::string destination = JoinPath(destination_root_, relative_path);
-  status = RenameIntoPlace(temp, relative_path, destination);
+  status = PlaceDurable(**out, temp, relative_path);
   if (!status.ok()) return fail(status);
-  NoteDirToSync(destination);
   return outcome(CopyOutcome::kDone);
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>> Copier::CreateTemporary(std::string& temp) {
+  // An unnamed file (O_TMPFILE) locks and grows no directory while it is
+  // written and leaves nothing behind after a crash; where the destination
+  // cannot make one, a temporary name in the state directory.
+  if (unnamed_files_.load()) {
+    absl::StatusOr<std::unique_ptr<WritableFile>> file = fs_.CreateUnnamed(temp_dir_);
+    if (!absl::IsUnimplemented(file.status())) {
+      temp.clear();
+      return file;
+    }
+    VLOG(1) << file.status().message() << ": temporary files get names";
+    unnamed_files_.store(false);
+  }
+  temp = NextTempName();
+  return fs_.CreateNew(temp);
+}
+
+absl::Status Copier::PlaceDurable(WritableFile& file, const std::string& temp,
+                                  const std::string& relative_path) {
+  const std::string destination = JoinPath(destination_root_, relative_path);
+  absl::Status status;
+  if (!temp.empty()) {
+    status = file.Close();
+    if (status.ok()) status = RenameIntoPlace(temp, relative_path, destination);
+  } else {
+    // An unnamed file takes its final name with one link(2), which never
+    // replaces; a stale file holding the name is replaced by a rename from
+    // a temporary name, as for a named temporary file.
+    status = PlaceUnderParents(relative_path, temp_dir_,
+                               [&] { return file.LinkAs(destination); });
+    if (ErrnoOf(status) == EEXIST) {
+      const std::string named = NextTempName();
+      status = file.LinkAs(named);
+      if (status.ok()) status = RenameIntoPlace(named, relative_path, destination);
+      if (!status.ok()) (void)fs_.Remove(named);
+    }
+    absl::Status closed = file.Close();
+    if (status.ok()) status = closed;
+  }
+  if (status.ok()) NoteDirToSync(destination);
+  return status;
+}
+
+void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync) {
+  absl::MutexLock lock(&sync_mu_);
+  file_system_sync_ = std::move(sync);
+}
+
+bool Copier::syncs_whole_file_system() {
+  absl::MutexLock lock(&sync_mu_);
+  return file_system_sync_ != nullptr;
+}
+
+bool Copier::SyncWholeFileSystem() {
+  absl::MutexLock lock(&sync_mu_);
+  if (file_system_sync_ == nullptr) return false;
+  absl::Status synced = file_system_sync_->SyncAll();
+  if (synced.ok()) return true;
+  LOG(WARNING) << synced << "; making each file durable on its own from now on";
+  file_system_sync_.reset();
+  return false;
 }
 
 std::vector<absl::Status> Copier::FinishStaged(
     const std::vector<std::shared_ptr<StagedCopy>>& batch) {
-  // Their write-back was started when they were staged, so by now the
-  // first fsync's journal commit covers most of the batch and the fsyncs
-  // after it find little or nothing left to do.
-  std::vector<absl::Status> statuses;
-  statuses.reserve(batch.size());
+  // One syncfs makes the whole batch durable. Without it, their write-back
+  // was started when they were staged, so the first fsync's journal commit
+  // covers most of the batch and the fsyncs after it find less to do.
+  const bool synced_together = !batch.empty() && SyncWholeFileSystem();
+  std::vector<absl::Status> statuses(batch.size());
+  absl::Mutex full_mu;
   absl::Status full;  // once the destination is full, the rest is not tried
-  for (const std::shared_ptr<StagedCopy>& staged : batch) {
-    WritableFile& file = *staged->file;
-    absl::Status status = full.ok() ? file.Sync() : full;
-    if (status.ok() && spare_page_cache_) file.DropPages();
-    if (status.ok()) status = file.Close();
-    staged->file.reset();
-    const std::string destination = JoinPath(destination_root_, staged->relative_path);
-    if (status.ok()) status = RenameIntoPlace(staged->temp, staged->relative_path, destination);
-    if (IsOutOfSpace(status)) full = status;
-    if (status.ok()) {
-      NoteDirToSync(destination);
-    } else {
-      (void)fs_.Remove(staged->temp);
+  ParallelFor(finish_threads_, batch.size(), [&](size_t k) {
+    StagedCopy& staged = *batch[k];
+    absl::Status status;
+    {
+      absl::MutexLock lock(&full_mu);
+      status = full;
     }
-    statuses.push_back(std::move(status));
-  }
+    if (status.ok() && !synced_together) status = staged.file->Sync();
+    if (status.ok() && spare_page_cache_) staged.file->DropPages();
+    if (status.ok()) status = PlaceDurable(*staged.file, staged.temp, staged.relative_path);
+    staged.file.reset();
+    if (IsOutOfSpace(status)) {
+      absl::MutexLock lock(&full_mu);
+      if (full.ok()) full = status;
+    }
+    if (!status.ok() && !staged.temp.empty()) (void)fs_.Remove(staged.temp);
+    statuses[k] = std::move(status);
+  });
   return statuses;
 }
 
 void Copier::DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch) {
   for (const std::shared_ptr<StagedCopy>& staged : batch) {
     staged->file.reset();
-    (void)fs_.Remove(staged->temp);
+    if (!staged->temp.empty()) (void)fs_.Remove(staged->temp);
   }
 }
 
@@ -317,6 +382,8 @@ absl::Status Copier::SyncPendingDirs() {
     absl::MutexLock lock(&mu_);
     dirs.swap(dirs_to_sync_);
   }
+  // A first copy fills thousands of directories: one syncfs for them all.
+  if (dirs.size() > 1 && SyncWholeFileSystem()) return absl::OkStatus();
   for (auto it = dirs.begin(); it != dirs.end();) {
     absl::Status synced = fs_.SyncDir(*it);
     if (!synced.ok() && !IsVanished(synced)) {

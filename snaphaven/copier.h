@@ -1,7 +1,8 @@
 // Durable placement of files at the destination. A file is never visible
-// under its final name before it is whole and durable: it is written (or
-// linked) under a temporary name in the state directory, fsync'd, given the
-// source's mode and mtime, renamed into place, and the directory fsync'd.
+// under its final name before it is whole and durable: it is written as an
+// unnamed file (O_TMPFILE) or under a temporary name in the state
+// directory, given the source's mode and mtime, fsync'd (or synced with its
+// batch), then linked or renamed into place, and the directory fsync'd.
 
 #ifndef SNAPHAVEN_COPIER_H_
 #define SNAPHAVEN_COPIER_H_
@@ -34,7 +35,7 @@ enum class CopyOutcome {
 // nor renamed into place.
 struct StagedCopy {
   std::unique_ptr<WritableFile> file;
-  std::string temp;
+  std::string temp;  // empty: an unnamed file (FileSystem::CreateUnnamed)
   std::string relative_path;
 };
 
@@ -62,6 +63,18 @@ class Copier {
   // Leave the page cache as found: after each copy drop the source pages
   // the copy brought in and the destination's (clean) pages.
   void set_spare_page_cache(bool spare) { spare_page_cache_ = spare; }
+  // FinishStaged makes durable and places a batch on this many threads
+  // (their fsyncs share journal commits; renames run side by side).
+  void set_finish_threads(int threads) { finish_threads_ = threads; }
+
+  // Makes each batch of staged copies (and the pending directories)
+  // durable with one SyncAll of `sync` instead of an fsync per file. Only
+  // for a destination on a file system of its own: syncfs also flushes
+  // everything else written there. Null: an fsync per file (and directory).
+  // After the first failed SyncAll, back to fsyncs for good (they tell
+  // which file failed, and the handle's error was consumed).
+  void set_file_system_sync(std::unique_ptr<FileSystemSync> sync);
+  bool syncs_whole_file_system();
 
   // Renames and links land in their directory at once, but making them
   // durable (fsync of each directory) waits until this is called, once per
@@ -87,10 +100,11 @@ class Copier {
                                   bool may_stage = false);
   static constexpr int64_t kStageMaxBytes = 1 << 20;
 
-  // Makes staged copies durable (an fsync of each, in order) and renames
-  // them into place. One status per copy, in order; a failed copy's
-  // temporary file is removed. After an out-of-space error the rest are
-  // not tried (they get that error too).
+  // Makes staged copies durable (one SyncAll, or an fsync of each) and
+  // renames them into place, on set_finish_threads threads. One status per
+  // copy, in order; a failed copy's temporary file is removed. After an
+  // out-of-space error the copies not yet started are not tried (they get
+  // that error too).
   std::vector<absl::Status> FinishStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch);
   // Drops staged copies (their temporary files are removed).
   void DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch);
@@ -116,6 +130,14 @@ class Copier {
 
  private:
   std::string NextTempName();
+  // A new temporary file: unnamed where the destination allows (`temp`
+  // cleared), else named `temp` in the state directory.
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateTemporary(std::string& temp);
+  // Gives a durable temporary file (named `temp`, or unnamed) its final
+  // destination-relative name, replacing a stale file there, and closes
+  // it. The directory is left for SyncPendingDirs.
+  absl::Status PlaceDurable(WritableFile& file, const std::string& temp,
+                            const std::string& relative_path);
   // Makes the parent directories and renames `temp` to `destination`.
   absl::Status RenameIntoPlace(const std::string& temp, const std::string& relative_path,
                                const std::string& destination);
@@ -126,6 +148,9 @@ class Copier {
                                  const std::function<absl::Status()>& place);
   // The directory of `destination` is to be fsync'd by SyncPendingDirs.
   void NoteDirToSync(const std::string& destination);
+  // One SyncAll when there is a handle; false (and the handle dropped) when
+  // there is none or it failed.
+  bool SyncWholeFileSystem();
 
   FileSystem& fs_;
   const std::string destination_root_;
@@ -134,11 +159,16 @@ class Copier {
   const bool checksum_;
   BandwidthLimiter* limiter_ = nullptr;
   bool spare_page_cache_ = true;
+  int finish_threads_ = 1;
   absl::flat_hash_set<std::string> dirs_to_sync_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> temp_counter_{0};
+  std::atomic<bool> unnamed_files_{true};  // until the destination refuses one
   // Copies run on several threads: the directory sets are shared.
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> known_dirs_ ABSL_GUARDED_BY(mu_);
+  // Apart from mu_: a syncfs takes a while, and must not hold up the rest.
+  absl::Mutex sync_mu_;
+  std::unique_ptr<FileSystemSync> file_system_sync_ ABSL_GUARDED_BY(sync_mu_);
 };
 
 // The destination will not take a hard link here; copy instead.

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "snaphaven/checksum.h"
+#include "snaphaven/testing/fault_injection_file_system.h"
 #include "snaphaven/testing/test_files.h"
 
 namespace snaphaven {
@@ -199,6 +200,87 @@ TEST_F(CopierTest, StagedCopiesAreInvisibleUntilFinished) {
   left = fs_.ListDir(dest_ + "/tmp");
   ASSERT_TRUE(left.ok());
   EXPECT_TRUE(left->empty());
+}
+
+
+// The real file system, less unnamed files: temporary files get names.
+class NamedTemporariesFileSystem : public ForwardingFileSystem {
+ public:
+  using ForwardingFileSystem::ForwardingFileSystem;
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string&) override {
+    return absl::UnimplementedError("no unnamed files here");
+  }
+};
+
+TEST_F(CopierTest, CopiesReplaceAStaleFileWithOrWithoutUnnamedTemporaries) {
+  NamedTemporariesFileSystem named(&fs_);
+  for (FileSystem* fs : {&fs_, static_cast<FileSystem*>(&named)}) {
+    SCOPED_TRACE(fs == &fs_ ? "unnamed where possible" : "named temporaries");
+    Copier copier(*fs, dest_, dest_ + "/tmp", false, /*checksum=*/true);
+    const std::string source = Source("src", 5000, 1);
+    ASSERT_TRUE(fs_.MakeDir(dest_ + "/ks").ok() || fs_.Stat(dest_ + "/ks").ok());
+    ASSERT_TRUE(fs_.WriteFileAtomically(dest_ + "/ks/f", "stale").ok());
+    for (bool may_stage : {false, true}) {
+      absl::StatusOr<CopyResult> result =
+          copier.Copy(source, StatOf(source), "ks/f", nullptr, may_stage);
+      ASSERT_TRUE(result.ok()) << result.status();
+      if (result->outcome == CopyOutcome::kStaged) {
+        std::vector<absl::Status> finished = copier.FinishStaged({result->staged});
+        ASSERT_TRUE(finished[0].ok()) << finished[0];
+      }
+      EXPECT_EQ(Read(dest_ + "/ks/f"), Read(source));
+      absl::StatusOr<std::vector<std::string>> left = fs_.ListDir(dest_ + "/tmp");
+      ASSERT_TRUE(left.ok());
+      EXPECT_TRUE(left->empty());
+      ASSERT_TRUE(fs_.WriteFileAtomically(dest_ + "/ks/f", "stale again").ok());
+    }
+  }
+}
+
+// A batch made durable with one syncfs rather than an fsync per file; after
+// a failed syncfs, an fsync per file for good.
+TEST_F(CopierTest, ABatchIsSyncedWithOneSyncfsUntilOneFails) {
+  testing::FaultInjectionFileSystem faulty(&fs_);
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> sync = faulty.OpenFileSystemSync(dest_);
+  if (absl::IsUnimplemented(sync.status())) {
+    GTEST_SKIP() << "syncfs is not trusted on " << dest_ << ": " << sync.status();
+  }
+  ASSERT_TRUE(sync.ok()) << sync.status();
+  Copier copier(faulty, dest_, dest_ + "/tmp", false, /*checksum=*/true);
+  copier.set_file_system_sync(*std::move(sync));
+  copier.set_finish_threads(2);
+  auto stage_batch = [&](const std::string& prefix) {
+    std::vector<std::shared_ptr<StagedCopy>> batch;
+    for (int i = 0; i < 6; ++i) {
+      const std::string source = Source(absl::StrCat(prefix, i), 700 + i, i);
+      absl::StatusOr<CopyResult> result = copier.Copy(
+          source, StatOf(source), absl::StrCat(prefix, "/f", i), nullptr, /*may_stage=*/true);
+      EXPECT_TRUE(result.ok() && result->outcome == CopyOutcome::kStaged);
+      if (result.ok()) batch.push_back(result->staged);
+    }
+    return batch;
+  };
+  auto expect_placed = [&](const std::string& prefix, const std::vector<absl::Status>& done) {
+    ASSERT_EQ(done.size(), 6u);
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_TRUE(done[i].ok()) << done[i];
+      EXPECT_EQ(Read(absl::StrCat(dest_, "/", prefix, "/f", i)),
+                Read(absl::StrCat(root_, "/", prefix, i)));
+    }
+  };
+
+  expect_placed("a", copier.FinishStaged(stage_batch("a")));
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 1);
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, "/tmp/"), 0) << "no fsync per file";
+  EXPECT_TRUE(copier.syncs_whole_file_system());
+
+  faulty.AddRule({testing::FsOp::kSyncFs, "", EIO, 0, 1});
+  expect_placed("b", copier.FinishStaged(stage_batch("b")));
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, "/tmp/"), 6) << "each file on its own";
+  EXPECT_FALSE(copier.syncs_whole_file_system());
+  expect_placed("c", copier.FinishStaged(stage_batch("c")));
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 2) << "no syncfs after one failed";
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, "/tmp/"), 12);
 }
 
 }  // namespace

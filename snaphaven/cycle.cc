@@ -1,6 +1,7 @@
 #include "snaphaven/cycle.h"
 
 #include <glog/logging.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <functional>
@@ -24,10 +25,27 @@ namespace snaphaven {
 namespace {
 
 constexpr char kStateDirName[] = ".snaphaven";
-// Staged small copies made durable together: bounded so that a batch holds
-// few open files and its sync stays short.
-constexpr size_t kStageBatchFiles = 128;
+// Staged small copies are made durable together: one syncfs, or a run of
+// fsyncs that share journal commits. A syncfs costs about as much for 100
+// files as for 1000 (a journal commit and a device cache flush), so a
+// batch is as large as the open-file limit allows (each staged copy keeps
+// its descriptor until then, and the pipeline runs up to a batch ahead),
+// at most 1024 files; and at most 64 MiB, to bound the dirty pages.
+constexpr size_t kMaxStageBatchFiles = 1024;
 constexpr int64_t kStageBatchBytes = 64 << 20;
+
+size_t StageBatchFiles(int copy_threads) {
+  struct rlimit limit;
+  const int64_t open_files =
+      getrlimit(RLIMIT_NOFILE, &limit) == 0
+          ? static_cast<int64_t>(std::min<rlim_t>(limit.rlim_cur, 1 << 20))
+          : 1024;
+  // Two batches' worth open at once (the one being finished and the
+  // pipeline's window), the copies in flight and a reserve.
+  const int64_t fit = (open_files - 128 - 8 * int64_t{copy_threads}) / 2;
+  return static_cast<size_t>(
+      std::clamp<int64_t>(fit, 16, static_cast<int64_t>(kMaxStageBatchFiles)));
+}
 
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -174,6 +192,8 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
     copier_.set_limiter(limiter_.get());
   }
   copier_.set_spare_page_cache(options_.spare_page_cache);
+  copier_.set_finish_threads(std::max(1, options_.copy_threads));
+  stage_batch_files_ = StageBatchFiles(std::max(1, options_.copy_threads));
 }
 
 absl::Status Syncer::PrepareDestination() {
@@ -301,6 +321,32 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
     }
   }
   return rebuilt;
+}
+
+void Syncer::ChooseDurability() {
+  using Mode = SyncOptions::WholeFileSystemSync;
+  // Opened now, before this cycle writes anything: a syncfs reports the
+  // write-back errors seen on the file system since its handle was opened.
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> sync =
+      absl::UnimplementedError("--whole_file_system_sync is off");
+  if (options_.whole_file_system_sync != Mode::kNever) sync = fs_.OpenFileSystemSync(state_.temp);
+  absl::StatusOr<FileStat> destination = fs_.Stat(state_.temp);
+  if (sync.ok() && options_.whole_file_system_sync == Mode::kAuto) {
+    for (const std::string& root : options_.data_roots) {
+      absl::StatusOr<FileStat> data = fs_.Stat(root);
+      if (!destination.ok() || !data.ok() || data->dev == destination->dev) {
+        sync = absl::FailedPreconditionError(absl::StrCat(
+            "a syncfs would also flush Cassandra's writes: ", root,
+            " is on the destination's file system"));
+        break;
+      }
+    }
+  }
+  std::string choice = sync.ok() ? "one syncfs per batch of small copies"
+                                 : absl::StrCat("one fsync per file (", sync.status().message(), ")");
+  if (choice != durability_) VLOG(1) << "durability: " << choice;
+  durability_ = std::move(choice);
+  copier_.set_file_system_sync(sync.ok() ? *std::move(sync) : nullptr);
 }
 
 absl::Status Syncer::LoadManifest(bool from_destination) {
@@ -537,6 +583,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     LOG(WARNING) << "removed " << *leftovers
                  << " temporary files left by an interrupted run";
   }
+  if (!options_.dry_run) ChooseDurability();
   manifest_rebuilt_ = false;
   committed_this_cycle_ = false;
   // (A manifest that failed to read a section back is read again.)
@@ -683,7 +730,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       // Workers may run a batch of staged copies ahead of this thread,
       // which makes the batch before durable meanwhile.
       4 * static_cast<size_t>(std::max(1, options_.copy_threads)) +
-          (options_.stage_small_files ? kStageBatchFiles : 0),
+          (options_.stage_small_files ? stage_batch_files_ : 0),
       [&](size_t a) {
         return ApplyWithRetries(plan.actions[a], scan->files[plan.actions[a].file],
                                 options_.stage_small_files);
@@ -842,7 +889,9 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       staged_results.push_back(***taken);
       staged.push_back((**taken)->copy.staged);
       staged_bytes += scan->files[action.file].stat.size;
-      if (staged.size() >= kStageBatchFiles || staged_bytes >= kStageBatchBytes) finish_staged();
+      if (staged.size() >= stage_batch_files_ || staged_bytes >= kStageBatchBytes) {
+        finish_staged();
+      }
     } else {
       record(a, **taken);
     }

@@ -52,6 +52,12 @@ struct SyncOptions {
   // than one fsync each. Off only in tests that aim a fault at the fsync
   // of one particular file.
   bool stage_small_files = true;
+  // A batch of staged copies is made durable with one syncfs(2) of the
+  // destination's file system (Copier::set_file_system_sync) when that file
+  // system holds none of the data roots (kAuto): a syncfs there would also
+  // flush Cassandra's own writes. kAlways is for tests on one disk.
+  enum class WholeFileSystemSync { kAuto, kNever, kAlways };
+  WholeFileSystemSync whole_file_system_sync = WholeFileSystemSync::kAuto;
   // Retention at the destination (never the source), after each cycle.
   int keep_snapshots = 0;                           // 0: no limit
   absl::Duration keep_for = absl::ZeroDuration();   // 0: no limit
@@ -153,6 +159,9 @@ class Syncer {
   // Creates the marker, probing the mtime granularity the destination keeps.
   absl::Status CreateMarker();
   absl::Status LoadManifest(bool from_destination);
+  // Each cycle: whether batches of small copies are made durable with one
+  // syncfs (see SyncOptions::whole_file_system_sync) or an fsync each.
+  void ChooseDurability();
   // kStaged: written, to be made durable with a batch (Copier::FinishStaged).
   enum class Applied { kCopied, kStaged, kLinked, kVanished, kChanged, kCorrupt };
   struct AppliedFile {
@@ -204,6 +213,8 @@ class Syncer {
   SyncOptions options_;
   StateDir state_;
   Copier copier_;
+  std::string durability_;  // ChooseDurability's last choice, logged when it changes
+  size_t stage_batch_files_ = 0;  // staged copies made durable together (at most)
   std::unique_ptr<BandwidthLimiter> limiter_;
   absl::optional<Manifest> manifest_;
   bool first_cycle_ = true;

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <fstream>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -62,6 +63,14 @@ class CycleFaultTest : public ::testing::Test {
     dir_ = testing::MakeTempDir("cycle");
     data_ = dir_ + "/data";
     dest_ = dir_ + "/dest";
+    Generate();
+    fs_ = std::make_unique<FaultInjectionFileSystem>(DefaultFileSystem(), 7);
+  }
+  void TearDown() override { google::RemoveLogSink(&sink_); }
+
+  // A fresh source tree (the old one removed), and original_ its snapshots.
+  void Generate() {
+    ASSERT_EQ(system(("rm -rf " + data_).c_str()), 0);
     tools::TreeSpec spec;
     spec.keyspaces = {"ks1"};
     spec.tables_per_keyspace = 1;
@@ -71,9 +80,7 @@ class CycleFaultTest : public ::testing::Test {
     spec.data_size = 3 << 20;  // several reads per Data.db
     ASSERT_TRUE(tools::GenerateTree(data_, spec).ok());
     original_ = testing::SnapshotFiles(data_);
-    fs_ = std::make_unique<FaultInjectionFileSystem>(DefaultFileSystem(), 7);
   }
-  void TearDown() override { google::RemoveLogSink(&sink_); }
 
   SyncOptions Options(bool move = false) {
     SyncOptions options;
@@ -85,6 +92,7 @@ class CycleFaultTest : public ::testing::Test {
     options.retry_backoff = absl::ZeroDuration();
     options.copy_threads = copy_threads_;  // 1: faults land deterministically
     options.keep_for = keep_for_;
+    options.whole_file_system_sync = whole_file_system_sync_;
     options.verbosity = 2;
     return options;
   }
@@ -174,6 +182,8 @@ class CycleFaultTest : public ::testing::Test {
   CapturingSink sink_;
   absl::Duration keep_for_ = absl::ZeroDuration();
   int copy_threads_ = 1;
+  SyncOptions::WholeFileSystemSync whole_file_system_sync_ =
+      SyncOptions::WholeFileSystemSync::kAuto;
   std::string dir_, data_, dest_, log_;
   Files original_;
   std::unique_ptr<FaultInjectionFileSystem> fs_;
@@ -325,6 +335,54 @@ TEST_F(CycleFaultTest, MoveNeverDeletesASourceWhoseCopyIsNotDurable) {
   ExpectInvariants();
   ExpectConvergesWithoutFaults(/*move=*/true);
   EXPECT_TRUE(testing::SnapshotFiles(data_).empty());
+}
+
+// A destination on the data's own file system: a syncfs would flush
+// Cassandra's writes too, so each file gets its own fsync.
+TEST_F(CycleFaultTest, ADestinationOnTheDataFileSystemIsNeverSyncedWhole) {
+  CycleStats stats = Cycle();
+  EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+  EXPECT_EQ(fs_->Calls(FsOp::kSyncFs, ""), 0);
+  EXPECT_GT(fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/"), 0);
+  EXPECT_TRUE(absl::StrContains(log_, "durability: one fsync per file (a syncfs would also "
+                                      "flush Cassandra's writes"))
+      << log_;
+  ExpectInvariants();
+}
+
+// With the whole-file-system sync (forced here: the test has one disk), a
+// batch costs one syncfs and no fsync; when a syncfs fails, each file is
+// synced on its own, and a move still deletes only what is durable.
+TEST_F(CycleFaultTest, BatchesSyncTheFileSystemAndFallBackToFsyncs) {
+  if (absl::IsUnimplemented(fs_->OpenFileSystemSync(dir_).status())) {
+    GTEST_SKIP() << "syncfs is not trusted on " << dir_;
+  }
+  whole_file_system_sync_ = SyncOptions::WholeFileSystemSync::kAlways;
+  CycleStats stats = Cycle(/*move=*/true);
+  EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+  EXPECT_GT(fs_->Calls(FsOp::kSyncFs, ""), 0);
+  std::set<uint64_t> big;  // copied whole, each with its own fsync
+  for (const auto& [path, record] : original_) {
+    if (record.size > Copier::kStageMaxBytes) big.insert(record.ino);
+  }
+  EXPECT_EQ(fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/"), static_cast<int>(big.size()));
+  EXPECT_TRUE(absl::StrContains(log_, "durability: one syncfs per batch")) << log_;
+  EXPECT_TRUE(testing::SnapshotFiles(data_).empty()) << "all moved";
+  ExpectInvariants();
+
+  // Again from the start, with every syncfs failing and one fsync too.
+  Generate();
+  ASSERT_EQ(system(("rm -rf " + dest_).c_str()), 0);
+  fs_->ClearRules();
+  fs_->AddRule({FsOp::kSyncFs, "", EIO, 0, -1});
+  fs_->AddRule({FsOp::kSync, "/\\.snaphaven/tmp/", EIO, 0, 1});
+  stats = Cycle(/*move=*/true);
+  EXPECT_EQ(ExitCodeFor(stats), 1) << log_;
+  EXPECT_EQ(stats.failed, 1) << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "making each file durable on its own")) << log_;
+  EXPECT_EQ(fs_->Calls(FsOp::kSyncFs, ""), 1) << "not tried again after it failed";
+  ExpectInvariants();
+  ExpectConvergesWithoutFaults(/*move=*/true);
 }
 
 // The same with small copies made durable in a batch: the fsync that fails

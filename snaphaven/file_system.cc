@@ -4,11 +4,17 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -16,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 namespace snaphaven {
@@ -80,29 +87,38 @@ class PosixReadableFile : public ReadableFile {
   absl::StatusOr<FileStat> Stat() override {
     struct stat st;
     if (fstat(fd_, &st) != 0) return ErrnoStatus(errno, "fstat", path_);
+    size_ = st.st_size;
     return ToFileStat(st);
   }
 
   std::vector<bool> ResidentPages() override {
-    struct stat st;
-    if (fstat(fd_, &st) != 0 || st.st_size == 0) return {};
-    void* map = mmap(nullptr, st.st_size, PROT_READ, MAP_SHARED, fd_, 0);
+    const int64_t size = Size();
+    if (size <= 0) return {};
+    const size_t pages = (size + kPageSize - 1) / kPageSize;
+    // Mostly a file is wholly cached or not at all: one cachestat(2) says
+    // which, without mapping the file (whose unmapping interrupts every CPU
+    // this process runs on).
+    switch (CachedPages(pages)) {
+      case Cached::kAll: return std::vector<bool>(pages, true);
+      case Cached::kNone: return std::vector<bool>(pages, false);
+      case Cached::kSome: break;
+    }
+    void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd_, 0);
     if (map == MAP_FAILED) return {};
-    const size_t pages = (st.st_size + kPageSize - 1) / kPageSize;
     std::vector<unsigned char> vec(pages);
     std::vector<bool> resident;
-    if (mincore(map, st.st_size, vec.data()) == 0) {
+    if (mincore(map, size, vec.data()) == 0) {
       resident.resize(pages);
       for (size_t i = 0; i < pages; ++i) resident[i] = vec[i] & 1;
     }
-    munmap(map, st.st_size);
+    munmap(map, size);
     return resident;
   }
 
   void DropPagesExcept(const std::vector<bool>& keep) override {
-    struct stat st;
-    if (fstat(fd_, &st) != 0) return;
-    const size_t pages = (st.st_size + kPageSize - 1) / kPageSize;
+    const int64_t size = Size();
+    if (size < 0) return;
+    const size_t pages = (size + kPageSize - 1) / kPageSize;
     // Runs of pages not to keep, one fadvise each.
     for (size_t i = 0; i < pages;) {
       if (i < keep.size() && keep[i]) {
@@ -124,13 +140,60 @@ class PosixReadableFile : public ReadableFile {
 
  private:
   static constexpr size_t kPageSize = 4096;
+  enum class Cached { kAll, kNone, kSome };
+
+  // The size the last Stat saw (the caller's view of the file), else fstat's.
+  int64_t Size() {
+    if (size_ < 0) {
+      struct stat st;
+      if (fstat(fd_, &st) == 0) size_ = st.st_size;
+    }
+    return size_;
+  }
+
+  // cachestat(2), Linux 6.5 and later; kSome (ask mincore) before that.
+  Cached CachedPages(size_t pages) {
+    static std::atomic<bool> unsupported{false};
+    if (unsupported.load(std::memory_order_relaxed)) return Cached::kSome;
+    struct {
+      uint64_t off, len;
+    } range{0, static_cast<uint64_t>(pages) * kPageSize};
+    struct {
+      uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+    } stat{};
+    constexpr long kCachestat = 451;  // the same number on every architecture
+    if (syscall(kCachestat, fd_, &range, &stat, 0) != 0) {
+      if (errno == ENOSYS) unsupported.store(true, std::memory_order_relaxed);
+      return Cached::kSome;
+    }
+    if (stat.nr_cache == 0) return Cached::kNone;
+    return stat.nr_cache >= pages ? Cached::kAll : Cached::kSome;
+  }
+
   const int fd_;
   const std::string path_;
+  int64_t size_ = -1;
 };
+
+// How this process can give an O_TMPFILE file a name: linkat(2) with
+// AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (before Linux 6.10); through
+// /proc/self/fd it needs /proc. Found out once, on the first unnamed file.
+enum class LinkMethod { kUnknown, kEmptyPath, kProcFd, kNone };
+
+int LinkFd(int fd, const std::string& path, LinkMethod method) {
+  if (method == LinkMethod::kEmptyPath) {
+    return linkat(fd, "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH);
+  }
+  const std::string proc = absl::StrCat("/proc/self/fd/", fd);
+  return linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
+}
 
 class PosixWritableFile : public WritableFile {
  public:
-  PosixWritableFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  // `link_method` other than kNone: made with O_TMPFILE, to be named that
+  // way; `path` is then its directory.
+  PosixWritableFile(int fd, std::string path, LinkMethod link_method = LinkMethod::kNone)
+      : fd_(fd), path_(std::move(path)), link_method_(link_method) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) close(fd_);
   }
@@ -185,6 +248,14 @@ class PosixWritableFile : public WritableFile {
 
   void StartWriteback() override { (void)sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE); }
 
+  absl::Status LinkAs(const std::string& path) override {
+    if (link_method_ == LinkMethod::kNone) return WritableFile::LinkAs(path);
+    if (LinkFd(fd_, path, link_method_) != 0) {
+      return ErrnoStatus(errno, "link", absl::StrCat("(unnamed file in ", path_, ") -> ", path));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status Close() override {
     int fd = fd_;
     fd_ = -1;
@@ -199,7 +270,37 @@ class PosixWritableFile : public WritableFile {
  private:
   int fd_;
   const std::string path_;
+  const LinkMethod link_method_;
 };
+
+// Tries the ways of naming an unnamed file in `dir`, with a throwaway one;
+// kUnknown when `dir` takes no unnamed file at all.
+LinkMethod ProbeLinkMethod(const std::string& dir) {
+  static std::atomic<int> probes{0};
+  for (LinkMethod method : {LinkMethod::kEmptyPath, LinkMethod::kProcFd}) {
+    int fd = open(dir.c_str(), O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+    if (fd < 0) return LinkMethod::kUnknown;
+    const std::string probe =
+        JoinPath(dir, absl::StrCat(".unnamed-probe-", getpid(), "-", ++probes));
+    const bool linked = LinkFd(fd, probe, method) == 0;
+    close(fd);
+    if (linked) {
+      unlink(probe.c_str());
+      return method;
+    }
+  }
+  return LinkMethod::kNone;
+}
+
+// The process's LinkMethod, probed in `dir` the first time. Copies on
+// several threads ask at once: one probes, the others wait for its answer.
+LinkMethod ProcessLinkMethod(const std::string& dir) {
+  static absl::Mutex mu;
+  static LinkMethod method ABSL_GUARDED_BY(mu) = LinkMethod::kUnknown;
+  absl::MutexLock lock(&mu);
+  if (method == LinkMethod::kUnknown) method = ProbeLinkMethod(dir);
+  return method;
+}
 
 class PosixFileLock : public FileLock {
  public:
@@ -209,6 +310,38 @@ class PosixFileLock : public FileLock {
  private:
   const int fd_;
 };
+
+class PosixFileSystemSync : public FileSystemSync {
+ public:
+  PosixFileSystemSync(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixFileSystemSync() override { close(fd_); }
+
+  absl::Status SyncAll() override {
+    if (syncfs(fd_) != 0) return ErrnoStatus(errno, "syncfs", path_);
+    return absl::OkStatus();
+  }
+
+ private:
+  const int fd_;  // open since before the writes it is to cover
+  const std::string path_;
+};
+
+// Since 5.8 syncfs(2) reports write-back errors (per file system, sampled
+// when the descriptor was opened); before, it said OK whatever happened.
+bool KernelReportsSyncfsErrors() {
+  struct utsname names;
+  if (uname(&names) != 0) return false;
+  int major = 0, minor = 0;
+  if (sscanf(names.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 5 || (major == 5 && minor >= 8);
+}
+
+// Local file systems whose syncfs writes every dirty inode, commits the
+// journal and flushes the device's cache.
+bool SyncfsIsDurableOn(long type) {
+  return type == EXT4_SUPER_MAGIC /* also ext2, ext3 */ || type == XFS_SUPER_MAGIC ||
+         type == BTRFS_SUPER_MAGIC;
+}
 
 class PosixFileSystem : public FileSystem {
  public:
@@ -262,6 +395,28 @@ class PosixFileSystem : public FileSystem {
                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return ErrnoStatus(errno, "create", path);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) override {
+    const LinkMethod method = ProcessLinkMethod(dir);
+    if (method == LinkMethod::kNone) {
+      return absl::UnimplementedError("this process cannot link an O_TMPFILE file");
+    }
+    int fd = open(dir.c_str(), O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      const int error = errno;
+      // Not supported here (EOPNOTSUPP), or by the kernel (EISDIR, EINVAL).
+      if (error == EOPNOTSUPP || error == EISDIR || error == EINVAL) {
+        return absl::UnimplementedError(
+            absl::StrCat("no unnamed files in ", dir, ": ", std::strerror(error)));
+      }
+      return ErrnoStatus(error, "create (unnamed)", dir);
+    }
+    if (method == LinkMethod::kUnknown) {  // the probe could not even make one
+      close(fd);
+      return absl::UnimplementedError(absl::StrCat("no unnamed files in ", dir));
+    }
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, dir, method));
   }
 
   absl::Status Rename(const std::string& from, const std::string& to) override {
@@ -335,6 +490,28 @@ class PosixFileSystem : public FileSystem {
   absl::Status CheckAccess(const std::string& path, int mode) override {
     if (access(path.c_str(), mode) != 0) return ErrnoStatus(errno, "access", path);
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> OpenFileSystemSync(
+      const std::string& path) override {
+    if (!KernelReportsSyncfsErrors()) {
+      return absl::UnimplementedError("syncfs reports no write-back errors before Linux 5.8");
+    }
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "open", path);
+    struct statfs info;
+    if (fstatfs(fd, &info) != 0) {
+      int error = errno;
+      close(fd);
+      return ErrnoStatus(error, "fstatfs", path);
+    }
+    if (!SyncfsIsDurableOn(static_cast<long>(info.f_type))) {
+      close(fd);
+      return absl::UnimplementedError(absl::StrCat(
+          "syncfs is not trusted on ", path, " (file system type 0x",
+          absl::Hex(static_cast<unsigned long>(info.f_type)), ")"));
+    }
+    return std::unique_ptr<FileSystemSync>(new PosixFileSystemSync(fd, path));
   }
 };
 

@@ -98,10 +98,31 @@ class WritableFile {
   // that a later Sync finds it written and, for a batch of files, one
   // journal commit covers them all. A hint: failures show up in Sync.
   virtual void StartWriteback() {}
+  // Gives a file made by FileSystem::CreateUnnamed its name (linkat(2)),
+  // before Close. Fails with EEXIST when `path` is taken: it never
+  // replaces a file.
+  virtual absl::Status LinkAs(const std::string& path) {
+    (void)path;
+    return absl::UnimplementedError("not an unnamed file");
+  }
   // close(2); reports write-back errors (ENOSPC on NFS shows up here).
   virtual absl::Status Close() = 0;
   // Drops the file's pages from the page cache (after Sync: they are clean).
   virtual void DropPages() {}
+};
+
+// A handle on a whole file system, opened before a batch of writes and
+// used after it: one call makes everything written to that file system
+// durable, instead of one fsync per file (each of which costs a journal
+// commit and a device cache flush). Not thread-safe.
+class FileSystemSync {
+ public:
+  virtual ~FileSystemSync() = default;
+  // syncfs(2). OK: every write to this file system since the handle was
+  // opened (or since the last SyncAll) is durable. An error means some
+  // write-back on the file system failed, not necessarily one of ours: the
+  // caller falls back to fsync of each file, which tells which.
+  virtual absl::Status SyncAll() = 0;
 };
 
 // Holds an flock(2) until destroyed.
@@ -125,6 +146,15 @@ class FileSystem {
   // Creates a new file (O_EXCL, mode 0600) for writing.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(
       const std::string& path) = 0;
+  // Creates a file with no name (O_TMPFILE, mode 0600) on the file system
+  // of directory `dir`; WritableFile::LinkAs names it once it is whole. A
+  // crash leaves nothing behind, and no directory is locked or grown for a
+  // temporary name. Unimplemented where the file system, the kernel or the
+  // process's rights do not allow it: use CreateNew with a temporary name.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) {
+    (void)dir;
+    return absl::UnimplementedError("no unnamed files");
+  }
   // rename(2): atomically replaces `to`.
   virtual absl::Status Rename(const std::string& from,
                               const std::string& to) = 0;
@@ -147,6 +177,16 @@ class FileSystem {
   virtual absl::StatusOr<std::string> RealPath(const std::string& path) = 0;
   // access(2) with R_OK/W_OK/X_OK bits.
   virtual absl::Status CheckAccess(const std::string& path, int mode) = 0;
+  // A FileSystemSync for the file system holding `path`. Unimplemented
+  // where syncfs(2) cannot be trusted with the data: a kernel before 5.8
+  // (syncfs reported no write-back errors), or a file system other than
+  // ext2/3/4, XFS and btrfs (on FUSE and network file systems it may return
+  // before the data is on stable storage).
+  virtual absl::StatusOr<std::unique_ptr<FileSystemSync>> OpenFileSystemSync(
+      const std::string& path) {
+    (void)path;
+    return absl::UnimplementedError("no syncfs");
+  }
   // Replaces a file's contents atomically and durably: temp file beside it,
   // fsync, rename, fsync of the directory.
   absl::Status WriteFileAtomically(const std::string& path,
@@ -177,6 +217,9 @@ class ForwardingFileSystem : public FileSystem {
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(const std::string& path) override {
     return base_->CreateNew(path);
   }
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) override {
+    return base_->CreateUnnamed(dir);
+  }
   absl::Status Rename(const std::string& from, const std::string& to) override {
     return base_->Rename(from, to);
   }
@@ -195,6 +238,10 @@ class ForwardingFileSystem : public FileSystem {
   }
   absl::Status CheckAccess(const std::string& path, int mode) override {
     return base_->CheckAccess(path, mode);
+  }
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> OpenFileSystemSync(
+      const std::string& path) override {
+    return base_->OpenFileSystemSync(path);
   }
 
  private:

@@ -142,5 +142,72 @@ TEST_F(AppendFromKernelTest, ErrorsCarryTheErrno) {
   EXPECT_EQ(OperationOf(copied.status()), "copy_file_range");
 }
 
+
+// Unnamed files (O_TMPFILE) and whole-file-system syncs, on the real file
+// system the tests run on.
+class UnnamedFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = testing::MakeTempDir("unnamed"); }
+
+  std::vector<std::string> Names() {
+    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(dir_);
+    EXPECT_TRUE(names.ok()) << names.status();
+    return names.ok() ? *names : std::vector<std::string>();
+  }
+
+  // An unnamed file holding `contents`; skips the test where the file
+  // system or the process cannot make one.
+  std::unique_ptr<WritableFile> Unnamed(const std::string& contents) {
+    absl::StatusOr<std::unique_ptr<WritableFile>> file = fs_.CreateUnnamed(dir_);
+    if (absl::IsUnimplemented(file.status())) return nullptr;
+    EXPECT_TRUE(file.ok()) << file.status();
+    if (!file.ok()) return nullptr;
+    EXPECT_TRUE((*file)->Append(contents).ok());
+    return *std::move(file);
+  }
+
+  FileSystem& fs_ = *DefaultFileSystem();
+  std::string dir_;
+};
+
+TEST_F(UnnamedFileTest, HasNoNameUntilLinkedAndNeverReplaces) {
+  std::unique_ptr<WritableFile> file = Unnamed("whole");
+  if (file == nullptr) GTEST_SKIP() << "no O_TMPFILE here: " << dir_;
+  EXPECT_TRUE(Names().empty()) << "an unnamed file shows in its directory";
+  ASSERT_TRUE(fs_.WriteFileAtomically(dir_ + "/taken", "stale").ok());
+  absl::Status refused = file->LinkAs(dir_ + "/taken");
+  EXPECT_EQ(ErrnoOf(refused), EEXIST) << refused;
+  EXPECT_EQ(*fs_.ReadFile(dir_ + "/taken"), "stale");
+  ASSERT_TRUE(file->Sync().ok());
+  ASSERT_TRUE(file->LinkAs(dir_ + "/final").ok());
+  ASSERT_TRUE(file->Close().ok());
+  EXPECT_EQ(*fs_.ReadFile(dir_ + "/final"), "whole");
+}
+
+TEST_F(UnnamedFileTest, LeavesNothingBehindWhenDropped) {
+  std::unique_ptr<WritableFile> file = Unnamed(std::string(100000, 'x'));
+  if (file == nullptr) GTEST_SKIP() << "no O_TMPFILE here: " << dir_;
+  file.reset();
+  EXPECT_TRUE(Names().empty());
+}
+
+TEST_F(UnnamedFileTest, ANamedFileCannotBeLinkedThisWay) {
+  absl::StatusOr<std::unique_ptr<WritableFile>> file = fs_.CreateNew(dir_ + "/named");
+  ASSERT_TRUE(file.ok());
+  EXPECT_TRUE(absl::IsUnimplemented((*file)->LinkAs(dir_ + "/other")));
+}
+
+TEST_F(UnnamedFileTest, FileSystemSyncOnlyWhereSyncfsIsTrusted) {
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> sync = fs_.OpenFileSystemSync(dir_);
+  if (sync.ok()) {
+    EXPECT_TRUE((*sync)->SyncAll().ok());
+  } else {
+    EXPECT_TRUE(absl::IsUnimplemented(sync.status())) << sync.status();
+  }
+  // /proc is no disk: syncfs there would promise nothing.
+  EXPECT_TRUE(absl::IsUnimplemented(fs_.OpenFileSystemSync("/proc").status()));
+  EXPECT_FALSE(fs_.OpenFileSystemSync(dir_ + "/missing").ok());
+}
+
 }  // namespace
 }  // namespace snaphaven

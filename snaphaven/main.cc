@@ -416,6 +416,7 @@ int Run(int argc, char** argv) {
   sync.progress_on_terminal = isatty(STDERR_FILENO) && !options->quiet;
   absl::Status lowered = ApplyProcessPriority(options->io_priority);
   if (!lowered.ok()) LOG(WARNING) << "cannot lower the priority: " << lowered.message();
+  (void)RaiseOpenFileLimit();
   sync.preserve_owner = geteuid() == 0;
   sync.verbosity = options->quiet ? 0 : options->verbosity;
   Syncer syncer(fs, sync);

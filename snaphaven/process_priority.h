@@ -5,6 +5,7 @@
 #ifndef SNAPHAVEN_PROCESS_PRIORITY_H_
 #define SNAPHAVEN_PROCESS_PRIORITY_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -22,6 +23,11 @@ absl::StatusOr<IoPriority> ParseIoPriority(const std::string& text);
 
 // Applies `priority` to the whole process (every thread started later).
 absl::Status ApplyProcessPriority(IoPriority priority);
+
+// Raises the soft limit on open files to the hard limit (at most 65536):
+// a batch of small copies keeps each file open until the batch is durable
+// (see Syncer's batch size). Returns the soft limit now in force.
+int64_t RaiseOpenFileLimit();
 
 // The calling thread's I/O class as ioprio_get(2) reports it: 0 none,
 // 1 real-time, 2 best-effort, 3 idle; -1 on error.

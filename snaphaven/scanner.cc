@@ -1,11 +1,10 @@
 #include "snaphaven/scanner.h"
 
 #include <algorithm>
-#include <atomic>
 #include <iterator>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "snaphaven/parallel_for.h"
 
 namespace snaphaven {
 namespace {
@@ -219,18 +218,10 @@ absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
   }
 
   std::vector<ScanResult> parts(tables.size());
-  std::atomic<size_t> next{0};
-  auto work = [&]() {
-    for (size_t i = next++; i < tables.size(); i = next++) {
-      SnapshotScanner(fs, options, parts[i]).ScanTable(tables[i].root, tables[i].path,
-                                                       tables[i].rel);
-    }
-  };
-  const int threads = std::max(1, std::min<int>(options.threads, tables.size()));
-  std::vector<std::thread> helpers;
-  for (int t = 1; t < threads; ++t) helpers.emplace_back(work);
-  work();
-  for (std::thread& helper : helpers) helper.join();
+  ParallelFor(options.threads, tables.size(), [&](size_t i) {
+    SnapshotScanner(fs, options, parts[i]).ScanTable(tables[i].root, tables[i].path,
+                                                     tables[i].rel);
+  });
   for (ScanResult& part : parts) Merge(std::move(part), result);
 
   std::stable_sort(result.files.begin(), result.files.end(),

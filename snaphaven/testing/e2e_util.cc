@@ -151,6 +151,26 @@ int WaitForExit(pid_t pid, absl::Duration timeout) {
   }
 }
 
+std::vector<int64_t> FilesBeingWritten(pid_t pid, const std::string& dir) {
+  std::vector<int64_t> sizes;
+  const std::string fds = absl::StrCat("/proc/", pid, "/fd");
+  DIR* listing = opendir(fds.c_str());
+  if (listing == nullptr) return sizes;
+  while (struct dirent* entry = readdir(listing)) {
+    const std::string fd = absl::StrCat(fds, "/", entry->d_name);
+    char target[PATH_MAX];
+    ssize_t n = readlink(fd.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    target[n] = '\0';
+    if (!absl::StartsWith(target, dir + "/")) continue;
+    // stat(2) of the fd's link reaches the open file, unlinked or not.
+    struct stat st;
+    if (stat(fd.c_str(), &st) == 0 && S_ISREG(st.st_mode)) sizes.push_back(st.st_size);
+  }
+  closedir(listing);
+  return sizes;
+}
+
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

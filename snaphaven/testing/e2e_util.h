@@ -48,6 +48,10 @@ pid_t StartSnaphaven(const std::vector<std::string>& args,
 // Waits for a started process; -1 if it did not exit within `timeout`.
 int WaitForExit(pid_t pid, absl::Duration timeout);
 
+// The sizes of the regular files process `pid` has open below `dir`, named
+// or not (an O_TMPFILE file shows as "<dir>/#<inode> (deleted)").
+std::vector<int64_t> FilesBeingWritten(pid_t pid, const std::string& dir);
+
 // Polls `condition` every 10 ms until it holds or `timeout` passes.
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
 

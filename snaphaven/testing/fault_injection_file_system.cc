@@ -87,10 +87,30 @@ class FaultyWritableFile : public WritableFile {
   }
   void DropPages() override { base_->DropPages(); }
   void StartWriteback() override { base_->StartWriteback(); }
+  absl::Status LinkAs(const std::string& path) override {
+    absl::Status fault = fs_->MaybeFail(FsOp::kRename, path, "link");
+    return fault.ok() ? base_->LinkAs(path) : fault;
+  }
 
  private:
   FaultInjectionFileSystem* const fs_;
   std::unique_ptr<WritableFile> base_;
+  const std::string path_;
+};
+
+class FaultyFileSystemSync : public FileSystemSync {
+ public:
+  FaultyFileSystemSync(FaultInjectionFileSystem* fs, std::unique_ptr<FileSystemSync> base,
+                       std::string path)
+      : fs_(fs), base_(std::move(base)), path_(std::move(path)) {}
+  absl::Status SyncAll() override {
+    absl::Status fault = fs_->MaybeFail(FsOp::kSyncFs, path_, "syncfs");
+    return fault.ok() ? base_->SyncAll() : fault;
+  }
+
+ private:
+  FaultInjectionFileSystem* const fs_;
+  std::unique_ptr<FileSystemSync> base_;
   const std::string path_;
 };
 
@@ -113,6 +133,7 @@ const char* FsOpName(FsOp op) {
     case FsOp::kRemoveDir: return "rmdir";
     case FsOp::kMakeDir: return "mkdir";
     case FsOp::kSyncDir: return "syncdir";
+    case FsOp::kSyncFs: return "syncfs";
   }
   return "?";
 }
@@ -221,6 +242,16 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionFileSystem::CreateNe
   return std::unique_ptr<WritableFile>(new FaultyWritableFile(this, *std::move(file), path));
 }
 
+absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionFileSystem::CreateUnnamed(
+    const std::string& dir) {
+  // Rules aimed at temporary files ("/\\.snaphaven/tmp/") match these too.
+  const std::string path = JoinPath(dir, "(unnamed)");
+  SNAPHAVEN_FAULT(FsOp::kCreate, "create", path);
+  absl::StatusOr<std::unique_ptr<WritableFile>> file = ForwardingFileSystem::CreateUnnamed(dir);
+  if (!file.ok()) return file.status();
+  return std::unique_ptr<WritableFile>(new FaultyWritableFile(this, *std::move(file), path));
+}
+
 absl::Status FaultInjectionFileSystem::Rename(const std::string& from, const std::string& to) {
   SNAPHAVEN_FAULT(FsOp::kRename, "rename", to);
   return ForwardingFileSystem::Rename(from, to);
@@ -249,6 +280,14 @@ absl::Status FaultInjectionFileSystem::MakeDir(const std::string& path) {
 absl::Status FaultInjectionFileSystem::SyncDir(const std::string& path) {
   SNAPHAVEN_FAULT(FsOp::kSyncDir, "fsync", path);
   return ForwardingFileSystem::SyncDir(path);
+}
+
+absl::StatusOr<std::unique_ptr<FileSystemSync>> FaultInjectionFileSystem::OpenFileSystemSync(
+    const std::string& path) {
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> sync =
+      ForwardingFileSystem::OpenFileSystemSync(path);
+  if (!sync.ok()) return sync.status();
+  return std::unique_ptr<FileSystemSync>(new FaultyFileSystemSync(this, *std::move(sync), path));
 }
 
 #undef SNAPHAVEN_FAULT

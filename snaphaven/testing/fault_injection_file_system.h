@@ -24,17 +24,18 @@ enum class FsOp {
   kListDir,
   kOpenForRead,
   kRead,
-  kCreate,
+  kCreate,  // also CreateUnnamed, matched against "<dir>/(unnamed)"
   kWrite,
   kSetAttributes,
   kSync,
   kClose,
-  kRename,  // matched against the destination path
+  kRename,  // also naming an unnamed file (LinkAs); matched against the destination path
   kLink,    // matched against the new name
   kRemove,
   kRemoveDir,
   kMakeDir,
   kSyncDir,
+  kSyncFs,  // FileSystemSync::SyncAll, matched against the path it was opened on
 };
 
 struct FaultRule {
@@ -70,12 +71,15 @@ class FaultInjectionFileSystem : public ForwardingFileSystem {
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::Status Link(const std::string& existing, const std::string& to) override;
   absl::Status Remove(const std::string& path) override;
   absl::Status RemoveDir(const std::string& path) override;
   absl::Status MakeDir(const std::string& path) override;
   absl::Status SyncDir(const std::string& path) override;
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> OpenFileSystemSync(
+      const std::string& path) override;
 
  private:
   struct Rule {

@@ -595,6 +595,50 @@ Subsystem sftp internal-sftp
         return not os.path.ismount(self.mountpoint)
 
 
+# ----------------------------------------------------------------------------- second disk
+
+class LoopDisk:
+    """A fresh ext4 file system in an image file, loop-mounted on `mountpoint`: a second
+    drive, as a destination is in production (snaphaven then makes a batch of small copies
+    durable with one syncfs instead of an fsync per file). Needs root and a loop device."""
+
+    def __init__(self, base, size):
+        self.image = os.path.join(base, "disk.img")
+        self.mountpoint = os.path.join(base, "mnt")
+        self.size = size
+
+    def unavailable(self):
+        if os.geteuid() != 0:
+            return "not root (mount needs it)"
+        for tool in ["mkfs.ext4", "mount", "umount"]:
+            if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+                return f"{tool} is missing"
+        if not os.path.exists("/dev/loop-control"):
+            return "no loop devices here"
+        return None
+
+    def start(self):
+        os.makedirs(self.mountpoint)
+        with open(self.image, "wb") as f:
+            f.truncate(self.size)
+        path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+        env = dict(os.environ, PATH=path)
+        # One inode per 4 KiB: room for many small files.
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-i", "4096", self.image], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+        result = subprocess.run(["mount", "-o", "loop", self.image, self.mountpoint], env=env,
+                                capture_output=True, text=True)
+        if result.returncode != 0 or not os.path.ismount(self.mountpoint):
+            raise BenchError(f"cannot loop-mount {self.image}: {result.stderr.strip()}")
+        log(f"second disk: ext4 image of {human_bytes(self.size)} on {self.mountpoint}")
+
+    def stop(self):
+        """Returns True when nothing is mounted any more."""
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["umount", self.mountpoint], check=False)
+        return not os.path.ismount(self.mountpoint)
+
+
 # ----------------------------------------------------------------------------- benchmark
 
 LOG_DIR = None
@@ -607,18 +651,42 @@ class Bench:
         self.report = Report()
         self.shaped = {}   # files -> fixture dict (shared by nochange and manifest)
         self.mounts = []
+        self.disk = None  # LoopDisk of --second_disk, mounted on first use
         self.trash_count = 0
         self._baseline_rss = None
 
     def path(self, *parts):
         return os.path.join(self.work, *parts)
 
+    def dest_path(self, *parts):
+        """Where the copy cases write: the --second_disk mount when there is one."""
+        if self.args.second_disk and self.disk is None:
+            disk = LoopDisk(self.path("disk"), parse_size(self.args.second_disk))
+            why = disk.unavailable()
+            if why:
+                raise BenchError(f"--second_disk: {why}")
+            os.makedirs(self.path("disk"))
+            self.mounts.append(disk)
+            disk.start()
+            self.disk = disk
+        base = self.disk.mountpoint if self.disk else self.work
+        return os.path.join(base, *parts)
+
+    def where(self):
+        return ("destinations on a second disk (a loop-mounted ext4 image, --second_disk)"
+                if self.args.second_disk else
+                "destinations on the source's file system")
+
     def trash(self, path):
-        """Moves a finished destination away instead of deleting it now."""
+        """Moves a finished destination away instead of deleting it now (into a trash/
+        directory on its own file system)."""
         if os.path.lexists(path):
             self.trash_count += 1
-            os.makedirs(self.path("trash"), exist_ok=True)
-            os.rename(path, self.path("trash", f"{self.trash_count:04d}-{os.path.basename(path)}"))
+            on_disk = self.disk is not None and path.startswith(self.disk.mountpoint + "/")
+            trash = (os.path.join(self.disk.mountpoint, "trash") if on_disk
+                     else self.path("trash"))
+            os.makedirs(trash, exist_ok=True)
+            os.rename(path, os.path.join(trash, f"{self.trash_count:04d}-{os.path.basename(path)}"))
 
     def snaphaven(self, home, dest, keyspaces, *flags):
         return [self.args.binary, *flags, "--sync-sstables", "-d", home, "-s", dest, *keyspaces]
@@ -920,7 +988,7 @@ class Bench:
         files = stats["files"]
 
         def dest(row, r):
-            return self.path("small", f"dest-{slug(row.tool)}-{r + 1}")
+            return self.dest_path("small", f"dest-{slug(row.tool)}-{r + 1}")
 
         snap = self.report.row(case, "snaphaven", shlex.join(self.snaphaven(source, "<new dest>",
                                                                           keyspaces)),
@@ -938,9 +1006,10 @@ class Bench:
         self.report.note(case, (
             f"{files:,} files ({human_bytes(stats['bytes'])}): live sstables only, "
             f"{len(keyspaces)} keyspaces x {tables} tables x {sstables} sstables, Data.db "
-            f"{self.args.small_data_size}; warm source; `sync` (untimed) before each run; "
-            f"a new destination per run (finished ones renamed into trash/). snaphaven fsyncs "
-            f"every file; plain rsync does not, hence the rsync + sync row."))
+            f"{self.args.small_data_size}; warm source; {self.where()}; `sync` (untimed) "
+            f"before each run; a new destination per run (finished ones renamed into trash/). "
+            f"snaphaven makes every file durable (on a second disk one syncfs per batch, else "
+            f"an fsync per file); plain rsync does not, hence the rsync + sync row."))
 
     def case_manifest(self):
         case = "manifest"
@@ -1008,6 +1077,11 @@ def main():
     parser.add_argument("--small_files", type=int,
                         help=f"files for small_files (full {FULL['small_files']:,})")
     parser.add_argument("--small_data_size", default="4K", help="Data.db size for small_files")
+    parser.add_argument("--second_disk", default="",
+                        help="small_files writes its copies (every tool's) to a fresh ext4 "
+                             "image of this size, loop-mounted: a second drive, as a "
+                             "destination is in production (needs root); e.g. 8G. Default: "
+                             "under --workdir, on the source's file system")
     parser.add_argument("--snapshot_files", type=int,
                         help=f"files in the new_snapshot tree (full {FULL['snapshot_files']:,})")
     parser.add_argument("--snapshot_data_size", default="256K",
