@@ -691,8 +691,9 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   }
 
   std::vector<bool> succeeded(plan.actions.size(), false);
-  int since_commit = 0;
+  int64_t since_commit = 0;
   absl::Time last_commit = absl::Now();
+  absl::Duration last_commit_took = absl::ZeroDuration();
   // Progress: files and bytes done of the total, the rate and the ETA.
   const int64_t total_files = static_cast<int64_t>(plan.actions.size());
   absl::Time last_progress = absl::Now();
@@ -896,20 +897,30 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
       record(a, **taken);
     }
     // Commit now and then, so a crash in a long cycle costs little re-copy
-    // and moved snapshots free their space as the run goes.
-    if (!stopping && (since_commit >= options_.commit_every_files ||
-                      (since_commit > 0 && absl::Now() - last_commit >= options_.commit_every))) {
+    // and moved snapshots free their space as the run goes. A commit
+    // rewrites the whole manifest, so the spacing grows with it (else a
+    // first copy of a million files would write it a thousand times, work
+    // that grows with the square of the tree): at least an eighth of the
+    // entries it holds recorded since, and ten times what the last commit
+    // took.
+    const int64_t files_due = std::max<int64_t>(options_.commit_every_files,
+                                                static_cast<int64_t>(manifest_->size() / 8));
+    const absl::Duration time_due = std::max(options_.commit_every, 10 * last_commit_took);
+    if (!stopping && (since_commit >= files_due ||
+                      (since_commit > 0 && absl::Now() - last_commit >= time_due))) {
       absl::Status identity = CheckDestinationIdentity();
       if (!identity.ok()) {
         abandon(identity);
         continue;
       }
+      const absl::Time commit_start = absl::Now();
       if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) {
         stopping = true;
         pipeline.Cancel();
       }
       since_commit = 0;
       last_commit = absl::Now();
+      last_commit_took = last_commit - commit_start;
     }
   }
   // Whatever was staged is whole: make it durable and record it, even when

@@ -68,7 +68,8 @@ struct SyncOptions {
   // stderr is a terminal: one self-updating line instead of log lines.
   bool progress_on_terminal = false;
   int verbosity = 0;  // 2: log every decision
-  // The manifest is committed at least this often during a long cycle.
+  // The manifest is committed at least this often during a long cycle
+  // (more seldom as it grows: see RunCycle).
   int commit_every_files = 1000;
   absl::Duration commit_every = absl::Seconds(10);
   // Transient errors (IsTransient) are retried this many times in all per

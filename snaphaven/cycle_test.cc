@@ -385,6 +385,38 @@ TEST_F(CycleFaultTest, BatchesSyncTheFileSystemAndFallBackToFsyncs) {
   ExpectConvergesWithoutFaults(/*move=*/true);
 }
 
+// A commit rewrites the whole manifest, so commits grow further apart as it
+// grows: a long first copy writes it a number of times that grows with the
+// logarithm of the tree, not with its size.
+TEST_F(CycleFaultTest, CommitsGrowApartAsTheManifestGrows) {
+  ASSERT_EQ(system(("rm -rf " + data_).c_str()), 0);
+  tools::TreeSpec spec;
+  spec.keyspaces = {"ks1"};
+  spec.tables_per_keyspace = 2;
+  spec.sstables_per_table = 25;
+  spec.snapshot_tags = {"s1"};
+  spec.data_size = 1024;
+  ASSERT_TRUE(tools::GenerateTree(data_, spec).ok());
+  original_ = testing::SnapshotFiles(data_);
+  ASSERT_GT(original_.size(), 400u);
+  SyncOptions options = Options();
+  options.commit_every_files = 1;  // as often as allowed
+  options.commit_every = absl::Hours(1);
+  options.stage_small_files = false;  // each copy recorded as it is done
+  Syncer syncer(*fs_, options);
+  ASSERT_TRUE(syncer.PrepareDestination().ok());
+  std::atomic<bool> stop{false};
+  CycleStats stats = syncer.RunCycle(stop);
+  log_ = sink_.Take();
+  EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+  const int commits = fs_->Calls(FsOp::kRename, "/\\.snaphaven/manifest$");
+  // One commit per file while the manifest holds under 16 entries, then
+  // one per eighth of its size: about 16 + ln(400 / 16) / ln(9 / 8), 43.
+  EXPECT_GT(commits, 10);
+  EXPECT_LT(commits, 60) << "the manifest was rewritten after nearly every file";
+  ExpectInvariants();
+}
+
 // The same with small copies made durable in a batch: the fsync that fails
 // is the batch's first (an s1 file, which s2 shares), so neither snapshot
 // may be deleted, and everything else in the batch is placed and recorded.
