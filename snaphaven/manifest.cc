@@ -344,25 +344,41 @@ std::string Manifest::LinkScope(absl::string_view path) {
   return std::string(LinkScopeView(path));
 }
 
+namespace {
+
+// Sums the sizes of entries taken in path order, each source counted once
+// per table directory (its hard links there are the same bytes).
+class UniqueBytesCounter {
+ public:
+  void Add(absl::string_view path, const ManifestEntry& entry) {
+    // A scope is a path prefix, so its entries come together: one small
+    // set of sources per scope.
+    const absl::string_view scope = LinkScopeView(path);
+    if (scope != scope_) {
+      seen_.clear();
+      scope_ = scope;
+    }
+    if (!entry.source().known() || seen_.insert(entry.source()).second) bytes_ += entry.size;
+  }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  absl::flat_hash_set<SourceIdentity> seen_;
+  absl::string_view scope_;
+  int64_t bytes_ = 0;
+};
+
+}  // namespace
+
 int64_t Manifest::UniqueBytesBelow(absl::string_view scope) const {
   const std::string prefix = scope.empty() ? std::string() : absl::StrCat(scope, "/");
   LoadSectionsBelow(scope);
-  int64_t bytes = 0;
-  // A scope is a path prefix, so its entries come together: one small set
-  // of sources per scope.
-  absl::flat_hash_set<SourceIdentity> seen;
-  absl::string_view scope_seen;
+  UniqueBytesCounter counter;
   for (auto it = entries_.lower_bound(prefix);
        it != entries_.end() && absl::StartsWith(it->first, prefix); ++it) {
-    const ManifestEntry& entry = it->second;
-    const absl::string_view entry_scope = LinkScopeView(it->first);
-    if (entry_scope != scope_seen) {
-      seen.clear();
-      scope_seen = entry_scope;
-    }
-    if (!entry.source().known() || seen.insert(entry.source()).second) bytes += entry.size;
+    counter.Add(it->first, it->second);
   }
-  return bytes;
+  return counter.bytes();
 }
 
 void Manifest::NoteChange(absl::string_view path) {
@@ -408,20 +424,30 @@ uint64_t Manifest::RenderBody(absl::string_view dir, std::string* body) const {
 }
 
 absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const {
-  const int64_t unique_bytes = UniqueBytes();  // may read sections in
+  // Wholly in memory, the unique bytes are counted in the pass below that
+  // finds the directories; else from the stored count and the changes since.
+  const bool whole = fully_loaded();
+  const int64_t stored_unique_bytes = whole ? 0 : UniqueBytes();  // may read sections in
   if (!load_error_.ok()) return load_error_;
   // Every directory, in order: those in memory and those still stored.
   absl::btree_set<absl::string_view> dirs;
+  UniqueBytesCounter counter;
   absl::string_view last;
   bool any = false;
   for (const auto& [path, entry] : entries_) {
-    absl::string_view dir = DirName(path);
-    if (any && dir == last) continue;  // siblings mostly come together
-    dirs.insert(dir);
-    last = dir;
+    if (whole) counter.Add(path, entry);
+    // Siblings mostly come together: is this one in the last one's directory?
+    const size_t n = last.size();
+    if (any && path.size() > n + 1 && path[n] == '/' && absl::string_view(path).substr(0, n) == last &&
+        path.find('/', n + 1) == std::string::npos) {
+      continue;
+    }
+    last = DirName(path);
+    dirs.insert(last);
     any = true;
   }
   for (const auto& [dir, stored] : unloaded_) dirs.insert(dir);
+  const int64_t unique_bytes = whole ? counter.bytes() : stored_unique_bytes;
 
   ChunkWriter out(sink);
   absl::Status status = out.Write(kHeader);
