@@ -350,10 +350,11 @@ namespace {
 // per table directory (its hard links there are the same bytes).
 class UniqueBytesCounter {
  public:
-  void Add(absl::string_view path, const ManifestEntry& entry) {
+  // `same_directory`: `path` is in the directory of the path added last.
+  void Add(absl::string_view path, const ManifestEntry& entry, bool same_directory = false) {
     // A scope is a path prefix, so its entries come together: one small
     // set of sources per scope.
-    const absl::string_view scope = LinkScopeView(path);
+    const absl::string_view scope = same_directory ? scope_ : LinkScopeView(path);
     if (scope != scope_) {
       seen_.clear();
       scope_ = scope;
@@ -435,13 +436,13 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
   absl::string_view last;
   bool any = false;
   for (const auto& [path, entry] : entries_) {
-    if (whole) counter.Add(path, entry);
     // Siblings mostly come together: is this one in the last one's directory?
     const size_t n = last.size();
-    if (any && path.size() > n + 1 && path[n] == '/' && absl::string_view(path).substr(0, n) == last &&
-        path.find('/', n + 1) == std::string::npos) {
-      continue;
-    }
+    const bool sibling = any && path.size() > n + 1 && path[n] == '/' &&
+                         absl::string_view(path).substr(0, n) == last &&
+                         path.find('/', n + 1) == std::string::npos;
+    if (whole) counter.Add(path, entry, sibling);
+    if (sibling) continue;
     last = DirName(path);
     dirs.insert(last);
     any = true;
