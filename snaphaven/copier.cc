@@ -195,7 +195,13 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   const bool corrupt =
       digest != nullptr && (separate_digest ? !hasher->Matches() : crc != digest->value);
   if (may_stage && !corrupt && expected.size <= kStageMaxBytes) {
-    if (!syncs_whole_file_system()) (*out)->StartWriteback();
+    // Write-back starts now, so that the batch's fsyncs share journal
+    // commits, or, before a syncfs, so that the pages waiting for it stay
+    // few (a window of staged copies of up to 1 MiB each could otherwise
+    // hold a gigabyte dirty); the smallest are left to the syncfs.
+    if (!syncs_whole_file_system() || expected.size > kStageWritebackBytes) {
+      (*out)->StartWriteback();
+    }
     result.staged = std::make_shared<StagedCopy>(
         StagedCopy{*std::move(out), temp, relative_path});
     return outcome(CopyOutcome::kStaged);
@@ -265,20 +271,20 @@ absl::Status Copier::PlaceDurable(WritableFile& file, const std::string& temp,
 void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync) {
   absl::MutexLock lock(&sync_mu_);
   file_system_sync_ = std::move(sync);
+  has_file_system_sync_.store(file_system_sync_ != nullptr);
 }
 
-bool Copier::syncs_whole_file_system() {
-  absl::MutexLock lock(&sync_mu_);
-  return file_system_sync_ != nullptr;
-}
+bool Copier::syncs_whole_file_system() const { return has_file_system_sync_.load(); }
 
 bool Copier::SyncWholeFileSystem() {
+  // Held through the syncfs; copies only read has_file_system_sync_.
   absl::MutexLock lock(&sync_mu_);
   if (file_system_sync_ == nullptr) return false;
   absl::Status synced = file_system_sync_->SyncAll();
   if (synced.ok()) return true;
   LOG(WARNING) << synced << "; making each file durable on its own from now on";
   file_system_sync_.reset();
+  has_file_system_sync_.store(false);
   return false;
 }
 
@@ -383,7 +389,8 @@ absl::Status Copier::SyncPendingDirs() {
     dirs.swap(dirs_to_sync_);
   }
   // A first copy fills thousands of directories: one syncfs for them all.
-  if (dirs.size() > 1 && SyncWholeFileSystem()) return absl::OkStatus();
+  // (Not for a few: a syncfs also waits for the big copies under way.)
+  if (dirs.size() > kDirsWorthASyncfs && SyncWholeFileSystem()) return absl::OkStatus();
   for (auto it = dirs.begin(); it != dirs.end();) {
     absl::Status synced = fs_.SyncDir(*it);
     if (!synced.ok() && !IsVanished(synced)) {

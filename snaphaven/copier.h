@@ -74,7 +74,7 @@ class Copier {
   // After the first failed SyncAll, back to fsyncs for good (they tell
   // which file failed, and the handle's error was consumed).
   void set_file_system_sync(std::unique_ptr<FileSystemSync> sync);
-  bool syncs_whole_file_system();
+  bool syncs_whole_file_system() const;
 
   // Renames and links land in their directory at once, but making them
   // durable (fsync of each directory) waits until this is called, once per
@@ -99,6 +99,12 @@ class Copier {
                                   const ExpectedDigest* digest = nullptr,
                                   bool may_stage = false);
   static constexpr int64_t kStageMaxBytes = 1 << 20;
+  // Staged copies above this size start their write-back even when a
+  // syncfs will make the batch durable (bounding the dirty pages).
+  static constexpr int64_t kStageWritebackBytes = 64 << 10;
+  // SyncPendingDirs uses one syncfs (when there is a handle) above this many
+  // directories, an fsync each up to it.
+  static constexpr size_t kDirsWorthASyncfs = 32;
 
   // Makes staged copies durable (one SyncAll, or an fsync of each) and
   // renames them into place, on set_finish_threads threads. One status per
@@ -169,6 +175,7 @@ class Copier {
   // Apart from mu_: a syncfs takes a while, and must not hold up the rest.
   absl::Mutex sync_mu_;
   std::unique_ptr<FileSystemSync> file_system_sync_ ABSL_GUARDED_BY(sync_mu_);
+  std::atomic<bool> has_file_system_sync_{false};  // file_system_sync_ != nullptr
 };
 
 // The destination will not take a hard link here; copy instead.

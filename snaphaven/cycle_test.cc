@@ -340,6 +340,9 @@ TEST_F(CycleFaultTest, MoveNeverDeletesASourceWhoseCopyIsNotDurable) {
 // A destination on the data's own file system: a syncfs would flush
 // Cassandra's writes too, so each file gets its own fsync.
 TEST_F(CycleFaultTest, ADestinationOnTheDataFileSystemIsNeverSyncedWhole) {
+  if (absl::IsUnimplemented(fs_->OpenFileSystemSync(dir_).status())) {
+    GTEST_SKIP() << "syncfs is not trusted on " << dir_ << " anyway";
+  }
   CycleStats stats = Cycle();
   EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
   EXPECT_EQ(fs_->Calls(FsOp::kSyncFs, ""), 0);
@@ -370,17 +373,25 @@ TEST_F(CycleFaultTest, BatchesSyncTheFileSystemAndFallBackToFsyncs) {
   EXPECT_TRUE(testing::SnapshotFiles(data_).empty()) << "all moved";
   ExpectInvariants();
 
-  // Again from the start, with every syncfs failing and one fsync too.
+  // Again from the start, with every syncfs failing, and every fsync of a
+  // copy too: the batches fall back to fsyncs, which fail, so nothing is
+  // placed, recorded or moved.
   Generate();
   ASSERT_EQ(system(("rm -rf " + dest_).c_str()), 0);
   fs_->ClearRules();
   fs_->AddRule({FsOp::kSyncFs, "", EIO, 0, -1});
-  fs_->AddRule({FsOp::kSync, "/\\.snaphaven/tmp/", EIO, 0, 1});
+  fs_->AddRule({FsOp::kSync, "/\\.snaphaven/tmp/", EIO, 0, -1});
   stats = Cycle(/*move=*/true);
   EXPECT_EQ(ExitCodeFor(stats), 1) << log_;
-  EXPECT_EQ(stats.failed, 1) << log_;
+  EXPECT_GT(stats.failed, 0) << log_;
+  EXPECT_EQ(stats.copied, 0) << log_;
+  EXPECT_EQ(stats.moved, 0) << log_;
   EXPECT_TRUE(absl::StrContains(log_, "making each file durable on its own")) << log_;
   EXPECT_EQ(fs_->Calls(FsOp::kSyncFs, ""), 1) << "not tried again after it failed";
+  EXPECT_GT(fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/\\(unnamed\\)"), 0)
+      << "small copies fsync'd on their own";
+  EXPECT_EQ(DiffTrees(original_, testing::SnapshotFiles(data_)), "") << "a source was deleted";
+  EXPECT_TRUE(DestinationFiles(dest_).empty());
   ExpectInvariants();
   ExpectConvergesWithoutFaults(/*move=*/true);
 }

@@ -7,6 +7,7 @@
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -17,11 +18,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
@@ -283,11 +286,15 @@ LinkMethod ProbeLinkMethod(const std::string& dir) {
     const std::string probe =
         JoinPath(dir, absl::StrCat(".unnamed-probe-", getpid(), "-", ++probes));
     const bool linked = LinkFd(fd, probe, method) == 0;
+    const int error = errno;
     close(fd);
     if (linked) {
       unlink(probe.c_str());
       return method;
     }
+    // No right (AT_EMPTY_PATH), no /proc: try the next way. Anything else
+    // (a full disk, too many open files) says nothing: ask again later.
+    if (error != ENOENT && error != EPERM && error != EACCES) return LinkMethod::kUnknown;
   }
   return LinkMethod::kNone;
 }
@@ -326,21 +333,45 @@ class PosixFileSystemSync : public FileSystemSync {
   const std::string path_;
 };
 
-// Since 5.8 syncfs(2) reports write-back errors (per file system, sampled
-// when the descriptor was opened); before, it said OK whatever happened.
+// syncfs(2) reports write-back errors since Linux 5.8 (per file system,
+// sampled when the descriptor was opened), and the file system's own
+// failures (a journal commit, a log force) since 5.17; before, it could
+// say OK where fsync would not.
 bool KernelReportsSyncfsErrors() {
   struct utsname names;
   if (uname(&names) != 0) return false;
   int major = 0, minor = 0;
   if (sscanf(names.release, "%d.%d", &major, &minor) != 2) return false;
-  return major > 5 || (major == 5 && minor >= 8);
+  return major > 5 || (major == 5 && minor >= 17);
+}
+
+// The type of the file system mounted as device `dev` (e.g. "ext4"), from
+// /proc/self/mountinfo; "" when not found. statfs cannot tell ext4 from the
+// native ext2 driver, whose syncfs does not flush the device's cache.
+std::string MountedType(dev_t dev) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  const std::string wanted = absl::StrCat(major(dev), ":", minor(dev));
+  std::string line;
+  while (std::getline(mountinfo, line)) {
+    // "36 35 98:0 /root /mnt opts [optional fields] - ext4 /dev/sda1 opts"
+    std::vector<absl::string_view> fields = absl::StrSplit(line, ' ');
+    if (fields.size() < 3 || fields[2] != wanted) continue;
+    const size_t separator = line.find(" - ");
+    if (separator == std::string::npos) return "";
+    const absl::string_view rest = absl::string_view(line).substr(separator + 3);
+    return std::string(rest.substr(0, rest.find(' ')));
+  }
+  return "";
 }
 
 // Local file systems whose syncfs writes every dirty inode, commits the
 // journal and flushes the device's cache.
-bool SyncfsIsDurableOn(long type) {
-  return type == EXT4_SUPER_MAGIC /* also ext2, ext3 */ || type == XFS_SUPER_MAGIC ||
-         type == BTRFS_SUPER_MAGIC;
+bool SyncfsIsDurableOn(long magic, const std::string& type) {
+  const bool known_magic =
+      magic == EXT4_SUPER_MAGIC || magic == XFS_SUPER_MAGIC || magic == BTRFS_SUPER_MAGIC;
+  // ext3 is mounted by the ext4 code since Linux 4.3; "ext2" may not be.
+  return known_magic &&
+         (type == "ext4" || type == "ext3" || type == "xfs" || type == "btrfs");
 }
 
 class PosixFileSystem : public FileSystem {
@@ -495,20 +526,23 @@ class PosixFileSystem : public FileSystem {
   absl::StatusOr<std::unique_ptr<FileSystemSync>> OpenFileSystemSync(
       const std::string& path) override {
     if (!KernelReportsSyncfsErrors()) {
-      return absl::UnimplementedError("syncfs reports no write-back errors before Linux 5.8");
+      return absl::UnimplementedError("syncfs does not report every error before Linux 5.17");
     }
     int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return ErrnoStatus(errno, "open", path);
     struct statfs info;
-    if (fstatfs(fd, &info) != 0) {
+    struct stat st;
+    if (fstatfs(fd, &info) != 0 || fstat(fd, &st) != 0) {
       int error = errno;
       close(fd);
       return ErrnoStatus(error, "fstatfs", path);
     }
-    if (!SyncfsIsDurableOn(static_cast<long>(info.f_type))) {
+    const std::string type = MountedType(st.st_dev);
+    if (!SyncfsIsDurableOn(static_cast<long>(info.f_type), type)) {
       close(fd);
       return absl::UnimplementedError(absl::StrCat(
-          "syncfs is not trusted on ", path, " (file system type 0x",
+          "syncfs is not trusted on ", path, " (file system ",
+          type.empty() ? "not found in /proc/self/mountinfo" : type, ", type 0x",
           absl::Hex(static_cast<unsigned long>(info.f_type)), ")"));
     }
     return std::unique_ptr<FileSystemSync>(new PosixFileSystemSync(fd, path));

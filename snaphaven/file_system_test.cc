@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snaphaven/testing/test_files.h"
 
@@ -207,6 +208,24 @@ TEST_F(UnnamedFileTest, FileSystemSyncOnlyWhereSyncfsIsTrusted) {
   // /proc is no disk: syncfs there would promise nothing.
   EXPECT_TRUE(absl::IsUnimplemented(fs_.OpenFileSystemSync("/proc").status()));
   EXPECT_FALSE(fs_.OpenFileSystemSync(dir_ + "/missing").ok());
+}
+
+// statfs says "ext2/3/4" alike; an ext2 mount (perhaps the native ext2
+// driver, whose syncfs does not flush the disk's cache) is refused.
+TEST_F(UnnamedFileTest, FileSystemSyncRefusesExt2) {
+  const std::string image = dir_ + "/ext2.img", mnt = dir_ + "/mnt";
+  ASSERT_TRUE(fs_.MakeDir(mnt).ok());
+  const std::string make = absl::StrCat(
+      "PATH=$PATH:/usr/sbin:/sbin; truncate -s 16M ", image, " && mkfs.ext2 -q -F ", image,
+      " >/dev/null 2>&1 && mount -t ext2 -o loop ", image, " ", mnt, " >/dev/null 2>&1");
+  if (system(make.c_str()) != 0) {
+    GTEST_SKIP() << "cannot mount an ext2 image here (needs root, mkfs.ext2, a loop device)";
+  }
+  absl::StatusOr<std::unique_ptr<FileSystemSync>> sync = fs_.OpenFileSystemSync(mnt);
+  EXPECT_TRUE(absl::IsUnimplemented(sync.status())) << sync.status();
+  EXPECT_TRUE(absl::StrContains(sync.status().message(), "ext2")) << sync.status();
+  sync = absl::UnimplementedError("");  // closes the descriptor before the unmount
+  EXPECT_EQ(system(("umount " + mnt).c_str()), 0);
 }
 
 }  // namespace
