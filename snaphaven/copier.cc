@@ -250,17 +250,8 @@ absl::Status Copier::PlaceDurable(WritableFile& file, const std::string& temp,
     status = file.Close();
     if (status.ok()) status = RenameIntoPlace(temp, relative_path, destination);
   } else {
-    // An unnamed file takes its final name with one link(2), which never
-    // replaces; a stale file holding the name is replaced by a rename from
-    // a temporary name, as for a named temporary file.
-    status = PlaceUnderParents(relative_path, temp_dir_,
-                               [&] { return file.LinkAs(destination); });
-    if (ErrnoOf(status) == EEXIST) {
-      const std::string named = NextTempName();
-      status = file.LinkAs(named);
-      if (status.ok()) status = RenameIntoPlace(named, relative_path, destination);
-      if (!status.ok()) (void)fs_.Remove(named);
-    }
+    status = LinkIntoPlace(relative_path, temp_dir_,
+                           [&](const std::string& name) { return file.LinkAs(name); });
     absl::Status closed = file.Close();
     if (status.ok()) status = closed;
   }
@@ -328,20 +319,23 @@ void Copier::DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch
 absl::Status Copier::Link(const std::string& existing_relative,
                           const std::string& relative_path) {
   const std::string existing = JoinPath(destination_root_, existing_relative);
+  absl::Status status = LinkIntoPlace(
+      relative_path, existing, [&](const std::string& name) { return fs_.Link(existing, name); });
+  if (status.ok()) NoteDirToSync(JoinPath(destination_root_, relative_path));
+  return status;
+}
+
+absl::Status Copier::LinkIntoPlace(const std::string& relative_path, const std::string& from,
+                                   const std::function<absl::Status(const std::string&)>& link) {
   const std::string destination = JoinPath(destination_root_, relative_path);
   // Mostly the final name is free: one link(2) makes it appear, whole (it
   // never follows nor replaces what holds the name).
-  absl::Status status = PlaceUnderParents(relative_path, existing,
-                                          [&] { return fs_.Link(existing, destination); });
-  if (status.ok()) {
-    NoteDirToSync(destination);
-    return status;
-  }
+  absl::Status status = PlaceUnderParents(relative_path, from, [&] { return link(destination); });
   if (ErrnoOf(status) != EEXIST) return status;
   // A stale file holds the name: link under a temporary name, then rename
   // over it, so the final name always shows a whole file.
   const std::string temp = NextTempName();
-  status = fs_.Link(existing, temp);
+  status = link(temp);
   if (!status.ok()) return status;
   status = RenameIntoPlace(temp, relative_path, destination);
   // rename(2) between two links of one inode succeeds and does nothing, so
@@ -349,7 +343,6 @@ absl::Status Copier::Link(const std::string& existing_relative,
   absl::Status removed = fs_.Remove(temp);
   if (!status.ok()) return status;
   if (!removed.ok() && !IsVanished(removed)) return removed;
-  NoteDirToSync(destination);
   return absl::OkStatus();
 }
 

@@ -144,6 +144,12 @@ class Copier {
   // it. The directory is left for SyncPendingDirs.
   absl::Status PlaceDurable(WritableFile& file, const std::string& temp,
                             const std::string& relative_path);
+  // Gives what `link(name)` links (an existing destination file, an unnamed
+  // file) the destination-relative name `relative_path`: one link when the
+  // name is free, else a link under a temporary name renamed over the stale
+  // file. `from` must still exist for vanished parents to be made again.
+  absl::Status LinkIntoPlace(const std::string& relative_path, const std::string& from,
+                             const std::function<absl::Status(const std::string&)>& link);
   // Makes the parent directories and renames `temp` to `destination`.
   absl::Status RenameIntoPlace(const std::string& temp, const std::string& relative_path,
                                const std::string& destination);
