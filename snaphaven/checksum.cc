@@ -111,6 +111,11 @@ uint32_t Crc32(uint32_t crc, absl::string_view data) {
   return data.empty() ? crc : Crc32Portable(crc, data);
 }
 
+uint32_t Crc32Combine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  if (length_b == 0) return crc_a;
+  return static_cast<uint32_t>(crc32_combine(crc_a, crc_b, static_cast<z_off_t>(length_b)));
+}
+
 bool Crc32IsAccelerated() { return CpuHasClmul(); }
 
 uint32_t Adler32(uint32_t adler, absl::string_view data) {

@@ -49,6 +49,16 @@ TEST(Crc32, StreamingEqualsWholeBuffer) {
                                               static_cast<uInt>(data.size()))));
 }
 
+TEST(Crc32, CombinedPartsEqualTheWhole) {
+  const std::string data = RandomBytes(100000, 4);
+  const uint32_t whole = Crc32(0, data);
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{63}, size_t{4096}, data.size()}) {
+    absl::string_view a = absl::string_view(data).substr(0, cut);
+    absl::string_view b = absl::string_view(data).substr(cut);
+    EXPECT_EQ(Crc32Combine(Crc32(0, a), Crc32(0, b), b.size()), whole) << "cut at " << cut;
+  }
+}
+
 TEST(Adler32, MatchesZlib) {
   EXPECT_EQ(Adler32(1, "Wikipedia"), 0x11E60398u);
   std::string data = RandomBytes(100000, 4);

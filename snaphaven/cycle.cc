@@ -405,9 +405,7 @@ bool Syncer::SetAsideCorruptManifest() {
 absl::Status Syncer::CommitManifest() {
   // A section that could not be read back would be dropped by a commit.
   if (!manifest_->status().ok()) return manifest_->status();
-  absl::Status status = fs_.WriteFileAtomically(state_.manifest, [this](WritableFile& out) {
-    return manifest_->WriteTo([&out](absl::string_view piece) { return out.Append(piece); });
-  });
+  absl::Status status = manifest_->Commit(fs_, state_.manifest);
   if (status.ok()) manifest_dirty_ = false;
   return status;
 }

@@ -1,6 +1,7 @@
 #include "snaphaven/manifest.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "absl/container/btree_set.h"
@@ -88,29 +89,133 @@ bool SplitFields(absl::string_view line, absl::string_view* f, size_t n) {
   return n == 0;
 }
 
-// The entry columns after the path: size, mtime, mode, dev, ino, crc, missing.
-bool ParseEntryFields(const absl::string_view* f, ManifestEntry* e) {
-  if (!absl::SimpleAtoi(f[0], &e->size) || e->size < 0 || !absl::SimpleAtoi(f[1], &e->mtime_ns) ||
-      !absl::SimpleHexAtoi(f[2], &e->mode) || !absl::SimpleAtoi(f[3], &e->source_dev) ||
-      !absl::SimpleAtoi(f[4], &e->source_ino) || !absl::SimpleAtoi(f[6], &e->missing_since_ns)) {
+// Reads a line's columns left to right in one pass, each number ending at
+// the separator that must follow it: a load parses millions of them.
+// Stricter than absl::SimpleAtoi (no spaces, no '+', no "0x"), which the
+// writer never writes.
+class ColumnReader {
+ public:
+  static constexpr char kEndOfText = '\0';  // as a separator: the text ends there
+
+  explicit ColumnReader(absl::string_view text)
+      : at_(text.data()), end_(text.data() + text.size()) {}
+
+  // The bytes up to the next tab; the tab is consumed.
+  bool Text(absl::string_view* out) {
+    const char* tab = static_cast<const char*>(std::memchr(at_, '\t', end_ - at_));
+    if (tab == nullptr) return false;
+    *out = absl::string_view(at_, tab - at_);
+    at_ = tab + 1;
+    return true;
+  }
+  bool Unsigned(uint64_t* value, char separator) {
+    const char* start = at_;
+    uint64_t v = 0;
+    for (; at_ != end_ && *at_ >= '0' && *at_ <= '9'; ++at_) {
+      const unsigned digit = *at_ - '0';
+      if (v > (UINT64_MAX - digit) / 10) return false;
+      v = v * 10 + digit;
+    }
+    *value = v;
+    return at_ != start && Separator(separator);
+  }
+  bool Signed(int64_t* value, char separator) {
+    const bool negative = at_ != end_ && *at_ == '-';
+    if (negative) ++at_;
+    uint64_t magnitude = 0;
+    if (!Unsigned(&magnitude, separator)) return false;
+    const uint64_t limit = negative ? uint64_t{1} << 63 : (uint64_t{1} << 63) - 1;
+    if (magnitude > limit) return false;
+    *value = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
+    return true;
+  }
+  // Lowercase or uppercase hex of 1 to 8 digits, or exactly `width` of them.
+  bool Hex(uint32_t* value, char separator, int width = 0) {
+    const char* start = at_;
+    uint32_t v = 0;
+    for (; at_ != end_ && at_ - start < 8; ++at_) {
+      const char c = *at_;
+      const int digit = c >= '0' && c <= '9'   ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                               : -1;
+      if (digit < 0) break;
+      v = v << 4 | static_cast<uint32_t>(digit);
+    }
+    *value = v;
+    const long digits = at_ - start;
+    return digits > 0 && (width == 0 || digits == width) && Separator(separator);
+  }
+  bool Separator(char separator) {
+    if (separator == kEndOfText) return at_ == end_;
+    if (at_ == end_ || *at_ != separator) return false;
+    ++at_;
+    return true;
+  }
+  // What is left after the last column read.
+  absl::string_view rest() const { return absl::string_view(at_, end_ - at_); }
+
+ private:
+  const char* at_;
+  const char* const end_;
+};
+
+// The entry columns after the name: size, mtime, mode, dev, ino, crc (or
+// '-'), missing since; the last one followed by `end`.
+bool ReadEntryColumns(ColumnReader& in, char end, ManifestEntry* e) {
+  if (!in.Signed(&e->size, '\t') || e->size < 0 || !in.Signed(&e->mtime_ns, '\t') ||
+      !in.Hex(&e->mode, '\t') || !in.Unsigned(&e->source_dev, '\t') ||
+      !in.Unsigned(&e->source_ino, '\t')) {
     return false;
   }
-  if (f[5] != "-") {
-    if (f[5].size() != 8 || !absl::SimpleHexAtoi(f[5], &e->crc32)) return false;
+  if (in.Separator('-')) {
+    if (!in.Separator('\t')) return false;
+  } else {
+    if (!in.Hex(&e->crc32, '\t', 8)) return false;
     e->has_crc32 = true;
   }
-  return true;
+  return in.Signed(&e->missing_since_ns, end);
 }
 
+// Lowercase hex digits of `value`, at least `width` of them; returns the end.
+char* PutHex(uint32_t value, int width, char* out) {
+  char digits[8];
+  int n = 0;
+  do {
+    digits[n++] = "0123456789abcdef"[value & 0xf];
+    value >>= 4;
+  } while (value != 0);
+  while (n < width) digits[n++] = '0';
+  while (n > 0) *out++ = digits[--n];
+  return out;
+}
+
+// The columns after the name, as absl::StrAppend would write them, but
+// without its per-argument overhead: this runs once per entry of a manifest
+// of millions.
 void AppendEntryFields(const ManifestEntry& e, std::string* out) {
-  absl::StrAppend(out, "\t", e.size, "\t", e.mtime_ns, "\t", absl::Hex(e.mode), "\t",
-                  e.source_dev, "\t", e.source_ino, "\t");
+  char line[7 * absl::numbers_internal::kFastToBufferSize];
+  char* p = line;
+  *p++ = '\t';
+  p = absl::numbers_internal::FastIntToBuffer(e.size, p);
+  *p++ = '\t';
+  p = absl::numbers_internal::FastIntToBuffer(e.mtime_ns, p);
+  *p++ = '\t';
+  p = PutHex(e.mode, 1, p);
+  *p++ = '\t';
+  p = absl::numbers_internal::FastIntToBuffer(e.source_dev, p);
+  *p++ = '\t';
+  p = absl::numbers_internal::FastIntToBuffer(e.source_ino, p);
+  *p++ = '\t';
   if (e.has_crc32) {
-    absl::StrAppend(out, absl::Hex(e.crc32, absl::kZeroPad8));
+    p = PutHex(e.crc32, 8, p);
   } else {
-    *out += '-';
+    *p++ = '-';
   }
-  absl::StrAppend(out, "\t", e.missing_since_ns, "\n");
+  *p++ = '\t';
+  p = absl::numbers_internal::FastIntToBuffer(e.missing_since_ns, p);
+  *p++ = '\n';
+  out->append(line, p - line);
 }
 
 // Reads a byte stream delivered in pieces, keeping the CRC-32 of every byte
@@ -139,14 +244,18 @@ class ChunkReader {
     }
   }
 
-  // Hands the next `n` bytes to `consume`, piece by piece.
-  absl::Status ReadBytes(uint64_t n, const std::function<void(absl::string_view)>& consume) {
+  // Hands the next `n` bytes to `consume`, piece by piece, with the CRC-32
+  // of each piece (computed once, for both the caller and the stream's).
+  absl::Status ReadBytes(uint64_t n,
+                         const std::function<void(absl::string_view, uint32_t)>& consume) {
     while (n > 0) {
       if (!Fill()) return status_;
       if (pending_.empty()) return absl::InvalidArgumentError("truncated section");
       size_t take = static_cast<size_t>(std::min<uint64_t>(n, pending_.size()));
-      Consume(take);
-      consume(pending_.substr(0, take));
+      const uint32_t piece_crc = Crc32(0, pending_.substr(0, take));
+      crc_ = Crc32Combine(crc_, piece_crc, take);
+      offset_ += take;
+      consume(pending_.substr(0, take), piece_crc);
       pending_.remove_prefix(take);
       n -= take;
     }
@@ -187,8 +296,10 @@ class ChunkWriter {
  public:
   explicit ChunkWriter(const std::function<absl::Status(absl::string_view)>& sink)
       : sink_(sink) {}
-  absl::Status Write(absl::string_view data) {
-    crc_ = Crc32(crc_, data);
+  absl::Status Write(absl::string_view data) { return Write(data, Crc32(0, data)); }
+  // `data` whose CRC-32 the caller has already computed.
+  absl::Status Write(absl::string_view data, uint32_t data_crc) {
+    crc_ = Crc32Combine(crc_, data_crc, data.size());
     if (buffer_.size() + data.size() > kChunk) {
       absl::Status flushed = Flush();
       if (!flushed.ok()) return flushed;
@@ -356,7 +467,10 @@ class UniqueBytesCounter {
     // set of sources per scope.
     const absl::string_view scope = same_directory ? scope_ : LinkScopeView(path);
     if (scope != scope_) {
+      // clear() frees a large table; the next scope is likely as big.
+      const size_t size = seen_.size();
       seen_.clear();
+      seen_.reserve(size);
       scope_ = scope;
     }
     if (!entry.source().known() || seen_.insert(entry.source()).second) bytes_ += entry.size;
@@ -403,26 +517,28 @@ int64_t Manifest::UniqueBytes() const {
 
 // ---------------------------------------------------------------- writing
 
-uint64_t Manifest::RenderBody(absl::string_view dir, std::string* body) const {
-  const std::string prefix = dir.empty() ? std::string() : absl::StrCat(dir, "/");
+namespace {
+
+// Where one directory's entries sit in the map. In path order they come in
+// runs, between which come the entries of its subdirectories
+// ("ks/t/backups/x" sorts between "ks/t/a" and "ks/t/nb-1-big-Data.db").
+struct DirectoryRuns {
+  std::vector<std::pair<Manifest::Map::const_iterator, uint64_t>> runs;  // first, length
   uint64_t count = 0;
-  auto it = entries_.lower_bound(prefix);
-  while (it != entries_.end() && absl::StartsWith(it->first, prefix)) {
-    absl::string_view name = absl::string_view(it->first).substr(prefix.size());
-    size_t slash = name.find('/');
-    if (slash != absl::string_view::npos) {
-      // A deeper directory: its entries are another section. Jump past
-      // them ('0' is the byte after '/').
-      it = entries_.lower_bound(absl::StrCat(prefix, name.substr(0, slash), "0"));
-      continue;
+};
+
+// The section body of a directory's entries, names ascending.
+void RenderBody(absl::string_view dir, const DirectoryRuns& in_memory, std::string* body) {
+  const size_t prefix = dir.empty() ? 0 : dir.size() + 1;
+  for (auto [it, length] : in_memory.runs) {
+    for (uint64_t i = 0; i < length; ++i, ++it) {
+      AppendEscaped(absl::string_view(it->first).substr(prefix), body);
+      AppendEntryFields(it->second, body);
     }
-    AppendEscaped(name, body);
-    AppendEntryFields(it->second, body);
-    ++count;
-    ++it;
   }
-  return count;
 }
+
+}  // namespace
 
 absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const {
   // Wholly in memory, the unique bytes are counted in the pass below that
@@ -430,50 +546,67 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
   const bool whole = fully_loaded();
   const int64_t stored_unique_bytes = whole ? 0 : UniqueBytes();  // may read sections in
   if (!load_error_.ok()) return load_error_;
-  // Every directory, in order: those in memory and those still stored.
-  absl::btree_set<absl::string_view> dirs;
+  // One pass over the entries finds each directory's runs: rendering then
+  // neither searches the map nor compares paths again.
+  absl::btree_map<absl::string_view, DirectoryRuns> in_memory;
   UniqueBytesCounter counter;
-  absl::string_view last;
-  bool any = false;
-  for (const auto& [path, entry] : entries_) {
+  DirectoryRuns* current = nullptr;  // valid until the next insertion
+  absl::string_view last;            // its directory
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    const std::string& path = it->first;
     // Siblings mostly come together: is this one in the last one's directory?
     const size_t n = last.size();
-    const bool sibling = any && path.size() > n + 1 && path[n] == '/' &&
-                         absl::string_view(path).substr(0, n) == last &&
-                         path.find('/', n + 1) == std::string::npos;
-    if (whole) counter.Add(path, entry, sibling);
-    if (sibling) continue;
-    last = DirName(path);
-    dirs.insert(last);
-    any = true;
+    bool sibling = current != nullptr && path.size() > n + 1 && path[n] == '/' &&
+                   absl::string_view(path).substr(0, n) == last &&
+                   path.find('/', n + 1) == std::string::npos;
+    if (!sibling) {
+      const absl::string_view dir = DirName(path);
+      sibling = current != nullptr && dir == last;  // files at the top ("")
+      if (!sibling) {
+        current = &in_memory[dir];
+        current->runs.emplace_back(it, 0);
+        last = dir;
+      }
+    }
+    ++current->runs.back().second;
+    ++current->count;
+    if (whole) counter.Add(path, it->second, sibling && n > 0);
   }
-  for (const auto& [dir, stored] : unloaded_) dirs.insert(dir);
   const int64_t unique_bytes = whole ? counter.bytes() : stored_unique_bytes;
 
   ChunkWriter out(sink);
   absl::Status status = out.Write(kHeader);
   std::string body, header;
   uint64_t total = 0;
-  for (absl::string_view dir : dirs) {
-    if (!status.ok()) return status;
+  // Sections in directory order, merging those in memory with those never
+  // parsed (a directory is in one or the other: Put reads its section in).
+  auto memory = in_memory.begin();
+  auto stored = unloaded_.begin();
+  while (status.ok() && (memory != in_memory.end() || stored != unloaded_.end())) {
+    const bool from_store =
+        memory == in_memory.end() ||
+        (stored != unloaded_.end() && absl::string_view(stored->first) <= memory->first);
+    const absl::string_view dir = from_store ? absl::string_view(stored->first) : memory->first;
     body.clear();
     uint64_t count = 0;
-    auto stored = unloaded_.find(dir);
-    if (stored != unloaded_.end()) {
+    if (from_store) {
       // Never parsed: copy its bytes, checked again on the way.
       status = ReadStored(dir, stored->second, &body);
       if (!status.ok()) return status;
       count = stored->second.count;
+      ++stored;
     } else {
-      count = RenderBody(dir, &body);
-      if (count == 0) continue;  // every entry erased
+      RenderBody(dir, memory->second, &body);
+      count = memory->second.count;
+      ++memory;
     }
+    const uint32_t body_crc = Crc32(0, body);
     header = "dir\t";
     AppendEscaped(dir, &header);
     absl::StrAppend(&header, "\t", count, "\t", body.size(), "\t",
-                    absl::Hex(Crc32(0, body), absl::kZeroPad8), "\n");
+                    absl::Hex(body_crc, absl::kZeroPad8), "\n");
     status = out.Write(header);
-    if (status.ok()) status = out.Write(body);
+    if (status.ok()) status = out.Write(body, body_crc);
     total += count;
   }
   if (!status.ok()) return status;
@@ -482,6 +615,22 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
   if (status.ok()) status = out.Write(absl::StrCat(absl::Hex(out.crc(), absl::kZeroPad8), "\n"));
   if (status.ok()) status = out.Flush();
   return status;
+}
+
+absl::Status Manifest::Commit(FileSystem& fs, const std::string& path) const {
+  constexpr uint64_t kWritebackEvery = 8 << 20;
+  return fs.WriteFileAtomically(path, [this](WritableFile& out) {
+    uint64_t unsent = 0;
+    return WriteTo([&out, &unsent](absl::string_view piece) {
+      absl::Status status = out.Append(piece);
+      unsent += piece.size();
+      if (unsent >= kWritebackEvery) {
+        out.StartWriteback();
+        unsent = 0;
+      }
+      return status;
+    });
+  });
 }
 
 std::string Manifest::Serialize() const {
@@ -501,16 +650,13 @@ absl::Status Manifest::ParseBody(absl::string_view dir, absl::string_view body, 
   out->reserve(std::min<uint64_t>(count, body.size() / 16));
   std::string name, previous;
   const std::string prefix = dir.empty() ? std::string() : absl::StrCat(dir, "/");
-  while (!body.empty()) {
-    size_t newline = body.find('\n');
-    if (newline == absl::string_view::npos) return CorruptSection(dir, "entry without a newline");
-    absl::string_view f[8];
+  ColumnReader in(body);
+  while (!in.rest().empty()) {
+    absl::string_view escaped;
     ManifestEntry e;
-    if (!SplitFields(body.substr(0, newline), f, 8) || !Unescape(f[0], &name) ||
-        !ParseEntryFields(f + 1, &e)) {
+    if (!in.Text(&escaped) || !Unescape(escaped, &name) || !ReadEntryColumns(in, '\n', &e)) {
       return CorruptSection(dir, "malformed entry");
     }
-    body.remove_prefix(newline + 1);
     if (name.empty() || name.find('/') != std::string::npos ||
         (!out->empty() && name <= previous)) {
       return CorruptSection(dir, "names not ascending, empty or with a slash");
@@ -593,8 +739,8 @@ class ManifestReader {
       const bool eager = loading_ == Manifest::Loading::kEager;
       // Not trusted before the checksums are: grows as the bytes come.
       if (eager) body.reserve(std::min<uint64_t>(length, kChunk));
-      absl::Status status = in_.ReadBytes(length, [&](absl::string_view piece) {
-        body_crc = Crc32(body_crc, piece);
+      absl::Status status = in_.ReadBytes(length, [&](absl::string_view piece, uint32_t crc) {
+        body_crc = Crc32Combine(body_crc, crc, piece.size());
         if (eager) body.append(piece.data(), piece.size());
       });
       if (!status.ok()) return Annotate(status, line_number);
@@ -659,17 +805,18 @@ absl::Status Manifest::ParseLegacyLine(absl::string_view line, int version, size
 absl::Status Manifest::ParseLineV3(absl::string_view line, size_t line_number,
                                    std::string* previous_path) {
   // <shared>\t<rest>\t<size>\t<mtime>\t<mode hex>\t<dev>\t<ino>\t<crc|->\t<missing since>
-  absl::string_view f[9];
-  size_t shared = 0;
+  ColumnReader in(line);
+  absl::string_view escaped;
+  uint64_t shared = 0;
   ManifestEntry e;
-  if (!SplitFields(line, f, 9) || !absl::SimpleAtoi(f[0], &shared) ||
-      shared > previous_path->size() || !ParseEntryFields(f + 2, &e)) {
+  if (!in.Unsigned(&shared, '\t') || shared > previous_path->size() || !in.Text(&escaped) ||
+      !ReadEntryColumns(in, ColumnReader::kEndOfText, &e)) {
     return Corrupt(line_number, "malformed entry");
   }
   // The previous path becomes this one in place: no new allocation.
   previous_path->resize(shared);
   std::string rest;
-  if (!Unescape(f[1], &rest)) return Corrupt(line_number, "malformed entry");
+  if (!Unescape(escaped, &rest)) return Corrupt(line_number, "malformed entry");
   *previous_path += rest;
   if (!IsAcceptablePath(*previous_path)) {
     return Corrupt(line_number, "path outside the destination");

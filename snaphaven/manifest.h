@@ -139,6 +139,10 @@ class Manifest {
   // The file's text, piece by piece; fails when a section not in memory
   // cannot be read back (status()).
   absl::Status WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const;
+  // Writes the file at `path` durably and atomically (WriteFileAtomically),
+  // starting the write-back of what is written as it goes, so that the
+  // final fsync of a large manifest finds most of it on disk already.
+  absl::Status Commit(FileSystem& fs, const std::string& path) const;
   // The whole text at once (small manifests, tests); empty on failure.
   std::string Serialize() const;
 
@@ -180,8 +184,6 @@ class Manifest {
   // Parses a section body into `out` (entries of `dir`, names ascending).
   static absl::Status ParseBody(absl::string_view dir, absl::string_view body, uint64_t count,
                                 std::vector<std::pair<std::string, ManifestEntry>>* out);
-  // Appends the body of the in-memory section of `dir`; returns its entries.
-  uint64_t RenderBody(absl::string_view dir, std::string* body) const;
   // One line of a version 1 to 3 manifest.
   absl::Status ParseLegacyLine(absl::string_view line, int version, size_t line_number,
                                std::string* previous_path);

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -37,6 +38,58 @@ TEST(Manifest, RoundTripsExactly) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->entries(), m.entries());
   EXPECT_EQ(parsed->Serialize(), text);  // deterministic
+}
+
+// Directories whose entries interleave in path order (a subdirectory's
+// sort between its parent's), files at the top, escaped names and hard
+// links: the exact text, as the format (and older binaries) expect it.
+TEST(Manifest, WritesTheFormatByteForByte) {
+  Manifest m;
+  ManifestEntry live{10, 1700000000000000001, 0644, 2049, 5, 0, true, 0xabc};
+  m.Put("ks/t/nb-1-big-Data.db", live);
+  m.Put("ks/t/snapshots/s/nb-1-big-Data.db", live);  // a hard link: counted once
+  m.Put("ks/t/a", {1, 2, 0600, 0, 0});
+  m.Put("ks/t/backups/x", {3, 4, 0640, 2049, 6, 0, true, 0xffffffff});
+  m.Put("ks/t/zz", {5, 6, 0644, 2049, 7, 1700000000000000000});
+  m.Put("ks/t-2/f", {7, 8, 0644, 2049, 8});
+  m.Put("ks/tz/q", {9, 10, 01777, 2049, 9});
+  m.Put("top", {11, 12, 0644, 0, 0});
+  m.Put("zz top", {13, 14, 0644, 0, 0});
+  m.Put("a\tb", {15, 16, 0644, 0, 0});
+  const std::string expected =
+      "snaphaven-manifest 4\n"
+      "dir\t\t3\t70\t9963143a\n"
+      "a\\tb\t15\t16\t1a4\t0\t0\t-\t0\n"
+      "top\t11\t12\t1a4\t0\t0\t-\t0\n"
+      "zz top\t13\t14\t1a4\t0\t0\t-\t0\n"
+      "dir\tks/t\t3\t120\t3c0c4f56\n"
+      "a\t1\t2\t180\t0\t0\t-\t0\n"
+      "nb-1-big-Data.db\t10\t1700000000000000001\t1a4\t2049\t5\t00000abc\t0\n"
+      "zz\t5\t6\t1a4\t2049\t7\t-\t1700000000000000000\n"
+      "dir\tks/t-2\t1\t21\t7438402f\n"
+      "f\t7\t8\t1a4\t2049\t8\t-\t0\n"
+      "dir\tks/t/backups\t1\t28\tb52aabdd\n"
+      "x\t3\t4\t1a0\t2049\t6\tffffffff\t0\n"
+      "dir\tks/t/snapshots/s\t1\t62\ta463ff0a\n"
+      "nb-1-big-Data.db\t10\t1700000000000000001\t1a4\t2049\t5\t00000abc\t0\n"
+      "dir\tks/tz\t1\t22\tf8c3a314\n"
+      "q\t9\t10\t3ff\t2049\t9\t-\t0\n"
+      "end 10 74 edc2216f\n";
+  EXPECT_EQ(m.Serialize(), expected);
+  absl::StatusOr<Manifest> parsed = Manifest::Parse(expected);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->entries(), m.entries());
+}
+
+TEST(Manifest, CommitsToAFileThatLoadsBack) {
+  FileSystem& fs = *DefaultFileSystem();
+  const std::string path = testing::MakeTempDir("commit") + "/manifest";
+  Manifest m = Sample();
+  ASSERT_TRUE(m.Commit(fs, path).ok());
+  absl::StatusOr<Manifest> loaded = Manifest::Load(fs, path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->entries(), m.entries());
+  EXPECT_FALSE(fs.Stat(path + ".tmp").ok());  // nothing left beside it
 }
 
 TEST(Manifest, ReadsVersion1) {
@@ -282,6 +335,42 @@ TEST(Manifest, AHugeSectionCountIsRefusedNotAllocated) {
     const std::string text = WithTrailer(
         absl::StrCat("snaphaven-manifest 4\n", Section("ks/t", count, body)), count);
     EXPECT_FALSE(Manifest::Parse(text).ok()) << count;
+  }
+}
+
+// The column parser: every value the writer can write reads back, and an
+// entry line is refused for anything else in it.
+TEST(Manifest, ReadsBackExtremeValuesAndRefusesMalformedColumns) {
+  Manifest m;
+  m.Put("ks/t/a", {INT64_MAX, INT64_MIN, 0, UINT64_MAX, UINT64_MAX, INT64_MIN, true, 0});
+  m.Put("ks/t/b", {0, -1, 0xffffffff, 0, 0, INT64_MAX, true, 0xffffffff});
+  absl::StatusOr<Manifest> parsed = Manifest::Parse(m.Serialize());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->entries(), m.entries());
+
+  auto parses = [](const std::string& line) {
+    return Manifest::Parse(WithTrailer(
+                               absl::StrCat("snaphaven-manifest 4\n", Section("ks/t", "1", line)),
+                               "1"))
+        .ok();
+  };
+  EXPECT_TRUE(parses("f\t1\t-2\t1A4\t0\t0\t0000ABCD\t0\n"));
+  for (const char* bad : {
+           "f\t-1\t2\t1a4\t0\t0\t-\t0\n",                    // negative size
+           "f\t+1\t2\t1a4\t0\t0\t-\t0\n",                    // a sign
+           "f\t 1\t2\t1a4\t0\t0\t-\t0\n",                    // a space
+           "f\t\t2\t1a4\t0\t0\t-\t0\n",                      // empty
+           "f\t1\t9223372036854775808\t1a4\t0\t0\t-\t0\n",   // int64 overflow
+           "f\t1\t2\t1a4\t18446744073709551616\t0\t-\t0\n",  // uint64 overflow
+           "f\t1\t2\t0x1a4\t0\t0\t-\t0\n",                   // hex prefix
+           "f\t1\t2\t100000000\t0\t0\t-\t0\n",               // mode over 32 bits
+           "f\t1\t2\t1a4\t0\t0\tabcdef\t0\n",                // crc not 8 digits
+           "f\t1\t2\t1a4\t0\t0\t-x\t0\n",                    // junk after '-'
+           "f\t1\t2\t1a4\t0\t0\t-\t0\textra\n",             // a column too many
+           "f\t1\t2\t1a4\t0\t0\t-\n",                         // a column short
+           "f\t1\t2\t1a4\t0\t0\t-\t0",                        // no newline
+       }) {
+    EXPECT_FALSE(parses(bad)) << absl::CEscape(bad);
   }
 }
 

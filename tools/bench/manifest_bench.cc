@@ -57,15 +57,10 @@ int main(int argc, char** argv) {
   }
   const long rss_built = PeakRssKib();
   snaphaven::FileSystem& fs = *snaphaven::DefaultFileSystem();
-  auto commit = [&](const Manifest& m) {
-    return fs.WriteFileAtomically(path, [&m](snaphaven::WritableFile& out) {
-      return m.WriteTo([&out](absl::string_view piece) { return out.Append(piece); });
-    });
-  };
   std::vector<double> commits, loads, lazy_loads, lazy_commits;
   for (int run = 0; run < 3; ++run) {
     absl::Time t0 = absl::Now();
-    if (!commit(manifest).ok()) return 1;
+    if (!manifest.Commit(fs, path).ok()) return 1;
     commits.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
     t0 = absl::Now();
     absl::StatusOr<Manifest> loaded = Manifest::Load(fs, path);
@@ -81,11 +76,7 @@ int main(int argc, char** argv) {
                              "new-file"),
                 {1, 2, 0644, 2049, 1});
     const std::string lazy_path = path + "-lazy";
-    if (!fs.WriteFileAtomically(lazy_path, [&loaded](snaphaven::WritableFile& out) {
-          return loaded->WriteTo([&out](absl::string_view piece) { return out.Append(piece); });
-        }).ok()) {
-      return 1;
-    }
+    if (!loaded->Commit(fs, lazy_path).ok()) return 1;
     lazy_commits.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
     (void)fs.Remove(lazy_path);
   }
