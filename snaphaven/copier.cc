@@ -282,13 +282,15 @@ bool Copier::SyncWholeFileSystem() {
 std::vector<absl::Status> Copier::FinishStaged(
     const std::vector<std::shared_ptr<StagedCopy>>& batch) {
   // One syncfs makes the whole batch durable. Without it, their write-back
-  // was started when they were staged, so the first fsync's journal commit
-  // covers most of the batch and the fsyncs after it find less to do.
+  // was started when they were staged, and their fsyncs run side by side,
+  // so that one journal commit and one cache flush serve many of them.
   const bool synced_together = !batch.empty() && SyncWholeFileSystem();
+  const int threads =
+      synced_together ? finish_threads_ : std::max(finish_threads_, kConcurrentFsyncs);
   std::vector<absl::Status> statuses(batch.size());
   absl::Mutex full_mu;
   absl::Status full;  // once the destination is full, the rest is not tried
-  ParallelFor(finish_threads_, batch.size(), [&](size_t k) {
+  ParallelFor(threads, batch.size(), [&](size_t k) {
     StagedCopy& staged = *batch[k];
     absl::Status status;
     {

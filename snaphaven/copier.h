@@ -102,12 +102,17 @@ class Copier {
   // Staged copies above this size start their write-back even when a
   // syncfs will make the batch durable (bounding the dirty pages).
   static constexpr int64_t kStageWritebackBytes = 64 << 10;
+  // Without a syncfs, a batch's fsyncs run on at least this many threads:
+  // they mostly wait, and concurrent fsyncs share the journal's commits and
+  // the device's cache flushes (fsyncs one after another pay one each).
+  static constexpr int kConcurrentFsyncs = 32;
   // SyncPendingDirs uses one syncfs (when there is a handle) above this many
   // directories, an fsync each up to it.
   static constexpr size_t kDirsWorthASyncfs = 32;
 
   // Makes staged copies durable (one SyncAll, or an fsync of each) and
-  // renames them into place, on set_finish_threads threads. One status per
+  // renames them into place, on set_finish_threads threads (at least
+  // kConcurrentFsyncs for fsyncs). One status per
   // copy, in order; a failed copy's temporary file is removed. After an
   // out-of-space error the copies not yet started are not tried (they get
   // that error too).

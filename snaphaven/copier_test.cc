@@ -237,6 +237,36 @@ TEST_F(CopierTest, CopiesReplaceAStaleFileWithOrWithoutUnnamedTemporaries) {
   }
 }
 
+// Without a syncfs, a batch's fsyncs run side by side (so they can share
+// journal commits), on many more threads than --copy_threads.
+TEST_F(CopierTest, ABatchsFsyncsRunSideBySide) {
+  testing::FaultInjectionFileSystem faulty(&fs_);
+  Copier copier(faulty, dest_, dest_ + "/tmp", false, /*checksum=*/true);
+  copier.set_finish_threads(2);
+  constexpr int kWanted = 8;
+  absl::Mutex mu;
+  int in_flight = 0, most = 0;
+  // Each fsync waits (up to 100 ms) for kWanted of them to be under way.
+  faulty.DuringSync([&](const std::string&) {
+    absl::MutexLock lock(&mu);
+    most = std::max(most, ++in_flight);
+    auto enough = [&]() { return most >= kWanted; };
+    mu.AwaitWithTimeout(absl::Condition(&enough), absl::Milliseconds(100));
+    --in_flight;
+  });
+  std::vector<std::shared_ptr<StagedCopy>> batch;
+  for (int i = 0; i < 4 * kWanted; ++i) {
+    const std::string source = Source(absl::StrCat("s", i), 100 + i, i);
+    absl::StatusOr<CopyResult> result = copier.Copy(source, StatOf(source), absl::StrCat("f", i),
+                                                    nullptr, /*may_stage=*/true);
+    ASSERT_TRUE(result.ok() && result->outcome == CopyOutcome::kStaged);
+    batch.push_back(result->staged);
+  }
+  for (const absl::Status& status : copier.FinishStaged(batch)) EXPECT_TRUE(status.ok()) << status;
+  EXPECT_GE(most, kWanted) << "fsyncs at once";
+  EXPECT_EQ(Read(dest_ + "/f7"), Read(root_ + "/s7"));
+}
+
 // A batch made durable with one syncfs rather than an fsync per file; after
 // a failed syncfs, an fsync per file for good.
 TEST_F(CopierTest, ABatchIsSyncedWithOneSyncfsUntilOneFails) {

@@ -78,7 +78,9 @@ class FaultyWritableFile : public WritableFile {
   }
   absl::Status Sync() override {
     absl::Status fault = fs_->MaybeFail(FsOp::kSync, path_, "fsync");
-    return fault.ok() ? base_->Sync() : fault;
+    if (!fault.ok()) return fault;
+    fs_->RunSyncHook(path_);
+    return base_->Sync();
   }
   absl::Status Close() override {
     absl::Status closed = base_->Close();  // the descriptor is released either way
@@ -207,6 +209,20 @@ void FaultInjectionFileSystem::RunReadHooks(const std::string& path) {
     }
   }
   for (auto& run : to_run) run(path);
+}
+
+void FaultInjectionFileSystem::DuringSync(std::function<void(const std::string&)> hook) {
+  absl::MutexLock lock(&mu_);
+  sync_hook_ = std::move(hook);
+}
+
+void FaultInjectionFileSystem::RunSyncHook(const std::string& path) {
+  std::function<void(const std::string&)> hook;
+  {
+    absl::MutexLock lock(&mu_);
+    hook = sync_hook_;
+  }
+  if (hook) hook(path);
 }
 
 #define SNAPHAVEN_FAULT(op, name, path)                     \

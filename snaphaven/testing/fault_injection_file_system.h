@@ -58,6 +58,11 @@ class FaultInjectionFileSystem : public ForwardingFileSystem {
   // path matches `pattern` (e.g. to append to the source mid-copy).
   void AfterFirstRead(const std::string& pattern, std::function<void(const std::string&)> hook);
 
+  // Runs `hook(path)` at the start of every fsync of a file that no rule
+  // fails (to watch how many run at once).
+  void DuringSync(std::function<void(const std::string&)> hook);
+  void RunSyncHook(const std::string& path);
+
   // Calls of `op` on paths matching `pattern` seen so far (failed or not).
   int Calls(FsOp op, const std::string& pattern) const;
   // One line per injected failure: "<op> <path>: <errno name>".
@@ -101,6 +106,7 @@ class FaultInjectionFileSystem : public ForwardingFileSystem {
   mutable absl::Mutex mu_;
   std::vector<Rule> rules_;
   std::vector<Hook> hooks_;
+  std::function<void(const std::string&)> sync_hook_;
   std::vector<Call> calls_;
   std::vector<std::string> injected_;
   std::mt19937 random_;
