@@ -195,15 +195,16 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   const bool corrupt =
       digest != nullptr && (separate_digest ? !hasher->Matches() : crc != digest->value);
   if (may_stage && !corrupt && expected.size <= kStageMaxBytes) {
-    // Write-back starts now, so that the batch's fsyncs share journal
-    // commits, or, before a syncfs, so that the pages waiting for it stay
+    // Write-back starts now, so that the batch's fsyncs find their data
+    // written, or, before a syncfs, so that the pages waiting for it stay
     // few (a window of staged copies of up to 1 MiB each could otherwise
-    // hold a gigabyte dirty); the smallest are left to the syncfs.
-    if (!syncs_whole_file_system() || expected.size > kStageWritebackBytes) {
+    // hold a gigabyte dirty); the smallest are left to a syncfs, when the
+    // batch is likely to get one.
+    if (!expect_syncfs_.load() || expected.size > kStageWritebackBytes) {
       (*out)->StartWriteback();
     }
     result.staged = std::make_shared<StagedCopy>(
-        StagedCopy{*std::move(out), temp, relative_path});
+        StagedCopy{*std::move(out), temp, relative_path, expected.size});
     return outcome(CopyOutcome::kStaged);
   }
   status = (*out)->Sync();
@@ -259,23 +260,29 @@ absl::Status Copier::PlaceDurable(WritableFile& file, const std::string& temp,
   return status;
 }
 
-void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync) {
+void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGate gate) {
   absl::MutexLock lock(&sync_mu_);
   file_system_sync_ = std::move(sync);
-  has_file_system_sync_.store(file_system_sync_ != nullptr);
+  syncfs_gate_ = std::move(gate);
+  syncs_whole_file_system_.store(file_system_sync_ != nullptr && !syncfs_gate_);
+  expect_syncfs_.store(file_system_sync_ != nullptr);
 }
 
-bool Copier::syncs_whole_file_system() const { return has_file_system_sync_.load(); }
+bool Copier::syncs_whole_file_system() const { return syncs_whole_file_system_.load(); }
 
-bool Copier::SyncWholeFileSystem() {
-  // Held through the syncfs; copies only read has_file_system_sync_.
+bool Copier::SyncWholeFileSystem(int64_t batch_bytes) {
+  // Held through the syncfs; copies only read syncs_whole_file_system_.
   absl::MutexLock lock(&sync_mu_);
   if (file_system_sync_ == nullptr) return false;
+  const bool allowed = !syncfs_gate_ || syncfs_gate_(batch_bytes);
+  expect_syncfs_.store(allowed);
+  if (!allowed) return false;
   absl::Status synced = file_system_sync_->SyncAll();
   if (synced.ok()) return true;
   LOG(WARNING) << synced << "; making each file durable on its own from now on";
   file_system_sync_.reset();
-  has_file_system_sync_.store(false);
+  syncs_whole_file_system_.store(false);
+  expect_syncfs_.store(false);
   return false;
 }
 
@@ -284,7 +291,9 @@ std::vector<absl::Status> Copier::FinishStaged(
   // One syncfs makes the whole batch durable. Without it, their write-back
   // was started when they were staged, and their fsyncs run side by side,
   // so that one journal commit and one cache flush serve many of them.
-  const bool synced_together = !batch.empty() && SyncWholeFileSystem();
+  int64_t batch_bytes = 0;
+  for (const std::shared_ptr<StagedCopy>& staged : batch) batch_bytes += staged->size;
+  const bool synced_together = !batch.empty() && SyncWholeFileSystem(batch_bytes);
   const int threads =
       synced_together ? finish_threads_ : std::max(finish_threads_, kConcurrentFsyncs);
   std::vector<absl::Status> statuses(batch.size());
@@ -385,7 +394,7 @@ absl::Status Copier::SyncPendingDirs() {
   }
   // A first copy fills thousands of directories: one syncfs for them all.
   // (Not for a few: a syncfs also waits for the big copies under way.)
-  if (dirs.size() > kDirsWorthASyncfs && SyncWholeFileSystem()) return absl::OkStatus();
+  if (dirs.size() > kDirsWorthASyncfs && SyncWholeFileSystem(0)) return absl::OkStatus();
   for (auto it = dirs.begin(); it != dirs.end();) {
     absl::Status synced = fs_.SyncDir(*it);
     if (!synced.ok() && !IsVanished(synced)) {

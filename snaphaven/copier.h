@@ -37,6 +37,7 @@ struct StagedCopy {
   std::unique_ptr<WritableFile> file;
   std::string temp;  // empty: an unnamed file (FileSystem::CreateUnnamed)
   std::string relative_path;
+  int64_t size = 0;
 };
 
 struct CopyResult {
@@ -68,12 +69,17 @@ class Copier {
   void set_finish_threads(int threads) { finish_threads_ = threads; }
 
   // Makes each batch of staged copies (and the pending directories)
-  // durable with one SyncAll of `sync` instead of an fsync per file. Only
-  // for a destination on a file system of its own: syncfs also flushes
-  // everything else written there. Null: an fsync per file (and directory).
-  // After the first failed SyncAll, back to fsyncs for good (they tell
-  // which file failed, and the handle's error was consumed).
-  void set_file_system_sync(std::unique_ptr<FileSystemSync> sync);
+  // durable with one SyncAll of `sync` instead of an fsync per file. Null:
+  // an fsync per file (and directory). A syncfs also flushes everything
+  // else written to that file system: where that includes Cassandra's
+  // writes (the destination shares the data's file system), `gate` is
+  // asked before each one, with the bytes of the batch, and a batch it
+  // refuses gets an fsync per file. After the first failed SyncAll, back
+  // to fsyncs for good (they tell which file failed, and the handle's error
+  // was consumed).
+  using SyncfsGate = std::function<bool(int64_t batch_bytes)>;
+  void set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGate gate = nullptr);
+  // Every batch is made durable with one syncfs (a handle, and no gate).
   bool syncs_whole_file_system() const;
 
   // Renames and links land in their directory at once, but making them
@@ -165,9 +171,10 @@ class Copier {
                                  const std::function<absl::Status()>& place);
   // The directory of `destination` is to be fsync'd by SyncPendingDirs.
   void NoteDirToSync(const std::string& destination);
-  // One SyncAll when there is a handle; false (and the handle dropped) when
-  // there is none or it failed.
-  bool SyncWholeFileSystem();
+  // One SyncAll when there is a handle and the gate (if any) lets
+  // `batch_bytes` through; false when not, and the handle dropped when it
+  // failed.
+  bool SyncWholeFileSystem(int64_t batch_bytes);
 
   FileSystem& fs_;
   const std::string destination_root_;
@@ -186,7 +193,13 @@ class Copier {
   // Apart from mu_: a syncfs takes a while, and must not hold up the rest.
   absl::Mutex sync_mu_;
   std::unique_ptr<FileSystemSync> file_system_sync_ ABSL_GUARDED_BY(sync_mu_);
-  std::atomic<bool> has_file_system_sync_{false};  // file_system_sync_ != nullptr
+  SyncfsGate syncfs_gate_ ABSL_GUARDED_BY(sync_mu_);
+  // file_system_sync_ != nullptr && !syncfs_gate_
+  std::atomic<bool> syncs_whole_file_system_{false};
+  // The next batch will likely be synced whole: the last one was (or, at
+  // first, there is a handle). Small staged copies then leave their
+  // write-back to the syncfs; else they start it, for their fsyncs.
+  std::atomic<bool> expect_syncfs_{false};
 };
 
 // The destination will not take a hard link here; copy instead.

@@ -75,6 +75,39 @@ class CopierTest : public ::testing::Test {
     return text.ok() ? *text : "";
   }
 
+  // `n` small copies <prefix>/f<i> of sources <prefix><i>, staged.
+  std::vector<std::shared_ptr<StagedCopy>> StageBatch(Copier& copier, const std::string& prefix,
+                                                      int n) {
+    std::vector<std::shared_ptr<StagedCopy>> batch;
+    for (int i = 0; i < n; ++i) {
+      const std::string source = Source(absl::StrCat(prefix, i), 700 + i, i);
+      absl::StatusOr<CopyResult> result = copier.Copy(
+          source, StatOf(source), absl::StrCat(prefix, "/f", i), nullptr, /*may_stage=*/true);
+      EXPECT_TRUE(result.ok() && result->outcome == CopyOutcome::kStaged);
+      if (result.ok()) batch.push_back(result->staged);
+    }
+    return batch;
+  }
+
+  // FinishStaged placed each copy of StageBatch(prefix) whole.
+  void ExpectPlaced(const std::string& prefix, const std::vector<absl::Status>& done, int n) {
+    ASSERT_EQ(done.size(), static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      EXPECT_TRUE(done[i].ok()) << done[i];
+      EXPECT_EQ(Read(absl::StrCat(dest_, "/", prefix, "/f", i)),
+                Read(absl::StrCat(root_, "/", prefix, i)));
+    }
+  }
+
+  // A syncfs handle on the destination, or null where it is not trusted.
+  std::unique_ptr<FileSystemSync> TrustedSync(FileSystem& fs) {
+    absl::StatusOr<std::unique_ptr<FileSystemSync>> sync = fs.OpenFileSystemSync(dest_);
+    EXPECT_TRUE(sync.ok() || absl::IsUnimplemented(sync.status())) << sync.status();
+    return sync.ok() ? *std::move(sync) : nullptr;
+  }
+
+  // The temporary files in dest_/tmp, unnamed or named.
+  static constexpr char kTemporaryFile[] = "/dest/tmp/(\\(unnamed\\)|copy-)";
   FileSystem& fs_ = *DefaultFileSystem();
   std::string root_, dest_;
 };
@@ -254,65 +287,58 @@ TEST_F(CopierTest, ABatchsFsyncsRunSideBySide) {
     mu.AwaitWithTimeout(absl::Condition(&enough), absl::Milliseconds(100));
     --in_flight;
   });
-  std::vector<std::shared_ptr<StagedCopy>> batch;
-  for (int i = 0; i < 4 * kWanted; ++i) {
-    const std::string source = Source(absl::StrCat("s", i), 100 + i, i);
-    absl::StatusOr<CopyResult> result = copier.Copy(source, StatOf(source), absl::StrCat("f", i),
-                                                    nullptr, /*may_stage=*/true);
-    ASSERT_TRUE(result.ok() && result->outcome == CopyOutcome::kStaged);
-    batch.push_back(result->staged);
-  }
-  for (const absl::Status& status : copier.FinishStaged(batch)) EXPECT_TRUE(status.ok()) << status;
+  ExpectPlaced("s", copier.FinishStaged(StageBatch(copier, "s", 4 * kWanted)), 4 * kWanted);
   EXPECT_GE(most, kWanted) << "fsyncs at once";
-  EXPECT_EQ(Read(dest_ + "/f7"), Read(root_ + "/s7"));
 }
 
 // A batch made durable with one syncfs rather than an fsync per file; after
 // a failed syncfs, an fsync per file for good.
 TEST_F(CopierTest, ABatchIsSyncedWithOneSyncfsUntilOneFails) {
-  // The temporary files in dest_/tmp, unnamed or named.
-  const std::string kTemporaryFile = "/dest/tmp/(\\(unnamed\\)|copy-)";
   testing::FaultInjectionFileSystem faulty(&fs_);
-  absl::StatusOr<std::unique_ptr<FileSystemSync>> sync = faulty.OpenFileSystemSync(dest_);
-  if (absl::IsUnimplemented(sync.status())) {
-    GTEST_SKIP() << "syncfs is not trusted on " << dest_ << ": " << sync.status();
-  }
-  ASSERT_TRUE(sync.ok()) << sync.status();
+  std::unique_ptr<FileSystemSync> sync = TrustedSync(faulty);
+  if (sync == nullptr) GTEST_SKIP() << "syncfs is not trusted on " << dest_;
   Copier copier(faulty, dest_, dest_ + "/tmp", false, /*checksum=*/true);
-  copier.set_file_system_sync(*std::move(sync));
+  copier.set_file_system_sync(std::move(sync));
   copier.set_finish_threads(2);
-  auto stage_batch = [&](const std::string& prefix) {
-    std::vector<std::shared_ptr<StagedCopy>> batch;
-    for (int i = 0; i < 6; ++i) {
-      const std::string source = Source(absl::StrCat(prefix, i), 700 + i, i);
-      absl::StatusOr<CopyResult> result = copier.Copy(
-          source, StatOf(source), absl::StrCat(prefix, "/f", i), nullptr, /*may_stage=*/true);
-      EXPECT_TRUE(result.ok() && result->outcome == CopyOutcome::kStaged);
-      if (result.ok()) batch.push_back(result->staged);
-    }
-    return batch;
-  };
-  auto expect_placed = [&](const std::string& prefix, const std::vector<absl::Status>& done) {
-    ASSERT_EQ(done.size(), 6u);
-    for (int i = 0; i < 6; ++i) {
-      EXPECT_TRUE(done[i].ok()) << done[i];
-      EXPECT_EQ(Read(absl::StrCat(dest_, "/", prefix, "/f", i)),
-                Read(absl::StrCat(root_, "/", prefix, i)));
-    }
-  };
 
-  expect_placed("a", copier.FinishStaged(stage_batch("a")));
+  ExpectPlaced("a", copier.FinishStaged(StageBatch(copier, "a", 6)), 6);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 1);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, kTemporaryFile), 0) << "no fsync per file";
   EXPECT_TRUE(copier.syncs_whole_file_system());
 
   faulty.AddRule({testing::FsOp::kSyncFs, "", EIO, 0, 1});
-  expect_placed("b", copier.FinishStaged(stage_batch("b")));
+  ExpectPlaced("b", copier.FinishStaged(StageBatch(copier, "b", 6)), 6);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, kTemporaryFile), 6) << "each file on its own";
   EXPECT_FALSE(copier.syncs_whole_file_system());
-  expect_placed("c", copier.FinishStaged(stage_batch("c")));
+  ExpectPlaced("c", copier.FinishStaged(StageBatch(copier, "c", 6)), 6);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 2) << "no syncfs after one failed";
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, kTemporaryFile), 12);
+}
+
+// Where a syncfs would also write out Cassandra's data, a gate decides
+// batch by batch: refused, each file gets its fsync; let through, one
+// syncfs. It is told the batch's own bytes.
+TEST_F(CopierTest, AGateDecidesEachBatchsSyncfs) {
+  testing::FaultInjectionFileSystem faulty(&fs_);
+  std::unique_ptr<FileSystemSync> sync = TrustedSync(faulty);
+  if (sync == nullptr) GTEST_SKIP() << "syncfs is not trusted on " << dest_;
+  Copier copier(faulty, dest_, dest_ + "/tmp", false, /*checksum=*/true);
+  bool quiet = false;
+  std::vector<int64_t> asked;
+  copier.set_file_system_sync(std::move(sync), [&](int64_t batch_bytes) {
+    asked.push_back(batch_bytes);
+    return quiet;
+  });
+  EXPECT_FALSE(copier.syncs_whole_file_system()) << "not every batch";
+
+  ExpectPlaced("busy", copier.FinishStaged(StageBatch(copier, "busy", 3)), 3);
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 0);
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, kTemporaryFile), 3) << "an fsync each";
+  quiet = true;
+  ExpectPlaced("quiet", copier.FinishStaged(StageBatch(copier, "quiet", 3)), 3);
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 1);
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, kTemporaryFile), 3) << "no more fsyncs";
+  EXPECT_EQ(asked, (std::vector<int64_t>{700 + 701 + 702, 700 + 701 + 702}));
 }
 
 }  // namespace

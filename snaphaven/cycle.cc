@@ -331,22 +331,48 @@ void Syncer::ChooseDurability() {
       absl::UnimplementedError("--whole_file_system_sync is off");
   if (options_.whole_file_system_sync != Mode::kNever) sync = fs_.OpenFileSystemSync(state_.temp);
   absl::StatusOr<FileStat> destination = fs_.Stat(state_.temp);
+  std::string shared_root;  // a data root on the destination's file system
   if (sync.ok() && options_.whole_file_system_sync == Mode::kAuto) {
     for (const std::string& root : options_.data_roots) {
       absl::StatusOr<FileStat> data = fs_.Stat(root);
-      if (!destination.ok() || !data.ok() || data->dev == destination->dev) {
-        sync = absl::FailedPreconditionError(absl::StrCat(
-            "a syncfs would also flush Cassandra's writes: ", root,
-            " is on the destination's file system"));
+      if (!destination.ok() || !data.ok()) {
+        sync = absl::FailedPreconditionError(
+            absl::StrCat("cannot tell whether ", root, " is on the destination's file system"));
         break;
       }
+      if (data->dev == destination->dev) shared_root = root;
     }
   }
-  std::string choice = sync.ok() ? "one syncfs per batch of small copies"
-                                 : absl::StrCat("one fsync per file (", sync.status().message(), ")");
+  Copier::SyncfsGate gate;
+  std::string choice;
+  if (!sync.ok()) {
+    choice = absl::StrCat("one fsync per file (", sync.status().message(), ")");
+  } else if (shared_root.empty()) {
+    choice = "one syncfs per batch of small copies";
+  } else {
+    // A syncfs here also writes out Cassandra's unwritten data and waits
+    // for it: only while there is little of it (it would be written within
+    // seconds anyway), so that a batch never waits for a flush or a
+    // compaction, and Cassandra's I/O is not brought forward in bulk.
+    gate = [probe = options_.dirty_memory](int64_t batch_bytes) {
+      absl::StatusOr<int64_t> dirty = probe();
+      const bool quiet = dirty.ok() && *dirty - batch_bytes <= SyncOptions::kQuietDirtyBytes;
+      VLOG(2) << "batch of " << HumanBytes(batch_bytes) << ": "
+              << (quiet ? "one syncfs" : "an fsync per file") << " ("
+              << (dirty.ok() ? HumanBytes(*dirty) + " unwritten in memory"
+                             : std::string(dirty.status().message()))
+              << ")";
+      return quiet;
+    };
+    choice = absl::StrCat(
+        "one syncfs per batch of small copies while the system holds at most ",
+        HumanBytes(SyncOptions::kQuietDirtyBytes),
+        " of other unwritten data, else one fsync per file (", shared_root,
+        " is on the destination's file system: a syncfs also writes out Cassandra's data)");
+  }
   if (choice != durability_) VLOG(1) << "durability: " << choice;
   durability_ = std::move(choice);
-  copier_.set_file_system_sync(sync.ok() ? *std::move(sync) : nullptr);
+  copier_.set_file_system_sync(sync.ok() ? *std::move(sync) : nullptr, std::move(gate));
 }
 
 absl::Status Syncer::LoadManifest(bool from_destination) {

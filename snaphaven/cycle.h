@@ -18,6 +18,7 @@
 #include "absl/types/optional.h"
 #include "re2/re2.h"
 #include "snaphaven/copier.h"
+#include "snaphaven/dirty_memory.h"
 #include "snaphaven/dir_cache.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
@@ -53,11 +54,17 @@ struct SyncOptions {
   // of one particular file.
   bool stage_small_files = true;
   // A batch of staged copies is made durable with one syncfs(2) of the
-  // destination's file system (Copier::set_file_system_sync) when that file
-  // system holds none of the data roots (kAuto): a syncfs there would also
-  // flush Cassandra's own writes. kAlways is for tests on one disk.
+  // destination's file system (Copier::set_file_system_sync) where the
+  // kernel can be trusted with it (kAuto). When that file system also holds
+  // a data root, a syncfs also writes out Cassandra's unwritten data, so it
+  // is used only while the system holds at most kQuietDirtyBytes of it
+  // besides the batch (dirty_memory), else an fsync per file. kAlways (no
+  // such limit) is for tests.
   enum class WholeFileSystemSync { kAuto, kNever, kAlways };
   WholeFileSystemSync whole_file_system_sync = WholeFileSystemSync::kAuto;
+  static constexpr int64_t kQuietDirtyBytes = 64 << 20;
+  // The system's unwritten bytes (DirtyMemoryBytes; tests replace it).
+  std::function<absl::StatusOr<int64_t>()> dirty_memory = DirtyMemoryBytes;
   // Retention at the destination (never the source), after each cycle.
   int keep_snapshots = 0;                           // 0: no limit
   absl::Duration keep_for = absl::ZeroDuration();   // 0: no limit

@@ -93,6 +93,7 @@ class CycleFaultTest : public ::testing::Test {
     options.copy_threads = copy_threads_;  // 1: faults land deterministically
     options.keep_for = keep_for_;
     options.whole_file_system_sync = whole_file_system_sync_;
+    options.dirty_memory = [this]() -> absl::StatusOr<int64_t> { return dirty_memory_; };
     options.verbosity = 2;
     return options;
   }
@@ -184,6 +185,10 @@ class CycleFaultTest : public ::testing::Test {
   int copy_threads_ = 1;
   SyncOptions::WholeFileSystemSync whole_file_system_sync_ =
       SyncOptions::WholeFileSystemSync::kAuto;
+  // The system's unwritten bytes as the cycle sees them: by default too
+  // many for a syncfs of the data's file system (the test's destination
+  // shares it), so that faults aimed at fsyncs land.
+  int64_t dirty_memory_ = int64_t{1} << 40;
   std::string dir_, data_, dest_, log_;
   Files original_;
   std::unique_ptr<FaultInjectionFileSystem> fs_;
@@ -337,19 +342,39 @@ TEST_F(CycleFaultTest, MoveNeverDeletesASourceWhoseCopyIsNotDurable) {
   EXPECT_TRUE(testing::SnapshotFiles(data_).empty());
 }
 
-// A destination on the data's own file system: a syncfs would flush
-// Cassandra's writes too, so each file gets its own fsync.
-TEST_F(CycleFaultTest, ADestinationOnTheDataFileSystemIsNeverSyncedWhole) {
+// A destination on the data's own file system: a syncfs would also write
+// out Cassandra's data, so a batch gets one only while the system holds
+// little unwritten data; else each file gets its own fsync.
+TEST_F(CycleFaultTest, ADestinationOnTheDataFileSystemIsSyncedWholeOnlyWhenQuiet) {
   if (absl::IsUnimplemented(fs_->OpenFileSystemSync(dir_).status())) {
     GTEST_SKIP() << "syncfs is not trusted on " << dir_ << " anyway";
   }
+  dirty_memory_ = SyncOptions::kQuietDirtyBytes + (1 << 20);  // besides the batch's
   CycleStats stats = Cycle();
   EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
   EXPECT_EQ(fs_->Calls(FsOp::kSyncFs, ""), 0);
-  EXPECT_GT(fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/"), 0);
-  EXPECT_TRUE(absl::StrContains(log_, "durability: one fsync per file (a syncfs would also "
-                                      "flush Cassandra's writes"))
+  const int fsyncs = fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/");
+  EXPECT_GT(fsyncs, 0);
+  EXPECT_TRUE(absl::StrContains(log_, "durability: one syncfs per batch of small copies while "
+                                      "the system holds at most 64.0 MiB of other unwritten "
+                                      "data, else one fsync per file ("))
       << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "a syncfs also writes out Cassandra's data")) << log_;
+  EXPECT_TRUE(absl::StrContains(log_, ": an fsync per file (65.0 MiB unwritten")) << log_;
+  ExpectInvariants();
+
+  // Quiet: the same copies, a syncfs per batch and no fsync of a small one.
+  ASSERT_EQ(system(("rm -rf " + dest_).c_str()), 0);
+  dirty_memory_ = 0;
+  stats = Cycle();
+  EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+  EXPECT_GT(fs_->Calls(FsOp::kSyncFs, ""), 0);
+  std::set<uint64_t> big;  // copied whole, each with its own fsync
+  for (const auto& [path, record] : original_) {
+    if (record.size > Copier::kStageMaxBytes) big.insert(record.ino);
+  }
+  EXPECT_EQ(fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/") - fsyncs, static_cast<int>(big.size()));
+  EXPECT_TRUE(absl::StrContains(log_, ": one syncfs (0 B unwritten")) << log_;
   ExpectInvariants();
 }
 
