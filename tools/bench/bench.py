@@ -1008,8 +1008,9 @@ class Bench:
             f"{len(keyspaces)} keyspaces x {tables} tables x {sstables} sstables, Data.db "
             f"{self.args.small_data_size}; warm source; {self.where()}; `sync` (untimed) "
             f"before each run; a new destination per run (finished ones renamed into trash/). "
-            f"snaphaven makes every file durable (on a second disk one syncfs per batch, else "
-            f"an fsync per file); plain rsync does not, hence the rsync + sync row."))
+            f"snaphaven makes every file durable (one syncfs per batch; on the data's own disk "
+            f"only while the system holds at most 64 MiB of other unwritten data, else an fsync "
+            f"per file); plain rsync does not, hence the rsync + sync row."))
 
     def case_manifest(self):
         case = "manifest"
