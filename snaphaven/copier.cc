@@ -200,11 +200,14 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     // few (a window of staged copies of up to 1 MiB each could otherwise
     // hold a gigabyte dirty); the smallest are left to a syncfs, when the
     // batch is likely to get one.
-    if (!expect_syncfs_.load() || expected.size > kStageWritebackBytes) {
+    const bool writeback = !expect_syncfs_.load() || expected.size > kStageWritebackBytes;
+    if (writeback) {
       (*out)->StartWriteback();
+    } else {
+      unwritten_staged_bytes_ += expected.size;
     }
     result.staged = std::make_shared<StagedCopy>(
-        StagedCopy{*std::move(out), temp, relative_path, expected.size});
+        StagedCopy{*std::move(out), temp, relative_path, expected.size, writeback});
     return outcome(CopyOutcome::kStaged);
   }
   status = (*out)->Sync();
@@ -270,13 +273,11 @@ void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGa
 
 bool Copier::syncs_whole_file_system() const { return syncs_whole_file_system_.load(); }
 
-bool Copier::SyncWholeFileSystem(int64_t batch_bytes) {
-  // Held through the syncfs; copies only read syncs_whole_file_system_.
+bool Copier::SyncWholeFileSystem() {
+  // Held through the syncfs; copies only read the atomics.
   absl::MutexLock lock(&sync_mu_);
   if (file_system_sync_ == nullptr) return false;
-  const bool allowed = !syncfs_gate_ || syncfs_gate_(batch_bytes);
-  expect_syncfs_.store(allowed);
-  if (!allowed) return false;
+  if (syncfs_gate_ && !syncfs_gate_(unwritten_staged_bytes_.load())) return false;
   absl::Status synced = file_system_sync_->SyncAll();
   if (synced.ok()) return true;
   LOG(WARNING) << synced << "; making each file durable on its own from now on";
@@ -291,11 +292,11 @@ std::vector<absl::Status> Copier::FinishStaged(
   // One syncfs makes the whole batch durable. Without it, their write-back
   // was started when they were staged, and their fsyncs run side by side,
   // so that one journal commit and one cache flush serve many of them.
-  int64_t batch_bytes = 0;
-  for (const std::shared_ptr<StagedCopy>& staged : batch) batch_bytes += staged->size;
-  const bool synced_together = !batch.empty() && SyncWholeFileSystem(batch_bytes);
+  const bool synced_together = !batch.empty() && SyncWholeFileSystem();
+  // The next batch is likely to get what this one got.
+  if (!batch.empty()) expect_syncfs_.store(synced_together);
   const int threads =
-      synced_together ? finish_threads_ : std::max(finish_threads_, kConcurrentFsyncs);
+      synced_together ? finish_threads_ : std::max(finish_threads_, concurrent_fsyncs_);
   std::vector<absl::Status> statuses(batch.size());
   absl::Mutex full_mu;
   absl::Status full;  // once the destination is full, the rest is not tried
@@ -315,6 +316,7 @@ std::vector<absl::Status> Copier::FinishStaged(
       if (full.ok()) full = status;
     }
     if (!status.ok() && !staged.temp.empty()) (void)fs_.Remove(staged.temp);
+    if (!staged.writeback_started) unwritten_staged_bytes_ -= staged.size;
     statuses[k] = std::move(status);
   });
   return statuses;
@@ -322,6 +324,7 @@ std::vector<absl::Status> Copier::FinishStaged(
 
 void Copier::DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch) {
   for (const std::shared_ptr<StagedCopy>& staged : batch) {
+    if (!staged->writeback_started) unwritten_staged_bytes_ -= staged->size;
     staged->file.reset();
     if (!staged->temp.empty()) (void)fs_.Remove(staged->temp);
   }
@@ -394,7 +397,7 @@ absl::Status Copier::SyncPendingDirs() {
   }
   // A first copy fills thousands of directories: one syncfs for them all.
   // (Not for a few: a syncfs also waits for the big copies under way.)
-  if (dirs.size() > kDirsWorthASyncfs && SyncWholeFileSystem(0)) return absl::OkStatus();
+  if (dirs.size() > kDirsWorthASyncfs && SyncWholeFileSystem()) return absl::OkStatus();
   for (auto it = dirs.begin(); it != dirs.end();) {
     absl::Status synced = fs_.SyncDir(*it);
     if (!synced.ok() && !IsVanished(synced)) {

@@ -38,6 +38,7 @@ struct StagedCopy {
   std::string temp;  // empty: an unnamed file (FileSystem::CreateUnnamed)
   std::string relative_path;
   int64_t size = 0;
+  bool writeback_started = false;  // else its bytes count in unwritten_staged_bytes_
 };
 
 struct CopyResult {
@@ -67,17 +68,21 @@ class Copier {
   // FinishStaged makes durable and places a batch on this many threads
   // (their fsyncs share journal commits; renames run side by side).
   void set_finish_threads(int threads) { finish_threads_ = threads; }
+  // Without a syncfs, a batch's fsyncs run on at least this many threads
+  // (kConcurrentFsyncs; tests use 1 so that a fault lands on a known file).
+  void set_concurrent_fsyncs(int fsyncs) { concurrent_fsyncs_ = fsyncs; }
 
   // Makes each batch of staged copies (and the pending directories)
   // durable with one SyncAll of `sync` instead of an fsync per file. Null:
   // an fsync per file (and directory). A syncfs also flushes everything
   // else written to that file system: where that includes Cassandra's
   // writes (the destination shares the data's file system), `gate` is
-  // asked before each one, with the bytes of the batch, and a batch it
-  // refuses gets an fsync per file. After the first failed SyncAll, back
-  // to fsyncs for good (they tell which file failed, and the handle's error
-  // was consumed).
-  using SyncfsGate = std::function<bool(int64_t batch_bytes)>;
+  // asked before each one, with the bytes of snaphaven's own staged copies
+  // still unwritten (this batch's and those staged ahead of it), and a
+  // batch it refuses gets an fsync per file. After the first failed
+  // SyncAll, back to fsyncs for good (they tell which file failed, and the
+  // handle's error was consumed).
+  using SyncfsGate = std::function<bool(int64_t own_unwritten_bytes)>;
   void set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGate gate = nullptr);
   // Every batch is made durable with one syncfs (a handle, and no gate).
   bool syncs_whole_file_system() const;
@@ -171,10 +176,9 @@ class Copier {
                                  const std::function<absl::Status()>& place);
   // The directory of `destination` is to be fsync'd by SyncPendingDirs.
   void NoteDirToSync(const std::string& destination);
-  // One SyncAll when there is a handle and the gate (if any) lets
-  // `batch_bytes` through; false when not, and the handle dropped when it
-  // failed.
-  bool SyncWholeFileSystem(int64_t batch_bytes);
+  // One SyncAll when there is a handle and the gate (if any) lets it
+  // through; false when not, and the handle dropped when it failed.
+  bool SyncWholeFileSystem();
 
   FileSystem& fs_;
   const std::string destination_root_;
@@ -184,6 +188,9 @@ class Copier {
   BandwidthLimiter* limiter_ = nullptr;
   bool spare_page_cache_ = true;
   int finish_threads_ = 1;
+  int concurrent_fsyncs_ = kConcurrentFsyncs;
+  // Bytes of staged copies not finished whose write-back was not started.
+  std::atomic<int64_t> unwritten_staged_bytes_{0};
   absl::flat_hash_set<std::string> dirs_to_sync_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> temp_counter_{0};
   std::atomic<bool> unnamed_files_{true};  // until the destination refuses one

@@ -338,7 +338,13 @@ TEST_F(CopierTest, AGateDecidesEachBatchsSyncfs) {
   ExpectPlaced("quiet", copier.FinishStaged(StageBatch(copier, "quiet", 3)), 3);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 1);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, kTemporaryFile), 3) << "no more fsyncs";
-  EXPECT_EQ(asked, (std::vector<int64_t>{700 + 701 + 702, 700 + 701 + 702}));
+  ExpectPlaced("again", copier.FinishStaged(StageBatch(copier, "again", 3)), 3);
+  EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 2);
+  // The gate is told the bytes still unwritten: all of a batch's at first
+  // (a syncfs is expected), none after a refusal (the next batch starts
+  // its write-back for its fsyncs), all again after a syncfs.
+  const int64_t batch = 700 + 701 + 702;
+  EXPECT_EQ(asked, (std::vector<int64_t>{batch, 0, batch}));
 }
 
 }  // namespace

@@ -193,6 +193,7 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
   }
   copier_.set_spare_page_cache(options_.spare_page_cache);
   copier_.set_finish_threads(std::max(1, options_.copy_threads));
+  copier_.set_concurrent_fsyncs(std::max(1, options_.concurrent_fsyncs));
   stage_batch_files_ = StageBatchFiles(std::max(1, options_.copy_threads));
 }
 
@@ -354,12 +355,12 @@ void Syncer::ChooseDurability() {
     // for it: only while there is little of it (it would be written within
     // seconds anyway), so that a batch never waits for a flush or a
     // compaction, and Cassandra's I/O is not brought forward in bulk.
-    gate = [probe = options_.dirty_memory](int64_t batch_bytes) {
+    gate = [probe = options_.dirty_memory](int64_t own_unwritten) {
       absl::StatusOr<int64_t> dirty = probe();
-      const bool quiet = dirty.ok() && *dirty - batch_bytes <= SyncOptions::kQuietDirtyBytes;
-      VLOG(2) << "batch of " << HumanBytes(batch_bytes) << ": "
-              << (quiet ? "one syncfs" : "an fsync per file") << " ("
-              << (dirty.ok() ? HumanBytes(*dirty) + " unwritten in memory"
+      const bool quiet = dirty.ok() && *dirty - own_unwritten <= SyncOptions::kQuietDirtyBytes;
+      VLOG(2) << "batch: " << (quiet ? "one syncfs" : "an fsync per file") << " ("
+              << (dirty.ok() ? absl::StrCat(HumanBytes(*dirty), " unwritten in memory, ",
+                                            HumanBytes(own_unwritten), " of it ours")
                              : std::string(dirty.status().message()))
               << ")";
       return quiet;

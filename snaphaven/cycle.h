@@ -48,6 +48,10 @@ struct SyncOptions {
   int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
   bool spare_page_cache = true;   // drop only the pages a copy brought in
   int copy_threads = 2;           // copies and links in flight at once
+  // Without a syncfs, the fsyncs of a batch of small copies run this many
+  // at a time, so that they share journal commits (tests: 1, so that a
+  // fault aimed at the first fsync lands on a known file).
+  int concurrent_fsyncs = Copier::kConcurrentFsyncs;
   int scan_threads = 1;           // table directories scanned at once
   // Small copies are made durable in batches (Copier::FinishStaged) rather
   // than one fsync each. Off only in tests that aim a fault at the fsync
@@ -58,11 +62,11 @@ struct SyncOptions {
   // kernel can be trusted with it (kAuto). When that file system also holds
   // a data root, a syncfs also writes out Cassandra's unwritten data, so it
   // is used only while the system holds at most kQuietDirtyBytes of it
-  // besides the batch (dirty_memory), else an fsync per file. kAlways (no
-  // such limit) is for tests.
+  // besides snaphaven's own (dirty_memory), else an fsync per file. kAlways
+  // (no such limit) is for tests.
   enum class WholeFileSystemSync { kAuto, kNever, kAlways };
   WholeFileSystemSync whole_file_system_sync = WholeFileSystemSync::kAuto;
-  static constexpr int64_t kQuietDirtyBytes = 64 << 20;
+  static constexpr int64_t kQuietDirtyBytes = 32 << 20;
   // The system's unwritten bytes (DirtyMemoryBytes; tests replace it).
   std::function<absl::StatusOr<int64_t>()> dirty_memory = DirtyMemoryBytes;
   // Retention at the destination (never the source), after each cycle.

@@ -91,6 +91,7 @@ class CycleFaultTest : public ::testing::Test {
     options.settle_time = absl::ZeroDuration();
     options.retry_backoff = absl::ZeroDuration();
     options.copy_threads = copy_threads_;  // 1: faults land deterministically
+    options.concurrent_fsyncs = copy_threads_;
     options.keep_for = keep_for_;
     options.whole_file_system_sync = whole_file_system_sync_;
     options.dirty_memory = [this]() -> absl::StatusOr<int64_t> { return dirty_memory_; };
@@ -349,18 +350,18 @@ TEST_F(CycleFaultTest, ADestinationOnTheDataFileSystemIsSyncedWholeOnlyWhenQuiet
   if (absl::IsUnimplemented(fs_->OpenFileSystemSync(dir_).status())) {
     GTEST_SKIP() << "syncfs is not trusted on " << dir_ << " anyway";
   }
-  dirty_memory_ = SyncOptions::kQuietDirtyBytes + (1 << 20);  // besides the batch's
+  dirty_memory_ = int64_t{1} << 30;
   CycleStats stats = Cycle();
   EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
   EXPECT_EQ(fs_->Calls(FsOp::kSyncFs, ""), 0);
   const int fsyncs = fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/");
   EXPECT_GT(fsyncs, 0);
   EXPECT_TRUE(absl::StrContains(log_, "durability: one syncfs per batch of small copies while "
-                                      "the system holds at most 64.0 MiB of other unwritten "
+                                      "the system holds at most 32.0 MiB of other unwritten "
                                       "data, else one fsync per file ("))
       << log_;
   EXPECT_TRUE(absl::StrContains(log_, "a syncfs also writes out Cassandra's data")) << log_;
-  EXPECT_TRUE(absl::StrContains(log_, ": an fsync per file (65.0 MiB unwritten")) << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "batch: an fsync per file (1.0 GiB unwritten")) << log_;
   ExpectInvariants();
 
   // Quiet: the same copies, a syncfs per batch and no fsync of a small one.
@@ -374,7 +375,7 @@ TEST_F(CycleFaultTest, ADestinationOnTheDataFileSystemIsSyncedWholeOnlyWhenQuiet
     if (record.size > Copier::kStageMaxBytes) big.insert(record.ino);
   }
   EXPECT_EQ(fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/") - fsyncs, static_cast<int>(big.size()));
-  EXPECT_TRUE(absl::StrContains(log_, ": one syncfs (0 B unwritten")) << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "batch: one syncfs (0 B unwritten")) << log_;
   ExpectInvariants();
 }
 

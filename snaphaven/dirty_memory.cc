@@ -1,12 +1,12 @@
 #include "snaphaven/dirty_memory.h"
 
+#include <sys/sysinfo.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -14,24 +14,29 @@
 
 namespace snaphaven {
 
-absl::StatusOr<int64_t> ParseDirtyMemory(absl::string_view meminfo) {
-  int64_t total = 0;
-  int found = 0;
-  for (absl::string_view line : absl::StrSplit(meminfo, '\n')) {
-    // "Dirty:            1234 kB"; "WritebackTmp:" (FUSE) is another line.
-    absl::string_view rest = line;
-    if (!absl::ConsumePrefix(&rest, "Dirty:") && !absl::ConsumePrefix(&rest, "Writeback:")) {
-      continue;
+absl::StatusOr<Meminfo> ParseMeminfo(absl::string_view text) {
+  struct Wanted {
+    absl::string_view prefix;
+    int64_t kib = -1;
+  };
+  // "Dirty:            1234 kB"; "WritebackTmp:" (FUSE) is another line.
+  Wanted wanted[] = {{"MemTotal:"}, {"Dirty:"}, {"Writeback:"}};
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    for (Wanted& w : wanted) {
+      absl::string_view rest = line;
+      if (!absl::ConsumePrefix(&rest, w.prefix)) continue;
+      int64_t kib = 0;
+      if (w.kib >= 0 || !absl::ConsumeSuffix(&rest, " kB") || !absl::SimpleAtoi(rest, &kib) ||
+          kib < 0) {
+        return absl::InvalidArgumentError(absl::StrCat("unexpected meminfo line \"", line, "\""));
+      }
+      w.kib = kib;
     }
-    int64_t kib = 0;
-    if (!absl::ConsumeSuffix(&rest, " kB") || !absl::SimpleAtoi(rest, &kib) || kib < 0) {
-      return absl::InvalidArgumentError(absl::StrCat("malformed meminfo line \"", line, "\""));
-    }
-    total += kib * 1024;
-    ++found;
   }
-  if (found != 2) return absl::InvalidArgumentError("no Dirty and Writeback lines in meminfo");
-  return total;
+  for (const Wanted& w : wanted) {
+    if (w.kib < 0) return absl::InvalidArgumentError(absl::StrCat("no ", w.prefix, " in meminfo"));
+  }
+  return Meminfo{(wanted[1].kib + wanted[2].kib) * 1024, wanted[0].kib * 1024};
 }
 
 absl::StatusOr<int64_t> DirtyMemoryBytes() {
@@ -45,7 +50,19 @@ absl::StatusOr<int64_t> DirtyMemoryBytes() {
     text.append(buffer, got);
   }
   std::fclose(file);
-  return ParseDirtyMemory(text);
+  absl::StatusOr<Meminfo> meminfo = ParseMeminfo(text);
+  if (!meminfo.ok()) return meminfo.status();
+  struct sysinfo system;
+  if (sysinfo(&system) != 0) {
+    return absl::UnavailableError(absl::StrCat("sysinfo: ", std::strerror(errno)));
+  }
+  const int64_t total = static_cast<int64_t>(system.totalram) * system.mem_unit;
+  if (total / 1024 != meminfo->total_bytes / 1024) {
+    return absl::UnavailableError(absl::StrCat(
+        "/proc/meminfo is a container's view (MemTotal ", meminfo->total_bytes / 1024,
+        " kB, the kernel's ", total / 1024, " kB)"));
+  }
+  return meminfo->unwritten_bytes;
 }
 
 }  // namespace snaphaven

@@ -13,11 +13,19 @@
 
 namespace snaphaven {
 
-// Dirty + Writeback of `meminfo` (the text of /proc/meminfo), in bytes.
-// InvalidArgument when either line is missing or malformed.
-absl::StatusOr<int64_t> ParseDirtyMemory(absl::string_view meminfo);
+struct Meminfo {
+  int64_t unwritten_bytes = 0;  // Dirty + Writeback
+  int64_t total_bytes = 0;      // MemTotal
+};
 
-// Of this system, read now from /proc/meminfo.
+// The lines snaphaven needs of `text` (that of /proc/meminfo).
+// InvalidArgument when one is missing, repeated or malformed.
+absl::StatusOr<Meminfo> ParseMeminfo(absl::string_view text);
+
+// This system's Dirty + Writeback, read now from /proc/meminfo.
+// Unavailable when /proc/meminfo is not the kernel's own (its MemTotal is
+// not what sysinfo(2) says: a container's view, as LXCFS gives, which may
+// not show Cassandra's data).
 absl::StatusOr<int64_t> DirtyMemoryBytes();
 
 }  // namespace snaphaven

@@ -100,10 +100,10 @@ class ColumnReader {
   explicit ColumnReader(absl::string_view text)
       : at_(text.data()), end_(text.data() + text.size()) {}
 
-  // The bytes up to the next tab; the tab is consumed.
+  // The bytes up to the next tab, on this line; the tab is consumed.
   bool Text(absl::string_view* out) {
     const char* tab = static_cast<const char*>(std::memchr(at_, '\t', end_ - at_));
-    if (tab == nullptr) return false;
+    if (tab == nullptr || std::memchr(at_, '\n', tab - at_) != nullptr) return false;
     *out = absl::string_view(at_, tab - at_);
     at_ = tab + 1;
     return true;
@@ -190,22 +190,28 @@ char* PutHex(uint32_t value, int width, char* out) {
   return out;
 }
 
+// The decimal digits of `number` (absl::AlphaNum formats it); returns the end.
+char* PutDecimal(const absl::AlphaNum& number, char* out) {
+  std::memcpy(out, number.data(), number.size());
+  return out + number.size();
+}
+
 // The columns after the name, as absl::StrAppend would write them, but
 // without its per-argument overhead: this runs once per entry of a manifest
 // of millions.
 void AppendEntryFields(const ManifestEntry& e, std::string* out) {
-  char line[7 * absl::numbers_internal::kFastToBufferSize];
+  char line[5 * 21 + 2 * 8 + 8];  // five numbers of up to 21 characters, two hex, separators
   char* p = line;
   *p++ = '\t';
-  p = absl::numbers_internal::FastIntToBuffer(e.size, p);
+  p = PutDecimal(e.size, p);
   *p++ = '\t';
-  p = absl::numbers_internal::FastIntToBuffer(e.mtime_ns, p);
+  p = PutDecimal(e.mtime_ns, p);
   *p++ = '\t';
   p = PutHex(e.mode, 1, p);
   *p++ = '\t';
-  p = absl::numbers_internal::FastIntToBuffer(e.source_dev, p);
+  p = PutDecimal(e.source_dev, p);
   *p++ = '\t';
-  p = absl::numbers_internal::FastIntToBuffer(e.source_ino, p);
+  p = PutDecimal(e.source_ino, p);
   *p++ = '\t';
   if (e.has_crc32) {
     p = PutHex(e.crc32, 8, p);
@@ -213,7 +219,7 @@ void AppendEntryFields(const ManifestEntry& e, std::string* out) {
     *p++ = '-';
   }
   *p++ = '\t';
-  p = absl::numbers_internal::FastIntToBuffer(e.missing_since_ns, p);
+  p = PutDecimal(e.missing_since_ns, p);
   *p++ = '\n';
   out->append(line, p - line);
 }

@@ -369,6 +369,8 @@ TEST(Manifest, ReadsBackExtremeValuesAndRefusesMalformedColumns) {
            "f\t1\t2\t1a4\t0\t0\t-\t0\textra\n",             // a column too many
            "f\t1\t2\t1a4\t0\t0\t-\n",                         // a column short
            "f\t1\t2\t1a4\t0\t0\t-\t0",                        // no newline
+           "x\ny\t1\t2\t1a4\t0\t0\t-\t0\n",                   // a raw newline in a name
+           "\nf\t1\t2\t1a4\t0\t0\t-\t0\n",                    // an empty line first
        }) {
     EXPECT_FALSE(parses(bad)) << absl::CEscape(bad);
   }

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -27,7 +28,13 @@ void ParallelFor(int threads, size_t count, const Body& body) {
   const size_t helpers_wanted =
       count == 0 ? 0 : std::min<size_t>(std::max(1, threads), count) - 1;
   std::vector<std::thread> helpers;
-  for (size_t t = 0; t < helpers_wanted; ++t) helpers.emplace_back(work);
+  for (size_t t = 0; t < helpers_wanted; ++t) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // no more threads to be had (a pids limit): do with those there are
+    }
+  }
   work();
   for (std::thread& helper : helpers) helper.join();
 }

@@ -1009,7 +1009,7 @@ class Bench:
             f"{self.args.small_data_size}; warm source; {self.where()}; `sync` (untimed) "
             f"before each run; a new destination per run (finished ones renamed into trash/). "
             f"snaphaven makes every file durable (one syncfs per batch; on the data's own disk "
-            f"only while the system holds at most 64 MiB of other unwritten data, else an fsync "
+            f"only while the system holds at most 32 MiB of other unwritten data, else an fsync "
             f"per file); plain rsync does not, hence the rsync + sync row."))
 
     def case_manifest(self):
