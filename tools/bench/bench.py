@@ -673,6 +673,9 @@ class Bench:
         return os.path.join(base, *parts)
 
     def where(self):
+        if self.args.second_disk and self.args.shared_disk:
+            return ("source and destinations on one fresh ext4 (a loop-mounted image, "
+                    "--second_disk --shared_disk): the data's own disk")
         return ("destinations on a second disk (a loop-mounted ext4 image, --second_disk)"
                 if self.args.second_disk else
                 "destinations on the source's file system")
@@ -979,7 +982,8 @@ class Bench:
         n = self.args.small_files
         keyspaces, tables = ["ks1", "ks2"], 10
         sstables = max(1, round(n / (len(keyspaces) * tables * COMPONENTS)))
-        source = self.path("small", "data")
+        source = (self.dest_path("small", "data") if self.args.shared_disk
+                  else self.path("small", "data"))
         log(f"{case}: generating {n:,} small files")
         stats = gen_tree(self.args, source, keyspaces=",".join(keyspaces), tables=tables,
                          sstables=sstables, snapshots="", data_size=self.args.small_data_size,
@@ -1083,6 +1087,10 @@ def main():
                              "image of this size, loop-mounted: a second drive, as a "
                              "destination is in production (needs root); e.g. 8G. Default: "
                              "under --workdir, on the source's file system")
+    parser.add_argument("--shared_disk", action="store_true",
+                        help="with --second_disk, small_files puts its source on that disk "
+                             "too: source and destination share a fresh file system, as when "
+                             "the destination is on the data's own disk")
     parser.add_argument("--snapshot_files", type=int,
                         help=f"files in the new_snapshot tree (full {FULL['snapshot_files']:,})")
     parser.add_argument("--snapshot_data_size", default="256K",
@@ -1103,6 +1111,8 @@ def main():
         parser.error(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(ALL_CASES)}")
     if args.runs < 3:
         parser.error("--runs must be at least 3 (medians of alternating runs)")
+    if args.shared_disk and not args.second_disk:
+        parser.error("--shared_disk needs --second_disk (the disk the source goes on)")
     for attr in ["binary", "gen_tree"]:
         path = getattr(args, attr)
         if not os.path.isabs(path) and not os.path.exists(path):
