@@ -269,6 +269,9 @@ void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGa
   syncfs_gate_ = std::move(gate);
   syncs_whole_file_system_.store(file_system_sync_ != nullptr && !syncfs_gate_);
   expect_syncfs_.store(file_system_sync_ != nullptr);
+  // Set before a cycle's copies: any staged copy still counted was dropped
+  // unfinished by the cycle before (one that stopped early).
+  unwritten_staged_bytes_.store(0);
 }
 
 bool Copier::syncs_whole_file_system() const { return syncs_whole_file_system_.load(); }

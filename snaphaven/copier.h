@@ -81,7 +81,7 @@ class Copier {
   // still unwritten (this batch's and those staged ahead of it), and a
   // batch it refuses gets an fsync per file. After the first failed
   // SyncAll, back to fsyncs for good (they tell which file failed, and the
-  // handle's error was consumed).
+  // handle's error was consumed). Called before a cycle's copies.
   using SyncfsGate = std::function<bool(int64_t own_unwritten_bytes)>;
   void set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGate gate = nullptr);
   // Every batch is made durable with one syncfs (a handle, and no gate).

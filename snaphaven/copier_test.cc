@@ -345,6 +345,19 @@ TEST_F(CopierTest, AGateDecidesEachBatchsSyncfs) {
   // its write-back for its fsyncs), all again after a syncfs.
   const int64_t batch = 700 + 701 + 702;
   EXPECT_EQ(asked, (std::vector<int64_t>{batch, 0, batch}));
+
+  // A cycle that stopped early drops staged copies unfinished: the next
+  // cycle (a new handle) does not count them as its own.
+  StageBatch(copier, "dropped", 3);
+  asked.clear();
+  std::unique_ptr<FileSystemSync> next_cycle = TrustedSync(faulty);
+  ASSERT_NE(next_cycle, nullptr);
+  copier.set_file_system_sync(std::move(next_cycle), [&](int64_t own) {
+    asked.push_back(own);
+    return true;
+  });
+  ExpectPlaced("next", copier.FinishStaged(StageBatch(copier, "next", 3)), 3);
+  EXPECT_EQ(asked, (std::vector<int64_t>{batch}));
 }
 
 }  // namespace
