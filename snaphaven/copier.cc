@@ -201,13 +201,10 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     // hold a gigabyte dirty); the smallest are left to a syncfs, when the
     // batch is likely to get one.
     const bool writeback = !expect_syncfs_.load() || expected.size > kStageWritebackBytes;
-    if (writeback) {
-      (*out)->StartWriteback();
-    } else {
-      unwritten_staged_bytes_ += expected.size;
-    }
+    if (writeback) (*out)->StartWriteback();
     result.staged = std::make_shared<StagedCopy>(
-        StagedCopy{*std::move(out), temp, relative_path, expected.size, writeback});
+        StagedCopy{*std::move(out), temp, relative_path, expected.size, !writeback,
+                   writeback ? 0 : unwritten_.Add(expected.size)});
     return outcome(CopyOutcome::kStaged);
   }
   status = (*out)->Sync();
@@ -269,9 +266,9 @@ void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGa
   syncfs_gate_ = std::move(gate);
   syncs_whole_file_system_.store(file_system_sync_ != nullptr && !syncfs_gate_);
   expect_syncfs_.store(file_system_sync_ != nullptr);
-  // Set before a cycle's copies: any staged copy still counted was dropped
-  // unfinished by the cycle before (one that stopped early).
-  unwritten_staged_bytes_.store(0);
+  // Set before a cycle's copies: none staged should be counted. (Should
+  // one be, finishing it later finds its epoch gone and changes nothing.)
+  unwritten_.Clear();
 }
 
 bool Copier::syncs_whole_file_system() const { return syncs_whole_file_system_.load(); }
@@ -280,9 +277,13 @@ bool Copier::SyncWholeFileSystem() {
   // Held through the syncfs; copies only read the atomics.
   absl::MutexLock lock(&sync_mu_);
   if (file_system_sync_ == nullptr) return false;
-  if (syncfs_gate_ && !syncfs_gate_(unwritten_staged_bytes_.load())) return false;
+  if (syncfs_gate_ && !syncfs_gate_(unwritten_.total())) return false;
+  const uint64_t epoch = unwritten_.BeginSync();
   absl::Status synced = file_system_sync_->SyncAll();
-  if (synced.ok()) return true;
+  if (synced.ok()) {
+    unwritten_.SyncDone(epoch);
+    return true;
+  }
   LOG(WARNING) << synced << "; making each file durable on its own from now on";
   file_system_sync_.reset();
   syncs_whole_file_system_.store(false);
@@ -319,15 +320,21 @@ std::vector<absl::Status> Copier::FinishStaged(
       if (full.ok()) full = status;
     }
     if (!status.ok() && !staged.temp.empty()) (void)fs_.Remove(staged.temp);
-    if (!staged.writeback_started) unwritten_staged_bytes_ -= staged.size;
+    ForgetUnwritten(staged);
     statuses[k] = std::move(status);
   });
   return statuses;
 }
 
+void Copier::ForgetUnwritten(StagedCopy& staged) {
+  if (!staged.counted_unwritten) return;
+  unwritten_.Remove(staged.unwritten_epoch, staged.size);
+  staged.counted_unwritten = false;
+}
+
 void Copier::DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch) {
   for (const std::shared_ptr<StagedCopy>& staged : batch) {
-    if (!staged->writeback_started) unwritten_staged_bytes_ -= staged->size;
+    ForgetUnwritten(*staged);
     staged->file.reset();
     if (!staged->temp.empty()) (void)fs_.Remove(staged->temp);
   }
@@ -411,6 +418,52 @@ absl::Status Copier::SyncPendingDirs() {
     dirs.erase(it++);
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// Pages of the page cache a file of `size` bytes fills.
+int64_t PageRounded(int64_t size) {
+  constexpr int64_t kPage = 4096;
+  return (size + kPage - 1) / kPage * kPage;
+}
+
+}  // namespace
+
+uint64_t UnwrittenBytes::Add(int64_t size) {
+  absl::MutexLock lock(&mu_);
+  by_epoch_[epoch_] += PageRounded(size);
+  return epoch_;
+}
+
+void UnwrittenBytes::Remove(uint64_t epoch, int64_t size) {
+  absl::MutexLock lock(&mu_);
+  auto it = by_epoch_.find(epoch);
+  if (it == by_epoch_.end()) return;
+  it->second -= PageRounded(size);
+  if (it->second <= 0) by_epoch_.erase(it);
+}
+
+uint64_t UnwrittenBytes::BeginSync() {
+  absl::MutexLock lock(&mu_);
+  return epoch_++;
+}
+
+void UnwrittenBytes::SyncDone(uint64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  by_epoch_.erase(by_epoch_.begin(), by_epoch_.upper_bound(epoch));
+}
+
+void UnwrittenBytes::Clear() {
+  absl::MutexLock lock(&mu_);
+  by_epoch_.clear();
+}
+
+int64_t UnwrittenBytes::total() const {
+  absl::MutexLock lock(&mu_);
+  int64_t total = 0;
+  for (const auto& [epoch, bytes] : by_epoch_) total += bytes;
+  return total;
 }
 
 }  // namespace snaphaven

@@ -14,6 +14,7 @@
 #include <vector>
 #include <string>
 
+#include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -38,7 +39,35 @@ struct StagedCopy {
   std::string temp;  // empty: an unnamed file (FileSystem::CreateUnnamed)
   std::string relative_path;
   int64_t size = 0;
-  bool writeback_started = false;  // else its bytes count in unwritten_staged_bytes_
+  // Its write-back was not started (a syncfs is expected): its bytes are in
+  // the Copier's count of unwritten ones, under this epoch.
+  bool counted_unwritten = false;
+  uint64_t unwritten_epoch = 0;
+};
+
+// The bytes of staged copies whose write-back was not started and which
+// are not durable yet, in whole pages (what they hold dirty in the page
+// cache), for the syncfs gate. Kept by epoch, the number of syncfs calls
+// begun before the copy was staged: a syncfs that succeeds has written
+// every page dirtied before it began. Thread-safe.
+class UnwrittenBytes {
+ public:
+  // Counts a copy of `size` bytes; returns its epoch.
+  uint64_t Add(int64_t size);
+  // A copy counted at `epoch` is durable or dropped (a no-op when a
+  // syncfs since, or Clear, already took it off).
+  void Remove(uint64_t epoch, int64_t size);
+  // A syncfs begins; returns the epoch to pass to SyncDone.
+  uint64_t BeginSync();
+  // That syncfs succeeded: what was counted before it began is written.
+  void SyncDone(uint64_t epoch);
+  void Clear();
+  int64_t total() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::btree_map<uint64_t, int64_t> by_epoch_ ABSL_GUARDED_BY(mu_);
 };
 
 struct CopyResult {
@@ -101,10 +130,11 @@ class Copier {
   // <dest>/.snaphaven/quarantine/<relative_path>.<crc> (kCorrupt), never
   // under its final name.
   //
-  // With `may_stage`, a file of at most kStageMaxBytes is only written and
-  // its write-back started (kStaged): FinishStaged then makes a whole batch
-  // of them durable with about one journal commit instead of one per file,
-  // which is what limits a first copy of many small files.
+  // With `may_stage`, a file of at most kStageMaxBytes is only written
+  // (kStaged), its write-back started unless a syncfs is expected to make it
+  // durable: FinishStaged then makes a whole batch of them durable with one
+  // syncfs, or fsyncs that share journal commits, instead of one journal
+  // commit per file, which is what limits a first copy of many small files.
   absl::StatusOr<CopyResult> Copy(const std::string& source, const FileStat& expected,
                                   const std::string& relative_path,
                                   const ExpectedDigest* digest = nullptr,
@@ -174,6 +204,8 @@ class Copier {
   // `from` is still there, makes them again and retries once.
   absl::Status PlaceUnderParents(const std::string& relative_path, const std::string& from,
                                  const std::function<absl::Status()>& place);
+  // Takes a staged copy off unwritten_, if it is on it.
+  void ForgetUnwritten(StagedCopy& staged);
   // The directory of `destination` is to be fsync'd by SyncPendingDirs.
   void NoteDirToSync(const std::string& destination);
   // One SyncAll when there is a handle and the gate (if any) lets it
@@ -189,8 +221,7 @@ class Copier {
   bool spare_page_cache_ = true;
   int finish_threads_ = 1;
   int concurrent_fsyncs_ = kConcurrentFsyncs;
-  // Bytes of staged copies not finished whose write-back was not started.
-  std::atomic<int64_t> unwritten_staged_bytes_{0};
+  UnwrittenBytes unwritten_;  // of staged copies, for syncfs_gate_
   absl::flat_hash_set<std::string> dirs_to_sync_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> temp_counter_{0};
   std::atomic<bool> unnamed_files_{true};  // until the destination refuses one

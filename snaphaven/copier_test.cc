@@ -317,7 +317,8 @@ TEST_F(CopierTest, ABatchIsSyncedWithOneSyncfsUntilOneFails) {
 
 // Where a syncfs would also write out Cassandra's data, a gate decides
 // batch by batch: refused, each file gets its fsync; let through, one
-// syncfs. It is told the batch's own bytes.
+// syncfs. It is told how many bytes of snaphaven's own staged copies are
+// still unwritten in memory (whole pages).
 TEST_F(CopierTest, AGateDecidesEachBatchsSyncfs) {
   testing::FaultInjectionFileSystem faulty(&fs_);
   std::unique_ptr<FileSystemSync> sync = TrustedSync(faulty);
@@ -325,11 +326,13 @@ TEST_F(CopierTest, AGateDecidesEachBatchsSyncfs) {
   Copier copier(faulty, dest_, dest_ + "/tmp", false, /*checksum=*/true);
   bool quiet = false;
   std::vector<int64_t> asked;
-  copier.set_file_system_sync(std::move(sync), [&](int64_t batch_bytes) {
-    asked.push_back(batch_bytes);
+  auto gate = [&](int64_t own_unwritten) {
+    asked.push_back(own_unwritten);
     return quiet;
-  });
+  };
+  copier.set_file_system_sync(std::move(sync), gate);
   EXPECT_FALSE(copier.syncs_whole_file_system()) << "not every batch";
+  const int64_t batch = 3 * 4096;  // three small files, a page each
 
   ExpectPlaced("busy", copier.FinishStaged(StageBatch(copier, "busy", 3)), 3);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 0);
@@ -338,26 +341,34 @@ TEST_F(CopierTest, AGateDecidesEachBatchsSyncfs) {
   ExpectPlaced("quiet", copier.FinishStaged(StageBatch(copier, "quiet", 3)), 3);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 1);
   EXPECT_EQ(faulty.Calls(testing::FsOp::kSync, kTemporaryFile), 3) << "no more fsyncs";
-  ExpectPlaced("again", copier.FinishStaged(StageBatch(copier, "again", 3)), 3);
-  EXPECT_EQ(faulty.Calls(testing::FsOp::kSyncFs, ""), 2);
-  // The gate is told the bytes still unwritten: all of a batch's at first
-  // (a syncfs is expected), none after a refusal (the next batch starts
-  // its write-back for its fsyncs), all again after a syncfs.
-  const int64_t batch = 700 + 701 + 702;
-  EXPECT_EQ(asked, (std::vector<int64_t>{batch, 0, batch}));
+  // At first a syncfs is expected, so the batch's write-back is left to it
+  // (all its bytes unwritten); after a refusal the next batch starts its
+  // write-back at once, for its fsyncs (none counted).
+  EXPECT_EQ(asked, (std::vector<int64_t>{batch, 0}));
 
-  // A cycle that stopped early drops staged copies unfinished: the next
-  // cycle (a new handle) does not count them as its own.
-  StageBatch(copier, "dropped", 3);
+  // A syncfs writes what was staged before it began, the next batch too.
   asked.clear();
+  std::vector<std::shared_ptr<StagedCopy>> a = StageBatch(copier, "a", 3);
+  std::vector<std::shared_ptr<StagedCopy>> b = StageBatch(copier, "b", 3);
+  ExpectPlaced("a", copier.FinishStaged(a), 3);
+  ExpectPlaced("b", copier.FinishStaged(b), 3);
+  EXPECT_EQ(asked, (std::vector<int64_t>{2 * batch, 0}));
+
+  // A discarded batch is not counted any more.
+  asked.clear();
+  copier.DiscardStaged(StageBatch(copier, "dropped", 3));
+  ExpectPlaced("c", copier.FinishStaged(StageBatch(copier, "c", 3)), 3);
+  EXPECT_EQ(asked, (std::vector<int64_t>{batch}));
+
+  // Nor is one staged before the cycle's handle was set.
+  asked.clear();
+  std::vector<std::shared_ptr<StagedCopy>> left = StageBatch(copier, "left", 3);
   std::unique_ptr<FileSystemSync> next_cycle = TrustedSync(faulty);
   ASSERT_NE(next_cycle, nullptr);
-  copier.set_file_system_sync(std::move(next_cycle), [&](int64_t own) {
-    asked.push_back(own);
-    return true;
-  });
-  ExpectPlaced("next", copier.FinishStaged(StageBatch(copier, "next", 3)), 3);
-  EXPECT_EQ(asked, (std::vector<int64_t>{batch}));
+  copier.set_file_system_sync(std::move(next_cycle), gate);
+  ExpectPlaced("d", copier.FinishStaged(StageBatch(copier, "d", 3)), 3);
+  ExpectPlaced("left", copier.FinishStaged(left), 3);
+  EXPECT_EQ(asked, (std::vector<int64_t>{batch, 0}));
 }
 
 }  // namespace

@@ -357,7 +357,8 @@ void Syncer::ChooseDurability() {
     // compaction, and Cassandra's I/O is not brought forward in bulk.
     gate = [probe = options_.dirty_memory](int64_t own_unwritten) {
       absl::StatusOr<int64_t> dirty = probe();
-      const bool quiet = dirty.ok() && *dirty - own_unwritten <= SyncOptions::kQuietDirtyBytes;
+      const bool quiet =
+          LittleOtherUnwrittenData(dirty, own_unwritten, SyncOptions::kQuietDirtyBytes);
       VLOG(2) << "batch: " << (quiet ? "one syncfs" : "an fsync per file") << " ("
               << (dirty.ok() ? absl::StrCat(HumanBytes(*dirty), " unwritten in memory, ",
                                             HumanBytes(own_unwritten), " of it ours")

@@ -68,7 +68,7 @@ struct SyncOptions {
   WholeFileSystemSync whole_file_system_sync = WholeFileSystemSync::kAuto;
   static constexpr int64_t kQuietDirtyBytes = 32 << 20;
   // The system's unwritten bytes (DirtyMemoryBytes; tests replace it).
-  std::function<absl::StatusOr<int64_t>()> dirty_memory = DirtyMemoryBytes;
+  std::function<absl::StatusOr<int64_t>()> dirty_memory = [] { return DirtyMemoryBytes(); };
   // Retention at the destination (never the source), after each cycle.
   int keep_snapshots = 0;                           // 0: no limit
   absl::Duration keep_for = absl::ZeroDuration();   // 0: no limit

@@ -91,7 +91,7 @@ class CycleFaultTest : public ::testing::Test {
     options.settle_time = absl::ZeroDuration();
     options.retry_backoff = absl::ZeroDuration();
     options.copy_threads = copy_threads_;  // 1: faults land deterministically
-    options.concurrent_fsyncs = copy_threads_;
+    options.concurrent_fsyncs = concurrent_fsyncs_;
     options.keep_for = keep_for_;
     options.whole_file_system_sync = whole_file_system_sync_;
     options.dirty_memory = [this]() -> absl::StatusOr<int64_t> { return dirty_memory_; };
@@ -184,6 +184,7 @@ class CycleFaultTest : public ::testing::Test {
   CapturingSink sink_;
   absl::Duration keep_for_ = absl::ZeroDuration();
   int copy_threads_ = 1;
+  int concurrent_fsyncs_ = 1;  // faults aimed at the first fsync land on a known file
   SyncOptions::WholeFileSystemSync whole_file_system_sync_ =
       SyncOptions::WholeFileSystemSync::kAuto;
   // The system's unwritten bytes as the cycle sees them: by default too
@@ -376,6 +377,26 @@ TEST_F(CycleFaultTest, ADestinationOnTheDataFileSystemIsSyncedWholeOnlyWhenQuiet
   }
   EXPECT_EQ(fs_->Calls(FsOp::kSync, "/\\.snaphaven/tmp/") - fsyncs, static_cast<int>(big.size()));
   EXPECT_TRUE(absl::StrContains(log_, "batch: one syncfs (0 B unwritten")) << log_;
+  ExpectInvariants();
+}
+
+// Without a syncfs, the fsyncs of a batch run concurrent_fsyncs at a time.
+TEST_F(CycleFaultTest, ABatchsFsyncsRunConcurrentFsyncsAtATime) {
+  concurrent_fsyncs_ = 4;
+  absl::Mutex mu;
+  int in_flight = 0, most = 0;
+  // Each fsync of a copy waits (up to 100 ms) for 4 of them to be under way.
+  fs_->DuringSync([&](const std::string& path) {
+    if (!absl::StrContains(path, "/.snaphaven/tmp/")) return;
+    absl::MutexLock lock(&mu);
+    most = std::max(most, ++in_flight);
+    auto enough = [&]() { return most >= 4; };
+    mu.AwaitWithTimeout(absl::Condition(&enough), absl::Milliseconds(100));
+    --in_flight;
+  });
+  CycleStats stats = Cycle();
+  EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
+  EXPECT_EQ(most, 4) << "fsyncs at once";
   ExpectInvariants();
 }
 

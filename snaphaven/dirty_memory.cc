@@ -39,10 +39,10 @@ absl::StatusOr<Meminfo> ParseMeminfo(absl::string_view text) {
   return Meminfo{(wanted[1].kib + wanted[2].kib) * 1024, wanted[0].kib * 1024};
 }
 
-absl::StatusOr<int64_t> DirtyMemoryBytes() {
-  FILE* file = std::fopen("/proc/meminfo", "re");
+absl::StatusOr<int64_t> DirtyMemoryBytes(const char* meminfo_path) {
+  FILE* file = std::fopen(meminfo_path, "re");
   if (file == nullptr) {
-    return absl::UnavailableError(absl::StrCat("/proc/meminfo: ", std::strerror(errno)));
+    return absl::UnavailableError(absl::StrCat(meminfo_path, ": ", std::strerror(errno)));
   }
   std::string text;
   char buffer[4096];
@@ -59,10 +59,15 @@ absl::StatusOr<int64_t> DirtyMemoryBytes() {
   const int64_t total = static_cast<int64_t>(system.totalram) * system.mem_unit;
   if (total / 1024 != meminfo->total_bytes / 1024) {
     return absl::UnavailableError(absl::StrCat(
-        "/proc/meminfo is a container's view (MemTotal ", meminfo->total_bytes / 1024,
+        meminfo_path, " is a container's view (MemTotal ", meminfo->total_bytes / 1024,
         " kB, the kernel's ", total / 1024, " kB)"));
   }
   return meminfo->unwritten_bytes;
+}
+
+bool LittleOtherUnwrittenData(const absl::StatusOr<int64_t>& dirty, int64_t own_unwritten,
+                              int64_t limit) {
+  return dirty.ok() && *dirty - own_unwritten <= limit;
 }
 
 }  // namespace snaphaven

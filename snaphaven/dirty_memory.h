@@ -22,11 +22,17 @@ struct Meminfo {
 // InvalidArgument when one is missing, repeated or malformed.
 absl::StatusOr<Meminfo> ParseMeminfo(absl::string_view text);
 
-// This system's Dirty + Writeback, read now from /proc/meminfo.
-// Unavailable when /proc/meminfo is not the kernel's own (its MemTotal is
-// not what sysinfo(2) says: a container's view, as LXCFS gives, which may
-// not show Cassandra's data).
-absl::StatusOr<int64_t> DirtyMemoryBytes();
+// This system's Dirty + Writeback, read now from `meminfo_path`.
+// Unavailable when that is not the kernel's own view (its MemTotal is not
+// what sysinfo(2) says: a container's view, as LXCFS gives, which may not
+// show Cassandra's data).
+absl::StatusOr<int64_t> DirtyMemoryBytes(const char* meminfo_path = "/proc/meminfo");
+
+// Whether a syncfs would write out little besides snaphaven's own data:
+// at most `limit` bytes of `dirty` (DirtyMemoryBytes) are not among
+// `own_unwritten`. False when `dirty` is an error.
+bool LittleOtherUnwrittenData(const absl::StatusOr<int64_t>& dirty, int64_t own_unwritten,
+                              int64_t limit);
 
 }  // namespace snaphaven
 
