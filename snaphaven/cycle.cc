@@ -329,7 +329,7 @@ void Syncer::ChooseDurability() {
   // Opened now, before this cycle writes anything: a syncfs reports the
   // write-back errors seen on the file system since its handle was opened.
   absl::StatusOr<std::unique_ptr<FileSystemSync>> sync =
-      absl::UnimplementedError("--whole_file_system_sync is off");
+      absl::UnimplementedError("whole-file-system syncs are off");
   if (options_.whole_file_system_sync != Mode::kNever) sync = fs_.OpenFileSystemSync(state_.temp);
   absl::StatusOr<FileStat> destination = fs_.Stat(state_.temp);
   std::string shared_root;  // a data root on the destination's file system
