@@ -177,23 +177,10 @@ bool ReadEntryColumns(ColumnReader& in, char end, ManifestEntry* e) {
   return in.Signed(&e->missing_since_ns, end);
 }
 
-// Lowercase hex digits of `value`, at least `width` of them; returns the end.
-char* PutHex(uint32_t value, int width, char* out) {
-  char digits[8];
-  int n = 0;
-  do {
-    digits[n++] = "0123456789abcdef"[value & 0xf];
-    value >>= 4;
-  } while (value != 0);
-  while (n < width) digits[n++] = '0';
-  while (n > 0) *out++ = digits[--n];
-  return out;
-}
-
-// The decimal digits of `number` (absl::AlphaNum formats it); returns the end.
-char* PutDecimal(const absl::AlphaNum& number, char* out) {
-  std::memcpy(out, number.data(), number.size());
-  return out + number.size();
+// `piece` as absl::StrAppend formats it (a number, absl::Hex); returns the end.
+char* PutPiece(const absl::AlphaNum& piece, char* out) {
+  std::memcpy(out, piece.data(), piece.size());
+  return out + piece.size();
 }
 
 // The columns after the name, as absl::StrAppend would write them, but
@@ -203,23 +190,23 @@ void AppendEntryFields(const ManifestEntry& e, std::string* out) {
   char line[5 * 21 + 2 * 8 + 8];  // five numbers of up to 21 characters, two hex, separators
   char* p = line;
   *p++ = '\t';
-  p = PutDecimal(e.size, p);
+  p = PutPiece(e.size, p);
   *p++ = '\t';
-  p = PutDecimal(e.mtime_ns, p);
+  p = PutPiece(e.mtime_ns, p);
   *p++ = '\t';
-  p = PutHex(e.mode, 1, p);
+  p = PutPiece(absl::Hex(e.mode), p);
   *p++ = '\t';
-  p = PutDecimal(e.source_dev, p);
+  p = PutPiece(e.source_dev, p);
   *p++ = '\t';
-  p = PutDecimal(e.source_ino, p);
+  p = PutPiece(e.source_ino, p);
   *p++ = '\t';
   if (e.has_crc32) {
-    p = PutHex(e.crc32, 8, p);
+    p = PutPiece(absl::Hex(e.crc32, absl::kZeroPad8), p);
   } else {
     *p++ = '-';
   }
   *p++ = '\t';
-  p = PutDecimal(e.missing_since_ns, p);
+  p = PutPiece(e.missing_since_ns, p);
   *p++ = '\n';
   out->append(line, p - line);
 }
@@ -259,8 +246,7 @@ class ChunkReader {
       if (pending_.empty()) return absl::InvalidArgumentError("truncated section");
       size_t take = static_cast<size_t>(std::min<uint64_t>(n, pending_.size()));
       const uint32_t piece_crc = Crc32(0, pending_.substr(0, take));
-      crc_ = Crc32Combine(crc_, piece_crc, take);
-      offset_ += take;
+      Consume(take, piece_crc);
       consume(pending_.substr(0, take), piece_crc);
       pending_.remove_prefix(take);
       n -= take;
@@ -286,6 +272,11 @@ class ChunkReader {
   }
   void Consume(size_t n) {
     crc_ = Crc32(crc_, pending_.substr(0, n));
+    offset_ += n;
+  }
+  // The next `n` bytes, whose CRC-32 is `n_crc`.
+  void Consume(size_t n, uint32_t n_crc) {
+    crc_ = Crc32Combine(crc_, n_crc, n);
     offset_ += n;
   }
 
