@@ -251,7 +251,7 @@ absl::Status Copier::PlaceDurable(WritableFile& file, const std::string& temp,
     status = file.Close();
     if (status.ok()) status = RenameIntoPlace(temp, relative_path, destination);
   } else {
-    status = LinkIntoPlace(relative_path, temp_dir_,
+    status = LinkIntoPlace(relative_path, destination, temp_dir_,
                            [&](const std::string& name) { return file.LinkAs(name); });
     absl::Status closed = file.Close();
     if (status.ok()) status = closed;
@@ -264,14 +264,16 @@ void Copier::set_file_system_sync(std::unique_ptr<FileSystemSync> sync, SyncfsGa
   absl::MutexLock lock(&sync_mu_);
   file_system_sync_ = std::move(sync);
   syncfs_gate_ = std::move(gate);
-  syncs_whole_file_system_.store(file_system_sync_ != nullptr && !syncfs_gate_);
   expect_syncfs_.store(file_system_sync_ != nullptr);
   // Set before a cycle's copies: none staged should be counted. (Should
   // one be, finishing it later finds its epoch gone and changes nothing.)
   unwritten_.Clear();
 }
 
-bool Copier::syncs_whole_file_system() const { return syncs_whole_file_system_.load(); }
+bool Copier::syncs_whole_file_system() const {
+  absl::MutexLock lock(&sync_mu_);
+  return file_system_sync_ != nullptr && !syncfs_gate_;
+}
 
 bool Copier::SyncWholeFileSystem() {
   // Held through the syncfs; copies only read the atomics.
@@ -286,7 +288,6 @@ bool Copier::SyncWholeFileSystem() {
   }
   LOG(WARNING) << synced << "; making each file durable on its own from now on";
   file_system_sync_.reset();
-  syncs_whole_file_system_.store(false);
   expect_syncfs_.store(false);
   return false;
 }
@@ -343,15 +344,17 @@ void Copier::DiscardStaged(const std::vector<std::shared_ptr<StagedCopy>>& batch
 absl::Status Copier::Link(const std::string& existing_relative,
                           const std::string& relative_path) {
   const std::string existing = JoinPath(destination_root_, existing_relative);
-  absl::Status status = LinkIntoPlace(
-      relative_path, existing, [&](const std::string& name) { return fs_.Link(existing, name); });
-  if (status.ok()) NoteDirToSync(JoinPath(destination_root_, relative_path));
+  const std::string destination = JoinPath(destination_root_, relative_path);
+  absl::Status status =
+      LinkIntoPlace(relative_path, destination, existing,
+                    [&](const std::string& name) { return fs_.Link(existing, name); });
+  if (status.ok()) NoteDirToSync(destination);
   return status;
 }
 
-absl::Status Copier::LinkIntoPlace(const std::string& relative_path, const std::string& from,
+absl::Status Copier::LinkIntoPlace(const std::string& relative_path,
+                                   const std::string& destination, const std::string& from,
                                    const std::function<absl::Status(const std::string&)>& link) {
-  const std::string destination = JoinPath(destination_root_, relative_path);
   // Mostly the final name is free: one link(2) makes it appear, whole (it
   // never follows nor replaces what holds the name).
   absl::Status status = PlaceUnderParents(relative_path, from, [&] { return link(destination); });

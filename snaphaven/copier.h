@@ -191,10 +191,12 @@ class Copier {
   absl::Status PlaceDurable(WritableFile& file, const std::string& temp,
                             const std::string& relative_path);
   // Gives what `link(name)` links (an existing destination file, an unnamed
-  // file) the destination-relative name `relative_path`: one link when the
-  // name is free, else a link under a temporary name renamed over the stale
-  // file. `from` must still exist for vanished parents to be made again.
-  absl::Status LinkIntoPlace(const std::string& relative_path, const std::string& from,
+  // file) the destination-relative name `relative_path` (`destination` in
+  // full): one link when the name is free, else a link under a temporary
+  // name renamed over the stale file. `from` must still exist for vanished
+  // parents to be made again.
+  absl::Status LinkIntoPlace(const std::string& relative_path, const std::string& destination,
+                             const std::string& from,
                              const std::function<absl::Status(const std::string&)>& link);
   // Makes the parent directories and renames `temp` to `destination`.
   absl::Status RenameIntoPlace(const std::string& temp, const std::string& relative_path,
@@ -229,11 +231,9 @@ class Copier {
   absl::Mutex mu_;
   absl::flat_hash_set<std::string> known_dirs_ ABSL_GUARDED_BY(mu_);
   // Apart from mu_: a syncfs takes a while, and must not hold up the rest.
-  absl::Mutex sync_mu_;
+  mutable absl::Mutex sync_mu_;
   std::unique_ptr<FileSystemSync> file_system_sync_ ABSL_GUARDED_BY(sync_mu_);
   SyncfsGate syncfs_gate_ ABSL_GUARDED_BY(sync_mu_);
-  // file_system_sync_ != nullptr && !syncfs_gate_
-  std::atomic<bool> syncs_whole_file_system_{false};
   // The next batch will likely be synced whole: the last one was (or, at
   // first, there is a handle). Small staged copies then leave their
   // write-back to the syncfs; else they start it, for their fsyncs.

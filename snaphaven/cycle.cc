@@ -1,7 +1,6 @@
 #include "snaphaven/cycle.h"
 
 #include <glog/logging.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <functional>
@@ -18,6 +17,7 @@
 #include "snaphaven/checksum.h"
 #include "snaphaven/mover.h"
 #include "snaphaven/planner.h"
+#include "snaphaven/process_priority.h"
 #include "snaphaven/retention.h"
 #include "snaphaven/scanner.h"
 
@@ -35,11 +35,7 @@ constexpr size_t kMaxStageBatchFiles = 1024;
 constexpr int64_t kStageBatchBytes = 64 << 20;
 
 size_t StageBatchFiles(int copy_threads) {
-  struct rlimit limit;
-  const int64_t open_files =
-      getrlimit(RLIMIT_NOFILE, &limit) == 0
-          ? static_cast<int64_t>(std::min<rlim_t>(limit.rlim_cur, 1 << 20))
-          : 1024;
+  const int64_t open_files = OpenFileLimit();
   // Two batches' worth open at once (the one being finished and the
   // pipeline's window), the copies in flight and a reserve.
   const int64_t fit = (open_files - 128 - 8 * int64_t{copy_threads}) / 2;

@@ -302,10 +302,16 @@ LinkMethod ProbeLinkMethod(const std::string& dir) {
 // The process's LinkMethod, probed in `dir` the first time. Copies on
 // several threads ask at once: one probes, the others wait for its answer.
 LinkMethod ProcessLinkMethod(const std::string& dir) {
+  static std::atomic<LinkMethod> known{LinkMethod::kUnknown};  // once settled, lock-free
+  LinkMethod method = known.load();
+  if (method != LinkMethod::kUnknown) return method;
   static absl::Mutex mu;
-  static LinkMethod method ABSL_GUARDED_BY(mu) = LinkMethod::kUnknown;
   absl::MutexLock lock(&mu);
-  if (method == LinkMethod::kUnknown) method = ProbeLinkMethod(dir);
+  method = known.load();
+  if (method == LinkMethod::kUnknown) {
+    method = ProbeLinkMethod(dir);
+    known.store(method);
+  }
   return method;
 }
 

@@ -43,16 +43,23 @@ absl::Status ApplyProcessPriority(IoPriority priority) {
   return absl::OkStatus();
 }
 
-int64_t RaiseOpenFileLimit() {
+int64_t OpenFileLimit() {
   struct rlimit limit;
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
-  // No select(2) here, so descriptors above 1024 are safe to use.
-  const rlim_t wanted = std::min<rlim_t>(limit.rlim_max, 65536);
-  if (limit.rlim_cur < wanted) {
-    limit.rlim_cur = wanted;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) (void)getrlimit(RLIMIT_NOFILE, &limit);
-  }
   return static_cast<int64_t>(std::min<rlim_t>(limit.rlim_cur, 1 << 20));
+}
+
+int64_t RaiseOpenFileLimit() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    // No select(2) here, so descriptors above 1024 are safe to use.
+    const rlim_t wanted = std::min<rlim_t>(limit.rlim_max, 65536);
+    if (limit.rlim_cur < wanted) {
+      limit.rlim_cur = wanted;
+      (void)setrlimit(RLIMIT_NOFILE, &limit);
+    }
+  }
+  return OpenFileLimit();
 }
 
 int CurrentIoClass() {

@@ -28,6 +28,8 @@ absl::Status ApplyProcessPriority(IoPriority priority);
 // a batch of small copies keeps each file open until the batch is durable
 // (see Syncer's batch size). Returns the soft limit now in force.
 int64_t RaiseOpenFileLimit();
+// The soft limit on open files (at most 2^20; 1024 when it cannot be read).
+int64_t OpenFileLimit();
 
 // The calling thread's I/O class as ioprio_get(2) reports it: 0 none,
 // 1 real-time, 2 best-effort, 3 idle; -1 on error.
