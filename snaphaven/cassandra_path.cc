@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace snaphaven {
 namespace {
@@ -24,42 +25,95 @@ bool IsGeneration(absl::string_view s) {
   return true;
 }
 
+// "[tmp-|tmplink-]<ver>-<gen>-<Component>", what follows "<ks>-<table>-" in
+// a 1.2/2.0/2.1 name; `file_name` is the whole name, for the prefix.
+bool ParseOldTail(absl::string_view file_name, absl::string_view tail, SSTableName& name) {
+  bool temporary = absl::ConsumePrefix(&tail, "tmp-") || absl::ConsumePrefix(&tail, "tmplink-");
+  size_t dash = tail.find('-');
+  if (dash == absl::string_view::npos || !IsVersion(tail.substr(0, dash))) return false;
+  absl::string_view version = tail.substr(0, dash);
+  absl::string_view rest = tail.substr(dash + 1);
+  dash = rest.find('-');
+  if (dash == absl::string_view::npos || !IsGeneration(rest.substr(0, dash))) return false;
+  absl::string_view component = rest.substr(dash + 1);
+  if (component.empty()) return false;
+  name.version = std::string(version);
+  name.format = "big";
+  name.component = std::string(component);
+  name.temporary = temporary;
+  name.prefix = std::string(file_name.substr(0, file_name.size() - component.size() - 1));
+  return true;
+}
+
+// "[tmp-|tmplink-]<ver>-<gen>-<format>-<Component>" (2.2 to 5.0).
+bool ParseNewName(absl::string_view file_name, SSTableName& name) {
+  std::vector<absl::string_view> parts = absl::StrSplit(file_name, '-');
+  size_t i = parts[0] == "tmp" || parts[0] == "tmplink" ? 1 : 0;
+  // No component of any version holds a '-': exactly four parts remain.
+  if (parts.size() - i != 4 || !IsVersion(parts[i]) || !IsGeneration(parts[i + 1]) ||
+      !IsGeneration(parts[i + 2]) || parts[i + 3].empty()) {
+    return false;
+  }
+  name.version = std::string(parts[i]);
+  name.format = std::string(parts[i + 2]);
+  name.component = std::string(parts[i + 3]);
+  name.temporary = i == 1;
+  name.prefix = std::string(file_name.substr(0, file_name.size() - name.component.size() - 1));
+  return true;
+}
+
 }  // namespace
 
-absl::optional<SSTableName> ParseSSTableName(absl::string_view file_name) {
-  std::vector<absl::string_view> parts = absl::StrSplit(file_name, '-');
-  if (parts.size() < 3) return absl::nullopt;
+absl::optional<SSTableName> ParseSSTableName(absl::string_view file_name,
+                                             absl::string_view keyspace,
+                                             absl::string_view table) {
   SSTableName name;
-  size_t i = 0;
-  if (parts[0] == "tmp" || parts[0] == "tmplink") {
-    name.temporary = true;
-    i = 1;
+  // The table directory's own names first: "<ks>-<table>[.<index>]-...".
+  absl::string_view rest = file_name;
+  if (!keyspace.empty() && !table.empty() && absl::ConsumePrefix(&rest, keyspace) &&
+      absl::ConsumePrefix(&rest, "-") && absl::ConsumePrefix(&rest, table)) {
+    if (absl::ConsumePrefix(&rest, ".")) {  // a 2.x secondary index: ".<index>"
+      size_t dash = rest.find('-');
+      if (dash != absl::string_view::npos && IsGeneration(rest.substr(0, dash))) {
+        rest.remove_prefix(dash);
+      }
+    }
+    if (absl::ConsumePrefix(&rest, "-") && ParseOldTail(file_name, rest, name)) return name;
   }
-  // 3.0+ and 2.2: <ver>-<gen>-<format>-<Component>
-  if (parts.size() - i >= 4 && IsVersion(parts[i]) && IsGeneration(parts[i + 1]) &&
-      IsGeneration(parts[i + 2])) {
-    name.version = std::string(parts[i]);
-    size_t component_at = i + 3;
-    // The component itself may contain '-' (rare): rejoin the rest.
-    name.component = absl::StrJoin(parts.begin() + component_at, parts.end(), "-");
-    name.prefix = absl::StrJoin(parts.begin(), parts.begin() + component_at, "-");
+  if (ParseNewName(file_name, name)) return name;
+  // A 2.x name whose directory was not given (or does not match it):
+  // "<ks>-<table>[.<index>]-" are the first two tokens.
+  size_t first = file_name.find('-');
+  size_t second = first == absl::string_view::npos ? first : file_name.find('-', first + 1);
+  if (second != absl::string_view::npos && first > 0 && second > first + 1 &&
+      ParseOldTail(file_name, file_name.substr(second + 1), name)) {
     return name;
   }
-  // 2.1: <ks>-<table>-[tmp-|tmplink-]<ver>-<gen>-<Component>
-  if (!name.temporary && parts.size() >= 5) {
-    size_t v = 2;
-    if (parts[2] == "tmp" || parts[2] == "tmplink") {
-      name.temporary = true;
-      v = 3;
-    }
-    if (parts.size() - v >= 3 && IsVersion(parts[v]) && IsGeneration(parts[v + 1])) {
-      name.version = std::string(parts[v]);
-      name.component = absl::StrJoin(parts.begin() + v + 2, parts.end(), "-");
-      name.prefix = absl::StrJoin(parts.begin(), parts.begin() + v + 2, "-");
-      return name;
-    }
-  }
   return absl::nullopt;
+}
+
+absl::string_view TableName(absl::string_view table_dir) {
+  constexpr size_t kIdLength = 32;
+  if (table_dir.size() <= kIdLength + 1 || table_dir[table_dir.size() - kIdLength - 1] != '-') {
+    return table_dir;
+  }
+  absl::string_view id = table_dir.substr(table_dir.size() - kIdLength);
+  for (char c : id) {
+    if (!absl::ascii_isdigit(c) && !(c >= 'a' && c <= 'f')) return table_dir;
+  }
+  return table_dir.substr(0, table_dir.size() - kIdLength - 1);
+}
+
+absl::optional<SSTableName> ParseSSTablePath(absl::string_view relative_path) {
+  size_t slash = relative_path.rfind('/');
+  absl::string_view file_name =
+      slash == absl::string_view::npos ? relative_path : relative_path.substr(slash + 1);
+  // <ks>/<table dir>/...: the directories name the keyspace and table.
+  size_t first = relative_path.find('/');
+  size_t second = first == absl::string_view::npos ? first : relative_path.find('/', first + 1);
+  if (second == absl::string_view::npos || second > slash) return ParseSSTableName(file_name);
+  return ParseSSTableName(file_name, relative_path.substr(0, first),
+                          TableName(relative_path.substr(first + 1, second - first - 1)));
 }
 
 PathInfo ClassifyPath(absl::string_view relative_path) {
@@ -98,7 +152,7 @@ PathInfo ClassifyPath(absl::string_view relative_path) {
 std::string SSTableKey(absl::string_view relative_path) {
   size_t slash = relative_path.rfind('/');
   absl::string_view dir = slash == absl::string_view::npos ? "" : relative_path.substr(0, slash);
-  absl::optional<SSTableName> name = ParseSSTableName(relative_path.substr(slash + 1));
+  absl::optional<SSTableName> name = ParseSSTablePath(relative_path);
   if (!name.has_value() || name->temporary) return "";
   return absl::StrCat(dir, "/", name->prefix);
 }

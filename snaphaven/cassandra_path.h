@@ -13,18 +13,39 @@
 
 namespace snaphaven {
 
-// An sstable component's file name taken apart.
-//   2.1:      <ks>-<table>-[tmp-|tmplink-]<ver>-<gen>-<Component>
-//   2.2:      [tmp-|tmplink-]<ver>-<gen>-big-<Component>
-//   3.0-5.0:  <ver>-<id>-<format>-<Component>
+// An sstable component's file name taken apart (Cassandra's
+// io/sstable/Descriptor.java, filenameFor/fromFilename of each version):
+//   1.2, 2.0, 2.1:  <ks>-<table>[.<index>]-[tmp-|tmplink-]<ver>-<gen>-<Component>
+//   2.2:            [tmp-|tmplink-]<ver>-<gen>-big-<Component>
+//   3.0-5.0:        <ver>-<id>-<format>-<Component>
+// 2.x secondary index sstables sit in their base table's directory, named
+// "<ks>-<table>.<index>-..." (2.1's Directories.java: "secondary indicies go
+// in the same directory as the base cf").
 struct SSTableName {
   std::string prefix;     // everything before "-<Component>" ("nb-7-big")
   std::string version;    // two lowercase letters ("nb")
+  std::string format;     // "big" or "bti"; "big" for the 2.x names
   std::string component;  // "Data.db", "TOC.txt", "SAI+aa+idx+Meta.db", ...
   bool temporary = false; // 2.x tmp-/tmplink- names: never complete
 };
 
-absl::optional<SSTableName> ParseSSTableName(absl::string_view file_name);
+// With the keyspace and table of the directory the file sits in, a 1.2/2.0/
+// 2.1 name is told from a newer one by its "<ks>-<table>" start, whatever
+// the names' lengths (ks "ks" and table "users" make "ks-users-ka-1-Data.db",
+// whose first token looks like a version). Without them (either empty), a
+// name is read as newer only if its component holds no '-', which no
+// component of any version does.
+absl::optional<SSTableName> ParseSSTableName(absl::string_view file_name,
+                                             absl::string_view keyspace = "",
+                                             absl::string_view table = "");
+
+// The same for a path relative to a data root (or to a destination that
+// mirrors one): the keyspace and table come from its directories.
+absl::optional<SSTableName> ParseSSTablePath(absl::string_view relative_path);
+
+// The table name of a table directory: "<table>-<32 hex id>" (2.1+) or
+// "<table>" (created before 2.1).
+absl::string_view TableName(absl::string_view table_dir);
 
 // Where a file sits, from its path relative to a data root.
 enum class PathKind {

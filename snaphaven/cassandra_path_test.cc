@@ -46,6 +46,64 @@ TEST(ParseSSTableName, EveryCassandraForm) {
   }
 }
 
+// 2.x names begin with the keyspace and table, which can look like a
+// version themselves: before this rule, "ks-users-ka-1-Data.db" read as
+// version "ks", generation "users", component "1-Data.db", and the sstable
+// was never mirrored, moved or digest-checked.
+TEST(ParseSSTableName, TwoLetterKeyspaceWithAndWithoutItsDirectory) {
+  for (absl::optional<SSTableName> name :
+       {ParseSSTableName("ks-users-ka-1-Data.db", "ks", "users"),
+        ParseSSTableName("ks-users-ka-1-Data.db"),
+        ParseSSTablePath("ks/users-0094ac203e7411e59149ef9f87394ca6/ks-users-ka-1-Data.db"),
+        ParseSSTablePath("ks/users/snapshots/t1/ks-users-ka-1-Data.db")}) {
+    ASSERT_TRUE(name.has_value());
+    EXPECT_EQ(name->version, "ka");
+    EXPECT_EQ(name->prefix, "ks-users-ka-1");
+    EXPECT_EQ(name->component, "Data.db");
+    EXPECT_EQ(name->format, "big");
+  }
+  // Two-letter keyspace and table, temporary, and a keyspace named "tmp".
+  absl::optional<SSTableName> name = ParseSSTableName("ab-cd-tmp-jb-2-Index.db", "ab", "cd");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_TRUE(name->temporary);
+  EXPECT_EQ(name->version, "jb");
+  EXPECT_EQ(name->prefix, "ab-cd-tmp-jb-2");
+  name = ParseSSTablePath("tmp/t/tmp-t-ka-1-Data.db");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_FALSE(name->temporary);
+  EXPECT_EQ(name->prefix, "tmp-t-ka-1");
+}
+
+// 2.0/2.1 secondary index sstables sit beside their base table's:
+// "<ks>-<table>.<index>-ka-1-Data.db", a prefix of their own.
+TEST(ParseSSTableName, OldSecondaryIndexNames) {
+  absl::optional<SSTableName> name = ParseSSTablePath(
+      "ks/users-0094ac203e7411e59149ef9f87394ca6/ks-users.users_email_idx-ka-3-Filter.db");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->prefix, "ks-users.users_email_idx-ka-3");
+  EXPECT_EQ(name->version, "ka");
+  EXPECT_EQ(name->component, "Filter.db");
+}
+
+TEST(ParseSSTableName, NewNamesKeepTheirFormat) {
+  absl::optional<SSTableName> name = ParseSSTablePath("ks/t-0094ac203e7411e59149ef9f87394ca6/da-4-bti-Rows.db");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->format, "bti");
+  // A keyspace "nb" and table "1" do not turn a 3.0+ name into a 2.x one.
+  name = ParseSSTableName("nb-1-big-Data.db", "nb", "1");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->version, "nb");
+  EXPECT_EQ(name->prefix, "nb-1-big");
+}
+
+TEST(TableName, StripsTheIdOnly) {
+  EXPECT_EQ(TableName("users-0094ac203e7411e59149ef9f87394ca6"), "users");
+  EXPECT_EQ(TableName("users"), "users");
+  EXPECT_EQ(TableName("my-table"), "my-table");
+  EXPECT_EQ(TableName("users-0094AC203E7411E59149EF9F87394CA6"),
+            "users-0094AC203E7411E59149EF9F87394CA6");
+}
+
 TEST(ClassifyPath, SnapshotsLiveBackupsAndIndexDirs) {
   PathInfo snap = ClassifyPath("ks/t-0123/snapshots/my tag/nb-1-big-Data.db");
   EXPECT_EQ(snap.kind, PathKind::kSnapshot);
