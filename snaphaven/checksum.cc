@@ -4,6 +4,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
+
+#include "absl/strings/escaping.h"
 
 namespace snaphaven {
 namespace {
@@ -126,6 +129,104 @@ uint32_t Adler32(uint32_t adler, absl::string_view data) {
     data.remove_prefix(n);
   }
   return static_cast<uint32_t>(value);
+}
+
+// SHA-1 after FIPS 180-4: section 5.3.1 (initial hash value), 5.1.1
+// (padding: 0x80, zeros, the bit length as a 64-bit big-endian number, to a
+// multiple of 64 bytes) and 6.1.2 (the 80-round compression of one block).
+namespace {
+
+inline uint32_t RotateLeft(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+}  // namespace
+
+Sha1::Sha1() : state_{0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u} {}
+
+void Sha1::Compress(const unsigned char* block) {
+  uint32_t w[80];
+  for (int t = 0; t < 16; ++t) {
+    w[t] = uint32_t{block[4 * t]} << 24 | uint32_t{block[4 * t + 1]} << 16 |
+           uint32_t{block[4 * t + 2]} << 8 | uint32_t{block[4 * t + 3]};
+  }
+  for (int t = 16; t < 80; ++t) w[t] = RotateLeft(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+  uint32_t a = state_[0], b = state_[1], c = state_[2], d = state_[3], e = state_[4];
+  for (int t = 0; t < 80; ++t) {
+    uint32_t f, k;
+    if (t < 20) {
+      f = (b & c) | (~b & d);  // Ch
+      k = 0x5A827999u;
+    } else if (t < 40) {
+      f = b ^ c ^ d;  // Parity
+      k = 0x6ED9EBA1u;
+    } else if (t < 60) {
+      f = (b & c) | (b & d) | (c & d);  // Maj
+      k = 0x8F1BBCDCu;
+    } else {
+      f = b ^ c ^ d;  // Parity
+      k = 0xCA62C1D6u;
+    }
+    const uint32_t temp = RotateLeft(a, 5) + f + e + k + w[t];
+    e = d;
+    d = c;
+    c = RotateLeft(b, 30);
+    b = a;
+    a = temp;
+  }
+  state_[0] += a;
+  state_[1] += b;
+  state_[2] += c;
+  state_[3] += d;
+  state_[4] += e;
+}
+
+void Sha1::Update(absl::string_view data) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(data.data());
+  size_t n = data.size();
+  length_ += n;
+  if (buffered_ > 0) {
+    const size_t take = std::min(n, sizeof(buffer_) - buffered_);
+    std::memcpy(buffer_ + buffered_, p, take);
+    buffered_ += take;
+    p += take;
+    n -= take;
+    if (buffered_ < sizeof(buffer_)) return;
+    Compress(buffer_);
+    buffered_ = 0;
+  }
+  for (; n >= 64; p += 64, n -= 64) Compress(p);
+  if (n > 0) std::memcpy(buffer_, p, n);
+  buffered_ = n;
+}
+
+Sha1::Digest Sha1::Finish() const {
+  Sha1 last = *this;
+  const uint64_t bits = length_ * 8;
+  // 0x80, then zeros up to 56 bytes into a block, then the bit length.
+  unsigned char padding[72] = {0x80};
+  const size_t zeros_to = last.buffered_ < 56 ? 56 : 120;
+  last.Update(absl::string_view(reinterpret_cast<const char*>(padding), zeros_to - last.buffered_));
+  unsigned char length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+  last.Update(absl::string_view(reinterpret_cast<const char*>(length), 8));
+  Digest digest;
+  for (int i = 0; i < 5; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      digest[4 * i + j] = static_cast<uint8_t>(last.state_[i] >> (24 - 8 * j));
+    }
+  }
+  return digest;
+}
+
+std::string Sha1::FinishHex() const {
+  const Digest digest = Finish();
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
+}
+
+std::string Sha1Hex(absl::string_view data) {
+  Sha1 sha1;
+  sha1.Update(data);
+  return sha1.FinishHex();
 }
 
 }  // namespace snaphaven

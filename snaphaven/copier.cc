@@ -191,7 +191,10 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   result.crc32 = crc;
   status = (*out)->SetAttributes(expected, preserve_owner_);
   if (!status.ok()) return fail(status);
-  if (digest != nullptr) result.digest_value = separate_digest ? hasher->Value() : crc;
+  if (digest != nullptr) {
+    result.digest_value = separate_digest ? hasher->Value() : crc;
+    result.digest_text = separate_digest ? hasher->Describe() : absl::StrCat(crc);
+  }
   const bool corrupt =
       digest != nullptr && (separate_digest ? !hasher->Matches() : crc != digest->value);
   if (may_stage && !corrupt && expected.size <= kStageMaxBytes) {

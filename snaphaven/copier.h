@@ -76,6 +76,7 @@ struct CopyResult {
   bool has_crc32 = false;
   uint32_t crc32 = 0;         // of the bytes copied
   uint32_t digest_value = 0;  // what the expected digest's algorithm gave
+  std::string digest_text;    // the same for messages (hex for a SHA-1)
   std::string quarantined;    // kCorrupt: where the copy was kept
   int64_t kernel_bytes = 0;   // of those copied, bytes the kernel copied
 };

@@ -168,7 +168,8 @@ std::string SummaryLine(const CycleStats& stats, bool show_moved, bool show_prun
       stats.fatal.has_value() ? "failed" : (stats.interrupted ? "interrupted" : "done"),
       ": ", stats.scanned, " scanned, ", stats.copied, " copied, ", stats.linked,
       " linked, ", stats.unchanged, " unchanged, ", stats.skipped, " skipped, ",
-      stats.failed, " failed, ", show_moved ? absl::StrCat(stats.moved, " moved, ") : "",
+      stats.failed, " failed, ", stats.held_back_files + stats.held_back_snapshots,
+      " held back, ", show_moved ? absl::StrCat(stats.moved, " moved, ") : "",
       show_pruned ? absl::StrCat(stats.pruned, " pruned, ") : "", HumanBytes(stats.bytes_copied),
       " copied in ",
       absl::StrFormat("%.2fs", seconds), " (", HumanBytes(static_cast<int64_t>(rate)), "/s)");
@@ -481,6 +482,24 @@ bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& 
   return true;
 }
 
+void Syncer::ReportHeldBack(const Selection& selection, absl::Time now, CycleStats& stats) {
+  for (const HeldBack& held : selection.held_back) {
+    if (held.kind == HeldBack::Kind::kSnapshot) {
+      ++stats.held_back_snapshots;
+    } else {
+      stats.held_back_files += held.files;
+    }
+    const absl::Duration age = now - absl::FromUnixNanos(held.newest_mtime_ns);
+    if (age < options_.stuck_after) continue;  // on its way (-v 2 says why)
+    const char* what = held.kind == HeldBack::Kind::kSnapshot      ? "snapshot kept at the source"
+                       : held.kind == HeldBack::Kind::kBackupSSTable ? "backup sstable not copied"
+                                                                     : "live sstable not mirrored";
+    LOG(WARNING) << "held back, unchanged for "
+                 << absl::FormatDuration(absl::Trunc(age, absl::Minutes(1))) << ": " << what
+                 << " " << held.name << ": " << held.reason;
+  }
+}
+
 void Syncer::Prune(const Selection& selection, CycleStats& stats) {
   PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
                               absl::Now(), options_.prune_after);
@@ -551,7 +570,7 @@ absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyOnce(const Action& action,
       applied.kind = Applied::kCorrupt;
       LOG(ERROR) << "source " << rel << " does not match "
                  << digest->digest_file.substr(digest->digest_file.rfind('/') + 1) << ": it says "
-                 << digest->value << ", the bytes read give " << applied.copy.digest_value
+                 << digest->Describe() << ", the bytes read give " << applied.copy.digest_text
                  << "; the copy is quarantined as " << applied.copy.quarantined;
       break;
     case CopyOutcome::kDone:
@@ -629,6 +648,8 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   scan_options.include_backups = options_.sync_backups;
   scan_options.record_decisions = options_.verbosity >= 2;
   scan_options.threads = options_.scan_threads;
+  // Symlinked keyspace and table directories are followed, never into it.
+  scan_options.destination = options_.destination;
   // Unchanged snapshot directories are skipped, unless this cycle must not
   // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
   // must look at every snapshot (a settling one becomes movable without
@@ -651,6 +672,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     return finish();
   }
   for (const std::string& warning : scan->warnings) LOG(WARNING) << warning;
+  for (const std::string& note : scan->notes) VLOG(1) << note;
   for (const absl::Status& error : scan->errors) {
     LOG(ERROR) << "cannot read " << error.message();
     ++stats.failed;
@@ -666,10 +688,12 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   Selection selection =
       SelectFiles(*scan, ReadMetadata(retrying, *scan), *manifest_, select_options);
   for (const std::string& decision : selection.decisions) VLOG(2) << decision;
+  for (const std::string& warning : selection.warnings) LOG(WARNING) << warning;
   for (const std::string& error : selection.errors) {
     LOG(ERROR) << error;
     ++stats.failed;
   }
+  ReportHeldBack(selection, select_options.now, stats);
 
   PlanOptions plan_options;
   plan_options.record_decisions = options_.verbosity >= 2;
@@ -1028,7 +1052,7 @@ std::string Syncer::CheckDestinationFile(const std::string& rel, const ManifestE
     ++stats.corrupt;
     return absl::StrCat("corrupt (does not match ",
                         digest->digest_file.substr(digest->digest_file.rfind('/') + 1), ": it says ",
-                        digest->value, ", the bytes give ", hasher->Value(), ")");
+                        digest->Describe(), ", the bytes give ", hasher->Describe(), ")");
   }
   if (!entry.has_crc32 && !hasher.has_value()) ++stats.unchecked;
   return "";

@@ -40,6 +40,9 @@ struct SyncOptions {
   bool sync_backups = false;        // also mirror backups/
   absl::Duration settle_time = absl::Seconds(10);
   absl::Duration prune_after = absl::Hours(1);
+  // Something held back whose newest file is older than this is stuck, not
+  // on its way: it is named in a warning at the default verbosity.
+  absl::Duration stuck_after = absl::Hours(1);
   bool preserve_owner = false;
   bool checksum = true;  // CRC-32 every copy (and check Data.db digests)
   // Each cycle also re-reads this share (percent) of the files already at
@@ -104,6 +107,10 @@ struct CycleStats {
   bool out_of_space = false;
   bool interrupted = false;  // stopped by a signal between files
   bool dry_run = false;      // the counts are what a real cycle would do
+  // Held back at the source: files of sstables not mirrored (live or
+  // backups: in flight, incomplete, temporary) and snapshots move mode keeps.
+  int64_t held_back_files = 0;
+  int64_t held_back_snapshots = 0;
   int64_t pending_files = 0;  // planned but not done at the end (the backlog)
   int64_t pending_bytes = 0;
   absl::Time started;
@@ -220,6 +227,8 @@ class Syncer {
   bool CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,
                      std::vector<int>& ready, CycleStats& stats);
   void Prune(const Selection& selection, CycleStats& stats);
+  // Counts what the selection held back and names what is stuck.
+  void ReportHeldBack(const Selection& selection, absl::Time now, CycleStats& stats);
 
   FileSystem& fs_;
   SyncOptions options_;

@@ -108,7 +108,9 @@ TEST_F(ModesTest, IncompleteSnapshotsAreCopiedButNotDeleted) {
   std::string text = testing::ReadFileOrDie(snap("half_manifest") + "/manifest.json");
   WriteFileOrDie(snap("half_manifest") + "/manifest.json", text.substr(0, text.size() / 2));
   ASSERT_EQ(unlink((snap("missing_data") + "/nb-2-big-Data.db").c_str()), 0);
-  ASSERT_EQ(unlink((snap("missing_component") + "/nb-1-big-Filter.db").c_str()), 0);
+  // A component Cassandra needs to open the sstable (a missing Filter.db or
+  // Summary.db it rebuilds: those hold nothing back).
+  ASSERT_EQ(unlink((snap("missing_component") + "/nb-1-big-Index.db").c_str()), 0);
   Files before = SnapshotFiles(data_);
 
   // "fresh": a manifest younger than the settle time (touched now, 1h settle).
@@ -130,8 +132,9 @@ TEST_F(ModesTest, IncompleteSnapshotsAreCopiedButNotDeleted) {
   }
   EXPECT_TRUE(Under(after, "/snapshots/fresh/").empty()) << "fresh settles, then moves";
   EXPECT_TRUE(Under(after, "/snapshots/complete/").empty());
-  for (const char* reason : {"no manifest.json", "does not parse", "nb-2-big-Data.db is missing",
-                             "nb-1-big-Filter.db (listed in its TOC.txt) is missing"}) {
+  for (const char* reason : {"no manifest.json", "does not parse",
+                             "lists nb-2-big-Data.db, which is missing",
+                             "nb-1-big-Index.db is missing"}) {
     EXPECT_TRUE(absl::StrContains(r.err, reason)) << reason << "\n" << r.err;
   }
 }
@@ -336,7 +339,7 @@ TEST_F(LiveTest, BackupsAreMirroredAndMovedWhenComplete) {
       ASSERT_EQ(link((data_ + "/" + path).c_str(), (table_ + "/backups/" + name).c_str()), 0);
     }
   }
-  ASSERT_EQ(unlink((table_ + "/backups/nb-2-big-Filter.db").c_str()), 0);  // incomplete
+  ASSERT_EQ(unlink((table_ + "/backups/nb-2-big-Index.db").c_str()), 0);  // incomplete
   Files live = LiveFiles(data_);
   RunResult r = Run({"--sync_backups", "--move-snapshots", "--settle_time=0s"}, {"ks1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -233,12 +233,129 @@ TEST_F(OpsTest, EachNodeWritesItsOwnDestination) {
   auto before = ReadTree(dest_);
   r = RunSnaphaven({"-d", home_, "-s", dest_, "ks1"});
   EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_TRUE(absl::StrContains(r.err, "belongs to another node (host other-node")) << r.err;
-  EXPECT_TRUE(absl::StrContains(r.err, std::string("this is ") + host)) << r.err;
+  EXPECT_TRUE(absl::StrContains(
+      r.err, "belongs to another Cassandra instance (host other-node, data roots /x/data)"))
+      << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, absl::StrCat("this run is host ", host, " with data roots ",
+                                                    data_)))
+      << r.err;
   EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "");
   r = RunSnaphaven({"-d", home_, "-s", dest_, "--adopt_destination", "ks1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(testing::ReadFileOrDie(dest_ + "/.snaphaven/node"), host));
+}
+
+// Lines the binary logged at WARNING that contain `text`.
+int Warnings(const std::string& err, const std::string& text) {
+  int n = 0;
+  for (const std::string& line : std::vector<std::string>(absl::StrSplit(err, '\n'))) {
+    if (RE2::PartialMatch(line, R"(^\S+ \S+ W )") && absl::StrContains(line, text)) ++n;
+  }
+  return n;
+}
+
+std::string HostName() {
+  char host[256] = {0};
+  EXPECT_EQ(gethostname(host, sizeof(host) - 1), 0);
+  return host;
+}
+
+// Two Cassandra instances on one host (their own data roots) pointed at one
+// destination: the second is refused before it changes anything there.
+TEST_F(OpsTest, AnotherInstanceOnTheSameHostIsRefusedAndChangesNothing) {
+  Generate(Spec(1, 1, {"s1"}));
+  const std::string host = HostName();
+  const std::string node_path = dest_ + "/.snaphaven/node";
+  RunResult r = Run({}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(testing::ReadFileOrDie(node_path), "host " + host + "\nroots " + data_ + "\n");
+
+  // The same instance again: the record stays as it is (no write per cycle).
+  auto before = ReadTree(dest_);
+  r = Run({}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto after = ReadTree(dest_);
+  EXPECT_EQ(after[".snaphaven/node"].ino, before[".snaphaven/node"].ino) << "record rewritten";
+  EXPECT_EQ(after[".snaphaven/node"].mtime_ns, before[".snaphaven/node"].mtime_ns);
+
+  // A second instance: its own generated tree, another data root.
+  const std::string home2 = dir_ + "/cassandra2", data2 = home2 + "/data";
+  tools::TreeSpec spec2 = Spec(1, 1, {"t1"});
+  spec2.keyspaces = {"ks2"};
+  ASSERT_TRUE(tools::GenerateTree(data2, spec2).ok());
+  before = ReadTree(dest_);
+  for (bool dry_run : {false, true}) {
+    std::vector<std::string> args = {"-d", home2, "-s", dest_, "ks2"};
+    if (dry_run) args.push_back("--dry_run");
+    r = RunSnaphaven(args);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_TRUE(absl::StrContains(
+        r.err, absl::StrCat("snaphaven: destination ", dest_,
+                            " belongs to another Cassandra instance (host ", host,
+                            ", data roots ", data_, "); this run is host ", host,
+                            " with data roots ", data2, ":")))
+        << r.err;
+    EXPECT_TRUE(absl::StrContains(r.err, "--adopt_destination")) << r.err;
+    EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "") << "the refused run changed the destination";
+  }
+
+  // --adopt_destination takes it over, saying so; then the first instance is
+  // the other one.
+  r = RunSnaphaven({"-d", home2, "-s", dest_, "--adopt_destination", "ks2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Warnings(r.err, "--adopt_destination: destination " + dest_), 1) << r.err;
+  EXPECT_EQ(testing::ReadFileOrDie(node_path), "host " + host + "\nroots " + data2 + "\n");
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data2), Under(DestinationFiles(dest_), "ks2/")), "");
+  r = Run({}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+}
+
+// A disk added to (or removed from) the instance: its roots still overlap
+// the recorded ones, so the record follows, with a warning.
+TEST_F(OpsTest, ADataRootAddedOrRemovedUpdatesTheRecordWithAWarning) {
+  Generate(Spec(1, 1, {"s1"}));
+  const std::string host = HostName();
+  const std::string node_path = dest_ + "/.snaphaven/node";
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  const std::string disk2 = dir_ + "/disk2/data";
+  ASSERT_EQ(system(("mkdir -p " + disk2).c_str()), 0);
+  const std::string both = data_ + "," + disk2;
+
+  // A dry run warns and writes nothing.
+  RunResult r = RunSnaphaven({"-d", both, "-s", dest_, "--dry_run", "ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Warnings(r.err, "data roots"), 1) << r.err;
+  EXPECT_EQ(testing::ReadFileOrDie(node_path), "host " + host + "\nroots " + data_ + "\n");
+
+  r = RunSnaphaven({"-d", both, "-s", dest_, "ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Warnings(r.err, "data roots"), 1) << r.err;
+  EXPECT_EQ(Warnings(r.err, "recorded with data roots " + data_ + "; recording " + both), 1) << r.err;
+  EXPECT_EQ(testing::ReadFileOrDie(node_path), "host " + host + "\nroots " + both + "\n");
+  // Once recorded, no more warnings.
+  r = RunSnaphaven({"-d", both, "-s", dest_, "ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Warnings(r.err, "data roots"), 0) << r.err;
+
+  // The disk removed again.
+  r = Run({}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Warnings(r.err, "removed " + disk2), 1) << r.err;
+  EXPECT_EQ(testing::ReadFileOrDie(node_path), "host " + host + "\nroots " + data_ + "\n");
+  EXPECT_TRUE(testing::ReadFileIfExists(node_path + ".tmp").empty());
+}
+
+// A record from before data roots were recorded: the host decides, then the
+// roots are added.
+TEST_F(OpsTest, AnOldRecordWithoutRootsGetsThem) {
+  Generate(Spec(1, 1, {"s1"}));
+  const std::string host = HostName();
+  const std::string node_path = dest_ + "/.snaphaven/node";
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  testing::WriteFileOrDie(node_path, "host " + host + "\n");
+  RunResult r = Run({}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(testing::ReadFileOrDie(node_path), "host " + host + "\nroots " + data_ + "\n");
 }
 
 TEST_F(OpsTest, RestoreRoundTripsATreeAndPrintsTheCommands) {
@@ -310,6 +427,55 @@ TEST_F(OpsTest, RetentionRemovesOnlyCompleteCopiesGoneFromTheSource) {
   EXPECT_TRUE(Under(after, "/old2/").empty());
   // The snapshot still at the source stays whole, hard-linked files and all.
   EXPECT_EQ(DiffTrees(Under(kept_before, "/current/"), Under(after, "/current/")), "");
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), after), "");
+}
+
+TEST_F(OpsTest, ListTellsAPartialCopyWhoseSnapshotIsGoneAndRetentionRemovesIt) {
+  Generate(Spec(1, 2, {"s1", "s2"}));
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  // s1's copy cut short: one Data.db neither at the destination nor recorded.
+  Manifest manifest = testing::DestinationManifest(dest_);
+  std::string lost;
+  for (const auto& [path, entry] : manifest.entries()) {
+    if (absl::StrContains(path, "/snapshots/s1/") && absl::EndsWith(path, "-Data.db")) {
+      lost = path;
+      break;
+    }
+  }
+  ASSERT_FALSE(lost.empty());
+  ASSERT_EQ(unlink((dest_ + "/" + lost).c_str()), 0);
+  manifest.Erase(lost);
+  testing::WriteFileOrDie(dest_ + "/.snaphaven/manifest", manifest.Serialize());
+
+  // Without -d: the data roots come from the destination's node record.
+  RunResult r = RunSnaphaven({"-s", dest_, "--list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(RE2::PartialMatch(r.out, R"((?m)^ks1\s+\S+\s+s1\s+\d+\s+\d+\s+no$)")) << r.out;
+  EXPECT_TRUE(RE2::PartialMatch(r.out, R"((?m)^ks1\s+\S+\s+s2\s+\d+\s+\d+\s+yes$)")) << r.out;
+
+  // Cassandra cleared s1: its copy will never be completed.
+  ASSERT_EQ(system(("rm -rf '" + TableDir(0) + "/snapshots/s1'").c_str()), 0);
+  r = RunSnaphaven({"-s", dest_, "--list"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(RE2::PartialMatch(r.out, R"((?m)^ks1\s+\S+\s+s1\s+\d+\s+\d+\s+no \(source gone\)$)"))
+      << r.out;
+  EXPECT_TRUE(RE2::PartialMatch(r.out, R"((?m)^ks1\s+\S+\s+s2\s+\d+\s+\d+\s+yes$)")) << r.out;
+  r = RunSnaphaven({"-s", dest_, "--list", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json json = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(json.is_array()) << r.out;
+  ASSERT_EQ(json.size(), 2u) << r.out;
+  for (const auto& copy : json) {
+    EXPECT_EQ(copy["complete"], copy["tag"] == "s2") << copy;
+    EXPECT_EQ(copy["source_gone"], copy["tag"] == "s1") << copy;
+  }
+
+  // Retention removes the partial copy and names it; s2, at the source, stays.
+  r = Run({"--keep_for", "1ms"}, {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "partial copy")) << r.err;
+  auto after = DestinationFiles(dest_);
+  EXPECT_TRUE(Under(after, "/s1/").empty()) << r.err;
   EXPECT_EQ(DiffTrees(SnapshotFiles(data_), after), "");
 }
 

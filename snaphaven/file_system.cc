@@ -524,6 +524,13 @@ class PosixFileSystem : public FileSystem {
     return std::string(resolved);
   }
 
+  absl::StatusOr<std::string> ReadLink(const std::string& path) override {
+    char target[PATH_MAX];
+    ssize_t n = readlink(path.c_str(), target, sizeof(target));
+    if (n < 0) return ErrnoStatus(errno, "readlink", path);
+    return std::string(target, static_cast<size_t>(n));
+  }
+
   absl::Status CheckAccess(const std::string& path, int mode) override {
     if (access(path.c_str(), mode) != 0) return ErrnoStatus(errno, "access", path);
     return absl::OkStatus();
@@ -692,6 +699,40 @@ bool IsSameOrInside(absl::string_view path, absl::string_view root) {
   if (path == root) return true;
   if (root == "/") return true;
   return absl::StartsWith(path, root) && path.size() > root.size() && path[root.size()] == '/';
+}
+
+absl::StatusOr<std::string> ResolveDirectoryLink(FileSystem& fs, const std::string& link) {
+  absl::StatusOr<std::string> held = fs.ReadLink(link);
+  const std::string arrow =
+      absl::StrCat(link, " -> ", held.ok() ? *held : std::string("(unreadable link)"));
+  absl::StatusOr<std::string> real = fs.RealPath(link);
+  if (!real.ok()) {
+    switch (ErrnoOf(real.status())) {
+      case ELOOP:
+        return absl::FailedPreconditionError(
+            absl::StrCat(arrow, ": the symlink loops (too many levels of symbolic links)"));
+      case ENOENT:
+      case ENOTDIR: {
+        absl::StatusOr<FileStat> st = fs.Stat(link);
+        if (!st.ok() && IsVanished(st.status())) return st.status();
+        return absl::FailedPreconditionError(
+            absl::StrCat(arrow, ": the symlink dangles (its target does not exist)"));
+      }
+      default:
+        return absl::FailedPreconditionError(
+            absl::StrCat(arrow, ": the symlink cannot be resolved (", real.status().message(), ")"));
+    }
+  }
+  absl::StatusOr<FileStat> st = fs.Stat(*real);
+  if (!st.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(arrow, ": its target ", *real, " cannot be read (", st.status().message(), ")"));
+  }
+  if (st->type != FileType::kDirectory) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(arrow, ": its target ", *real, " is not a directory"));
+  }
+  return *std::move(real);
 }
 
 // Resolves symlinks in the longest existing prefix of `path`; the missing

@@ -175,6 +175,12 @@ class FileSystem {
       const std::string& path) = 0;
   // realpath(3).
   virtual absl::StatusOr<std::string> RealPath(const std::string& path) = 0;
+  // readlink(2): the text a symlink holds (for messages: where a link that
+  // cannot be resolved points). Unimplemented where not provided.
+  virtual absl::StatusOr<std::string> ReadLink(const std::string& path) {
+    (void)path;
+    return absl::UnimplementedError("no readlink");
+  }
   // access(2) with R_OK/W_OK/X_OK bits.
   virtual absl::Status CheckAccess(const std::string& path, int mode) = 0;
   // A FileSystemSync for the file system holding `path`. Unimplemented
@@ -236,6 +242,9 @@ class ForwardingFileSystem : public FileSystem {
   absl::StatusOr<std::string> RealPath(const std::string& path) override {
     return base_->RealPath(path);
   }
+  absl::StatusOr<std::string> ReadLink(const std::string& path) override {
+    return base_->ReadLink(path);
+  }
   absl::Status CheckAccess(const std::string& path, int mode) override {
     return base_->CheckAccess(path, mode);
   }
@@ -288,6 +297,13 @@ absl::string_view DirName(absl::string_view path);
 
 // `path` is `root` or below it, compared by whole components.
 bool IsSameOrInside(absl::string_view path, absl::string_view root);
+
+// The real path of the directory symlink `link` points to (a keyspace or
+// table directory moved to another disk, a symlink left in its place). A
+// link that dangles, loops or leads to something other than a directory is
+// a FailedPrecondition naming the link and what it holds; a link that is
+// itself gone returns lstat's ENOENT status (IsVanished).
+absl::StatusOr<std::string> ResolveDirectoryLink(FileSystem& fs, const std::string& link);
 
 // Makes `path` absolute and resolves symlinks in its longest existing prefix;
 // the missing rest is appended as given. A name that exists but cannot be

@@ -10,13 +10,53 @@
 #include "absl/strings/str_format.h"
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/node_record.h"
+#include "snaphaven/snapshot_copy.h"
 
 namespace snaphaven {
+namespace {
+
+// A directory, or a symlink to one.
+bool IsDirectory(FileSystem& fs, const std::string& path) {
+  absl::StatusOr<FileStat> st = fs.Stat(path);
+  if (st.ok() && st->type == FileType::kSymlink) st = fs.Stat(path + "/.");
+  return st.ok() && st->type == FileType::kDirectory;
+}
+
+}  // namespace
+
+std::vector<std::string> ListingDataRoots(FileSystem& fs, const std::string& destination,
+                                          const std::vector<std::string>& fallback) {
+  absl::StatusOr<std::string> text = fs.ReadFile(JoinPath(destination, ".snaphaven/node"));
+  if (!text.ok()) return fallback;
+  absl::StatusOr<NodeRecord> record = ParseNodeRecord(*text);
+  if (!record.ok() || record->data_roots.empty()) return fallback;
+  return record->data_roots;
+}
+
+absl::optional<bool> SnapshotGoneFromSource(FileSystem& fs,
+                                            const std::vector<std::string>& data_roots,
+                                            const std::string& copy_dir) {
+  bool any_root = false;
+  bool unsure = false;
+  for (const std::string& root : data_roots) {
+    if (!IsDirectory(fs, root)) continue;
+    any_root = true;
+    absl::StatusOr<FileStat> st = fs.Stat(JoinPath(root, copy_dir));
+    if (st.ok()) return false;
+    if (!IsVanished(st.status())) unsure = true;  // EACCES, EIO: cannot tell
+  }
+  if (!any_root || unsure) return absl::nullopt;
+  return true;
+}
 
 std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& manifest,
                                              const std::string& destination,
-                                             const std::vector<std::string>& keyspaces) {
+                                             const std::vector<std::string>& keyspaces,
+                                             const std::vector<std::string>& data_roots) {
   std::map<std::tuple<std::string, std::string, std::string>, SnapshotCopy> copies;
+  // The files of each copy, relative to its tag directory.
+  std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> files;
   std::map<std::tuple<std::string, std::string, std::string>, absl::flat_hash_set<SourceIdentity>>
       seen;
   for (const auto& [path, entry] : manifest.entries()) {
@@ -32,23 +72,26 @@ std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& man
     copy.table = info.table_dir;
     copy.tag = info.tag;
     ++copy.files;
+    const std::string unit = absl::StrCat(info.keyspace, "/", info.table_dir, "/snapshots/",
+                                          info.tag, "/");
+    files[key].push_back(path.substr(unit.size()));
     if (!entry.source().known() || seen[key].insert(entry.source()).second) copy.bytes += entry.size;
   }
   std::vector<SnapshotCopy> out;
   for (auto& [key, copy] : copies) {
     const std::string unit = absl::StrCat(copy.keyspace, "/", copy.table, "/snapshots/", copy.tag);
+    // manifest.json as recorded; one recorded but unreadable is no proof.
+    absl::optional<std::string> manifest_json;
     if (manifest.Find(unit + "/manifest.json") != nullptr) {
       absl::StatusOr<std::string> text = fs.ReadFile(JoinPath(destination, unit + "/manifest.json"));
-      absl::StatusOr<SnapshotManifest> parsed =
-          text.ok() ? ParseSnapshotManifest(*text) : absl::StatusOr<SnapshotManifest>(text.status());
-      if (parsed.ok()) {
-        copy.complete = std::all_of(parsed->files.begin(), parsed->files.end(),
-                                    [&](const std::string& listed) {
-                                      return manifest.Find(absl::StrCat(unit, "/", listed)) !=
-                                             nullptr;
-                                    });
-      }
+      manifest_json = text.ok() ? *std::move(text) : std::string();
     }
+    copy.complete = IsCompleteSnapshotCopy(
+        unit, manifest_json.has_value() ? &*manifest_json : nullptr, files[key],
+        [&](const std::string& rel) {
+          return manifest.Find(absl::StrCat(unit, "/", rel)) != nullptr;
+        });
+    copy.source_gone = SnapshotGoneFromSource(fs, data_roots, unit);
     out.push_back(std::move(copy));
   }
   return out;
@@ -66,7 +109,9 @@ std::string FormatSnapshotTable(const std::vector<SnapshotCopy>& copies) {
   for (const SnapshotCopy& c : copies) {
     absl::StrAppend(&out, absl::StrFormat("%-*s  %-*s  %-*s  %8d  %14d  %s\n", ks, c.keyspace,
                                           table, c.table, tag, c.tag, c.files, c.bytes,
-                                          c.complete ? "yes" : "no"));
+                                          c.complete                 ? "yes"
+                                          : c.source_gone == true    ? "no (source gone)"
+                                                                     : "no"));
   }
   return out;
 }
@@ -79,7 +124,9 @@ std::string FormatSnapshotJson(const std::vector<SnapshotCopy>& copies) {
                      {"tag", c.tag},
                      {"files", c.files},
                      {"bytes", c.bytes},
-                     {"complete", c.complete}});
+                     {"complete", c.complete},
+                     {"source_gone", c.source_gone.has_value() ? nlohmann::json(*c.source_gone)
+                                                               : nlohmann::json(nullptr)}});
   }
   // Invalid UTF-8 in names is replaced rather than thrown on.
   return array.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";

@@ -25,6 +25,7 @@
 #include "snaphaven/cycle.h"
 #include "snaphaven/lister.h"
 #include "snaphaven/metrics.h"
+#include "snaphaven/node_record.h"
 #include "snaphaven/options.h"
 #include "snaphaven/process_priority.h"
 #include "snaphaven/restore.h"
@@ -74,7 +75,9 @@ DEFINE_bool(checksum, true,
 DEFINE_bool(list, false,
             "List the snapshot copies held at the destination for the named "
             "keyspaces (all with none named): keyspace, table, tag, files, unique "
-            "bytes, complete or not. Reads only the destination.");
+            "bytes, complete or not. Reads the destination, and the data roots it "
+            "records (else -d's) to tell an incomplete copy whose snapshot is gone "
+            "from the source.");
 DEFINE_bool(json, false, "With --list: print JSON for scripts.");
 DEFINE_string(restore, "",
               "Restore the snapshot copies with this tag, for the named keyspaces "
@@ -97,8 +100,11 @@ DEFINE_bool(require_destination, false,
             "first run, so an unmounted NAS (an empty mount point) is never taken "
             "for a new destination and filled on the wrong disk.");
 DEFINE_bool(adopt_destination, false,
-            "Take over a destination recorded as another node's (after replacing "
-            "a node). Without it such a run refuses with exit 2.");
+            "Take over a destination recorded as another Cassandra instance's "
+            "(another host, or data roots sharing none with the recorded ones), "
+            "after replacing a node. Without it such a run refuses with exit 2. "
+            "Roots that overlap (a disk added or removed) update the record "
+            "with a warning.");
 DEFINE_string(metrics_file, "",
               "After every cycle, write this Prometheus text-format file "
               "(atomically) for node_exporter's textfile collector.");
@@ -125,6 +131,11 @@ DEFINE_string(io_priority, "idle",
 DEFINE_string(settle_time, "10s",
               "A snapshot's manifest.json (or a backup sstable) must be this old "
               "before move mode deletes it.");
+DEFINE_string(stuck_after, "1h",
+              "Anything held back (an sstable not mirrored, a snapshot move mode "
+              "keeps) whose newest file is older than this is named, with the "
+              "reason, in a warning at the default verbosity; every cycle counts "
+              "all of it in its summary (\"N held back\") and the metrics.");
 DEFINE_string(prune_after, "1h",
               "With --sync_sstables: remove a live sstable from the destination "
               "mirror once it has been gone from the source this long.");
@@ -182,6 +193,7 @@ std::string MetaVariable(absl::string_view flag) {
   if (absl::EndsWith(flag, "_dir")) return "DIR";
   if (flag == "snapshot_regex") return "REGEX";
   if (flag == "interval" || flag == "settle_time" || flag == "prune_after" ||
+      flag == "stuck_after" ||
       flag == "progress_interval") {
     return "DURATION";
   }
@@ -265,8 +277,11 @@ int ListDestination(const Options& options) {
   StateDir state(options.destination);
   absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state);
   if (!manifest.ok()) return 1;
+  // Where to tell whether an incomplete copy's snapshot has vanished from
+  // the source: the data roots recorded for the destination, else -d's.
   std::vector<SnapshotCopy> copies =
-      ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces);
+      ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces,
+                         ListingDataRoots(fs, options.destination, options.data_roots));
   std::cout << (FLAGS_json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
   return 0;
 }
@@ -302,34 +317,44 @@ int RestoreFromDestination(const Options& options) {
   return 0;
 }
 
-// A destination records the node it belongs to (<dest>/.snaphaven/node):
-// many nodes share one NAS, and a node must never write into another's.
-// Returns false (after one clear line) when it belongs to another node.
-bool CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& sync,
-                       bool dry_run) {
+// A destination records the Cassandra instance it belongs to: its host and
+// data roots (<dest>/.snaphaven/node; the rules are in node_record.h). Many
+// nodes, and instances, share one NAS: one must never write into another's.
+// Called twice: with `refuse_only` before anything at the destination
+// changes, so a refused run leaves it exactly as it was; then under the
+// lock, to record this instance (never in a dry run). Returns 0 to go on,
+// else the exit code after one clear line.
+int CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& sync,
+                      bool refuse_only) {
   const std::string path = JoinPath(state.dir, "node");
-  const std::string mine = absl::StrCat("host ", HostName(), "\nroots ",
-                                        absl::StrJoin(sync.data_roots, ","), "\n");
-  absl::StatusOr<std::string> recorded = fs.ReadFile(path);
-  if (recorded.ok() && *recorded == mine) return true;
-  if (recorded.ok()) {
-    std::string host = recorded->substr(0, recorded->find('\n'));
-    if (host != mine.substr(0, mine.find('\n')) && !FLAGS_adopt_destination) {
-      std::string theirs = *recorded;
-      absl::StrReplaceAll({{"\n", "; "}}, &theirs);
-      std::cerr << "snaphaven: destination " << sync.destination << " belongs to another node ("
-                << theirs << "), this is " << HostName()
-                << ": give each node its own destination (-s /nas/%h), or --adopt_destination "
-                   "to take it over after replacing a node\n";
-      return false;
-    }
+  absl::optional<std::string> recorded;
+  absl::StatusOr<std::string> text = fs.ReadFile(path);
+  if (text.ok()) {
+    recorded = *std::move(text);
+  } else if (!IsVanished(text.status())) {
+    if (refuse_only) return 0;  // said under the lock (a missing destination, a file...)
+    std::cerr << "snaphaven: cannot read the node record " << path << ": "
+              << text.status().message() << "\n";
+    return 1;
   }
-  if (!dry_run) {
-    absl::Status written = fs.WriteFileAtomically(path, mine);
+  const NodeDecision decision = DecideNodeRecord(recorded, NodeRecord{HostName(), sync.data_roots},
+                                                 sync.destination, FLAGS_adopt_destination);
+  if (decision.action == NodeAction::kRefuse) {
+    std::cerr << "snaphaven: " << decision.refusal << "\n";
+    return kExitUsage;
+  }
+  if (refuse_only || decision.action == NodeAction::kKeep) return 0;
+  if (!decision.warning.empty()) {
+    LOG(WARNING) << decision.warning << (sync.dry_run ? " (dry run: not recorded)" : "");
+  } else if (!decision.note.empty() && !sync.dry_run) {
+    VLOG(1) << decision.note;
+  }
+  if (!sync.dry_run) {
+    absl::Status written = fs.WriteFileAtomically(path, decision.record);
     if (!written.ok()) LOG(WARNING) << "cannot record the node in " << path << ": "
                                     << written.message();
   }
-  return true;
+  return 0;
 }
 
 absl::optional<FlagKind> LookupFlag(absl::string_view name) {
@@ -371,6 +396,7 @@ int Run(int argc, char** argv) {
   raw.sync_backups = FLAGS_sync_backups;
   raw.settle_time = FLAGS_settle_time;
   raw.prune_after = FLAGS_prune_after;
+  raw.stuck_after = FLAGS_stuck_after;
   raw.verify_sample = FLAGS_verify_sample;
   raw.max_bandwidth = FLAGS_max_bandwidth;
   raw.io_priority = FLAGS_io_priority;
@@ -404,6 +430,7 @@ int Run(int argc, char** argv) {
   sync.sync_backups = options->sync_backups;
   sync.settle_time = options->settle_time;
   sync.prune_after = options->prune_after;
+  sync.stuck_after = options->stuck_after;
   sync.checksum = FLAGS_checksum;
   sync.verify_sample_percent = options->verify_sample;
   sync.max_bandwidth = options->max_bandwidth;
@@ -428,6 +455,8 @@ int Run(int argc, char** argv) {
               << "): not mounted? (--require_destination refuses to start a new one)\n";
     return kExitUsage;
   }
+  // Another instance's destination is refused before anything in it changes.
+  if (int refused = CheckNodeIdentity(fs, state, sync, /*refuse_only=*/true)) return refused;
   // A dry run creates nothing: it locks only a destination that exists.
   const bool prepare = !sync.dry_run || fs.Stat(state.dir).ok();
   absl::Status prepared = prepare ? syncer.PrepareDestination() : absl::OkStatus();
@@ -443,7 +472,9 @@ int Run(int argc, char** argv) {
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
 
-  if (prepare && !CheckNodeIdentity(fs, state, sync, sync.dry_run)) return kExitUsage;
+  if (int refused = prepare ? CheckNodeIdentity(fs, state, sync, /*refuse_only=*/false) : 0) {
+    return refused;
+  }
 
   // SIGTERM/SIGINT end the run after the file in hand (see RunCycle).
   struct sigaction action = {};

@@ -86,6 +86,13 @@ std::string RenderMetrics(const CycleStats& stats, int exit_code, const Manifest
             "Files skipped in flight (vanished or changed during their copy).", stats.skipped,
             previous);
   w.Counter("snaphaven_cycles_total", "Cycles run.", 1, previous);
+  w.Gauge("snaphaven_held_back_files",
+          "Source files of sstables the last cycle did not mirror (in flight, incomplete, "
+          "temporary; each named in the log once stuck).",
+          stats.held_back_files);
+  w.Gauge("snaphaven_held_back_snapshots",
+          "Snapshots move mode kept at the source in the last cycle (incomplete, settling).",
+          stats.held_back_snapshots);
   w.Gauge("snaphaven_pending_files", "Files planned but not done by the last cycle (backlog).",
           stats.pending_files);
   w.Gauge("snaphaven_pending_bytes", "Bytes planned but not copied by the last cycle (backlog).",

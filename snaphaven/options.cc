@@ -25,6 +25,19 @@ bool IsDirectory(FileSystem& fs, const std::string& path) {
   return st.ok() && st->type == FileType::kDirectory;
 }
 
+// A directory, or a symlink (which may be a keyspace moved to another disk:
+// ValidateOptions then checks where it leads).
+bool IsDirectoryOrSymlink(FileSystem& fs, const std::string& path) {
+  absl::StatusOr<FileStat> st = fs.Stat(path);
+  return st.ok() && (st->type == FileType::kDirectory || st->type == FileType::kSymlink);
+}
+
+// The path with its symlinks resolved, or as given when that fails.
+std::string RealOrGiven(FileSystem& fs, const std::string& path) {
+  absl::StatusOr<std::string> real = fs.RealPath(path);
+  return real.ok() ? *real : path;
+}
+
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
@@ -47,7 +60,7 @@ absl::StatusOr<std::string> FindDataRoot(FileSystem& fs, const std::string& dir,
       dir, JoinPath(dir, "data"), JoinPath(dir, "data/data")};
   for (const std::string& candidate : candidates) {
     for (const std::string& keyspace : keyspaces) {
-      if (IsDirectory(fs, JoinPath(candidate, keyspace))) return candidate;
+      if (IsDirectoryOrSymlink(fs, JoinPath(candidate, keyspace))) return candidate;
     }
   }
   return absl::NotFoundError("no keyspace found");
@@ -139,6 +152,7 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   for (auto [flag, text, out] : {std::make_tuple("interval", &raw.interval, &options.interval),
                                  std::make_tuple("settle_time", &raw.settle_time, &options.settle_time),
                                  std::make_tuple("prune_after", &raw.prune_after, &options.prune_after),
+                                 std::make_tuple("stuck_after", &raw.stuck_after, &options.stuck_after),
                                  std::make_tuple("progress_interval", &raw.progress_interval,
                                                  &options.progress_interval),
                                  std::make_tuple("keep_for", &raw.keep_for, &options.keep_for)}) {
@@ -175,17 +189,30 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   if (options.data_roots.empty()) {
     return Invalid("empty -d/--cassandra_dir: name the Cassandra home or data root");
   }
+  // Symlinked keyspace directories (moved to another disk): followed, as
+  // Cassandra does, once their targets are known not to overlap the
+  // destination or a data root (checked below, with the destination).
+  struct KeyspaceLink {
+    std::string link, target;
+    size_t root;
+  };
+  std::vector<KeyspaceLink> keyspace_links;
   for (const std::string& keyspace : options.keyspaces) {
     bool found = false;
-    for (const std::string& root : options.data_roots) {
+    for (size_t r = 0; r < options.data_roots.size(); ++r) {
+      const std::string& root = options.data_roots[r];
       std::string path = JoinPath(root, keyspace);
       absl::StatusOr<FileStat> st = fs.Stat(path);
       if (!st.ok()) continue;
       if (st->type == FileType::kSymlink) {
-        return Invalid(absl::StrCat("keyspace ", path,
-                                    " is a symlink; snaphaven does not follow symlinks"));
+        absl::StatusOr<std::string> target = ResolveDirectoryLink(fs, path);
+        if (!target.ok()) {
+          return Invalid(absl::StrCat("keyspace ", target.status().message()));
+        }
+        keyspace_links.push_back(KeyspaceLink{path, *target, r});
+      } else if (st->type != FileType::kDirectory) {
+        continue;
       }
-      if (st->type != FileType::kDirectory) continue;
       if (!fs.CheckAccess(path, R_OK | X_OK).ok()) {
         return Invalid(absl::StrCat("keyspace directory ", path, " cannot be read"));
       }
@@ -212,6 +239,29 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     if (IsSameOrInside(root, options.destination)) {
       return Invalid(absl::StrCat("destination ", snapshot_dir, " (", options.destination,
                                   ") contains the data root ", root));
+    }
+  }
+  std::vector<std::string> real_roots;
+  for (const std::string& root : options.data_roots) real_roots.push_back(RealOrGiven(fs, root));
+  for (const KeyspaceLink& k : keyspace_links) {
+    const std::string arrow = absl::StrCat("keyspace ", k.link, " -> ", k.target);
+    if (IsSameOrInside(k.target, options.destination)) {
+      return Invalid(absl::StrCat(arrow, " is inside the destination ", options.destination,
+                                  ": following it would copy the copies"));
+    }
+    if (IsSameOrInside(options.destination, k.target)) {
+      return Invalid(absl::StrCat(arrow, " contains the destination ", options.destination,
+                                  ": snaphaven never writes into the Cassandra tree"));
+    }
+    for (size_t r = 0; r < real_roots.size(); ++r) {
+      if (IsSameOrInside(real_roots[r], k.target)) {
+        return Invalid(absl::StrCat(arrow, " contains the data root ", real_roots[r],
+                                    ": following it would make the copy recursive"));
+      }
+      if (r != k.root && IsSameOrInside(k.target, real_roots[r])) {
+        return Invalid(absl::StrCat(arrow, " is inside another data root ", real_roots[r],
+                                    ": its files would be copied twice"));
+      }
     }
   }
   absl::StatusOr<FileStat> st = fs.Stat(options.destination);

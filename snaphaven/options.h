@@ -31,6 +31,7 @@ struct RawOptions {
   bool sync_backups = false;
   std::string settle_time = "10s";
   std::string prune_after = "1h";
+  std::string stuck_after = "1h";
   double verify_sample = 0;
   std::string max_bandwidth;  // "" : unlimited
   std::string io_priority = "idle";
@@ -63,6 +64,7 @@ struct Options {
   bool sync_backups = false;
   absl::Duration settle_time;
   absl::Duration prune_after;
+  absl::Duration stuck_after;
   double verify_sample = 0;
   int64_t max_bandwidth = 0;  // bytes per second; 0: unlimited
   IoPriority io_priority = IoPriority::kIdle;

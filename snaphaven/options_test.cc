@@ -156,5 +156,73 @@ TEST_F(ValidateOptionsTest, BadInputNamesTheCulprit) {
   EXPECT_NE(Error(raw).find("cannot be created"), std::string::npos);
 }
 
+TEST_F(ValidateOptionsTest, FollowsASymlinkedKeyspace) {
+  // ks1 moved to another disk, a symlink left in its place.
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/other-disk && mv " + home_ + "/data/ks1 " + dir_ +
+                    "/other-disk/ks1").c_str()),
+            0);
+  ASSERT_EQ(symlink((dir_ + "/other-disk/ks1").c_str(), (home_ + "/data/ks1").c_str()), 0);
+  RawOptions raw = Raw();
+  for (const std::string& given : {home_, home_ + "/data"}) {
+    SCOPED_TRACE(given);
+    raw.cassandra_dir = given;
+    absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(o->data_roots, std::vector<std::string>{home_ + "/data"});
+    EXPECT_EQ(o->keyspaces, std::vector<std::string>{"ks1"});
+  }
+  raw.keyspaces = {"ks1", "ks2"};
+  EXPECT_TRUE(ValidateOptions(*DefaultFileSystem(), raw).ok());
+}
+
+TEST_F(ValidateOptionsTest, RefusesKeyspaceLinksThatLoopDangleOrOverlap) {
+  const std::string data = home_ + "/data";
+  auto link = [&](const std::string& target, const std::string& keyspace) {
+    ASSERT_EQ(symlink(target.c_str(), (data + "/" + keyspace).c_str()), 0);
+  };
+  auto error_for = [&](const std::string& keyspace) {
+    RawOptions raw = Raw();
+    raw.keyspaces = {"ks1", keyspace};
+    return Error(raw);
+  };
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/dest/ks3").c_str()), 0);
+  link(dir_ + "/dest/ks3", "ks3");
+  EXPECT_EQ(error_for("ks3"), "keyspace " + data + "/ks3 -> " + dir_ +
+                                  "/dest/ks3 is inside the destination " + dir_ +
+                                  "/dest: following it would copy the copies");
+
+  link(data + "/ks4", "ks4");
+  EXPECT_EQ(error_for("ks4"), "keyspace " + data + "/ks4 -> " + data +
+                                  "/ks4: the symlink loops (too many levels of symbolic links)");
+
+  link(dir_ + "/nowhere", "ks5");
+  EXPECT_EQ(error_for("ks5"), "keyspace " + data + "/ks5 -> " + dir_ +
+                                  "/nowhere: the symlink dangles (its target does not exist)");
+
+  std::ofstream(dir_ + "/file") << "x";
+  link(dir_ + "/file", "ks6");
+  EXPECT_EQ(error_for("ks6"), "keyspace " + data + "/ks6 -> " + dir_ + "/file: its target " +
+                                  dir_ + "/file is not a directory");
+
+  link(home_, "ks7");
+  EXPECT_NE(error_for("ks7").find("contains the data root " + data +
+                                  ": following it would make the copy recursive"),
+            std::string::npos);
+
+  link(dir_, "ks8");
+  EXPECT_NE(error_for("ks8").find("contains the destination " + dir_ + "/dest"),
+            std::string::npos);
+
+  // Into another data root: its files would be listed twice.
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/c2/data/ks1").c_str()), 0);
+  link(dir_ + "/c2/data/ks1", "ks9");
+  RawOptions raw = Raw();
+  raw.cassandra_dir = home_ + "," + dir_ + "/c2";
+  raw.keyspaces = {"ks1", "ks9"};
+  EXPECT_EQ(Error(raw), "keyspace " + data + "/ks9 -> " + dir_ +
+                            "/c2/data/ks1 is inside another data root " + dir_ +
+                            "/c2/data: its files would be copied twice");
+}
+
 }  // namespace
 }  // namespace snaphaven

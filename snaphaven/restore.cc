@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/sstable_components.h"
 #include "snaphaven/copier.h"
 
 namespace snaphaven {
@@ -283,7 +284,7 @@ absl::Status Restorer::CollectTable(const std::string& keyspace, const std::stri
     file.target_rel = TargetOf(rel, tag_rel, table_rel);
     file.stat = stat;
     file.entry = manifest_.Find(rel);
-    absl::optional<SSTableName> name = ParseSSTableName(rel.substr(rel.rfind('/') + 1));
+    absl::optional<SSTableName> name = ParseSSTablePath(rel);
     file.data_db = name.has_value() && name->component == "Data.db";
     if (file.entry != nullptr && file.entry->size != stat.size) {
       problems_.changed.push_back(absl::StrCat(Dest(rel), " (size ", stat.size,
@@ -310,7 +311,14 @@ absl::Status Restorer::CollectTable(const std::string& keyspace, const std::stri
 absl::Status Restorer::CheckComplete(const std::string& tag_rel,
                                      const std::map<std::string, FileStat>& found) {
   const std::string manifest_json = JoinPath(tag_rel, "manifest.json");
-  if (found.count(manifest_json) == 0) {
+  const bool taken_by_2_0 =
+      !found.empty() && std::all_of(found.begin(), found.end(), [](const auto& file) {
+        absl::optional<SSTableName> name = ParseSSTablePath(file.first);
+        return !name.has_value() || name->version < "ka";
+      });
+  if (found.count(manifest_json) == 0 && taken_by_2_0) {
+    // 2.0 wrote no manifest.json; its sstables are checked one by one below.
+  } else if (found.count(manifest_json) == 0) {
     result_.warnings.push_back(absl::StrCat(
         Dest(tag_rel), " has no manifest.json: whether the snapshot is complete is not checked"));
   } else {
@@ -330,17 +338,25 @@ absl::Status Restorer::CheckComplete(const std::string& tag_rel,
       }
     }
   }
+  // Each sstable whole by the one rule (sstable_components.h): the TOC is
+  // not an authority (an index build appends files the snapshot never got).
+  std::map<std::string, SSTableName> sstables;  // "<dir>/<prefix>"
   for (const auto& [rel, stat] : found) {
-    size_t slash = rel.rfind('/');
-    absl::optional<SSTableName> name = ParseSSTableName(rel.substr(slash + 1));
-    if (!name.has_value() || name->component != "TOC.txt") continue;
-    absl::StatusOr<std::string> toc = fs_.ReadFile(Dest(rel));
-    if (!toc.ok()) return toc.status();
-    for (const std::string& component : ParseToc(*toc)) {
-      const std::string part =
-          absl::StrCat(rel.substr(0, slash + 1), name->prefix, "-", component);
-      if (found.count(part) == 0) {
-        problems_.missing.push_back(absl::StrCat(Dest(part), " (listed in its TOC.txt)"));
+    absl::optional<SSTableName> name = ParseSSTablePath(rel);
+    if (name.has_value() && !name->temporary) {
+      sstables.emplace(absl::StrCat(rel.substr(0, rel.rfind('/') + 1), name->prefix), *name);
+    }
+  }
+  for (const auto& [key, name] : sstables) {
+    absl::StatusOr<std::string> toc = fs_.ReadFile(Dest(key + "-TOC.txt"));
+    if (!toc.ok() && !IsVanished(toc.status())) return toc.status();
+    for (const std::string& component : RequiredComponents(name, toc.ok() ? &*toc : nullptr)) {
+      const std::string part = absl::StrCat(key, "-", component);
+      const bool named = std::any_of(
+          problems_.missing.begin(), problems_.missing.end(),
+          [&](const std::string& m) { return absl::StartsWith(m, Dest(part)); });
+      if (found.count(part) == 0 && !named) {
+        problems_.missing.push_back(absl::StrCat(Dest(part), " (Cassandra needs it to open the sstable)"));
       }
     }
   }
@@ -424,7 +440,7 @@ absl::Status Restorer::CopyOne(Copier& copier, const RestoreFile& file) {
       return absl::FailedPreconditionError(absl::StrCat(
           source, " is corrupt: it does not match ",
           digest.digest_file.substr(digest.digest_file.rfind('/') + 1), " (which says ",
-          digest.value, "; the bytes give ", copied->digest_value, ")"));
+          digest.Describe(), "; the bytes give ", copied->digest_text, ")"));
     case CopyOutcome::kDone:
       break;
     case CopyOutcome::kStaged:  // never asked for here

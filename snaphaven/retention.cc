@@ -11,20 +11,35 @@
 #include "absl/types/optional.h"
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/snapshot_copy.h"
 
 namespace snaphaven {
 namespace {
 
 constexpr char kTrashDir[] = ".snaphaven/retention-trash";
 
+// What a copy is by the rule of snapshot_copy.h (present: a regular file
+// at the destination).
+enum class Completeness {
+  kComplete,
+  kPartial,
+  kUnknown,  // something could not be read, or it is not a directory
+};
+
 // One snapshot copy of a table.
 struct SnapshotCopy {
   std::string rel;  // ks/table dir/snapshots/tag
   std::string tag;
   bool at_source = false;
-  bool complete = false;
+  Completeness completeness = Completeness::kUnknown;
   absl::Time age_from;  // created_at, else the copy time
 };
+
+// `a` is newer than `b`: the order in which the newest N are kept.
+bool Newer(const SnapshotCopy& a, const SnapshotCopy& b) {
+  if (a.age_from != b.age_from) return a.age_from > b.age_from;
+  return a.tag > b.tag;
+}
 
 // A file (or other non-directory) of a copy to remove.
 struct DoomedFile {
@@ -60,8 +75,10 @@ class Retention {
   void EmptyTrash();
   // Removes `dir` (absolute) and everything below it; counts the names.
   int64_t RemoveTree(const std::string& dir);
-  // Fills complete/age_from; false when its tag directory is gone.
+  // Fills completeness/age_from; false when its tag directory is gone.
   absl::StatusOr<bool> Evaluate(SnapshotCopy& copy);
+  // Every file below the copy's tag directory, relative to it.
+  absl::Status ListFiles(const std::string& tag_rel, std::vector<std::string>& files);
   absl::Status Walk(Doomed& doomed);
   void EraseEntries(const std::string& tag_rel);
   void Remove(const Doomed& doomed, const std::string& trash,
@@ -118,6 +135,30 @@ void Retention::EmptyTrash() {
   }
 }
 
+absl::Status Retention::ListFiles(const std::string& tag_rel, std::vector<std::string>& files) {
+  std::vector<std::string> pending = {""};
+  while (!pending.empty()) {
+    std::string rel = std::move(pending.back());
+    pending.pop_back();
+    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(Dest(Join(tag_rel, rel)));
+    if (!names.ok()) return names.status();
+    for (const std::string& name : *names) {
+      const std::string child = Join(rel, name);
+      absl::StatusOr<FileStat> st = fs_.Stat(Dest(JoinPath(tag_rel, child)));
+      if (!st.ok()) {
+        if (IsVanished(st.status())) continue;
+        return st.status();
+      }
+      if (st->type == FileType::kDirectory) {
+        pending.push_back(child);
+      } else {
+        files.push_back(child);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<bool> Retention::Evaluate(SnapshotCopy& copy) {
   absl::StatusOr<FileStat> dir = fs_.Stat(Dest(copy.rel));
   if (!dir.ok()) {
@@ -129,27 +170,38 @@ absl::StatusOr<bool> Retention::Evaluate(SnapshotCopy& copy) {
     return true;
   }
   copy.age_from = absl::FromUnixNanos(dir->mtime_ns);
+  auto unknown = [this, &copy](const absl::Status& status) {
+    result_.warnings.push_back(absl::StrCat(status.message(), "; ", copy.rel,
+                                            " is kept (its completeness is unknown)"));
+  };
   const std::string manifest_json = Dest(JoinPath(copy.rel, "manifest.json"));
   absl::StatusOr<std::string> text = fs_.ReadFile(manifest_json);
-  if (!text.ok()) {
-    if (!IsVanished(text.status())) {
-      result_.warnings.push_back(absl::StrCat(text.status().message(), "; ", copy.rel,
-                                              " is kept (its completeness is unknown)"));
+  std::vector<std::string> files;
+  if (text.ok()) {
+    absl::StatusOr<SnapshotManifest> parsed = ParseSnapshotManifest(*text);
+    if (parsed.ok() && parsed->created_at.has_value()) copy.age_from = *parsed->created_at;
+  } else if (!IsVanished(text.status())) {
+    unknown(text.status());
+    return true;
+  } else {
+    absl::Status listed = ListFiles(copy.rel, files);
+    if (!listed.ok()) {
+      unknown(listed);
+      return true;
     }
+  }
+  absl::Status error;
+  const bool complete = IsCompleteSnapshotCopy(
+      copy.rel, text.ok() ? &*text : nullptr, files, [&](const std::string& rel) {
+        absl::StatusOr<FileStat> st = fs_.Stat(Dest(JoinPath(copy.rel, rel)));
+        if (!st.ok() && !IsVanished(st.status()) && error.ok()) error = st.status();
+        return st.ok() && st->type == FileType::kRegular;
+      });
+  if (!error.ok()) {
+    unknown(error);
     return true;
   }
-  absl::StatusOr<SnapshotManifest> parsed = ParseSnapshotManifest(*text);
-  if (!parsed.ok() || parsed->ephemeral) return true;
-  for (const std::string& listed : parsed->files) {
-    absl::StatusOr<FileStat> st = fs_.Stat(Dest(JoinPath(copy.rel, listed)));
-    if (!st.ok() && !IsVanished(st.status())) {
-      result_.warnings.push_back(absl::StrCat(st.status().message(), "; ", copy.rel,
-                                              " is kept (its completeness is unknown)"));
-    }
-    if (!st.ok() || st->type != FileType::kRegular) return true;
-  }
-  copy.complete = true;
-  if (parsed->created_at.has_value()) copy.age_from = *parsed->created_at;
+  copy.completeness = complete ? Completeness::kComplete : Completeness::kPartial;
   return true;
 }
 
@@ -297,6 +349,7 @@ absl::StatusOr<RetentionResult> Retention::Run() {
     }
     if (!any_cleared) continue;
     std::vector<SnapshotCopy*> complete;
+    std::vector<SnapshotCopy*> partial_gone;  // partial, and gone from the source
     for (SnapshotCopy& copy : copies) {
       absl::StatusOr<bool> there = Evaluate(copy);
       if (!there.ok()) return there.status();
@@ -304,12 +357,13 @@ absl::StatusOr<RetentionResult> Retention::Run() {
         if (!copy.at_source) stale.push_back(copy.rel);
         continue;
       }
-      if (copy.complete) complete.push_back(&copy);
+      if (copy.completeness == Completeness::kComplete) complete.push_back(&copy);
+      if (copy.completeness == Completeness::kPartial && !copy.at_source) {
+        partial_gone.push_back(&copy);
+      }
     }
-    std::sort(complete.begin(), complete.end(), [](const SnapshotCopy* a, const SnapshotCopy* b) {
-      if (a->age_from != b->age_from) return a->age_from > b->age_from;
-      return a->tag > b->tag;
-    });
+    std::sort(complete.begin(), complete.end(),
+              [](const SnapshotCopy* a, const SnapshotCopy* b) { return Newer(*a, *b); });
     for (size_t i = 0; i < complete.size(); ++i) {
       const SnapshotCopy& copy = *complete[i];
       if (copy.at_source) continue;
@@ -318,6 +372,23 @@ absl::StatusOr<RetentionResult> Retention::Run() {
       const bool too_old = options_.keep_for > absl::ZeroDuration() &&
                            options_.now - copy.age_from > options_.keep_for;
       if (beyond_count || too_old) doomed.push_back(Doomed{copy.rel, {}, {}});
+    }
+    // A partial copy of a snapshot gone from the source is never completed:
+    // it goes by the same limits, behind N complete copies, counting for none.
+    for (const SnapshotCopy* copy : partial_gone) {
+      const size_t newer = static_cast<size_t>(
+          std::count_if(complete.begin(), complete.end(),
+                        [copy](const SnapshotCopy* c) { return Newer(*c, *copy); }));
+      const bool beyond_count =
+          options_.keep_snapshots > 0 && newer >= static_cast<size_t>(options_.keep_snapshots);
+      const bool too_old = options_.keep_for > absl::ZeroDuration() &&
+                           options_.now - copy->age_from > options_.keep_for;
+      if (!beyond_count && !too_old) continue;
+      doomed.push_back(Doomed{copy->rel, {}, {}});
+      result_.warnings.push_back(absl::StrCat(
+          "snapshot copy ", copy->rel,
+          " is a partial copy of a snapshot gone from the source: ",
+          options_.dry_run ? "would be removed" : "removed"));
     }
   }
   // Everything is read before anything is removed.

@@ -4,15 +4,27 @@
 // Per table (<ks>/<table dir>), the snapshot copies the manifest records are
 // ordered by age: the creation time in the copy's manifest.json
 // ("created_at", Cassandra 4.1+) when it has one, else the copy time (the
-// mtime of <dest>/<ks>/<table dir>/snapshots/<tag>). Only COMPLETE copies
-// take part: the manifest.json copy is there and parses, is not ephemeral,
-// and every Data.db it lists is a regular file at the destination. A copy
-// is removed when it is complete, its snapshot is no longer at the source,
+// mtime of <dest>/<ks>/<table dir>/snapshots/<tag>). A copy is COMPLETE by
+// the rule of snapshot_copy.h (IsCompleteSnapshotCopy, the one --list uses
+// too), a file counting as present when it is a regular file at the
+// destination: its manifest.json parses, is not ephemeral, and every
+// Data.db it lists is there with the components its sstable needs; or, with
+// no manifest.json, it holds only 2.0-or-older sstables, each whole.
+//
+// A complete copy is removed when its snapshot is no longer at the source
 // and it is beyond the newest `keep_snapshots` complete copies of its table
 // or older than `keep_for` (either limit suffices; 0 disables a limit).
 // Copies still at the source count towards the newest N but are never
-// removed (the next cycle would only copy them again), and incomplete copies
-// are neither counted nor removed.
+// removed (the next cycle would only copy them again).
+//
+// An incomplete (partial) copy never counts towards the N. While its
+// snapshot is at the source it is left alone (a later cycle completes it).
+// Once its snapshot is gone from the source (cleared, TTL expired) it can
+// never be completed, and it is removed under the same limits: when older
+// than `keep_for`, or when `keep_snapshots` is set and at least that many
+// complete copies of its table are newer than it. Each such removal is
+// also named in a warning as a partial copy. A copy whose completeness
+// cannot be told (a read error) is kept, with a warning.
 //
 // Removal of a copy: its manifest entries are erased, its tag directory is
 // renamed into <dest>/.snaphaven/retention-trash/ (one atomic step: a crash

@@ -248,7 +248,7 @@ TEST_F(RetentionTest, KeepForRemovesByAge) {
                 {Copy(0, "t1"), Copy(0, "t2"), Copy(1, "t1"), Copy(1, "t2")});
 }
 
-TEST_F(RetentionTest, NeverRemovesAnIncompleteCopyOrOneStillAtTheSource) {
+TEST_F(RetentionTest, NeverRemovesACopyStillAtTheSourceAndNeverCountsAnIncompleteOne) {
   MakeTree();
   // t2 of the first table lost a Data.db at the destination.
   const std::string lost = dest_ + "/" + Copy(0, "t2") + "/nb-3-big-Data.db";
@@ -258,25 +258,142 @@ TEST_F(RetentionTest, NeverRemovesAnIncompleteCopyOrOneStillAtTheSource) {
   const Manifest manifest_before = manifest;
   RetentionOptions options = Options();
   options.keep_snapshots = 1;
-  // t1 is still at the source.
-  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {"t1"});
+  // t1 and t2 are still at the source.
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {"t1", "t2"});
   ASSERT_TRUE(result.ok()) << result.status();
-  // First table: complete copies t4, t3, t1 (at the source); t2 incomplete.
-  // Second table: t4, t3, t2, t1 (at the source).
+  // First table: complete copies t4, t3, t1 (at the source); t2 incomplete
+  // (at the source). Second table: t4, t3, t2 and t1 (both at the source).
   ExpectRemoved(tree_before, manifest_before, manifest, *result,
-                {Copy(0, "t3"), Copy(1, "t2"), Copy(1, "t3")});
+                {Copy(0, "t3"), Copy(1, "t3")});
   EXPECT_TRUE(Exists(dest_ + "/" + Copy(0, "t2") + "/manifest.json"));
   EXPECT_TRUE(Exists(dest_ + "/" + Copy(0, "t1") + "/nb-1-big-Data.db"));
 
-  // Even by age, and with nothing at the source, the incomplete copy stays.
+  // Even by age the incomplete copy stays while its snapshot is at the source.
   options.keep_snapshots = 0;
   options.keep_for = absl::Hours(1);
-  result = Apply(manifest, options, {});
+  result = Apply(manifest, options, {"t2"});
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->removed_snapshots,
             (std::vector<std::string>{Copy(0, "t1"), Copy(0, "t4"), Copy(1, "t1"),
                                       Copy(1, "t4")}));
   EXPECT_TRUE(Exists(dest_ + "/" + Copy(0, "t2") + "/manifest.json"));
+  // Gone from the source, it is a partial copy of a snapshot that will never
+  // be completed: removed by age like a complete one.
+  result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->removed_snapshots,
+            (std::vector<std::string>{Copy(0, "t2"), Copy(1, "t2")}));
+  EXPECT_FALSE(Exists(dest_ + "/" + Copy(0, "t2")));
+}
+
+// A partial copy (a cycle cut short, then Cassandra cleared the snapshot):
+// the first table's t2 lacks a Data.db, the second table's t2 its
+// manifest.json, at the destination and in the manifest alike.
+class PartialCopyTest : public RetentionTest {
+ protected:
+  void SetUp() override {
+    RetentionTest::SetUp();
+    MakeTree();
+    manifest_ = LoadManifest();
+    MakePartial(Copy(0, "t2") + "/nb-3-big-Data.db");
+    MakePartial(Copy(1, "t2") + "/manifest.json");
+    // Without manifest.json the copy time tells its age.
+    SetMtime(dest_ + "/" + Copy(1, "t2"), Day(2024, 2, 1));
+    tree_before_ = ReadTree(dest_, {".snaphaven"});
+    manifest_before_ = manifest_;
+  }
+
+  void MakePartial(const std::string& rel) {
+    ASSERT_EQ(unlink((dest_ + "/" + rel).c_str()), 0) << rel;
+    ASSERT_NE(manifest_.Find(rel), nullptr) << rel;
+    manifest_.Erase(rel);
+  }
+
+  // Each of `partial` is named as a partial copy in one warning.
+  static void ExpectPartialWarnings(const RetentionResult& result,
+                                    const std::vector<std::string>& partial) {
+    EXPECT_EQ(result.warnings.size(), partial.size());
+    for (const std::string& rel : partial) {
+      bool said = false;
+      for (const std::string& warning : result.warnings) {
+        said |= absl::StrContains(warning, rel) && absl::StrContains(warning, "partial copy");
+      }
+      EXPECT_TRUE(said) << rel << " not named as a partial copy";
+    }
+  }
+
+  Manifest manifest_;
+  Manifest manifest_before_;
+  std::map<std::string, FileRecord> tree_before_;
+};
+
+TEST_F(PartialCopyTest, GoneFromTheSourceItIsRemovedByAge) {
+  RetentionOptions options = Options();
+  options.keep_for = absl::Hours(24 * 50);  // since Feb 25th: t3 and t4
+  absl::StatusOr<RetentionResult> result = Apply(manifest_, options, {"t4"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  ExpectRemoved(tree_before_, manifest_before_, manifest_, *result,
+                {Copy(0, "t1"), Copy(0, "t2"), Copy(1, "t1"), Copy(1, "t2")});
+  ExpectPartialWarnings(*result, {Copy(0, "t2"), Copy(1, "t2")});
+}
+
+TEST_F(PartialCopyTest, GoneFromTheSourceItIsRemovedBehindNCompleteCopies) {
+  RetentionOptions options = Options();
+  // Complete copies t4 (at the source), t3 and t1: t2 has two newer ones,
+  // not three, and counts towards none.
+  options.keep_snapshots = 3;
+  absl::StatusOr<RetentionResult> result = Apply(manifest_, options, {"t4"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->removed_snapshots.empty());
+  EXPECT_TRUE(result->warnings.empty()) << result->warnings[0];
+  EXPECT_EQ(testing::DiffTrees(tree_before_, ReadTree(dest_, {".snaphaven"})), "");
+
+  options.keep_snapshots = 2;
+  options.dry_run = true;
+  result = Apply(manifest_, options, {"t4"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->removed_snapshots,
+            (std::vector<std::string>{Copy(0, "t1"), Copy(0, "t2"), Copy(1, "t1"),
+                                      Copy(1, "t2")}));
+  ExpectPartialWarnings(*result, {Copy(0, "t2"), Copy(1, "t2")});
+  EXPECT_EQ(testing::DiffTrees(tree_before_, ReadTree(dest_, {".snaphaven"})), "");
+
+  options.dry_run = false;
+  result = Apply(manifest_, options, {"t4"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  ExpectRemoved(tree_before_, manifest_before_, manifest_, *result,
+                {Copy(0, "t1"), Copy(0, "t2"), Copy(1, "t1"), Copy(1, "t2")});
+  ExpectPartialWarnings(*result, {Copy(0, "t2"), Copy(1, "t2")});
+}
+
+TEST_F(PartialCopyTest, KeptWhileItsSnapshotIsAtTheSource) {
+  RetentionOptions options = Options();
+  options.keep_for = absl::Hours(1);
+  options.keep_snapshots = 1;
+  absl::StatusOr<RetentionResult> result = Apply(manifest_, options, {"t2"});
+  ASSERT_TRUE(result.ok()) << result.status();
+  ExpectRemoved(tree_before_, manifest_before_, manifest_, *result,
+                {Copy(0, "t1"), Copy(0, "t3"), Copy(0, "t4"), Copy(1, "t1"), Copy(1, "t3"),
+                 Copy(1, "t4")});
+  EXPECT_TRUE(result->warnings.empty()) << result->warnings[0];
+  EXPECT_TRUE(Exists(dest_ + "/" + Copy(0, "t2") + "/manifest.json"));
+  EXPECT_TRUE(Exists(dest_ + "/" + Copy(1, "t2") + "/nb-3-big-Data.db"));
+}
+
+TEST_F(PartialCopyTest, KeptWhenNoLimitApplies) {
+  RetentionOptions options = Options();
+  absl::StatusOr<RetentionResult> result = Apply(manifest_, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->removed_snapshots.empty());
+  // Limits that reach no copy: nothing older than a year, ten kept.
+  options.keep_for = absl::Hours(24 * 365);
+  options.keep_snapshots = 10;
+  result = Apply(manifest_, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_TRUE(result->removed_snapshots.empty());
+  EXPECT_TRUE(result->warnings.empty()) << result->warnings[0];
+  EXPECT_EQ(testing::DiffTrees(tree_before_, ReadTree(dest_, {".snaphaven"})), "");
+  EXPECT_EQ(manifest_.Serialize(), manifest_before_.Serialize());
 }
 
 TEST_F(RetentionTest, DryRunChangesNothingAndPredictsTheRealRun) {

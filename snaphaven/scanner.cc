@@ -4,6 +4,7 @@
 #include <iterator>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "snaphaven/parallel_for.h"
 
 namespace snaphaven {
@@ -107,9 +108,11 @@ class SnapshotScanner {
   // The regular files of a live table dir or a backups/ dir, and those of
   // its index dirs (".<index>/"), not recursing further: other directories
   // (snapshots/, backups/) are not part of it.
+  // `list_dir`: where to list `dir` when `dir` is a followed symlink (the
+  // listing cannot go through the link's own name; the paths still do).
   void ScanFlatDir(int root, const std::string& dir, const std::string& rel, PathKind kind,
-                   bool index_dir = false) {
-    for (const std::string& name : SortedNames(dir)) {
+                   bool index_dir = false, const std::string* list_dir = nullptr) {
+    for (const std::string& name : SortedNames(list_dir != nullptr ? *list_dir : dir)) {
       std::string path = JoinPath(dir, name);
       absl::StatusOr<FileStat> st = fs_.Stat(path);
       if (!st.ok()) {
@@ -126,9 +129,13 @@ class SnapshotScanner {
     }
   }
 
-  void ScanTable(int root, const std::string& table_path,
-                 const std::string& table_rel) {
-    if (options_.include_live) ScanFlatDir(root, table_path, table_rel, PathKind::kLive);
+  // `list_path`: the resolved target when the table dir is a symlink, else
+  // `table_path` itself.
+  void ScanTable(int root, const std::string& table_path, const std::string& table_rel,
+                 const std::string& list_path) {
+    if (options_.include_live) {
+      ScanFlatDir(root, table_path, table_rel, PathKind::kLive, /*index_dir=*/false, &list_path);
+    }
     std::string backups = JoinPath(table_path, "backups");
     if (options_.include_backups && StatAs(backups, FileType::kDirectory)) {
       ScanFlatDir(root, backups, JoinPath(table_rel, "backups"), PathKind::kBackup);
@@ -167,6 +174,7 @@ void Merge(ScanResult&& part, ScanResult& result) {
   };
   append(result.files, part.files);
   append(result.warnings, part.warnings);
+  append(result.notes, part.notes);
   append(result.errors, part.errors);
   append(result.decisions, part.decisions);
   append(result.snapshot_dirs, part.snapshot_dirs);
@@ -174,6 +182,67 @@ void Merge(ScanResult&& part, ScanResult& result) {
   append(result.skipped_dirs, part.skipped_dirs);
   result.skipped_files += part.skipped_files;
   result.skipped_bytes += part.skipped_bytes;
+}
+
+// Why following a symlinked keyspace (`keyspace`) or table directory that
+// resolves to `real` is refused, or "" when it may be followed: it must
+// neither overlap the destination nor hold a data root (the copy would
+// recurse), and a keyspace must not lead into another data root (its files
+// would be listed twice).
+std::string RefusalOf(const std::string& real, const ScanOptions& options,
+                      const std::vector<std::string>& real_roots, int own_root, bool keyspace) {
+  if (!options.destination.empty()) {
+    if (IsSameOrInside(real, options.destination)) {
+      return absl::StrCat("its target is inside the destination ", options.destination);
+    }
+    if (IsSameOrInside(options.destination, real)) {
+      return absl::StrCat("its target contains the destination ", options.destination);
+    }
+  }
+  for (int i = 0; i < static_cast<int>(real_roots.size()); ++i) {
+    if (IsSameOrInside(real_roots[i], real)) {
+      return absl::StrCat("its target contains the data root ", real_roots[i],
+                          " (the copy would recurse)");
+    }
+    if (keyspace && i != own_root && IsSameOrInside(real, real_roots[i])) {
+      return absl::StrCat("its target is inside another data root ", real_roots[i],
+                          " (its files would be listed twice)");
+    }
+  }
+  return "";
+}
+
+// Resolves the symlinked keyspace or table directory `link` ("keyspace",
+// "table directory": `what`) and checks it may be followed: its real path,
+// with a note; nullopt with an error recorded when it may not (nothing when
+// the link itself vanished).
+absl::optional<std::string> FollowDirectoryLink(FileSystem& fs, const std::string& link,
+                                                absl::string_view what,
+                                                const ScanOptions& options,
+                                                const std::vector<std::string>& real_roots,
+                                                int root, ScanResult& result) {
+  if (options.destination.empty()) {
+    // Nothing to check the target against: it might lead into the
+    // destination (and move mode would then delete the copies).
+    result.warnings.push_back(absl::StrCat("not following symlink ", link));
+    return absl::nullopt;
+  }
+  absl::StatusOr<std::string> real = ResolveDirectoryLink(fs, link);
+  if (!real.ok()) {
+    if (!IsVanished(real.status())) {
+      result.errors.push_back(absl::FailedPreconditionError(
+          absl::StrCat("symlinked ", what, " ", real.status().message(), "; not followed")));
+    }
+    return absl::nullopt;
+  }
+  std::string refusal = RefusalOf(*real, options, real_roots, root, what == "keyspace");
+  if (!refusal.empty()) {
+    result.errors.push_back(absl::FailedPreconditionError(absl::StrCat(
+        "symlinked ", what, " ", link, " -> ", *real, ": ", refusal, "; not followed")));
+    return absl::nullopt;
+  }
+  result.notes.push_back(absl::StrCat("following symlinked ", what, " ", link, " -> ", *real));
+  return *std::move(real);
 }
 
 }  // namespace
@@ -186,9 +255,17 @@ absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
   struct Table {
     int root;
     std::string path, rel;
+    std::string list_path;  // the resolved target of a symlinked table dir
   };
   std::vector<Table> tables;
   SnapshotScanner lister(fs, options, result);
+  // The data roots with their symlinks resolved, to compare the targets of
+  // symlinked directories with.
+  std::vector<std::string> real_roots;
+  for (const std::string& root : options.data_roots) {
+    absl::StatusOr<std::string> real = fs.RealPath(root);
+    real_roots.push_back(real.ok() ? *real : root);
+  }
   for (int root = 0; root < static_cast<int>(options.data_roots.size()); ++root) {
     // An unreadable root aborts the cycle rather than looking empty.
     absl::StatusOr<std::vector<std::string>> top =
@@ -205,14 +282,37 @@ absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
         }
         continue;
       }
+      // A symlinked keyspace is listed through its target, its paths kept
+      // under the link's name.
+      std::string keyspace_list_path = keyspace_path;
       if (st->type == FileType::kSymlink) {
-        result.warnings.push_back(absl::StrCat("not following symlink ", keyspace_path));
-        continue;
+        absl::optional<std::string> real =
+            FollowDirectoryLink(fs, keyspace_path, "keyspace", options, real_roots, root, result);
+        if (!real.has_value()) continue;
+        keyspace_list_path = *std::move(real);
       }
-      for (const std::string& table : lister.SortedNames(keyspace_path)) {
+      for (const std::string& table : lister.SortedNames(keyspace_list_path)) {
         std::string table_path = JoinPath(keyspace_path, table);
-        if (!lister.StatAs(table_path, FileType::kDirectory)) continue;
-        tables.push_back(Table{root, table_path, absl::StrCat(keyspace, "/", table)});
+        absl::StatusOr<FileStat> table_st = fs.Stat(table_path);
+        if (!table_st.ok()) {
+          if (!IsVanished(table_st.status())) result.errors.push_back(table_st.status());
+          continue;
+        }
+        std::string list_path = table_path;
+        if (table_st->type == FileType::kSymlink) {
+          absl::optional<std::string> real = FollowDirectoryLink(
+              fs, table_path, "table directory", options, real_roots, root, result);
+          if (!real.has_value()) continue;
+          list_path = *std::move(real);
+        } else if (table_st->type != FileType::kDirectory) {
+          if (table_st->type == FileType::kOther) {
+            result.warnings.push_back(
+                absl::StrCat("skipping special file (not a regular file) ", table_path));
+          }
+          continue;
+        }
+        tables.push_back(
+            Table{root, table_path, absl::StrCat(keyspace, "/", table), std::move(list_path)});
       }
     }
   }
@@ -220,7 +320,7 @@ absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
   std::vector<ScanResult> parts(tables.size());
   ParallelFor(options.threads, tables.size(), [&](size_t i) {
     SnapshotScanner(fs, options, parts[i]).ScanTable(tables[i].root, tables[i].path,
-                                                     tables[i].rel);
+                                                     tables[i].rel, tables[i].list_path);
   });
   for (ScanResult& part : parts) Merge(std::move(part), result);
 

@@ -1,6 +1,8 @@
 // Walks the source (the Cassandra data roots) read-only and lists the files a
-// cycle concerns, in sorted order. It never writes and never follows a
-// symlink.
+// cycle concerns, in sorted order. It never writes. Like Cassandra it follows
+// a keyspace or table directory that is a symlink (a table moved to another
+// disk), listing it under the link's name; nothing below a table directory
+// (snapshots/, a tag dir, an index dir, backups/, a file) is ever followed.
 
 #ifndef SNAPHAVEN_SCANNER_H_
 #define SNAPHAVEN_SCANNER_H_
@@ -45,13 +47,23 @@ struct ScanOptions {
   // call, like NFS, gains from a few; a local disk needs one). The result
   // is the same whatever the number.
   int threads = 1;
+  // The destination (absolute, symlinks resolved). A symlinked keyspace or
+  // table directory whose target is inside it, or holds it, is refused (an
+  // error) rather than followed. Empty: no symlinked directory is followed
+  // (each is a "not following symlink" warning), since none can be checked.
+  std::string destination;
 };
 
 struct ScanResult {
   std::vector<SourceFile> files;  // sorted by relative_path, then root
   // Symlinks and special files found and not followed, one line each.
   std::vector<std::string> warnings;
-  // Directories that could not be read (not the ones that vanished).
+  // Symlinked keyspace and table directories followed, one line each
+  // ("following symlinked table directory LINK -> TARGET"), for -v 1.
+  std::vector<std::string> notes;
+  // Directories that could not be read (not the ones that vanished), and
+  // symlinked keyspace or table directories refused (dangling, looping, not
+  // a directory, overlapping the destination or a data root).
   std::vector<absl::Status> errors;
   std::vector<std::string> decisions;
   // Every snapshot tag dir and directory below one: (root, relative path).

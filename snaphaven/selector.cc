@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/sstable_components.h"
 
 namespace snaphaven {
 namespace {
@@ -27,11 +28,8 @@ std::string SnapshotUnit(absl::string_view rel) {
   return absl::StrJoin(parts.begin(), parts.begin() + 4, "/");
 }
 
-bool IsTemporaryName(absl::string_view name) {
-  if (absl::EndsWith(name, ".tmp")) return true;
-  absl::optional<SSTableName> parsed = ParseSSTableName(name);
-  return parsed.has_value() && parsed->temporary;
-}
+// 2.0 and older wrote no manifest.json into a snapshot; 2.1 ("ka") did.
+bool OlderThanManifests(absl::string_view version) { return version < "ka"; }
 
 int Depth(absl::string_view path) { return static_cast<int>(std::count(path.begin(), path.end(), '/')); }
 
@@ -45,6 +43,11 @@ class Selector {
     excluded_.assign(scan_.files.size(), false);
     eligible_.assign(scan_.files.size(), false);
     FindConflicts();
+    for (const ScanResult::WalkedDir& dir : scan_.walked_dirs) {
+      if (Depth(dir.relative_path) < 3) continue;
+      int64_t& newest = snapshot_dir_mtime_[SnapshotUnit(dir.relative_path)];
+      newest = std::max(newest, dir.stat.mtime_ns);
+    }
     std::map<std::string, std::vector<size_t>> snapshots;
     std::map<std::pair<int, std::string>, std::vector<size_t>> live_dirs, backup_dirs;
     for (size_t i = 0; i < scan_.files.size(); ++i) {
@@ -121,11 +124,12 @@ class Selector {
 
   // Why a snapshot cannot be deleted yet, or "" when it is complete.
   std::string Incompleteness(const std::string& unit, const std::vector<size_t>& files,
-                             const SnapshotManifest* manifest, size_t manifest_index) {
+                             const SnapshotManifest* manifest, size_t manifest_index,
+                             int64_t newest_ns) {
     for (size_t i : files) {
       if (conflicted_.contains(scan_.files[i].relative_path)) return "a file conflicts between roots";
     }
-    if (manifest_index == SIZE_MAX) return "no manifest.json";
+    if (manifest_index == SIZE_MAX) return WithoutManifest(unit, files, newest_ns);
     if (manifest == nullptr) return "manifest.json does not parse (still being written?)";
     const FileStat& st = scan_.files[manifest_index].stat;
     if (absl::FromUnixNanos(st.mtime_ns) > options_.now - options_.settle_time) {
@@ -133,33 +137,53 @@ class Selector {
     }
     for (const std::string& listed : manifest->files) {
       std::string path = absl::StrCat(unit, "/", listed);
-      if (!Exists(path)) return absl::StrCat("listed ", listed, " is missing");
-      absl::optional<SSTableName> name = ParseSSTableName(BaseName(listed));
+      if (!Exists(path)) return absl::StrCat("manifest.json lists ", listed, ", which is missing");
+      absl::optional<SSTableName> name = ParseSSTablePath(path);
       if (!name.has_value()) continue;
-      std::string dir(DirName(path));
-      std::string reason = MissingComponent(dir, name->prefix);
+      std::string reason = MissingComponent(std::string(DirName(path)), *name);
       if (!reason.empty()) return reason;
     }
     return "";
   }
 
-  // Checks an sstable's TOC.txt against what exists; "" when complete.
-  std::string MissingComponent(const std::string& dir, const std::string& prefix) {
-    std::string toc = absl::StrCat(dir, "/", prefix, "-TOC.txt");
-    auto it = by_path_.find(toc);
-    if (it == by_path_.end()) {
-      // Already moved by a killed run: it was complete then.
-      if (destination_.Find(toc) != nullptr) return "";
-      return absl::StrCat(prefix, "-TOC.txt is missing");
+  // A snapshot without manifest.json: complete only when 2.0 took it (it
+  // wrote none), each of its sstables is whole and it has settled.
+  std::string WithoutManifest(const std::string& unit, const std::vector<size_t>& files,
+                              int64_t newest_ns) {
+    std::map<std::string, SSTableName> sstables;  // by directory/prefix
+    for (size_t i : files) {
+      const std::string& rel = scan_.files[i].relative_path;
+      absl::optional<SSTableName> name = ParseSSTablePath(rel);
+      if (!name.has_value()) continue;
+      if (!OlderThanManifests(name->version)) return "no manifest.json (still being written?)";
+      sstables.emplace(absl::StrCat(DirName(rel), "/", name->prefix), *name);
     }
-    const std::string* text = Text(it->second);
-    if (text == nullptr) return absl::StrCat(prefix, "-TOC.txt cannot be read");
-    for (const std::string& component : ParseToc(*text)) {
-      if (!Exists(absl::StrCat(dir, "/", prefix, "-", component))) {
-        return absl::StrCat(prefix, "-", component, " (listed in its TOC.txt) is missing");
-      }
+    if (sstables.empty()) return "no manifest.json and no sstable";
+    if (absl::FromUnixNanos(newest_ns) > options_.now - options_.settle_time) {
+      return "changed within --settle_time (2.0 snapshot: no manifest.json)";
     }
+    for (const auto& [key, name] : sstables) {
+      std::string reason = MissingComponent(key.substr(0, key.rfind('/')), name);
+      if (!reason.empty()) return reason;
+    }
+    (void)unit;
     return "";
+  }
+
+  // Whether the sstable `name` in `dir` (at the source, or already moved by
+  // a killed run) is whole; "" when it is, else what is missing.
+  std::string MissingComponent(const std::string& dir, const SSTableName& name) {
+    std::string toc = absl::StrCat(dir, "/", name.prefix, "-TOC.txt");
+    auto it = by_path_.find(toc);
+    if (it == by_path_.end() && destination_.Find(toc) != nullptr) {
+      return "";  // already moved by a killed run: it was complete then
+    }
+    const std::string* text = it == by_path_.end() ? nullptr : Text(it->second);
+    SSTableCompleteness whole = CheckSSTableComplete(name, text, [&](absl::string_view component) {
+      return Exists(absl::StrCat(dir, "/", name.prefix, "-", component));
+    });
+    if (!whole.warning.empty()) Warn(absl::StrCat(dir, "/", whole.warning));
+    return whole.missing;
   }
 
   void SelectSnapshot(const std::string& unit, const std::vector<size_t>& files) {
@@ -183,10 +207,14 @@ class Selector {
     }
     for (size_t i : files) eligible_[i] = true;
     if (!options_.move) return;
+    int64_t newest_ns = NewestMtime(files);
+    auto dir_mtime = snapshot_dir_mtime_.find(unit);
+    if (dir_mtime != snapshot_dir_mtime_.end()) newest_ns = std::max(newest_ns, dir_mtime->second);
     std::string why = Incompleteness(unit, files, manifest.has_value() ? &*manifest : nullptr,
-                                     manifest_index);
+                                     manifest_index, newest_ns);
     if (!why.empty()) {
       Decide(absl::StrCat("keep ", unit, " at the source: ", why));
+      out_.held_back.push_back(HeldBack{HeldBack::Kind::kSnapshot, unit, why, 0, newest_ns});
       return;
     }
     MoveUnit move;
@@ -194,7 +222,8 @@ class Selector {
     for (size_t i : files) {
       if (!excluded_[i] && i != manifest_index) move.files.push_back(i);
     }
-    move.files.push_back(manifest_index);  // last: the proof of completeness
+    // Last: the proof of completeness (2.0 wrote none).
+    if (manifest_index != SIZE_MAX) move.files.push_back(manifest_index);
     for (const auto& [root, dir] : scan_.snapshot_dirs) {
       if (dir == unit || absl::StartsWith(dir, absl::StrCat(unit, "/"))) move.dirs.emplace_back(root, dir);
     }
@@ -204,62 +233,66 @@ class Selector {
     out_.units.push_back(std::move(move));
   }
 
-  // Files of one directory grouped by sstable prefix (temporary and
-  // unparseable names left out, with a decision).
-  std::map<std::string, std::vector<size_t>> GroupBySSTable(const std::vector<size_t>& files) {
+  int64_t NewestMtime(const std::vector<size_t>& files) const {
+    int64_t newest = 0;
+    for (size_t i : files) newest = std::max(newest, scan_.files[i].stat.mtime_ns);
+    return newest;
+  }
+
+  void HoldBack(HeldBack::Kind kind, const std::string& key, const std::vector<size_t>& group,
+                std::string reason) {
+    Decide(absl::StrCat("skip ", kind == HeldBack::Kind::kBackupSSTable ? "backup " : "live sstable ",
+                        key, ": ", reason));
+    out_.held_back.push_back(HeldBack{kind, key, std::move(reason),
+                                      static_cast<int64_t>(group.size()), NewestMtime(group)});
+  }
+
+  // Files of one directory grouped by sstable prefix, 2.x temporary
+  // sstables (tmp-, tmplink-) apart; *.tmp files and names that are no
+  // sstable's are left out (with a decision).
+  std::map<std::string, std::vector<size_t>> GroupBySSTable(
+      const std::vector<size_t>& files, std::map<std::string, std::vector<size_t>>* temporary) {
     std::map<std::string, std::vector<size_t>> groups;
     for (size_t i : files) {
-      absl::string_view name = BaseName(scan_.files[i].relative_path);
+      const std::string& rel = scan_.files[i].relative_path;
+      absl::string_view name = BaseName(rel);
       if (IsTxnLogName(name)) continue;
-      if (IsTemporaryName(name)) {
-        Decide(absl::StrCat("skip ", scan_.files[i].relative_path, ": temporary file"));
+      if (absl::EndsWith(name, ".tmp")) {
+        Decide(absl::StrCat("skip ", rel, ": temporary file"));
         continue;
       }
-      absl::optional<SSTableName> parsed = ParseSSTableName(name);
+      absl::optional<SSTableName> parsed = ParseSSTablePath(rel);
       if (!parsed.has_value()) {
-        Decide(absl::StrCat("skip ", scan_.files[i].relative_path, ": not an sstable component"));
+        Decide(absl::StrCat("skip ", rel, ": not an sstable component"));
         continue;
       }
-      groups[parsed->prefix].push_back(i);
+      (parsed->temporary ? *temporary : groups)[parsed->prefix].push_back(i);
     }
     return groups;
   }
 
-  // The components an sstable's TOC.txt lists, when they all exist in the
-  // group; empty (with `why`) otherwise.
-  std::vector<size_t> CompleteComponents(const std::string& prefix,
-                                         const std::vector<size_t>& group, std::string* why) {
-    size_t toc = SIZE_MAX;
-    absl::flat_hash_map<absl::string_view, size_t> by_name;
+  // Whether the sstable `prefix` made of `group` (one directory's files) is
+  // whole; "" when it is, else why not.
+  std::string WholeSSTable(const std::string& prefix, const std::vector<size_t>& group) {
+    const std::string& first = scan_.files[group.front()].relative_path;
+    absl::optional<SSTableName> name = ParseSSTablePath(first);
+    absl::flat_hash_set<std::string> components;
+    const std::string* toc = nullptr;
     for (size_t i : group) {
-      absl::string_view name = BaseName(scan_.files[i].relative_path);
-      by_name.emplace(name, i);
-      if (name == absl::StrCat(prefix, "-TOC.txt")) toc = i;
+      absl::string_view file = BaseName(scan_.files[i].relative_path);
+      components.insert(std::string(file.substr(prefix.size() + 1)));
+      if (file.substr(prefix.size() + 1) == "TOC.txt") toc = Text(i);
     }
-    if (toc == SIZE_MAX) {
-      *why = "no TOC.txt yet";
-      return {};
-    }
-    const std::string* text = Text(toc);
-    if (text == nullptr) {
-      *why = "TOC.txt cannot be read";
-      return {};
-    }
-    std::vector<size_t> components;
-    for (const std::string& component : ParseToc(*text)) {
-      auto it = by_name.find(absl::StrCat(prefix, "-", component));
-      if (it == by_name.end()) {
-        *why = absl::StrCat(component, " listed in TOC.txt is missing");
-        return {};
-      }
-      components.push_back(it->second);
-    }
-    return components;
+    SSTableCompleteness whole = CheckSSTableComplete(
+        *name, toc, [&](absl::string_view c) { return components.contains(c); });
+    if (!whole.warning.empty()) Warn(absl::StrCat(DirName(first), "/", whole.warning));
+    return whole.missing;
   }
 
   void SelectLiveDir(const std::string& dir, const std::vector<size_t>& files) {
     // Transaction logs: what is in flight, committed or about to go.
     absl::flat_hash_map<std::string, std::string> blocked;  // prefix -> why
+    absl::flat_hash_set<std::string> obsolete;  // aborted or compacted away: not data to keep
     for (size_t i : files) {
       absl::string_view name = BaseName(scan_.files[i].relative_path);
       if (!IsTxnLogName(name)) continue;
@@ -267,55 +300,57 @@ class Selector {
       if (text == nullptr) continue;  // gone: the operation finished
       TxnLog log = ParseTxnLog(*text);
       for (const std::string& prefix : log.added) {
-        if (log.state == TxnLog::State::kInFlight) blocked.emplace(prefix, absl::StrCat("being written (", name, " pending)"));
-        if (log.state == TxnLog::State::kAborted) blocked.emplace(prefix, absl::StrCat("aborted (", name, ")"));
+        if (log.state == TxnLog::State::kInFlight) {
+          blocked.emplace(prefix, absl::StrCat("being written (", dir, "/", name, " has no COMMIT yet)"));
+        }
+        if (log.state == TxnLog::State::kAborted) obsolete.insert(prefix);
       }
-      for (const std::string& prefix : log.removed) {
-        blocked.emplace(prefix, absl::StrCat(log.state == TxnLog::State::kCommitted
-                                                 ? "about to be deleted ("
-                                                 : "in a transaction (",
-                                             name, ")"));
-      }
+      // A REMOVE is obsolete once committed; while the log is in flight the
+      // sstable is a compaction's input and still live.
+      if (log.state == TxnLog::State::kCommitted) obsolete.insert(log.removed.begin(), log.removed.end());
     }
-    for (const auto& [prefix, group] : GroupBySSTable(files)) {
+    std::map<std::string, std::vector<size_t>> temporary;
+    for (const auto& [prefix, group] : GroupBySSTable(files, &temporary)) {
       std::string key = absl::StrCat(dir, "/", prefix);
       out_.live_sstables.insert(key);
+      if (obsolete.contains(prefix)) {
+        Decide(absl::StrCat("skip live sstable ", key, ": aborted or compacted away (its transaction log)"));
+        continue;
+      }
       auto block = blocked.find(prefix);
-      if (block != blocked.end()) {
-        Decide(absl::StrCat("skip live sstable ", key, ": ", block->second));
+      std::string why = block != blocked.end() ? block->second : WholeSSTable(prefix, group);
+      if (!why.empty()) {
+        HoldBack(HeldBack::Kind::kLiveSSTable, key, group, why);
         continue;
       }
-      std::string why;
-      std::vector<size_t> components = CompleteComponents(prefix, group, &why);
-      if (components.empty()) {
-        Decide(absl::StrCat("skip live sstable ", key, ": ", why, "; later cycle"));
-        continue;
-      }
-      for (size_t i : components) eligible_[i] = true;
+      for (size_t i : group) eligible_[i] = true;
+    }
+    for (const auto& [prefix, group] : temporary) {
+      HoldBack(HeldBack::Kind::kLiveSSTable, absl::StrCat(dir, "/", prefix), group,
+               "temporary sstable (2.x tmp-/tmplink- name: being written; Cassandra removes "
+               "leftovers at its next start)");
     }
   }
 
   void SelectBackupDir(const std::string& dir, const std::vector<size_t>& files) {
-    for (const auto& [prefix, group] : GroupBySSTable(files)) {
+    std::map<std::string, std::vector<size_t>> temporary;
+    for (const auto& [prefix, group] : GroupBySSTable(files, &temporary)) {
       std::string key = absl::StrCat(dir, "/", prefix);
-      std::string why;
-      std::vector<size_t> components = CompleteComponents(prefix, group, &why);
-      if (components.empty()) {
-        Decide(absl::StrCat("skip backup ", key, ": ", why));
+      std::string why = WholeSSTable(prefix, group);
+      if (why.empty() &&
+          absl::FromUnixNanos(NewestMtime(group)) > options_.now - options_.settle_time) {
+        why = "changed within --settle_time";
+      }
+      if (!why.empty()) {
+        HoldBack(HeldBack::Kind::kBackupSSTable, key, group, why);
         continue;
       }
-      int64_t newest = 0;
-      for (size_t i : components) newest = std::max(newest, scan_.files[i].stat.mtime_ns);
-      if (absl::FromUnixNanos(newest) > options_.now - options_.settle_time) {
-        Decide(absl::StrCat("skip backup ", key, ": changed within --settle_time"));
-        continue;
-      }
-      for (size_t i : components) eligible_[i] = true;
+      for (size_t i : group) eligible_[i] = true;
       if (!options_.move) continue;
       MoveUnit move;
       move.name = key;
       size_t toc = SIZE_MAX;
-      for (size_t i : components) {
+      for (size_t i : group) {
         if (absl::EndsWith(scan_.files[i].relative_path, "-TOC.txt")) {
           toc = i;
         } else {
@@ -325,6 +360,14 @@ class Selector {
       if (toc != SIZE_MAX) move.files.push_back(toc);  // last, as for snapshots
       out_.units.push_back(std::move(move));
     }
+    for (const auto& [prefix, group] : temporary) {
+      HoldBack(HeldBack::Kind::kBackupSSTable, absl::StrCat(dir, "/", prefix), group,
+               "temporary sstable name");
+    }
+  }
+
+  void Warn(std::string warning) {
+    if (warned_.insert(warning).second) out_.warnings.push_back(std::move(warning));
   }
 
   const ScanResult& scan_;
@@ -334,6 +377,9 @@ class Selector {
   std::vector<bool> excluded_, eligible_;
   absl::flat_hash_map<absl::string_view, size_t> by_path_;
   absl::flat_hash_set<std::string> conflicted_;
+  absl::flat_hash_set<std::string> warned_;
+  // Newest mtime of each snapshot's tag directory and those below it.
+  absl::flat_hash_map<std::string, int64_t> snapshot_dir_mtime_;
   Selection out_;
 };
 

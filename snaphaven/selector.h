@@ -38,15 +38,45 @@ struct MoveUnit {
   std::vector<std::pair<int, std::string>> dirs;
 };
 
+// Something the source holds that this cycle did not take: an sstable not
+// mirrored (live or backup; its files are not copied) or a snapshot move
+// mode keeps at the source (its files are copied; it is not deleted).
+struct HeldBack {
+  enum class Kind { kLiveSSTable, kBackupSSTable, kSnapshot };
+  Kind kind = Kind::kLiveSSTable;
+  std::string name;    // "ks/t/[.idx/]nb-1-big" or "ks/t/snapshots/tag"
+  std::string reason;  // what is missing, which log holds it, ...
+  int64_t files = 0;   // source files not copied (sstables); 0 for snapshots
+  // The newest mtime among its files and (snapshots) directories: once this
+  // is older than --stuck_after, it is stuck rather than on its way.
+  int64_t newest_mtime_ns = 0;
+};
+
 struct Selection {
   std::vector<size_t> eligible;  // indices into the scan, ascending
   std::vector<MoveUnit> units;
   std::vector<std::string> errors;     // conflicts between roots
   std::vector<std::string> decisions;  // for -v 2
+  std::vector<HeldBack> held_back;     // in scan order
+  // Problems worth a warning that hold nothing back (a TOC.txt that does
+  // not list Data.db), one line each.
+  std::vector<std::string> warnings;
   // "ks/t/[.idx/]<prefix>" of every live sstable with a file at the source.
   absl::flat_hash_set<std::string> live_sstables;
 };
 
+// The rules (see sstable_components.h for the sstable one):
+//  - live sstable: not temporary (2.x tmp-/tmplink-, *.tmp), not named by
+//    a transaction log as being written (ADD, no COMMIT yet), aborted (ADD,
+//    ABORT) or obsolete (REMOVE, COMMIT), and whole; then every one of its
+//    components present is copied. A REMOVE in a log still in flight is a
+//    compaction's input, still live: it is copied.
+//  - backup sstable: whole and unchanged for settle_time.
+//  - snapshot: every file is copied (unless ephemeral). Move mode deletes it
+//    when its manifest.json parses, has settled, and every Data.db it lists
+//    belongs to a whole sstable. 2.0 wrote no manifest.json: a snapshot
+//    without one whose sstables are all older than 2.1 ("ka") is complete
+//    when each is whole and nothing in it changed for settle_time.
 // Which scanned files the selector needs the contents of: every TOC.txt,
 // every snapshot's top-level manifest.json and every transaction log.
 std::vector<size_t> MetadataToRead(const ScanResult& scan);

@@ -144,8 +144,8 @@ TEST_F(SelectorTest, IncompleteSnapshotsAreCopiedButNeverMovable) {
          t.AddText(std::string(kUnit) + "/manifest.json", PathKind::kSnapshot,
                    R"({"files":["nb-1-big-Data.db","nb-2-big-Data.db"]})");
        },
-       "nb-2-big-Data.db is missing"},
-      {"TOC component missing",
+       "lists nb-2-big-Data.db, which is missing"},
+      {"a required component missing (only TOC-listed ones are not required)",
        [](SelectorTest& t) {
          t.Add(std::string(kUnit) + "/nb-1-big-Data.db", PathKind::kSnapshot);
          t.AddText(std::string(kUnit) + "/nb-1-big-TOC.txt", PathKind::kSnapshot,
@@ -153,7 +153,7 @@ TEST_F(SelectorTest, IncompleteSnapshotsAreCopiedButNeverMovable) {
          t.AddText(std::string(kUnit) + "/manifest.json", PathKind::kSnapshot,
                    R"({"files":["nb-1-big-Data.db"]})");
        },
-       "nb-1-big-Filter.db (listed in its TOC.txt) is missing"},
+       "nb-1-big-Index.db is missing"},
       {"TOC missing",
        [](SelectorTest& t) {
          t.Add(std::string(kUnit) + "/nb-1-big-Data.db", PathKind::kSnapshot);
@@ -269,6 +269,115 @@ TEST_F(SelectorTest, SeveralRootsMergeButConflictsAreErrors) {
   EXPECT_NE(s.errors[0].find("ks/t/snapshots/s1/schema.cql"), std::string::npos);
   EXPECT_FALSE(Eligible(s).count("ks/t/snapshots/s1/schema.cql"));
   EXPECT_TRUE(s.units.empty()) << "a snapshot with a conflict is not moved";
+}
+
+// The TOC is not an authority: an index build appends to the TOC that the
+// snapshot shares with the live sstable through a hard link, listing files
+// the snapshot never gets. Before the rule, such snapshots were never moved.
+TEST_F(SelectorTest, SnapshotWhoseTocListsIndexFilesItNeverGotIsMoved) {
+  AddSSTable(kUnit, "oa-1-big", PathKind::kSnapshot);
+  texts_by_path_[{0, std::string(kUnit) + "/oa-1-big-TOC.txt"}] =
+      "Data.db\nIndex.db\nStatistics.db\nTOC.txt\nSAI+aa+idx+Meta.db\nSAI+aa+idx+ColumnComplete.db\n";
+  AddText(std::string(kUnit) + "/manifest.json", PathKind::kSnapshot,
+          R"({"files":["oa-1-big-Data.db"]})");
+  Selection s = Select();
+  ASSERT_EQ(s.units.size(), 1u) << Decisions(s);
+  EXPECT_TRUE(s.held_back.empty());
+}
+
+// 2.0 wrote no manifest.json: its snapshots are complete once each sstable
+// is whole and nothing changed for the settle time. A newer sstable without
+// a manifest is still being snapshotted.
+TEST_F(SelectorTest, A20SnapshotWithoutManifestMovesOnceSettled) {
+  const std::string unit = "Keyspace1/Standard1/snapshots/s1";
+  AddSSTable(unit, "Keyspace1-Standard1-jb-1", PathKind::kSnapshot);
+  AddSSTable(unit, "Keyspace1-Standard1.idx-jb-1", PathKind::kSnapshot);
+  Selection s = Select();
+  ASSERT_EQ(s.units.size(), 1u) << Decisions(s);
+  EXPECT_EQ(s.units[0].files.size(), scan_.files.size());
+
+  scan_ = ScanResult();
+  texts_by_path_.clear();
+  AddSSTable(unit, "Keyspace1-Standard1-jb-1", PathKind::kSnapshot, 0, kFresh);
+  s = Select();
+  EXPECT_TRUE(s.units.empty());
+  ASSERT_EQ(s.held_back.size(), 1u);
+  EXPECT_EQ(s.held_back[0].kind, HeldBack::Kind::kSnapshot);
+  EXPECT_NE(s.held_back[0].reason.find("settle"), std::string::npos) << s.held_back[0].reason;
+
+  scan_ = ScanResult();
+  texts_by_path_.clear();
+  AddSSTable("ks/t-0094ac203e7411e59149ef9f87394ca6/snapshots/s1", "ks-t-ka-1", PathKind::kSnapshot);
+  s = Select();
+  EXPECT_TRUE(s.units.empty()) << "2.1 writes a manifest.json: wait for it";
+  ASSERT_EQ(s.held_back.size(), 1u);
+  EXPECT_NE(s.held_back[0].reason.find("no manifest.json"), std::string::npos);
+}
+
+// A live sstable is mirrored whole: every component present, whether its
+// TOC lists it or not, once the components Cassandra needs are there.
+TEST_F(SelectorTest, LiveSSTablesAreCopiedWithEveryComponentTheTocIsNoAuthority) {
+  const std::string dir = "ks/t";
+  // SAI index without values: only ColumnComplete, the TOC lists four.
+  AddSSTable(dir, "nc-1-big", PathKind::kLive);
+  texts_by_path_[{0, dir + "/nc-1-big-TOC.txt"}] =
+      "Data.db\nIndex.db\nStatistics.db\nTOC.txt\nSAI+aa+idx+Meta.db\nSAI+aa+idx+TermsData.db\n"
+      "SAI+aa+idx+PostingLists.db\nSAI+aa+idx+ColumnComplete.db\n";
+  Add(dir + "/nc-1-big-SAI+aa+idx+ColumnComplete.db", PathKind::kLive);
+  // SASI truncated the TOC to its own line.
+  AddSSTable(dir, "md-2-big", PathKind::kLive);
+  texts_by_path_[{0, dir + "/md-2-big-TOC.txt"}] = "SI_idx.db\n";
+  Add(dir + "/md-2-big-SI_idx.db", PathKind::kLive);
+  Add(dir + "/md-2-big-Filter.db", PathKind::kLive);
+  // A short keyspace's 2.1 name, and a compaction input (REMOVE, log in flight).
+  AddSSTable(dir, "ks-t-ka-3", PathKind::kLive);
+  AddSSTable(dir, "nb-4-big", PathKind::kLive);
+  AddText(dir + "/nb_txn_compaction_e.log", PathKind::kLive,
+          "ADD:[/data/ks/t/nb-5-big,0,4][1]\nREMOVE:[/data/ks/t/nb-4-big,5,4][2]\n");
+  Selection s = Select();
+  std::set<std::string> eligible = Eligible(s);
+  for (const char* file : {"nc-1-big-SAI+aa+idx+ColumnComplete.db", "nc-1-big-Data.db",
+                           "md-2-big-Data.db", "md-2-big-SI_idx.db", "md-2-big-Filter.db",
+                           "md-2-big-TOC.txt", "ks-t-ka-3-Data.db", "nb-4-big-Data.db"}) {
+    EXPECT_TRUE(eligible.count(dir + "/" + file)) << file << "\n" << Decisions(s);
+  }
+  EXPECT_EQ(eligible.size(), 5u + 6u + 4u + 4u);
+  ASSERT_EQ(s.warnings.size(), 1u);
+  EXPECT_NE(s.warnings[0].find("md-2-big-TOC.txt does not list Data.db"), std::string::npos);
+  EXPECT_TRUE(s.held_back.empty()) << Decisions(s);
+}
+
+// What is not taken is recorded with its reason, files and age, so the
+// cycle can count it and name it once stuck.
+TEST_F(SelectorTest, EverythingNotTakenIsHeldBackWithItsReason) {
+  const std::string dir = "ks/t";
+  AddSSTable(dir, "nb-2-big", PathKind::kLive, 0, kFresh);
+  AddText(dir + "/nb_txn_flush_a.log", PathKind::kLive, "ADD:[/data/ks/t/nb-2-big,0,4][1]\n");
+  Add(dir + "/nb-7-big-Data.db", PathKind::kLive);
+  AddText(dir + "/nb-7-big-TOC.txt", PathKind::kLive, "Data.db\nIndex.db\nTOC.txt\n");
+  Add(dir + "/ks-t-tmp-ka-9-Data.db", PathKind::kLive);
+  Add(dir + "/ks-t-tmp-ka-9-Index.db", PathKind::kLive);
+  AddSSTable("ks/t/backups", "nb-3-big", PathKind::kBackup, 0, kFresh);
+  AddSSTable(kUnit, "nb-1-big", PathKind::kSnapshot);  // no manifest.json yet
+  Selection s = Select();
+  std::map<std::string, const HeldBack*> by_name;
+  for (const HeldBack& h : s.held_back) by_name[h.name] = &h;
+  ASSERT_EQ(by_name.size(), 5u) << Decisions(s);
+  const HeldBack* flushing = by_name["ks/t/nb-2-big"];
+  ASSERT_NE(flushing, nullptr);
+  EXPECT_EQ(flushing->files, 4);
+  EXPECT_EQ(flushing->newest_mtime_ns, kFresh);
+  EXPECT_NE(flushing->reason.find("ks/t/nb_txn_flush_a.log has no COMMIT"), std::string::npos)
+      << flushing->reason;
+  ASSERT_NE(by_name["ks/t/nb-7-big"], nullptr);
+  EXPECT_EQ(by_name["ks/t/nb-7-big"]->reason, "nb-7-big-Index.db is missing");
+  ASSERT_NE(by_name["ks/t/ks-t-tmp-ka-9"], nullptr);
+  EXPECT_EQ(by_name["ks/t/ks-t-tmp-ka-9"]->files, 2);
+  ASSERT_NE(by_name["ks/t/backups/nb-3-big"], nullptr);
+  EXPECT_EQ(by_name["ks/t/backups/nb-3-big"]->kind, HeldBack::Kind::kBackupSSTable);
+  ASSERT_NE(by_name[kUnit], nullptr);
+  EXPECT_EQ(by_name[kUnit]->kind, HeldBack::Kind::kSnapshot);
+  EXPECT_EQ(by_name[kUnit]->files, 0);
 }
 
 }  // namespace

@@ -46,26 +46,76 @@ const std::vector<std::string>& DigestComponents() {
   return *names;
 }
 
+namespace {
+
+bool AllDecimal(absl::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), absl::ascii_isdigit);
+}
+
+// The 1.2/2.0 form, "<40 hex>  <Data.db name>" (2.0's
+// io/util/DataIntegrityMetadata.java, ChecksumWriter.writeFullChecksum:
+// String.format("%s  %s", Hex.bytesToHex(digest.digest()), dataFileName),
+// "compatible with sha1sum", the SHA-1 of every byte written to Data.db;
+// 1.2's "ic" sstables carry the same form, as Cassandra's own
+// migration-sstables/ic test sstables show). The name is not compared: the
+// bytes decide.
+bool ParseSha1Text(absl::string_view text, ExpectedDigest& digest) {
+  if (text.size() < 2 * Sha1::kDigestBytes) return false;
+  absl::string_view hex = text.substr(0, 2 * Sha1::kDigestBytes);
+  if (!std::all_of(hex.begin(), hex.end(), absl::ascii_isxdigit)) return false;
+  if (text.size() > hex.size() && !absl::ascii_isspace(text[hex.size()])) return false;
+  digest.algorithm = DigestAlgorithm::kSha1;
+  digest.sha1_hex = absl::AsciiStrToLower(hex);
+  uint32_t prefix = 0;
+  for (int i = 0; i < 8; ++i) {
+    const char c = digest.sha1_hex[i];
+    prefix = prefix << 4 | static_cast<uint32_t>(absl::ascii_isdigit(c) ? c - '0' : c - 'a' + 10);
+  }
+  digest.value = prefix;
+  return true;
+}
+
+uint32_t Sha1Prefix(const Sha1::Digest& digest) {
+  return uint32_t{digest[0]} << 24 | uint32_t{digest[1]} << 16 | uint32_t{digest[2]} << 8 |
+         uint32_t{digest[3]};
+}
+
+}  // namespace
+
+std::string ExpectedDigest::Describe() const {
+  return algorithm == DigestAlgorithm::kSha1 ? sha1_hex : absl::StrCat(value);
+}
+
 absl::StatusOr<absl::optional<ExpectedDigest>> ParseDigest(absl::string_view component,
                                                           absl::string_view version,
                                                           absl::string_view text) {
   absl::string_view number = absl::StripAsciiWhitespace(text);
-  if (component == "Digest.sha1" && number.size() >= 40 &&
-      absl::ascii_isxdigit(number[0]) && number.find(' ') == 40) {
-    return absl::optional<ExpectedDigest>();  // 1.2/2.0: real SHA-1, not checked
+  ExpectedDigest digest;
+  if (component == "Digest.sha1" && !AllDecimal(number)) {
+    // Not ka's decimal: 1.2/2.0's SHA-1 text, or malformed.
+    if (!ParseSha1Text(number, digest)) {
+      return absl::InvalidArgumentError(
+          "malformed Digest.sha1: neither an unsigned 32-bit decimal (2.1) nor "
+          "\"<40 hex digits>  <Data.db name>\" (1.2, 2.0)");
+    }
+    return absl::optional<ExpectedDigest>(std::move(digest));
   }
   uint64_t value = 0;
-  bool digits = !number.empty() && std::all_of(number.begin(), number.end(), absl::ascii_isdigit);
-  if (!digits || !absl::SimpleAtoi(number, &value) || value > 0xffffffffu) {
+  if (!AllDecimal(number) || !absl::SimpleAtoi(number, &value) || value > 0xffffffffu) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed ", component, ": not an unsigned 32-bit decimal"));
   }
-  ExpectedDigest digest;
   digest.value = static_cast<uint32_t>(value);
   if (component == "Digest.crc32") {
+    // ma and later: CRC32 (3.0's io/sstable/format/big/BigFormat.java,
+    // BigVersion: Adler32 only for "ka" <= version < "ma"; CASSANDRA-8684).
     digest.algorithm = DigestAlgorithm::kCrc32;
   } else if (component == "Digest.adler32" || component == "Digest.sha1") {
-    // ka's Digest.sha1 holds an Adler-32 decimal despite its name.
+    // ka/la/lb: Adler32 (Descriptor.Version hasAllAdlerChecksums in 2.1,
+    // BigFormat.java's BigVersion in 2.2/3.0; written by
+    // DataIntegrityMetadata.java's ChecksumWriter.writeFullChecksum); ka
+    // still names it Digest.sha1 (Component.DIGEST in 2.1's
+    // io/sstable/Component.java).
     digest.algorithm = DigestAlgorithm::kAdler32;
   } else {
     return absl::InvalidArgumentError(absl::StrCat("unknown digest component ", component));
@@ -125,19 +175,40 @@ void DigestHasher::Update(absl::string_view piece) {
       break;
     case DigestAlgorithm::kAdler32:
       value_ = Adler32(value_, piece);
-      if (!expected_.chunk_offsets.empty()) UpdateChunks(piece, chunks_value_);
+      if (HasBothForms()) UpdateChunks(piece, chunks_value_);
       break;
     case DigestAlgorithm::kAdler32Chunks:
       UpdateChunks(piece, value_);
+      break;
+    case DigestAlgorithm::kSha1:
+      sha1_.Update(piece);
       break;
   }
   position_ += static_cast<int64_t>(piece.size());
 }
 
+bool DigestHasher::HasBothForms() const {
+  return expected_.algorithm == DigestAlgorithm::kAdler32 && !expected_.chunk_offsets.empty();
+}
+
+uint32_t DigestHasher::Value() const {
+  return expected_.algorithm == DigestAlgorithm::kSha1 ? Sha1Prefix(sha1_.Finish()) : value_;
+}
+
 bool DigestHasher::Matches() const {
+  if (expected_.algorithm == DigestAlgorithm::kSha1) {
+    return sha1_.FinishHex() == absl::AsciiStrToLower(expected_.sha1_hex);
+  }
   if (value_ == expected_.value) return true;
-  return expected_.algorithm == DigestAlgorithm::kAdler32 && !expected_.chunk_offsets.empty() &&
-         chunks_value_ == expected_.value;
+  return HasBothForms() && chunks_value_ == expected_.value;
+}
+
+std::string DigestHasher::Describe() const {
+  if (expected_.algorithm == DigestAlgorithm::kSha1) return sha1_.FinishHex();
+  if (HasBothForms()) {
+    return absl::StrCat(value_, " (whole file) or ", chunks_value_, " (chunks only)");
+  }
+  return absl::StrCat(value_);
 }
 
 absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::string& root,
@@ -148,8 +219,8 @@ absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::stri
   };
   absl::string_view rel = relative_path;
   size_t slash = rel.rfind('/');
-  absl::optional<SSTableName> name =
-      ParseSSTableName(slash == absl::string_view::npos ? rel : rel.substr(slash + 1));
+  // Read with its table directory's names when `rel` is <ks>/<table dir>/...
+  absl::optional<SSTableName> name = ParseSSTablePath(rel);
   if (!name.has_value() || name->component != "Data.db") return absl::nullopt;
   const std::string dir =
       slash == absl::string_view::npos ? root : JoinPath(root, rel.substr(0, slash));
@@ -170,20 +241,27 @@ absl::optional<ExpectedDigest> FindSSTableDigest(FileSystem& fs, const std::stri
     if (!digest->has_value()) return absl::nullopt;
     ExpectedDigest expected = **digest;
     expected.digest_file = path;
-    if (name->version == "ka" || name->version == "la") {
-      // Compressed 2.1 sstables digest their chunks without the checksums;
-      // for 2.2.0's "la" both forms are accepted (lb and later: whole file).
+    if (expected.algorithm == DigestAlgorithm::kAdler32 &&
+        (name->version == "ka" || name->version == "la")) {
+      // Which form a compressed sstable's Adler-32 takes depends on the
+      // writer: 2.1.0 to 2.1.4 left out each chunk's checksum (2.1's
+      // io/compress/CompressedSequentialWriter.java fed only the compressed
+      // bytes to ChecksumWriter), 2.1.5 and later digest the whole file
+      // (CASSANDRA-8778), and for 2.2.0's "la" it is not known. So both are
+      // accepted: the chunk offsets ride along with kAdler32. Lacking a
+      // CompressionInfo.db the sstable is uncompressed: whole file only.
       absl::StatusOr<std::string> info = fs.ReadFile(absl::StrCat(prefix, "-CompressionInfo.db"));
       if (info.ok()) {
         absl::StatusOr<std::vector<int64_t>> offsets = ParseCompressionChunkOffsets(*info);
         // For "la" the whole-file form stays checkable without the chunks.
         if (!offsets.ok() && name->version == "la") return expected;
+        // For "ka" a whole-file mismatch could be a sound 2.1.0-2.1.4
+        // sstable: not checked, as before.
         if (!offsets.ok()) {
           warn(absl::StrCat(prefix, "-CompressionInfo.db: ", offsets.status().message(),
                             "; Data.db not checked"));
           return absl::nullopt;
         }
-        if (name->version == "ka") expected.algorithm = DigestAlgorithm::kAdler32Chunks;
         expected.chunk_offsets = *std::move(offsets);
       }
     }

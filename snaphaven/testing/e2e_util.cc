@@ -282,23 +282,13 @@ void WriteFileOrDie(const std::string& path, const std::string& contents) {
 }
 
 std::string RealSSTablesDir() {
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("SNAPHAVEN_REAL_SSTABLES")) candidates.push_back(env);
-  char resolved[PATH_MAX];
-  // README.md in the runfiles is a symlink into the repository.
-  if (realpath("README.md", resolved) != nullptr) {
-    std::string repo = resolved;
-    repo = repo.substr(0, repo.rfind('/'));
-    candidates.push_back(repo + "/../shared/fixtures/real-sstables");
-  }
-  candidates.push_back("/work/shared/fixtures/real-sstables");
-  for (const std::string& dir : candidates) {
-    struct stat st;
-    if (stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      return realpath(dir.c_str(), resolved) != nullptr ? resolved : dir;
-    }
-  }
-  return "";
+  if (const char* env = std::getenv("SNAPHAVEN_REAL_SSTABLES")) return env;
+  return SharedFixturesDir("real-sstables");
+}
+
+std::string CassandraTestDataDir() {
+  if (const char* env = std::getenv("SNAPHAVEN_CASSANDRA_TEST_DATA")) return env;
+  return SharedFixturesDir("cassandra-test-data");
 }
 
 std::vector<std::string> FindSSTables(const std::string& root) {

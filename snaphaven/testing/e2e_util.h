@@ -107,6 +107,12 @@ void WriteFileOrDie(const std::string& path, const std::string& contents);
 // REQUIRES: the test has data = ["//:README.md"] (to find the repository).
 std::string RealSSTablesDir();
 
+// Apache Cassandra's own test sstables, ../shared/fixtures/cassandra-test-data
+// (beside the repository; $SNAPHAVEN_CASSANDRA_TEST_DATA overrides), else
+// /work/shared/fixtures/cassandra-test-data, or "" when absent.
+// REQUIRES: the test has data = ["//:README.md"] (to find the repository).
+std::string CassandraTestDataDir();
+
 // Every "<dir>/<prefix>" of a Data.db below `root`.
 std::vector<std::string> FindSSTables(const std::string& root);
 
