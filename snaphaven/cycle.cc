@@ -395,9 +395,8 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
   }
   if (!from_destination) {
     manifest_ = *std::move(loaded);
-    // An older format is rewritten in the current one at once: only the
-    // current one can be read lazily.
-    if (manifest_->format_version() < 4) manifest_dirty_ = true;
+    // An older format is rewritten in the current one at the first commit.
+    if (manifest_->format_version() < 5) manifest_dirty_ = true;
     return absl::OkStatus();
   }
   absl::StatusOr<Manifest> rebuilt =
@@ -458,7 +457,6 @@ bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& 
     // The renames the manifest is about to record must be durable first.
     absl::Status committed = copier_.SyncPendingDirs();
     if (committed.ok()) committed = CommitManifest();
-    if (committed.ok()) committed_this_cycle_ = true;
     if (!committed.ok()) {
       LOG(ERROR) << "cannot commit the manifest " << state_.manifest << ": "
                  << committed.message();
@@ -626,7 +624,6 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   }
   if (!options_.dry_run) ChooseDurability();
   manifest_rebuilt_ = false;
-  committed_this_cycle_ = false;
   // (A manifest that failed to read a section back is read again.)
   if (!manifest_.has_value() || fullsync || !manifest_->status().ok()) {
     absl::Status loaded = LoadManifest(fullsync);
@@ -944,13 +941,10 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     }
     // Commit now and then, so a crash in a long cycle costs little re-copy
     // and moved snapshots free their space as the run goes. A commit
-    // rewrites the whole manifest, so the spacing grows with it (else a
-    // first copy of a million files would write it a thousand times, work
-    // that grows with the square of the tree): at least an eighth of the
-    // entries it holds recorded since, and ten times what the last commit
-    // took.
-    const int64_t files_due = std::max<int64_t>(options_.commit_every_files,
-                                                static_cast<int64_t>(manifest_->size() / 8));
+    // appends what changed to the manifest's log (Manifest::Commit), so it
+    // costs what changed; the odd one that compacts the log is paid back by
+    // waiting ten times what the last commit took.
+    const int64_t files_due = options_.commit_every_files;
     const absl::Duration time_due = std::max(options_.commit_every, 10 * last_commit_took);
     if (!stopping && (since_commit >= files_due ||
                       (since_commit > 0 && absl::Now() - last_commit >= time_due))) {
@@ -1232,9 +1226,11 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
                             t.bytes, walked.subdirs});
   }
   dir_cache_ = std::move(next);
-  // Saved only along with a manifest commit: a cycle with nothing new
-  // writes nothing (the cache then lives in memory until the next one).
-  if (!committed_this_cycle_) return;
+  // Saved whenever it changed, once the manifest on disk records every file
+  // it vouches for (the commit before this made it so): also by a cycle
+  // that copied nothing, so that a directory too young to trust in one
+  // cycle is trusted, and saved, in the next.
+  if (manifest_dirty_) return;
   std::string text = dir_cache_->Serialize();
   if (text == dir_cache_saved_) return;
   absl::Status saved = fs_.WriteFileAtomically(JoinPath(state_.dir, "dircache"), text);

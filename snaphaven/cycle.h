@@ -83,7 +83,7 @@ struct SyncOptions {
   bool progress_on_terminal = false;
   int verbosity = 0;  // 2: log every decision
   // The manifest is committed at least this often during a long cycle
-  // (more seldom as it grows: see RunCycle).
+  // (a commit appends what changed to its log: see Manifest::Commit).
   int commit_every_files = 1000;
   absl::Duration commit_every = absl::Seconds(10);
   // Transient errors (IsTransient) are retried this many times in all per
@@ -245,7 +245,6 @@ class Syncer {
   int64_t mtime_granularity_ns_ = 1;
   std::string sample_cursor_;   // last path --verify_sample checked
   bool manifest_rebuilt_ = false;  // this cycle's manifest came from a walk
-  bool committed_this_cycle_ = false;
   absl::optional<DirCache> dir_cache_;
   std::string dir_cache_saved_;    // as last read or written
   bool sample_cursor_loaded_ = false;

@@ -165,7 +165,7 @@ TEST_F(FastPathTest, AnOlderManifestIsRewrittenInTheCurrentVersion) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(SummaryCount(r.err, "copied"), 0) << "the old manifest was understood";
   std::string text = testing::ReadFileOrDie(path);
-  EXPECT_TRUE(absl::StartsWith(text, "snaphaven-manifest 4\n")) << text.substr(0, 40);
+  EXPECT_TRUE(absl::StartsWith(text, "snaphaven-manifest 5\nepoch ")) << text.substr(0, 40);
   absl::StatusOr<Manifest> rewritten = Manifest::Parse(text);
   ASSERT_TRUE(rewritten.ok()) << rewritten.status();
   EXPECT_EQ(rewritten->entries(), current->entries());

@@ -434,6 +434,12 @@ class PosixFileSystem : public FileSystem {
     return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
   }
 
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenForAppend(const std::string& path) override {
+    int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return ErrnoStatus(errno, "open for append", path);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
+  }
+
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) override {
     const LinkMethod method = ProcessLinkMethod(dir);
     if (method == LinkMethod::kNone) {

@@ -146,6 +146,12 @@ class FileSystem {
   // Creates a new file (O_EXCL, mode 0600) for writing.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(
       const std::string& path) = 0;
+  // Opens a file for appending (O_APPEND), creating it (mode 0600) if
+  // missing; never follows a symlink. For logs: Append, then Sync.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> OpenForAppend(const std::string& path) {
+    (void)path;
+    return absl::UnimplementedError("no appending");
+  }
   // Creates a file with no name (O_TMPFILE, mode 0600) on the file system
   // of directory `dir`; WritableFile::LinkAs names it once it is whole. A
   // crash leaves nothing behind, and no directory is locked or grown for a
@@ -225,6 +231,9 @@ class ForwardingFileSystem : public FileSystem {
   }
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) override {
     return base_->CreateUnnamed(dir);
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenForAppend(const std::string& path) override {
+    return base_->OpenForAppend(path);
   }
   absl::Status Rename(const std::string& from, const std::string& to) override {
     return base_->Rename(from, to);

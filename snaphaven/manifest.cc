@@ -6,22 +6,26 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "snaphaven/cassandra_path.h"
 #include "snaphaven/checksum.h"
 
 namespace snaphaven {
 namespace {
 
-constexpr absl::string_view kHeader = "snaphaven-manifest 4\n";
+constexpr absl::string_view kHeader = "snaphaven-manifest 5\n";
+constexpr absl::string_view kHeaderV4 = "snaphaven-manifest 4\n";
 constexpr absl::string_view kHeaderV3 = "snaphaven-manifest 3\n";
 constexpr absl::string_view kHeaderV2 = "snaphaven-manifest 2\n";
 constexpr absl::string_view kHeaderV1 = "snaphaven-manifest 1\n";
 constexpr size_t kChunk = 1 << 20;
+constexpr absl::string_view kLogHeader = "snaphaven-manifest-log 1";
 
 // Plain printable bytes are written as they are; anything else C-escaped.
 bool NeedsEscape(absl::string_view s) {
@@ -423,6 +427,9 @@ const std::string* Manifest::FindBySource(const SourceIdentity& source,
 void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
   EnsureSection(DirName(path));
   auto it = entries_.find(path);
+  if (!replaying_ && (it == entries_.end() || !(it->second == entry))) {
+    changed_paths_.insert(path);
+  }
   if (it == entries_.end() || it->second.size != entry.size ||
       !(it->second.source() == entry.source())) {
     NoteChange(path);  // may read sections in: `it` is stale after it
@@ -441,6 +448,7 @@ void Manifest::Erase(const std::string& path) {
   if (entries_.contains(path)) {
     NoteChange(path);
     entries_.erase(path);
+    if (!replaying_) changed_paths_.insert(path);
   }
   // The index may name this path for a source another path also holds:
   // rebuild it on next use rather than answer "not stored".
@@ -573,6 +581,7 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
 
   ChunkWriter out(sink);
   absl::Status status = out.Write(kHeader);
+  if (status.ok()) status = out.Write(absl::StrCat("epoch ", absl::Hex(epoch_, absl::kZeroPad16), "\n"));
   std::string body, header;
   uint64_t total = 0;
   // Sections in directory order, merging those in memory with those never
@@ -609,18 +618,42 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
   if (!status.ok()) return status;
   // The trailer's checksum covers everything before it, its own line too.
   status = out.Write(absl::StrCat("end ", total, " ", unique_bytes, " "));
-  if (status.ok()) status = out.Write(absl::StrCat(absl::Hex(out.crc(), absl::kZeroPad8), "\n"));
+  written_crc_ = out.crc();
+  if (status.ok()) status = out.Write(absl::StrCat(absl::Hex(written_crc_, absl::kZeroPad8), "\n"));
   if (status.ok()) status = out.Flush();
   return status;
 }
 
-absl::Status Manifest::Commit(FileSystem& fs, const std::string& path) const {
+absl::Status Manifest::Commit(FileSystem& fs, const std::string& path) {
+  if (!load_error_.ok()) return load_error_;  // entries are missing: never write them away
+  if (has_base_ && !compact_next_ && format_version_ >= 5 && changed_paths_.empty()) {
+    return absl::OkStatus();
+  }
+  // The log is compacted once it holds a fair share of the base: a change
+  // then costs a constant number of bytes written, however big the node.
+  constexpr uint64_t kMinLogBytes = 256 << 10;
+  const bool compact = !has_base_ || compact_next_ || format_version_ < 5 ||
+                       log_bytes_ > std::max<uint64_t>(kMinLogBytes, base_bytes_ / 4);
+  absl::Status status = compact ? CommitWhole(fs, path) : AppendToLog(fs, path);
+  // A record half written, or a base written without its log removed:
+  // the next commit starts afresh from a new base.
+  if (!status.ok()) compact_next_ = true;
+  return status;
+}
+
+absl::Status Manifest::CommitWhole(FileSystem& fs, const std::string& path) {
   constexpr uint64_t kWritebackEvery = 8 << 20;
-  return fs.WriteFileAtomically(path, [this](WritableFile& out) {
+  // A new epoch: this base differs from every earlier one even where the
+  // entries are the same (a put then an erase), so a log of an earlier base
+  // is never replayed onto it.
+  epoch_ = absl::Uniform<uint64_t>(absl::BitGen());
+  uint64_t written = 0;
+  absl::Status status = fs.WriteFileAtomically(path, [this, &written](WritableFile& out) {
     uint64_t unsent = 0;
-    return WriteTo([&out, &unsent](absl::string_view piece) {
+    return WriteTo([&out, &unsent, &written](absl::string_view piece) {
       absl::Status status = out.Append(piece);
       unsent += piece.size();
+      written += piece.size();
       if (unsent >= kWritebackEvery) {
         out.StartWriteback();
         unsent = 0;
@@ -628,6 +661,138 @@ absl::Status Manifest::Commit(FileSystem& fs, const std::string& path) const {
       return status;
     });
   });
+  if (!status.ok()) return status;
+  has_base_ = true;
+  base_crc_ = written_crc_;
+  base_bytes_ = written;
+  format_version_ = 5;
+  changed_paths_.clear();
+  // The log is in the base now. Removed after the base is in place: a crash
+  // between the two leaves a log naming the old base, which loading ignores.
+  const std::string log = LogPath(path);
+  status = fs.Remove(log);
+  if (!status.ok() && !IsVanished(status)) return status;
+  if (status.ok()) status = fs.SyncDir(std::string(DirName(path)));
+  if (!status.ok() && !IsVanished(status)) return status;
+  log_bytes_ = 0;
+  compact_next_ = false;
+  return absl::OkStatus();
+}
+
+std::string Manifest::RenderLogRecord() const {
+  std::string body;
+  for (const std::string& path : changed_paths_) {
+    auto it = entries_.find(path);
+    body += it == entries_.end() ? "del\t" : "put\t";
+    AppendEscaped(path, &body);
+    if (it == entries_.end()) {
+      body += '\n';
+    } else {
+      AppendEntryFields(it->second, &body);
+    }
+  }
+  return absl::StrCat("rec\t", body.size(), "\t", absl::Hex(Crc32(0, body), absl::kZeroPad8),
+                      "\n", body);
+}
+
+absl::Status Manifest::AppendToLog(FileSystem& fs, const std::string& path) {
+  const std::string log = LogPath(path);
+  std::string text = RenderLogRecord();
+  const bool create = log_bytes_ == 0;
+  if (create) {
+    // A new log: it may exist only as a leftover of a log never synced (or
+    // of another base); start it over.
+    absl::Status removed = fs.Remove(log);
+    if (!removed.ok() && !IsVanished(removed)) return removed;
+    text = absl::StrCat(kLogHeader, " ", absl::Hex(base_crc_, absl::kZeroPad8), "\n", text);
+  }
+  absl::StatusOr<std::unique_ptr<WritableFile>> out = fs.OpenForAppend(log);
+  if (!out.ok()) return out.status();
+  absl::Status status = (*out)->Append(text);
+  if (status.ok()) status = (*out)->Sync();
+  absl::Status closed = (*out)->Close();
+  if (status.ok()) status = closed;
+  // A new log's name must be durable too.
+  if (status.ok() && create) status = fs.SyncDir(std::string(DirName(path)));
+  if (!status.ok()) return status;
+  log_bytes_ += text.size();
+  changed_paths_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Manifest::ApplyLogRecord(absl::string_view body) {
+  std::string path;
+  while (!body.empty()) {
+    const size_t newline = body.find('\n');
+    if (newline == absl::string_view::npos) return Corrupt(0, "log: record cut short");
+    absl::string_view line = body.substr(0, newline + 1);
+    body.remove_prefix(newline + 1);
+    const bool put = absl::ConsumePrefix(&line, "put\t");
+    if (!put && !absl::ConsumePrefix(&line, "del\t")) return Corrupt(0, "log: malformed line");
+    absl::string_view escaped = line.substr(0, line.size() - 1);  // del: the path
+    ManifestEntry entry;
+    if (put) {
+      ColumnReader in(line);
+      if (!in.Text(&escaped) || !ReadEntryColumns(in, '\n', &entry) || !in.rest().empty()) {
+        return Corrupt(0, "log: malformed entry");
+      }
+    }
+    if (!Unescape(escaped, &path) || !IsAcceptablePath(path)) {
+      return Corrupt(0, "log: path outside the destination");
+    }
+    if (put) {
+      Put(path, entry);
+    } else {
+      Erase(path);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Manifest::ReplayLog(FileSystem& fs, const std::string& path) {
+  absl::StatusOr<std::string> text = fs.ReadFile(LogPath(path));
+  if (!text.ok()) return IsVanished(text.status()) ? absl::OkStatus() : text.status();
+  absl::string_view rest = *text;
+  const std::string header =
+      absl::StrCat(kLogHeader, " ", absl::Hex(base_crc_, absl::kZeroPad8), "\n");
+  if (!absl::ConsumePrefix(&rest, header)) {
+    // Another base's log (a compaction stopped before removing it, so its
+    // records are in this base), or a log whose header never reached the
+    // disk: nothing in it is new. The next commit starts a new one.
+    compact_next_ = true;
+    return absl::OkStatus();
+  }
+  replaying_ = true;
+  absl::Status status;
+  while (!rest.empty() && status.ok()) {
+    // "rec\t<bytes>\t<crc>\n<body>"
+    const size_t newline = rest.find('\n');
+    std::vector<absl::string_view> head =
+        absl::StrSplit(rest.substr(0, newline == absl::string_view::npos ? 0 : newline), '\t');
+    uint64_t length = 0;
+    uint32_t crc = 0;
+    if (newline == absl::string_view::npos || head.size() != 3 || head[0] != "rec" ||
+        !absl::SimpleAtoi(head[1], &length) || length > rest.size() - newline - 1) {
+      // Cut short by a crash: a record appended after it would be hidden
+      // behind it, so the next commit compacts instead.
+      compact_next_ = true;
+      break;
+    }
+    absl::string_view body = rest.substr(newline + 1, length);
+    rest.remove_prefix(newline + 1 + length);
+    if (head[2].size() != 8 || !absl::SimpleHexAtoi(head[2], &crc) || Crc32(0, body) != crc) {
+      if (rest.empty()) {  // the last record, not all of it synced before a crash
+        compact_next_ = true;
+        break;
+      }
+      status = Corrupt(0, "log: record checksum mismatch");
+      break;
+    }
+    status = ApplyLogRecord(body);
+  }
+  replaying_ = false;
+  log_bytes_ = text->size();
+  return status;
 }
 
 std::string Manifest::Serialize() const {
@@ -678,13 +843,29 @@ absl::Status Manifest::ParseBody(absl::string_view dir, absl::string_view body, 
 // and remembered by place (kLazy).
 class ManifestReader {
  public:
+  // `version`: 4, or 5, which is 4 with the base's epoch on its second line.
   ManifestReader(ChunkReader& in, Manifest& manifest, Manifest::Loading loading,
-                 std::shared_ptr<ReadableFile> backing)
-      : in_(in), manifest_(manifest), loading_(loading), backing_(std::move(backing)) {}
+                 std::shared_ptr<ReadableFile> backing, int version)
+      : in_(in),
+        manifest_(manifest),
+        loading_(loading),
+        backing_(std::move(backing)),
+        version_(version) {}
 
   absl::Status Run() {
     std::string line;
     size_t line_number = 1;
+    manifest_.format_version_ = version_;
+    if (version_ >= 5) {
+      ++line_number;
+      absl::StatusOr<bool> got = in_.ReadLine(&line);
+      if (!got.ok()) return Annotate(got.status(), line_number);
+      absl::string_view epoch = line;
+      if (!*got || !absl::ConsumePrefix(&epoch, "epoch ") || epoch.size() != 16 ||
+          !absl::SimpleHexAtoi(epoch, &manifest_.epoch_)) {
+        return Corrupt(line_number, "bad epoch");
+      }
+    }
     uint64_t total = 0;
     std::string previous_dir;
     bool first = true;
@@ -712,6 +893,7 @@ class ManifestReader {
         if (!more.ok()) return more.status();
         if (*more) return Corrupt(line_number + 1, "text after the trailer");
         manifest_.stored_unique_bytes_ = unique;
+        manifest_.base_crc_ = crc;
         if (!manifest_.fully_loaded()) manifest_.backing_ = std::move(backing_);
         return absl::OkStatus();
       }
@@ -772,6 +954,7 @@ class ManifestReader {
   Manifest& manifest_;
   const Manifest::Loading loading_;
   std::shared_ptr<ReadableFile> backing_;
+  const int version_;
 };
 
 absl::Status Manifest::ParseLegacyLine(absl::string_view line, int version, size_t line_number,
@@ -862,6 +1045,7 @@ class LegacyManifestParser {
     }
     if (crc_ != crc) return Corrupt(0, "checksum mismatch");
     if (manifest.size() != count) return Corrupt(0, "entry count mismatch");
+    manifest.base_crc_ = crc;
     return absl::OkStatus();
   }
 
@@ -884,8 +1068,9 @@ absl::StatusOr<Manifest> ReadManifest(ChunkReader& in, Manifest::Loading loading
   header += '\n';
   Manifest manifest;
   absl::Status status;
-  if (header == kHeader) {
-    status = ManifestReader(in, manifest, loading, std::move(backing)).Run();
+  if (header == kHeader || header == kHeaderV4) {
+    status = ManifestReader(in, manifest, loading, std::move(backing), header == kHeader ? 5 : 4)
+                 .Run();
   } else {
     int version = header == kHeaderV3 ? 3 : header == kHeaderV2 ? 2 : header == kHeaderV1 ? 1 : 0;
     if (version == 0) return Corrupt(1, "bad header");
@@ -918,7 +1103,13 @@ absl::StatusOr<Manifest> Manifest::Load(FileSystem& fs, const std::string& path,
     if (!got.ok()) return got.status();
     return absl::string_view(buffer.data(), *got);
   });
-  return ReadManifest(in, loading, file);
+  absl::StatusOr<Manifest> manifest = ReadManifest(in, loading, file);
+  if (!manifest.ok()) return manifest;
+  manifest->has_base_ = true;
+  manifest->base_bytes_ = in.offset();
+  absl::Status replayed = manifest->ReplayLog(fs, path);
+  if (!replayed.ok()) return replayed;
+  return manifest;
 }
 
 }  // namespace snaphaven

@@ -6,14 +6,16 @@
 //
 // On disk (<dest>/.snaphaven/manifest), one section per destination
 // directory, sections sorted by directory and entries by name:
-//   snaphaven-manifest 4
+//   snaphaven-manifest 5
+//   epoch <16 hex digits: random, new at every compaction>
 //   dir\t<directory>\t<entries>\t<body bytes>\t<crc32 hex of the body>
 //   <name>\t<size>\t<mtime ns>\t<mode hex>\t<src dev>\t<src ino>
 //     \t<crc32 hex, or - when unknown>\t<missing since, ns>      (the body)
 //   ...
 //   end <entries> <unique bytes> <crc32 hex of every byte before it>
-// Names and directories are C-escaped when not plain. Versions 1 to 3 (one
-// line per whole path, without sections) are still read.
+// Names and directories are C-escaped when not plain. Version 4 (the same
+// without the epoch) and versions 1 to 3 (one line per whole path, without
+// sections) are still read, and rewritten at the next commit.
 //
 // Sections are what make a cycle with nothing to do cheap on a big node: the
 // scan skips snapshot directories that cannot have changed, and a lazily
@@ -24,6 +26,21 @@
 //
 // A file that does not parse, fails a checksum or names a path outside the
 // destination is corrupt and must be rebuilt from the destination.
+//
+// The manifest is a log (after leveldb's MANIFEST of version edits): the
+// file above is its base, and <manifest>.log holds what changed since,
+//   snaphaven-manifest-log 1 <crc32 hex of the base's trailer: its epoch too>
+//   rec\t<body bytes>\t<crc32 hex of the body>\n<body>
+//   ...
+// each body a run of lines "put\t<path><the entry's columns>" and
+// "del\t<path>". A commit appends one record of the paths changed since the
+// last one and syncs it: the bytes written follow the change, not the node.
+// Once the log has grown past a quarter of the base (or the base is of an
+// older format, or was rebuilt), a commit compacts instead: it writes the
+// base whole (atomically) and removes the log. A log whose header names
+// another base (a compaction killed before it removed the log) is already
+// in that base and is ignored. A torn last record (cut by a crash) is
+// ignored; any other bad record makes the manifest corrupt.
 
 #ifndef SNAPHAVEN_MANIFEST_H_
 #define SNAPHAVEN_MANIFEST_H_
@@ -36,6 +53,7 @@
 #include <vector>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
@@ -122,8 +140,8 @@ class Manifest {
   bool fully_loaded() const { return unloaded_.empty(); }
 
   size_t size() const { return entries_.size() + unloaded_entries_; }
-  // The version of the file it was read from (4, the current one, when
-  // built in memory): an older one is worth rewriting.
+  // The version of the file it was read from (5, the current one, when
+  // built in memory): an older one is rewritten at the next commit.
   int format_version() const { return format_version_; }
   // Bytes of all entries, those sharing a source identity (hard links) in
   // one table directory counted once. Kept in the file, so a lazily loaded
@@ -139,10 +157,21 @@ class Manifest {
   // The file's text, piece by piece; fails when a section not in memory
   // cannot be read back (status()).
   absl::Status WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const;
-  // Writes the file at `path` durably and atomically (WriteFileAtomically),
-  // starting the write-back of what is written as it goes, so that the
-  // final fsync of a large manifest finds most of it on disk already.
-  absl::Status Commit(FileSystem& fs, const std::string& path) const;
+  // Makes every change since the last commit (or load) durable at `path`:
+  // appends one record to <path>.log, or compacts (see above). Writing the
+  // base starts the write-back as it goes, so that the final fsync of a
+  // large manifest finds most of it on disk already. On failure nothing is
+  // lost in memory: the next commit compacts.
+  absl::Status Commit(FileSystem& fs, const std::string& path);
+  // What Commit does once the log has grown: writes the base whole, with a
+  // new epoch, and removes the log.
+  absl::Status CommitWhole(FileSystem& fs, const std::string& path);
+  // Paths changed since the last commit or load.
+  size_t pending_changes() const { return changed_paths_.size(); }
+  // Bytes in <path>.log as of the last load or commit (0: none).
+  uint64_t log_bytes() const { return log_bytes_; }
+  // The log that goes with the manifest file `path`.
+  static std::string LogPath(const std::string& path) { return path + ".log"; }
   // The whole text at once (small manifests, tests); empty on failure.
   std::string Serialize() const;
 
@@ -154,7 +183,8 @@ class Manifest {
     kLazy,   // sections checked now, parsed on first use (the file stays open)
   };
   // Reads the manifest file at `path` piece by piece, so a large manifest is
-  // never held twice in memory (as text and as entries). Open and read
+  // never held twice in memory (as text and as entries), then replays the
+  // records of its log. Open and read
   // errors carry their errno (ErrnoOf, IsVanished); a file that is not a
   // valid manifest gives InvalidArgument without one.
   static absl::StatusOr<Manifest> Load(FileSystem& fs, const std::string& path,
@@ -190,13 +220,31 @@ class Manifest {
   absl::Status ParseLineV3(absl::string_view line, size_t line_number,
                            std::string* previous_path);
 
+  // Appends the pending changes as one record to the log, creating it.
+  absl::Status AppendToLog(FileSystem& fs, const std::string& path);
+  // Replays the log of the base just loaded from `path`.
+  absl::Status ReplayLog(FileSystem& fs, const std::string& path);
+  absl::Status ApplyLogRecord(absl::string_view body);
+  std::string RenderLogRecord() const;
+
+  // Paths put or erased since the last commit: the next log record.
+  absl::btree_set<std::string> changed_paths_;
+  bool replaying_ = false;     // applying the log: nothing to record
+  bool has_base_ = false;      // loaded from, or committed to, a file
+  uint32_t base_crc_ = 0;      // the base's trailer checksum: its identity
+  uint64_t base_bytes_ = 0;
+  uint64_t log_bytes_ = 0;
+  bool compact_next_ = false;  // the log cannot take another record
+  mutable uint32_t written_crc_ = 0;  // the trailer checksum WriteTo wrote last
+
   // Mutable: const lookups read sections in on first use.
   mutable Map entries_;
   mutable absl::btree_map<std::string, StoredSection> unloaded_;
   mutable size_t unloaded_entries_ = 0;
   mutable absl::Status load_error_;
   std::shared_ptr<ReadableFile> backing_;  // the file the stored sections are in
-  int format_version_ = 4;
+  int format_version_ = 5;
+  uint64_t epoch_ = 0;  // chosen at each compaction: the base's identity
   // UniqueBytes() as of the file; -1 when unknown (older versions).
   int64_t stored_unique_bytes_ = -1;
   // Unique bytes of the entries below `scope`, reading their sections in.

@@ -57,7 +57,8 @@ TEST(Manifest, WritesTheFormatByteForByte) {
   m.Put("zz top", {13, 14, 0644, 0, 0});
   m.Put("a\tb", {15, 16, 0644, 0, 0});
   const std::string expected =
-      "snaphaven-manifest 4\n"
+      "snaphaven-manifest 5\n"
+      "epoch 0000000000000000\n"
       "dir\t\t3\t70\t9963143a\n"
       "a\\tb\t15\t16\t1a4\t0\t0\t-\t0\n"
       "top\t11\t12\t1a4\t0\t0\t-\t0\n"
@@ -74,7 +75,7 @@ TEST(Manifest, WritesTheFormatByteForByte) {
       "nb-1-big-Data.db\t10\t1700000000000000001\t1a4\t2049\t5\t00000abc\t0\n"
       "dir\tks/tz\t1\t22\tf8c3a314\n"
       "q\t9\t10\t3ff\t2049\t9\t-\t0\n"
-      "end 10 74 edc2216f\n";
+      "end 10 74 bc606055\n";
   EXPECT_EQ(m.Serialize(), expected);
   absl::StatusOr<Manifest> parsed = Manifest::Parse(expected);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
@@ -190,7 +191,7 @@ TEST(Manifest, ReadsVersion3) {
   absl::StatusOr<Manifest> again = Manifest::Parse(parsed->Serialize());
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->entries(), parsed->entries());
-  EXPECT_EQ(again->format_version(), 4);
+  EXPECT_EQ(again->format_version(), 5);
 }
 
 // A manifest file on a real file system, for lazy loading.
@@ -392,6 +393,176 @@ TEST_F(LazyManifestTest, ASectionThatDoesNotParseIsACorruptManifest) {
   EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
   EXPECT_EQ(ErrnoOf(m.status()), 0);
   EXPECT_TRUE(m.Serialize().empty()) << "never written back";
+}
+
+// ------------------------------------------------------------------- the log
+
+class ManifestLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = testing::MakeTempDir("log") + "/manifest";
+    manifest_ = Sample();
+    ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());  // no base yet: written whole
+    base_ = ReadFile(path_);
+  }
+  std::string ReadFile(const std::string& path) {
+    absl::StatusOr<std::string> text = fs_.ReadFile(path);
+    return text.ok() ? *text : "";
+  }
+  void WriteFile(const std::string& path, const std::string& text) {
+    ASSERT_TRUE(fs_.WriteFileAtomically(path, text).ok());
+  }
+  Manifest Load(Manifest::Loading loading = Manifest::Loading::kEager) {
+    absl::StatusOr<Manifest> loaded = Manifest::Load(fs_, path_, loading);
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    return loaded.ok() ? *std::move(loaded) : Manifest();
+  }
+
+  FileSystem& fs_ = *DefaultFileSystem();
+  std::string path_, base_;
+  Manifest manifest_;
+};
+
+// A commit writes what changed, not the manifest: the base stays as it was
+// and one record goes to the log, which a load replays.
+TEST_F(ManifestLogTest, ACommitAppendsWhatChangedAndALoadReplaysIt) {
+  EXPECT_EQ(manifest_.log_bytes(), 0u);
+  manifest_.Put("ks/t/snapshots/s2/nb-9-big-Data.db", {42, 9, 0644, 2049, 99});
+  manifest_.Erase("ks/t/nb-3-big-Data.db");
+  manifest_.Put("ks/t/snapshots/s1/nb-1-big-Data.db", {100, 1700000000123456789, 0644, 2049, 77});
+  EXPECT_EQ(manifest_.pending_changes(), 2u) << "an unchanged Put is no change";
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  EXPECT_EQ(ReadFile(path_), base_) << "the base was rewritten";
+  const std::string log = ReadFile(Manifest::LogPath(path_));
+  EXPECT_TRUE(absl::StartsWith(log, "snaphaven-manifest-log 1 ")) << log;
+  EXPECT_LT(log.size(), 200u);
+  EXPECT_EQ(manifest_.pending_changes(), 0u);
+  // Nothing changed: nothing written.
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  EXPECT_EQ(ReadFile(Manifest::LogPath(path_)), log);
+
+  for (Manifest::Loading loading : {Manifest::Loading::kEager, Manifest::Loading::kLazy}) {
+    Manifest loaded = Load(loading);
+    EXPECT_EQ(loaded.entries(), manifest_.entries());
+    EXPECT_EQ(loaded.UniqueBytes(), manifest_.UniqueBytes());
+  }
+}
+
+// A crash while a record is appended leaves it cut short (or its bytes not
+// all written): ignored, and the next commit compacts rather than append
+// after it. Every cut of the last record is tried.
+TEST_F(ManifestLogTest, ATornLastRecordIsIgnoredAndTheNextCommitCompacts) {
+  manifest_.Put("ks/t/snapshots/s2/a", {1, 1, 0644, 1, 1});
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  const Manifest::Map first = manifest_.entries();
+  const std::string one = ReadFile(Manifest::LogPath(path_));
+  manifest_.Put("ks/t/snapshots/s2/b", {2, 2, 0644, 1, 2});
+  manifest_.Erase("ks/t/snapshots/s2/a");
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  const std::string two = ReadFile(Manifest::LogPath(path_));
+  ASSERT_GT(two.size(), one.size());
+  for (size_t cut = one.size() + 1; cut < two.size(); ++cut) {
+    SCOPED_TRACE(cut);
+    WriteFile(Manifest::LogPath(path_), two.substr(0, cut));
+    Manifest loaded = Load();
+    EXPECT_EQ(loaded.entries(), first);
+  }
+  // The same length with the last bytes never written (zeros).
+  std::string zeroed = two;
+  std::fill(zeroed.begin() + one.size() + 20, zeroed.end(), '\0');
+  WriteFile(Manifest::LogPath(path_), zeroed);
+  Manifest loaded = Load();
+  EXPECT_EQ(loaded.entries(), first);
+  loaded.Put("ks/t/snapshots/s2/c", {3, 3, 0644, 1, 3});
+  ASSERT_TRUE(loaded.Commit(fs_, path_).ok());
+  EXPECT_NE(ReadFile(path_), base_) << "compacted";
+  EXPECT_FALSE(fs_.Stat(Manifest::LogPath(path_)).ok()) << "the log went into the base";
+  EXPECT_EQ(Load().entries(), loaded.entries());
+}
+
+// A bad record with more after it is not a crash's doing: the manifest is
+// corrupt (rebuilt from the destination by the caller), never half-read.
+TEST_F(ManifestLogTest, ABadRecordBeforeTheLastIsCorrupt) {
+  for (const char* name : {"ks/t/snapshots/s2/a", "ks/t/snapshots/s2/b"}) {
+    manifest_.Put(name, {1, 1, 0644, 1, 1});
+    ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  }
+  std::string log = ReadFile(Manifest::LogPath(path_));
+  const size_t first_body = log.find("put\t");
+  log[first_body + 5] ^= 1;
+  WriteFile(Manifest::LogPath(path_), log);
+  absl::StatusOr<Manifest> loaded = Manifest::Load(fs_, path_);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrnoOf(loaded.status()), 0) << "corrupt, not an I/O error";
+}
+
+// A compaction killed after the new base was in place and before the log
+// was removed: the log names the old base and is ignored (its records are
+// in the new one); the next commit removes it.
+TEST_F(ManifestLogTest, ALogOfAnotherBaseIsIgnored) {
+  manifest_.Put("ks/t/snapshots/s2/a", {1, 1, 0644, 1, 1});
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  const std::string log = ReadFile(Manifest::LogPath(path_));
+  manifest_.Erase("ks/t/snapshots/s2/a");
+  // A compaction writes the new base (the same entries as the first one,
+  // yet a base of its own) and removes the log: put the log back, as a
+  // crash between the two leaves it.
+  absl::StatusOr<Manifest> compacting = Manifest::Parse(manifest_.Serialize());
+  ASSERT_TRUE(compacting.ok());
+  ASSERT_TRUE(compacting->Commit(fs_, path_).ok());
+  ASSERT_EQ(ReadFile(Manifest::LogPath(path_)), "");
+  WriteFile(Manifest::LogPath(path_), log);
+  Manifest loaded = Load();
+  EXPECT_EQ(loaded.Find("ks/t/snapshots/s2/a"), nullptr) << "an old record replayed";
+  loaded.Put("ks/t/snapshots/s2/b", {2, 2, 0644, 1, 2});
+  ASSERT_TRUE(loaded.Commit(fs_, path_).ok());
+  EXPECT_FALSE(fs_.Stat(Manifest::LogPath(path_)).ok());
+  EXPECT_EQ(Load().entries(), loaded.entries());
+}
+
+// Bytes written per change stay constant however big the manifest is: the
+// log is compacted once it outgrows a quarter of the base.
+TEST_F(ManifestLogTest, TheLogIsCompactedOnceItOutgrowsAShareOfTheBase) {
+  Manifest big;
+  for (int i = 0; i < 20000; ++i) {
+    big.Put(absl::StrCat("ks/t/snapshots/s", i % 50, "/nb-", i, "-big-Data.db"),
+            {i, i, 0644, 1, static_cast<uint64_t>(i + 1)});
+  }
+  ASSERT_TRUE(big.Commit(fs_, path_).ok());
+  const uint64_t base_bytes = ReadFile(path_).size();
+  ASSERT_GT(base_bytes, 500000u);
+  int compactions = 0;
+  uint64_t written = 0;
+  for (int round = 0; round < 4000; ++round) {
+    big.Put(absl::StrCat("ks/t/snapshots/new/nb-", round, "-big-Data.db"),
+            {round, round, 0644, 2, static_cast<uint64_t>(round + 1)});
+    const uint64_t before = big.log_bytes();
+    ASSERT_TRUE(big.Commit(fs_, path_).ok());
+    if (big.log_bytes() < before) {
+      ++compactions;
+      written += ReadFile(path_).size();
+    } else {
+      written += big.log_bytes() - before;
+      EXPECT_LT(big.log_bytes() - before, 200u) << "one record per change";
+    }
+  }
+  EXPECT_GE(compactions, 1);
+  EXPECT_LE(compactions, 3);
+  // Amortised: a few hundred bytes per change, not the manifest's size.
+  EXPECT_LT(written / 4000, 3000u);
+  EXPECT_EQ(Load().entries(), big.entries());
+}
+
+// An older base is rewritten in the current format at the first commit,
+// even with nothing changed.
+TEST_F(ManifestLogTest, AnOlderBaseIsRewrittenAtTheFirstCommit) {
+  std::string body = "snaphaven-manifest 1\nks/t/snapshots/s/f\t1\t2\t1a4\t0\t0\n";
+  WriteFile(path_, absl::StrCat(body, "end 1 ", absl::Hex(Crc32(0, body), absl::kZeroPad8), "\n"));
+  Manifest loaded = Load();
+  ASSERT_EQ(loaded.format_version(), 1);
+  ASSERT_TRUE(loaded.Commit(fs_, path_).ok());
+  EXPECT_TRUE(absl::StartsWith(ReadFile(path_), "snaphaven-manifest 5\nepoch "));
 }
 
 }  // namespace

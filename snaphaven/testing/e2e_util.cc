@@ -199,8 +199,9 @@ std::map<std::string, FileRecord> SnapshotFiles(const std::string& data_root) {
 }
 
 Manifest DestinationManifest(const std::string& destination) {
+  // The base and its log, as the binary reads them.
   absl::StatusOr<Manifest> manifest =
-      Manifest::Parse(ReadFileOrDie(destination + "/.snaphaven/manifest"));
+      Manifest::Load(*DefaultFileSystem(), destination + "/.snaphaven/manifest");
   EXPECT_TRUE(manifest.ok()) << manifest.status();
   return manifest.ok() ? *std::move(manifest) : Manifest();
 }

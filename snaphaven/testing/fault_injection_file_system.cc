@@ -268,6 +268,14 @@ absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionFileSystem::CreateUn
   return std::unique_ptr<WritableFile>(new FaultyWritableFile(this, *std::move(file), path));
 }
 
+absl::StatusOr<std::unique_ptr<WritableFile>> FaultInjectionFileSystem::OpenForAppend(
+    const std::string& path) {
+  SNAPHAVEN_FAULT(FsOp::kCreate, "open for append", path);
+  absl::StatusOr<std::unique_ptr<WritableFile>> file = ForwardingFileSystem::OpenForAppend(path);
+  if (!file.ok()) return file.status();
+  return std::unique_ptr<WritableFile>(new FaultyWritableFile(this, *std::move(file), path));
+}
+
 absl::Status FaultInjectionFileSystem::Rename(const std::string& from, const std::string& to) {
   SNAPHAVEN_FAULT(FsOp::kRename, "rename", to);
   return ForwardingFileSystem::Rename(from, to);

@@ -24,7 +24,7 @@ enum class FsOp {
   kListDir,
   kOpenForRead,
   kRead,
-  kCreate,  // also CreateUnnamed, matched against "<dir>/(unnamed)"
+  kCreate,  // also CreateUnnamed ("<dir>/(unnamed)") and OpenForAppend
   kWrite,
   kSetAttributes,
   kSync,
@@ -77,6 +77,7 @@ class FaultInjectionFileSystem : public ForwardingFileSystem {
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) override;
+  absl::StatusOr<std::unique_ptr<WritableFile>> OpenForAppend(const std::string& path) override;
   absl::Status Rename(const std::string& from, const std::string& to) override;
   absl::Status Link(const std::string& existing, const std::string& to) override;
   absl::Status Remove(const std::string& path) override;
