@@ -480,6 +480,18 @@ bool Syncer::CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& 
   return true;
 }
 
+void Syncer::FoldLogIfLarge(uint64_t log_bytes_at_start) {
+  const uint64_t now = manifest_->log_bytes();
+  if (now < log_bytes_at_start || !manifest_->WorthCompactingAfter(now - log_bytes_at_start)) {
+    return;
+  }
+  absl::Status folded = manifest_->CommitWhole(fs_, state_.manifest);
+  if (!folded.ok()) {
+    LOG(WARNING) << "cannot fold the manifest's log into " << state_.manifest << ": "
+                 << folded.message() << " (the next commit does)";
+  }
+}
+
 void Syncer::ReportHeldBack(const Selection& selection, absl::Time now, CycleStats& stats) {
   for (const HeldBack& held : selection.held_back) {
     if (held.kind == HeldBack::Kind::kSnapshot) {
@@ -526,6 +538,13 @@ void Syncer::Prune(const Selection& selection, CycleStats& stats) {
     ++stats.pruned;
     VLOG(1) << "pruned " << path << " (compacted away at the source)";
   }
+}
+
+DestinationVerifier Syncer::MakeVerifier() {
+  return DestinationVerifier(fs_, options_.destination, mtime_granularity_ns_,
+                             [this](const std::string& rel) {
+                               return DigestFor(options_.destination, rel);
+                             });
 }
 
 absl::optional<ExpectedDigest> Syncer::DigestFor(const std::string& root,
@@ -635,6 +654,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   }
 
   if (!options_.dry_run) VerifySample(stats);
+  const uint64_t log_bytes_at_start = manifest_->log_bytes();
 
   // Scan, then apply Cassandra's completeness rules.
   ScanOptions scan_options;
@@ -976,7 +996,10 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   }
   if (stats.fatal.has_value()) return finish();  // the destination is not ours now
   if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
-  if (CommitAndMove(*scan, selection.units, ready, stats)) UpdateDirCache(*scan, start);
+  if (CommitAndMove(*scan, selection.units, ready, stats)) {
+    FoldLogIfLarge(log_bytes_at_start);
+    UpdateDirCache(*scan, start);
+  }
   VLOG(1) << "manifest: " << manifest_->loaded_entries().size() << " of " << manifest_->size()
           << " entries read in";
   if (!stats.interrupted && !stats.out_of_space) ApplyRetentionLimits(stats);
@@ -992,7 +1015,8 @@ std::string SummaryLine(const VerifyStats& stats) {
   double seconds = absl::ToDoubleSeconds(stats.duration);
   double rate = seconds > 0 ? static_cast<double>(stats.bytes) / seconds : 0;
   std::string line = absl::StrCat(
-      "verify ", stats.fatal.has_value() ? "failed" : "done", ": ", stats.files, " files, ",
+      "verify ", stats.fatal.has_value() ? "failed" : "done", ": ", stats.files, " files (",
+      stats.distinct, " distinct: hard links are read once), ",
       HumanBytes(stats.bytes), " read in ", absl::StrFormat("%.2fs", seconds), " (",
       HumanBytes(static_cast<int64_t>(rate)), "/s); ", stats.missing, " missing, ", stats.changed,
       " changed, ", stats.corrupt, " corrupt, ", stats.unknown, " unknown, ", stats.unchecked,
@@ -1000,56 +1024,6 @@ std::string SummaryLine(const VerifyStats& stats) {
   if (stats.repaired > 0) absl::StrAppend(&line, "; ", stats.repaired, " repaired");
   if (stats.fatal.has_value()) absl::StrAppend(&line, "; ", *stats.fatal);
   return line;
-}
-
-std::string Syncer::CheckDestinationFile(const std::string& rel, const ManifestEntry& entry,
-                                         VerifyStats& stats) {
-  const std::string path = JoinPath(options_.destination, rel);
-  absl::StatusOr<FileStat> st = fs_.Stat(path);
-  if (!st.ok() && IsVanished(st.status())) {
-    ++stats.missing;
-    return "missing";
-  }
-  if (!st.ok() || st->type != FileType::kRegular || st->size != entry.size ||
-      !SameMtime(st->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
-    ++stats.changed;
-    return st.ok() ? absl::StrCat("changed (size ", st->size, ", recorded ", entry.size, ")")
-                   : absl::StrCat("changed (", st.status().message(), ")");
-  }
-  absl::optional<ExpectedDigest> digest = DigestFor(options_.destination, rel);
-  absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs_.OpenForRead(path);
-  if (!in.ok()) {
-    ++stats.changed;
-    return absl::StrCat("unreadable (", in.status().message(), ")");
-  }
-  absl::optional<DigestHasher> hasher;
-  if (digest.has_value()) hasher.emplace(*digest, st->size);
-  std::string buffer(1 << 20, '\0');
-  uint32_t crc = 0;
-  while (true) {
-    absl::StatusOr<size_t> got = (*in)->Read(buffer.data(), buffer.size());
-    if (!got.ok()) {
-      ++stats.corrupt;
-      return absl::StrCat("unreadable (", got.status().message(), ")");
-    }
-    if (*got == 0) break;
-    absl::string_view piece(buffer.data(), *got);
-    crc = Crc32(crc, piece);
-    if (hasher.has_value()) hasher->Update(piece);
-    stats.bytes += static_cast<int64_t>(*got);
-  }
-  if (entry.has_crc32 && crc != entry.crc32) {
-    ++stats.corrupt;
-    return absl::StrFormat("corrupt (CRC-32 %08x, recorded %08x)", crc, entry.crc32);
-  }
-  if (hasher.has_value() && !hasher->Matches()) {
-    ++stats.corrupt;
-    return absl::StrCat("corrupt (does not match ",
-                        digest->digest_file.substr(digest->digest_file.rfind('/') + 1), ": it says ",
-                        digest->Describe(), ", the bytes give ", hasher->Describe(), ")");
-  }
-  if (!entry.has_crc32 && !hasher.has_value()) ++stats.unchecked;
-  return "";
 }
 
 void Syncer::ForgetCopy(const std::string& rel) {
@@ -1088,19 +1062,21 @@ void Syncer::VerifySample(CycleStats& stats) {
   int64_t budget = static_cast<int64_t>(
       std::ceil(static_cast<double>(entries.size()) * options_.verify_sample_percent / 100));
   auto it = entries.upper_bound(sample_cursor_);
-  VerifyStats found;
-  std::vector<std::string> bad;
+  std::vector<RecordedFile> sample;
   for (int64_t n = 0; n < budget && n < static_cast<int64_t>(entries.size()); ++n) {
     if (it == entries.end()) it = entries.begin();
-    std::string problem = CheckDestinationFile(it->first, it->second, found);
-    if (!problem.empty()) {
-      LOG(ERROR) << "--verify_sample: " << problem << ": " << it->first
-                 << "; copying it again if the source still has it";
-      bad.push_back(it->first);
-    }
+    sample.push_back({&it->first, &it->second});
     sample_cursor_ = it->first;
     ++it;
   }
+  VerifyStats found;
+  std::vector<std::string> bad;
+  MakeVerifier().Check(sample, found, [] { return false; }, [&](size_t i, const std::string& problem) {
+    if (problem.empty()) return;
+    LOG(ERROR) << "--verify_sample: " << problem << ": " << *sample[i].rel
+               << "; copying it again if the source still has it";
+    bad.push_back(*sample[i].rel);
+  });
   for (const std::string& rel : bad) ForgetCopy(rel);
   stats.failed += static_cast<int64_t>(bad.size());
   VLOG(1) << "--verify_sample: re-read " << std::min<int64_t>(budget, entries.size())
@@ -1266,21 +1242,25 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
     manifest_.reset();
     return finish();
   }
+  DestinationVerifier verifier = MakeVerifier();
+  auto stopped = [&stop] { return stop.load(); };
   std::vector<std::string> bad;
   for (const std::string& keyspace : options_.keyspaces) {
     const std::string prefix = absl::StrCat(keyspace, "/");
+    std::vector<RecordedFile> names;
     for (auto it = manifest_->entries().lower_bound(prefix);
          it != manifest_->entries().end() && absl::StartsWith(it->first, prefix); ++it) {
-      if (stop.load()) return finish();
-      ++stats.files;
-      std::string problem = CheckDestinationFile(it->first, it->second, stats);
-      if (!problem.empty()) {
-        LOG(ERROR) << problem << ": " << it->first;
-        bad.push_back(it->first);
-      } else {
-        VLOG(1) << "verified " << it->first;
-      }
+      names.push_back({&it->first, &it->second});
     }
+    auto done = [&](size_t i, const std::string& problem) {
+      if (!problem.empty()) {
+        LOG(ERROR) << problem << ": " << *names[i].rel;
+        bad.push_back(*names[i].rel);
+      } else {
+        VLOG(1) << "verified " << *names[i].rel;
+      }
+    };
+    if (!verifier.Check(names, stats, stopped, done)) return finish();
     // Files at the destination the manifest does not know.
     std::vector<std::string> pending = {keyspace};
     while (!pending.empty()) {
@@ -1307,16 +1287,24 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
     for (const std::string& rel : bad) ForgetCopy(rel);
     CycleStats cycle = RunCycle(stop);
     LOG(INFO) << SummaryLine(cycle);
+    std::vector<RecordedFile> again;
     for (const std::string& rel : bad) {
       const ManifestEntry* entry = manifest_->Find(rel);
-      VerifyStats recheck;
-      if (entry != nullptr && CheckDestinationFile(rel, *entry, recheck).empty()) {
-        ++stats.repaired;
-        LOG(INFO) << "repaired " << rel;
+      if (entry != nullptr) {
+        again.push_back({&rel, entry});
       } else {
         LOG(ERROR) << "could not repair " << rel << " (is it still at the source?)";
       }
     }
+    VerifyStats recheck;
+    verifier.Check(again, recheck, [] { return false; }, [&](size_t i, const std::string& problem) {
+      if (problem.empty()) {
+        ++stats.repaired;
+        LOG(INFO) << "repaired " << *again[i].rel;
+      } else {
+        LOG(ERROR) << "could not repair " << *again[i].rel << " (is it still at the source?)";
+      }
+    });
   }
   return finish();
 }

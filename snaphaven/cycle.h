@@ -26,6 +26,7 @@
 #include "snaphaven/scanner.h"
 #include "snaphaven/selector.h"
 #include "snaphaven/sstable_digest.h"
+#include "snaphaven/verifier.h"
 
 namespace snaphaven {
 
@@ -118,20 +119,6 @@ struct CycleStats {
   absl::optional<std::string> fatal;
 };
 
-// What --verify found.
-struct VerifyStats {
-  int64_t files = 0;  // manifest entries checked
-  int64_t bytes = 0;  // bytes read
-  int64_t missing = 0;
-  int64_t changed = 0;  // size or mtime differ from the manifest
-  int64_t corrupt = 0;  // checksum or sstable digest mismatch
-  int64_t unknown = 0;  // at the destination, not in the manifest
-  int64_t unchecked = 0;  // no recorded checksum and no digest to compare with
-  int64_t repaired = 0;   // with repair: re-copied
-  absl::Duration duration;
-  absl::optional<std::string> fatal;
-  int64_t problems() const { return missing + changed + corrupt + unknown; }
-};
 int ExitCodeFor(const VerifyStats& stats);
 std::string SummaryLine(const VerifyStats& stats);
 
@@ -199,11 +186,8 @@ class Syncer {
   // beside it (and CompressionInfo.db for compressed ka sstables); nullopt
   // for other files and sstables without a usable digest.
   absl::optional<ExpectedDigest> DigestFor(const std::string& root, const std::string& rel);
-  // "" when the destination file `rel` matches its manifest entry (size,
-  // mtime, checksum, digest); else what is wrong ("missing", ...). `kind`
-  // gets which VerifyStats counter it is.
-  std::string CheckDestinationFile(const std::string& rel, const ManifestEntry& entry,
-                                   VerifyStats& stats);
+  // Checks copies at the destination against the manifest (verifier.h).
+  DestinationVerifier MakeVerifier();
   // Forgets (in the manifest) every path whose destination file is the same
   // inode as `rel`'s, so the next plan copies them afresh.
   void ForgetCopy(const std::string& rel);
@@ -227,6 +211,10 @@ class Syncer {
   bool CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,
                      std::vector<int>& ready, CycleStats& stats);
   void Prune(const Selection& selection, CycleStats& stats);
+  // After a cycle whose commits appended a large share of the manifest to
+  // its log (a first copy), writes the base whole: later loads then replay
+  // little (Manifest::WorthCompactingAfter).
+  void FoldLogIfLarge(uint64_t log_bytes_at_start);
   // Counts what the selection held back and names what is stuck.
   void ReportHeldBack(const Selection& selection, absl::Time now, CycleStats& stats);
 

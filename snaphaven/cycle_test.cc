@@ -663,5 +663,60 @@ TEST_F(CycleFaultTest, ACorruptManifestWithGoodChecksumsIsRebuilt) {
   ExpectInvariants();
 }
 
+// --verify reads each destination inode once, however many names it has
+// (the same sstable in several snapshots: hard links), and reports every
+// name of a corrupt one.
+TEST_F(CycleFaultTest, VerifyReadsEachInodeOnceAndReportsEveryNameOfACorruptOne) {
+  ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "s3").ok());
+  ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;
+  std::map<std::pair<uint64_t, uint64_t>, std::vector<std::string>> names_of;
+  int64_t names = 0, distinct_bytes = 0, data_db_inodes = 0;
+  for (const auto& [path, record] : DestinationFiles(dest_)) {
+    struct stat st;
+    ASSERT_EQ(stat((dest_ + "/" + path).c_str(), &st), 0) << path;
+    std::vector<std::string>& same = names_of[{st.st_dev, st.st_ino}];
+    if (same.empty()) {
+      distinct_bytes += st.st_size;
+      data_db_inodes += absl::EndsWith(path, "-Data.db");
+    }
+    same.push_back(path);
+    ++names;
+  }
+  std::vector<std::string> linked_data_db;  // the names of one Data.db inode
+  for (const auto& [inode, paths] : names_of) {
+    if (paths.size() >= 3 && absl::EndsWith(paths[0], "-Data.db")) linked_data_db = paths;
+  }
+  ASSERT_FALSE(linked_data_db.empty()) << "s1, s2 and s3 share their sstables";
+  ASSERT_LT(static_cast<int64_t>(names_of.size()), names);
+
+  const std::string data_db = "/dest/.*-Data\\.db$";
+  std::atomic<bool> stop{false};
+  int opened = fs_->Calls(FsOp::kOpenForRead, data_db);
+  VerifyStats stats = Syncer(*fs_, Options()).Verify(/*repair=*/false, stop);
+  log_ = sink_.Take();
+  EXPECT_EQ(ExitCodeFor(stats), 0) << SummaryLine(stats) << "\n" << log_;
+  EXPECT_EQ(stats.files, names) << "every name is checked";
+  EXPECT_EQ(stats.bytes, distinct_bytes) << "each inode read once";
+  EXPECT_EQ(fs_->Calls(FsOp::kOpenForRead, data_db) - opened, data_db_inodes);
+  EXPECT_TRUE(absl::StrContains(SummaryLine(stats), absl::StrCat(names, " files")))
+      << SummaryLine(stats);
+
+  // One byte flipped: the inode is read once, and every name of it is corrupt.
+  testing::FlipByteKeepingMtime(dest_ + "/" + linked_data_db[0], 1000);
+  opened = fs_->Calls(FsOp::kOpenForRead, data_db);
+  stats = Syncer(*fs_, Options()).Verify(/*repair=*/false, stop);
+  log_ = sink_.Take();
+  EXPECT_NE(ExitCodeFor(stats), 0) << SummaryLine(stats);
+  EXPECT_EQ(stats.corrupt, static_cast<int64_t>(linked_data_db.size()))
+      << SummaryLine(stats) << "\n" << log_;
+  EXPECT_EQ(stats.bytes, distinct_bytes);
+  EXPECT_EQ(fs_->Calls(FsOp::kOpenForRead, data_db) - opened, data_db_inodes);
+  for (const std::string& path : linked_data_db) {
+    EXPECT_TRUE(absl::StrContains(log_, "corrupt (CRC-32 ") &&
+                absl::StrContains(log_, "): " + path))
+        << path << "\n" << log_;
+  }
+}
+
 }  // namespace
 }  // namespace snaphaven

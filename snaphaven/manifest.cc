@@ -641,6 +641,13 @@ absl::Status Manifest::Commit(FileSystem& fs, const std::string& path) {
   return status;
 }
 
+bool Manifest::WorthCompactingAfter(uint64_t appended) const {
+  // An eighth of the base: the whole base written for at least that much
+  // appended keeps the bytes written per change within a constant factor.
+  constexpr uint64_t kMinAppended = 256 << 10;
+  return log_bytes_ > 0 && appended > std::max<uint64_t>(kMinAppended, base_bytes_ / 8);
+}
+
 absl::Status Manifest::CommitWhole(FileSystem& fs, const std::string& path) {
   constexpr uint64_t kWritebackEvery = 8 << 20;
   // A new epoch: this base differs from every earlier one even where the

@@ -170,6 +170,11 @@ class Manifest {
   size_t pending_changes() const { return changed_paths_.size(); }
   // Bytes in <path>.log as of the last load or commit (0: none).
   uint64_t log_bytes() const { return log_bytes_; }
+  // Whether a log that grew by `appended` bytes in one go (a big first
+  // copy) is better folded into the base now: every load replays the log,
+  // reading in the sections it names, so a large part of the manifest left
+  // in it costs every later cycle memory and time.
+  bool WorthCompactingAfter(uint64_t appended) const;
   // The log that goes with the manifest file `path`.
   static std::string LogPath(const std::string& path) { return path + ".log"; }
   // The whole text at once (small manifests, tests); empty on failure.

@@ -31,7 +31,9 @@ Cases (--cases, comma-separated; default all):
   manifest        Load/commit cost of a big manifest: on the nochange mirror, a no-change cycle
                   (-v 0: loads the manifest lazily, parsing only the live sections; commits
                   nothing) vs a cycle with one new sstable (reads that table's sections in
-                  and commits). snaphaven prints no separate timing for either.
+                  and commits: appends a record to the manifest's log). snaphaven prints no
+                  separate timing for either. Also the bytes of state (manifest, its log,
+                  directory cache) the one-sstable cycle wrote.
 
 Measuring rules (see /work/shared/docs/offline-bazel.md, "Measuring on this machine"): tools
 run in alternation, back to back; a timed copy's destination is never `rm -rf`'d between
@@ -1024,10 +1026,42 @@ class Bench:
         manifest = os.path.join(dest, ".snaphaven", "manifest")
         first_table = next(table_dirs(data, ks))
 
+        state_files = [manifest, manifest + ".log", os.path.join(dest, ".snaphaven", "dircache")]
+        before = {}
+        written = []   # bytes of state each one-sstable cycle wrote
+
+        def state_stat():
+            out = {}
+            for path in state_files:
+                try:
+                    st = os.stat(path)
+                    out[path] = (st.st_ino, st.st_size)
+                except FileNotFoundError:
+                    out[path] = None
+            return out
+
         def flush_one(row, r):
             if row is change:
                 files, _ = flush_sstable(first_table)
                 sync()
+                before.clear()
+                before.update(state_stat())
+
+        def state_written(row, r, m):
+            # The state files are replaced whole (a new inode: its whole size written) or,
+            # the manifest's log, appended to (its growth written).
+            if row is not change:
+                return
+            total = 0
+            for path, now in state_stat().items():
+                old = before.get(path)
+                if now is None:
+                    continue
+                if path.endswith(".log") and old is not None and old[0] == now[0]:
+                    total += max(0, now[1] - old[1])
+                elif old is None or old[0] != now[0]:
+                    total += now[1]
+            written.append(total)
 
         nochange = self.report.row(case, "no-change cycle (load)",
                                    shlex.join(self.snaphaven(home, "<dest>", ks, "-v", "0")),
@@ -1038,11 +1072,15 @@ class Bench:
         alternate([
             (nochange, lambda r: [self.snaphaven(home, dest, ks, "-v", "0")]),
             (change, lambda r: [self.snaphaven(home, dest, ks, "-v", "0")]),
-        ], self.args.runs, before_each=flush_one)
+        ], self.args.runs, before_each=flush_one, after_each=state_written)
         for m in change.runs:
             if m.summary and m.summary["copied"] == 0:
                 change.notes.append("the cycle copied nothing (no commit?)")
                 break
+        if written:
+            change.notes.append(f"state written (manifest, its log, directory cache): median "
+                                f"{human_bytes(statistics.median(written))}, runs "
+                                + " / ".join(human_bytes(w) for w in written))
         commit = change.median_wall() - nochange.median_wall()
         size = os.path.getsize(manifest)
         entries = fx["stats"]["files"]
