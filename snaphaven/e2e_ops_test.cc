@@ -1,6 +1,7 @@
 // Operations: --dry_run, progress, --metrics_file, --list, %h and the
 // node a destination belongs to.
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -175,6 +176,58 @@ TEST_F(OpsTest, MetricsFileParsesAndMatchesTheSummary) {
     EXPECT_EQ(m3["snaphaven_last_success_timestamp_seconds"],
               m2["snaphaven_last_success_timestamp_seconds"]);
   }
+}
+
+// Nothing held back in silence: an sstable not mirrored and a snapshot move
+// mode keeps are counted in the summary and the metrics every cycle, and
+// named with their reason at -v 0 once older than --stuck_after.
+TEST_F(OpsTest, HeldBackIsCountedAndNamedOnceStuck) {
+  Generate(Spec(1, 2, {"s1", "unfinished"}));
+  const std::string table = TableDir(0);
+  auto set_age = [](const std::string& path, absl::Duration age) {
+    const int64_t when = absl::ToUnixSeconds(absl::Now() - age);
+    struct timespec times[2] = {{when, 0}, {when, 0}};
+    ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << path;
+  };
+  // A live sstable whose primary index never came (stuck for 3 hours) and
+  // one being written now (not stuck yet).
+  for (const char* gen : {"77", "78"}) {
+    for (const char* component : {"Data.db", "Statistics.db", "TOC.txt"}) {
+      const std::string path = absl::StrCat(table, "/nb-", gen, "-big-", component);
+      testing::WriteFileOrDie(path, component);
+      set_age(path, std::string(gen) == "77" ? absl::Hours(3) : absl::ZeroDuration());
+    }
+  }
+  // A snapshot whose manifest.json never came, its directory old too.
+  ASSERT_EQ(unlink((table + "/snapshots/unfinished/manifest.json").c_str()), 0);
+  for (const auto& [path, record] : ReadTree(table + "/snapshots/unfinished")) {
+    set_age(table + "/snapshots/unfinished/" + path, absl::Hours(3));
+  }
+  set_age(table + "/snapshots/unfinished", absl::Hours(3));
+
+  const std::string metrics = dir_ + "/snaphaven.prom";
+  RunResult r = Run({"--sync-sstables", "--move-snapshots", "--settle_time=0s", "--metrics_file",
+                     metrics},
+                    {"ks1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, ", 7 held back, ")) << r.err;  // 3 + 3 files, 1 snapshot
+  std::string error;
+  auto m = ParsePrometheus(testing::ReadFileOrDie(metrics), &error);
+  ASSERT_EQ(error, "");
+  EXPECT_EQ(m["snaphaven_held_back_files"], 6);
+  EXPECT_EQ(m["snaphaven_held_back_snapshots"], 1);
+  // Named at the default verbosity, with the reason: only the stuck ones.
+  EXPECT_TRUE(RE2::PartialMatch(r.err, R"(W held back, unchanged for 3h\S*: live sstable not )"
+                                       R"(mirrored ks1/\S+/nb-77-big: nb-77-big-Index.db is missing)"))
+      << r.err;
+  EXPECT_TRUE(RE2::PartialMatch(r.err, R"(W held back, unchanged for 3h\S*: snapshot kept at )"
+                                       R"(the source ks1/\S+/snapshots/unfinished: no manifest.json)"))
+      << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err, "nb-78-big: ")) << "not stuck yet: -v 2 only\n" << r.err;
+  // A shorter --stuck_after names the young one too.
+  r = Run({"--sync-sstables", "--move-snapshots", "--settle_time=0s", "--stuck_after=0s"},
+          {"ks1"});
+  EXPECT_TRUE(absl::StrContains(r.err, "nb-78-big: nb-78-big-Index.db is missing")) << r.err;
 }
 
 TEST_F(OpsTest, ListShowsCompleteAndIncompleteCopies) {
