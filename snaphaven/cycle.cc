@@ -181,6 +181,7 @@ std::string SummaryLine(const CycleStats& stats, bool show_moved, bool show_prun
 Syncer::Syncer(FileSystem& fs, SyncOptions options)
     : fs_(fs),
       options_(std::move(options)),
+      clock_(*options_.clock),
       state_(options_.destination),
       copier_(fs, options_.destination, state_.temp, options_.preserve_owner,
               options_.checksum) {
@@ -512,7 +513,7 @@ void Syncer::ReportHeldBack(const Selection& selection, absl::Time now, CycleSta
 
 void Syncer::Prune(const Selection& selection, CycleStats& stats) {
   PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
-                              absl::Now(), options_.prune_after);
+                              clock_.Now(), options_.prune_after);
   if (!manifest_->status().ok()) {
     // Live sections missing: nothing is removed (the commit is refused too).
     LOG(ERROR) << "cannot prune: " << manifest_->status().message();
@@ -617,11 +618,11 @@ absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyWithRetries(const Action& actio
 }
 
 CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_.Now();
   CycleStats stats;
   stats.started = start;
   auto finish = [&]() {
-    stats.duration = absl::Now() - start;
+    stats.duration = clock_.Now() - start;
     return stats;
   };
   const bool fullsync = options_.fullsync && first_cycle_;
@@ -700,7 +701,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   SelectOptions select_options;
   select_options.move = options_.move;
   select_options.settle_time = options_.settle_time;
-  select_options.now = absl::Now();
+  select_options.now = clock_.Now();
   select_options.record_decisions = options_.verbosity >= 2;
   Selection selection =
       SelectFiles(*scan, ReadMetadata(retrying, *scan), *manifest_, select_options);
@@ -755,14 +756,14 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
 
   std::vector<bool> succeeded(plan.actions.size(), false);
   int64_t since_commit = 0;
-  absl::Time last_commit = absl::Now();
+  absl::Time last_commit = clock_.Now();
   absl::Duration last_commit_took = absl::ZeroDuration();
   // Progress: files and bytes done of the total, the rate and the ETA.
   const int64_t total_files = static_cast<int64_t>(plan.actions.size());
-  absl::Time last_progress = absl::Now();
+  absl::Time last_progress = clock_.Now();
   bool progress_shown = false;
   auto report_progress = [&](size_t done_actions) {
-    absl::Time now = absl::Now();
+    absl::Time now = clock_.Now();
     if (now - last_progress < options_.progress_interval) return;
     last_progress = now;
     double seconds = absl::ToDoubleSeconds(now - start);
@@ -967,19 +968,19 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
     const int64_t files_due = options_.commit_every_files;
     const absl::Duration time_due = std::max(options_.commit_every, 10 * last_commit_took);
     if (!stopping && (since_commit >= files_due ||
-                      (since_commit > 0 && absl::Now() - last_commit >= time_due))) {
+                      (since_commit > 0 && clock_.Now() - last_commit >= time_due))) {
       absl::Status identity = CheckDestinationIdentity();
       if (!identity.ok()) {
         abandon(identity);
         continue;
       }
-      const absl::Time commit_start = absl::Now();
+      const absl::Time commit_start = clock_.Now();
       if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) {
         stopping = true;
         pipeline.Cancel();
       }
       since_commit = 0;
-      last_commit = absl::Now();
+      last_commit = clock_.Now();
       last_commit_took = last_commit - commit_start;
     }
   }
@@ -1113,7 +1114,7 @@ void Syncer::ReportPlan(const ScanResult& scan, const Selection& selection, cons
   }
   if (options_.sync_live) {
     PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
-                                absl::Now(), options_.prune_after);
+                                clock_.Now(), options_.prune_after);
     for (const std::string& path : prune.remove) {
       const ManifestEntry* entry = manifest_->Find(path);
       LOG(INFO) << "plan: prune " << path << " ("
@@ -1133,7 +1134,7 @@ void Syncer::ApplyRetentionLimits(CycleStats& stats) {
   retention.keyspaces = options_.keyspaces;
   retention.keep_snapshots = options_.keep_snapshots;
   retention.keep_for = options_.keep_for;
-  retention.now = absl::Now();
+  retention.now = clock_.Now();
   retention.dry_run = options_.dry_run;
   // Asked of the file system, in every data root: a snapshot that was only
   // filtered out of the scan (--snapshot_regex) is still at the source.
@@ -1218,10 +1219,10 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
 }
 
 VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_.Now();
   VerifyStats stats;
   auto finish = [&]() {
-    stats.duration = absl::Now() - start;
+    stats.duration = clock_.Now() - start;
     return stats;
   };
   first_cycle_ = false;  // --fullsync here means repair, not a rebuilt manifest

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "re2/re2.h"
+#include "snaphaven/clock.h"
 #include "snaphaven/copier.h"
 #include "snaphaven/dirty_memory.h"
 #include "snaphaven/dir_cache.h"
@@ -83,6 +84,9 @@ struct SyncOptions {
   // stderr is a terminal: one self-updating line instead of log lines.
   bool progress_on_terminal = false;
   int verbosity = 0;  // 2: log every decision
+  // Where the cycle takes the time from (settle and stuck ages, pruning,
+  // retention, progress, commit spacing); tests set a FakeClock.
+  Clock* clock = &RealClock();
   // The manifest is committed at least this often during a long cycle
   // (a commit appends what changed to its log: see Manifest::Commit).
   int commit_every_files = 1000;
@@ -220,6 +224,7 @@ class Syncer {
 
   FileSystem& fs_;
   SyncOptions options_;
+  Clock& clock_;
   StateDir state_;
   Copier copier_;
   std::string durability_;  // ChooseDurability's last choice, logged when it changes

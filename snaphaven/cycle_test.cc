@@ -718,5 +718,48 @@ TEST_F(CycleFaultTest, VerifyReadsEachInodeOnceAndReportsEveryNameOfACorruptOne)
   }
 }
 
+// Settle and stuck ages come from the cycle's clock: a test moves it
+// instead of sleeping. The manifest.json of each snapshot was just written
+// (the generated tree's mtimes are now), so with a 1 h settle time move
+// mode keeps both snapshots, held back but not stuck; an hour later on the
+// clock both move; before that, two hours after --stuck_after, they are
+// named as stuck.
+TEST_F(CycleFaultTest, SettleAndStuckAgesFollowTheCyclesClock) {
+  FakeClock clock(absl::Now());
+  SyncOptions options = Options(/*move=*/true);
+  options.clock = &clock;
+  options.settle_time = absl::Hours(1);
+  options.stuck_after = absl::Minutes(30);
+  std::atomic<bool> stop{false};
+  {
+    Syncer syncer(*fs_, options);
+    ASSERT_TRUE(syncer.PrepareDestination().ok());
+    CycleStats stats = syncer.RunCycle(stop);
+    log_ = sink_.Take();
+    EXPECT_EQ(stats.moved, 0) << log_;
+    EXPECT_EQ(stats.held_back_snapshots, 2) << log_;
+    EXPECT_FALSE(absl::StrContains(log_, "held back, unchanged for")) << log_;
+  }
+  clock.Advance(absl::Minutes(45));  // stuck (30 min) but not settled (1 h)
+  {
+    Syncer syncer(*fs_, options);
+    CycleStats stats = syncer.RunCycle(stop);
+    log_ = sink_.Take();
+    EXPECT_EQ(stats.moved, 0) << log_;
+    EXPECT_EQ(stats.held_back_snapshots, 2) << log_;
+    EXPECT_TRUE(absl::StrContains(log_, "manifest.json is younger than --settle_time")) << log_;
+    EXPECT_TRUE(absl::StrContains(log_, "held back, unchanged for 45m")) << log_;
+  }
+  clock.Advance(absl::Minutes(20));  // settled
+  {
+    Syncer syncer(*fs_, options);
+    CycleStats stats = syncer.RunCycle(stop);
+    log_ = sink_.Take();
+    EXPECT_EQ(stats.held_back_snapshots, 0) << log_;
+    EXPECT_GT(stats.moved, 0) << log_;
+  }
+  ExpectInvariants();
+}
+
 }  // namespace
 }  // namespace snaphaven
