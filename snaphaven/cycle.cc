@@ -196,19 +196,26 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
 }
 
 absl::Status Syncer::PrepareDestination() {
-  // mkdir -p of the destination root; validation made sure it is possible.
+  // mkdir -p of the destination root (validation made sure it is
+  // possible), then the state directories. Each directory made is synced
+  // into its parent: else a power cut could take the destination, with
+  // every copy made durable in it, away (the power-cut test caught it).
   std::vector<std::string> missing;
   for (std::string dir = options_.destination; !dir.empty() && dir != "/" && !fs_.Stat(dir).ok();
        dir = std::string(DirName(dir))) {
     missing.push_back(dir);
   }
-  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-    absl::Status made = fs_.MakeDir(*it);
+  std::reverse(missing.begin(), missing.end());
+  for (const std::string* dir : {&state_.dir, &state_.temp}) {
+    if (!fs_.Stat(*dir).ok()) missing.push_back(*dir);
+  }
+  for (const std::string& dir : missing) {
+    absl::Status made = fs_.MakeDir(dir);
     if (!made.ok() && made.code() != absl::StatusCode::kAlreadyExists) return made;
+    absl::Status synced = fs_.SyncDir(std::string(DirName(dir)));
+    if (!synced.ok()) return synced;
   }
   for (const std::string* dir : {&options_.destination, &state_.dir, &state_.temp}) {
-    absl::Status made = fs_.MakeDir(*dir);
-    if (!made.ok() && made.code() != absl::StatusCode::kAlreadyExists) return made;
     absl::StatusOr<FileStat> st = fs_.Stat(*dir);
     if (!st.ok()) return st.status();
     if (st->type != FileType::kDirectory) {
