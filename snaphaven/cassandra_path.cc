@@ -92,6 +92,10 @@ absl::optional<SSTableName> ParseSSTableName(absl::string_view file_name,
   return absl::nullopt;
 }
 
+bool WrittenBefore21(const SSTableName& name) {
+  return name.format != "bti" && name.version < "ka";
+}
+
 absl::string_view TableName(absl::string_view table_dir) {
   constexpr size_t kIdLength = 32;
   if (table_dir.size() <= kIdLength + 1 || table_dir[table_dir.size() - kIdLength - 1] != '-') {

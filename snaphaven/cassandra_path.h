@@ -39,6 +39,12 @@ absl::optional<SSTableName> ParseSSTableName(absl::string_view file_name,
                                              absl::string_view keyspace = "",
                                              absl::string_view table = "");
 
+// Written by Cassandra 2.0 or older (big format before "ka"), which wrote no
+// manifest.json into its snapshots (ColumnFamilyStore.snapshotWithoutFlush;
+// 2.1 added it, CASSANDRA-6326). 5.0's BTI versions ("da") sort before
+// "ka" but are new.
+bool WrittenBefore21(const SSTableName& name);
+
 // The same for a path relative to a data root (or to a destination that
 // mirrors one): the keyspace and table come from its directories.
 absl::optional<SSTableName> ParseSSTablePath(absl::string_view relative_path);

@@ -96,6 +96,14 @@ TEST(ParseSSTableName, NewNamesKeepTheirFormat) {
   EXPECT_EQ(name->prefix, "nb-1-big");
 }
 
+TEST(WrittenBefore21, BigFormatBeforeKaOnly) {
+  EXPECT_TRUE(WrittenBefore21(*ParseSSTableName("ks-t-jb-1-Data.db")));
+  EXPECT_TRUE(WrittenBefore21(*ParseSSTableName("ks-t-ic-1-Data.db")));
+  EXPECT_FALSE(WrittenBefore21(*ParseSSTableName("ks-t-ka-1-Data.db")));
+  EXPECT_FALSE(WrittenBefore21(*ParseSSTableName("la-1-big-Data.db")));
+  EXPECT_FALSE(WrittenBefore21(*ParseSSTableName("da-1-bti-Data.db")));
+}
+
 TEST(TableName, StripsTheIdOnly) {
   EXPECT_EQ(TableName("users-0094ac203e7411e59149ef9f87394ca6"), "users");
   EXPECT_EQ(TableName("users"), "users");

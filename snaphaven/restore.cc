@@ -314,7 +314,7 @@ absl::Status Restorer::CheckComplete(const std::string& tag_rel,
   const bool taken_by_2_0 =
       !found.empty() && std::all_of(found.begin(), found.end(), [](const auto& file) {
         absl::optional<SSTableName> name = ParseSSTablePath(file.first);
-        return !name.has_value() || name->version < "ka";
+        return !name.has_value() || WrittenBefore21(*name);
       });
   if (found.count(manifest_json) == 0 && taken_by_2_0) {
     // 2.0 wrote no manifest.json; its sstables are checked one by one below.

@@ -28,8 +28,6 @@ std::string SnapshotUnit(absl::string_view rel) {
   return absl::StrJoin(parts.begin(), parts.begin() + 4, "/");
 }
 
-// 2.0 and older wrote no manifest.json into a snapshot; 2.1 ("ka") did.
-bool OlderThanManifests(absl::string_view version) { return version < "ka"; }
 
 int Depth(absl::string_view path) { return static_cast<int>(std::count(path.begin(), path.end(), '/')); }
 
@@ -129,7 +127,7 @@ class Selector {
     for (size_t i : files) {
       if (conflicted_.contains(scan_.files[i].relative_path)) return "a file conflicts between roots";
     }
-    if (manifest_index == SIZE_MAX) return WithoutManifest(unit, files, newest_ns);
+    if (manifest_index == SIZE_MAX) return WithoutManifest(files, newest_ns);
     if (manifest == nullptr) return "manifest.json does not parse (still being written?)";
     const FileStat& st = scan_.files[manifest_index].stat;
     if (absl::FromUnixNanos(st.mtime_ns) > options_.now - options_.settle_time) {
@@ -148,14 +146,13 @@ class Selector {
 
   // A snapshot without manifest.json: complete only when 2.0 took it (it
   // wrote none), each of its sstables is whole and it has settled.
-  std::string WithoutManifest(const std::string& unit, const std::vector<size_t>& files,
-                              int64_t newest_ns) {
+  std::string WithoutManifest(const std::vector<size_t>& files, int64_t newest_ns) {
     std::map<std::string, SSTableName> sstables;  // by directory/prefix
     for (size_t i : files) {
       const std::string& rel = scan_.files[i].relative_path;
       absl::optional<SSTableName> name = ParseSSTablePath(rel);
       if (!name.has_value()) continue;
-      if (!OlderThanManifests(name->version)) return "no manifest.json (still being written?)";
+      if (!WrittenBefore21(*name)) return "no manifest.json (still being written?)";
       sstables.emplace(absl::StrCat(DirName(rel), "/", name->prefix), *name);
     }
     if (sstables.empty()) return "no manifest.json and no sstable";
@@ -166,7 +163,6 @@ class Selector {
       std::string reason = MissingComponent(key.substr(0, key.rfind('/')), name);
       if (!reason.empty()) return reason;
     }
-    (void)unit;
     return "";
   }
 

@@ -312,6 +312,15 @@ TEST_F(SelectorTest, A20SnapshotWithoutManifestMovesOnceSettled) {
   EXPECT_TRUE(s.units.empty()) << "2.1 writes a manifest.json: wait for it";
   ASSERT_EQ(s.held_back.size(), 1u);
   EXPECT_NE(s.held_back[0].reason.find("no manifest.json"), std::string::npos);
+
+  // 5.0's BTI version "da" sorts before "ka" yet is no 2.0 sstable.
+  scan_ = ScanResult();
+  texts_by_path_.clear();
+  AddSSTable("ks/t-0094ac203e7411e59149ef9f87394ca6/snapshots/s1", "da-1-bti", PathKind::kSnapshot);
+  Add("ks/t-0094ac203e7411e59149ef9f87394ca6/snapshots/s1/da-1-bti-Partitions.db",
+      PathKind::kSnapshot);  // whole: only the manifest is missing
+  s = Select();
+  EXPECT_TRUE(s.units.empty()) << "a 5.0 snapshot without manifest.json was moved";
 }
 
 // A live sstable is mirrored whole: every component present, whether its

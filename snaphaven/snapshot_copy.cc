@@ -49,8 +49,7 @@ bool IsCompleteSnapshotCopy(absl::string_view copy_dir, const std::string* manif
   for (const std::string& rel : files) {
     absl::optional<SSTableName> name = ParseSSTablePath(absl::StrCat(copy_dir, "/", rel));
     if (!name.has_value()) continue;
-    // 5.0's BTI versions ("da") sort before "ka" but are new.
-    if (name->version >= "ka" || name->format == "bti") return false;
+    if (!WrittenBefore21(*name)) return false;
     sstables.emplace(absl::StrCat(DirOf(rel), "/", name->prefix), *name);
   }
   if (sstables.empty()) return false;
