@@ -1255,20 +1255,31 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
   std::vector<std::string> bad;
   for (const std::string& keyspace : options_.keyspaces) {
     const std::string prefix = absl::StrCat(keyspace, "/");
+    // Table by table: hard links of a Cassandra file never leave its table
+    // directory, so each batch holds every name of its inodes, and memory
+    // follows the largest table, not the keyspace.
     std::vector<RecordedFile> names;
+    auto check_batch = [&]() {
+      bool finished = verifier.Check(names, stats, stopped, [&](size_t i, const std::string& problem) {
+        if (!problem.empty()) {
+          LOG(ERROR) << problem << ": " << *names[i].rel;
+          bad.push_back(*names[i].rel);
+        } else {
+          VLOG(1) << "verified " << *names[i].rel;
+        }
+      });
+      names.clear();
+      return finished;
+    };
+    std::string scope;
     for (auto it = manifest_->entries().lower_bound(prefix);
          it != manifest_->entries().end() && absl::StartsWith(it->first, prefix); ++it) {
+      std::string this_scope = Manifest::LinkScope(it->first);
+      if (this_scope != scope && !names.empty() && !check_batch()) return finish();
+      scope = std::move(this_scope);
       names.push_back({&it->first, &it->second});
     }
-    auto done = [&](size_t i, const std::string& problem) {
-      if (!problem.empty()) {
-        LOG(ERROR) << problem << ": " << *names[i].rel;
-        bad.push_back(*names[i].rel);
-      } else {
-        VLOG(1) << "verified " << *names[i].rel;
-      }
-    };
-    if (!verifier.Check(names, stats, stopped, done)) return finish();
+    if (!names.empty() && !check_batch()) return finish();
     // Files at the destination the manifest does not know.
     std::vector<std::string> pending = {keyspace};
     while (!pending.empty()) {
