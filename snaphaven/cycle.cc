@@ -197,32 +197,40 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
 
 absl::Status Syncer::PrepareDestination() {
   // mkdir -p of the destination root (validation made sure it is
-  // possible), then the state directories. Each directory made is synced
-  // into its parent: else a power cut could take the destination, with
-  // every copy made durable in it, away (the power-cut test caught it).
+  // possible), then the state directories, each checked to be a directory
+  // (lstat: a symlink is not) before anything is made inside it. Each
+  // directory made is synced into its parent: else a power cut could take
+  // the destination, with every copy made durable in it, away (the
+  // power-cut test caught it).
   std::vector<std::string> missing;
-  for (std::string dir = options_.destination; !dir.empty() && dir != "/" && !fs_.Stat(dir).ok();
+  for (std::string dir(DirName(options_.destination)); !dir.empty() && dir != "/" &&
+                                                       !fs_.Stat(dir).ok();
        dir = std::string(DirName(dir))) {
     missing.push_back(dir);
   }
-  std::reverse(missing.begin(), missing.end());
-  for (const std::string* dir : {&state_.dir, &state_.temp}) {
-    if (!fs_.Stat(*dir).ok()) missing.push_back(*dir);
-  }
-  for (const std::string& dir : missing) {
-    absl::Status made = fs_.MakeDir(dir);
-    if (!made.ok() && made.code() != absl::StatusCode::kAlreadyExists) return made;
-    absl::Status synced = fs_.SyncDir(std::string(DirName(dir)));
-    if (!synced.ok()) return synced;
+  for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+    absl::Status made = MakeDurableDir(*it);
+    if (!made.ok()) return made;
   }
   for (const std::string* dir : {&options_.destination, &state_.dir, &state_.temp}) {
     absl::StatusOr<FileStat> st = fs_.Stat(*dir);
+    if (!st.ok() && IsVanished(st.status())) {
+      absl::Status made = MakeDurableDir(*dir);
+      if (!made.ok()) return made;
+      st = fs_.Stat(*dir);
+    }
     if (!st.ok()) return st.status();
     if (st->type != FileType::kDirectory) {
       return absl::FailedPreconditionError(absl::StrCat(*dir, " is not a directory"));
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status Syncer::MakeDurableDir(const std::string& dir) {
+  absl::Status made = fs_.MakeDir(dir);
+  if (!made.ok() && made.code() != absl::StatusCode::kAlreadyExists) return made;
+  return fs_.SyncDir(std::string(DirName(dir)));
 }
 
 absl::Status Syncer::CreateMarker() {

@@ -166,6 +166,9 @@ class Syncer {
   // must still be the one first seen, else the destination was removed,
   // unmounted or swapped.
   absl::Status CheckDestinationIdentity();
+  // mkdir, then fsync of the parent, so the new directory's name survives a
+  // power cut.
+  absl::Status MakeDurableDir(const std::string& dir);
   // Creates the marker, probing the mtime granularity the destination keeps.
   absl::Status CreateMarker();
   absl::Status LoadManifest(bool from_destination);
