@@ -24,6 +24,7 @@
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
 #include "snaphaven/planner.h"
+#include "snaphaven/report.h"
 #include "snaphaven/scanner.h"
 #include "snaphaven/selector.h"
 #include "snaphaven/sstable_digest.h"
@@ -97,39 +98,7 @@ struct SyncOptions {
   absl::Duration retry_backoff = absl::Milliseconds(200);
 };
 
-struct CycleStats {
-  int64_t scanned = 0;
-  int64_t copied = 0;
-  int64_t linked = 0;
-  int64_t unchanged = 0;
-  int64_t skipped = 0;  // vanished or changed during the copy
-  int64_t failed = 0;
-  int64_t moved = 0;   // source files deleted after their copy (move mode)
-  int64_t pruned = 0;  // live-mirror files removed at the destination
-  int64_t retired = 0;  // snapshot copies removed by retention
-  int64_t bytes_copied = 0;
-  absl::Duration duration;
-  bool out_of_space = false;
-  bool interrupted = false;  // stopped by a signal between files
-  bool dry_run = false;      // the counts are what a real cycle would do
-  // Held back at the source: files of sstables not mirrored (live or
-  // backups: in flight, incomplete, temporary) and snapshots move mode keeps.
-  int64_t held_back_files = 0;
-  int64_t held_back_snapshots = 0;
-  int64_t pending_files = 0;  // planned but not done at the end (the backlog)
-  int64_t pending_bytes = 0;
-  absl::Time started;
-  // Set when the cycle could not run at all (unreadable data root, ...).
-  absl::optional<std::string> fatal;
-};
 
-int ExitCodeFor(const VerifyStats& stats);
-std::string SummaryLine(const VerifyStats& stats);
-
-// 0 when all planned work was done (or a signal stopped it), 1 otherwise.
-int ExitCodeFor(const CycleStats& stats);
-std::string SummaryLine(const CycleStats& stats, bool show_moved = false,
-                        bool show_pruned = false);
 
 // <dest>/.snaphaven and the names in it.
 struct StateDir {

@@ -9,7 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "snaphaven/cycle.h"
+#include "snaphaven/report.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
 
