@@ -282,7 +282,7 @@ int ListDestination(const Options& options) {
   std::vector<SnapshotCopy> copies =
       ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces,
                          ListingDataRoots(fs, options.destination, options.data_roots));
-  std::cout << (FLAGS_json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
+  std::cout << (options.json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
   return 0;
 }
 
@@ -325,7 +325,7 @@ int RestoreFromDestination(const Options& options) {
 // lock, to record this instance (never in a dry run). Returns 0 to go on,
 // else the exit code after one clear line.
 int CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& sync,
-                      bool refuse_only) {
+                      bool adopt, bool refuse_only) {
   const std::string path = JoinPath(state.dir, "node");
   absl::optional<std::string> recorded;
   absl::StatusOr<std::string> text = fs.ReadFile(path);
@@ -338,7 +338,7 @@ int CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& 
     return 1;
   }
   const NodeDecision decision = DecideNodeRecord(recorded, NodeRecord{HostName(), sync.data_roots},
-                                                 sync.destination, FLAGS_adopt_destination);
+                                                 sync.destination, adopt);
   if (decision.action == NodeAction::kRefuse) {
     std::cerr << "snaphaven: " << decision.refusal << "\n";
     return kExitUsage;
@@ -409,6 +409,13 @@ int Run(int argc, char** argv) {
   raw.keep_snapshots = FLAGS_keep_snapshots;
   raw.keep_for = FLAGS_keep_for;
   raw.hostname = HostName();
+  raw.verify = FLAGS_verify;
+  raw.json = FLAGS_json;
+  raw.checksum = FLAGS_checksum;
+  raw.dry_run = FLAGS_dry_run;
+  raw.require_destination = FLAGS_require_destination;
+  raw.adopt_destination = FLAGS_adopt_destination;
+  raw.metrics_file = FLAGS_metrics_file;
   raw.keyspaces = parsed->positional;
 
   FileSystem& fs = *DefaultFileSystem();
@@ -416,8 +423,8 @@ int Run(int argc, char** argv) {
   if (!options.ok()) return UsageError(options.status().message());
 
   SetUpLogging(argv[0], options->quiet);
-  if (FLAGS_list) return ListDestination(*options);
-  if (!FLAGS_restore.empty()) return RestoreFromDestination(*options);
+  if (options->mode == RunMode::kList) return ListDestination(*options);
+  if (options->mode == RunMode::kRestore) return RestoreFromDestination(*options);
 
   SyncOptions sync;
   sync.data_roots = options->data_roots;
@@ -431,10 +438,10 @@ int Run(int argc, char** argv) {
   sync.settle_time = options->settle_time;
   sync.prune_after = options->prune_after;
   sync.stuck_after = options->stuck_after;
-  sync.checksum = FLAGS_checksum;
+  sync.checksum = options->checksum;
   sync.verify_sample_percent = options->verify_sample;
   sync.max_bandwidth = options->max_bandwidth;
-  sync.dry_run = FLAGS_dry_run;
+  sync.dry_run = options->dry_run;
   sync.copy_threads = options->copy_threads;
   sync.scan_threads = options->scan_threads;
   sync.keep_snapshots = options->keep_snapshots;
@@ -449,14 +456,14 @@ int Run(int argc, char** argv) {
   Syncer syncer(fs, sync);
 
   StateDir state(sync.destination);
-  if (FLAGS_require_destination && !fs.Stat(state.marker).ok()) {
+  if (options->require_destination && !fs.Stat(state.marker).ok()) {
     std::cerr << "snaphaven: destination " << sync.destination
               << " has no identity marker (" << state.marker
               << "): not mounted? (--require_destination refuses to start a new one)\n";
     return kExitUsage;
   }
   // Another instance's destination is refused before anything in it changes.
-  if (int refused = CheckNodeIdentity(fs, state, sync, /*refuse_only=*/true)) return refused;
+  if (int refused = CheckNodeIdentity(fs, state, sync, options->adopt_destination, /*refuse_only=*/true)) return refused;
   // A dry run creates nothing: it locks only a destination that exists.
   const bool prepare = !sync.dry_run || fs.Stat(state.dir).ok();
   absl::Status prepared = prepare ? syncer.PrepareDestination() : absl::OkStatus();
@@ -472,7 +479,8 @@ int Run(int argc, char** argv) {
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
 
-  if (int refused = prepare ? CheckNodeIdentity(fs, state, sync, /*refuse_only=*/false) : 0) {
+  if (int refused = prepare ? CheckNodeIdentity(fs, state, sync, options->adopt_destination,
+                                                     /*refuse_only=*/false) : 0) {
     return refused;
   }
 
@@ -485,7 +493,7 @@ int Run(int argc, char** argv) {
 
   VLOG(1) << "data roots: " << absl::StrJoin(sync.data_roots, ", ")
           << "; destination: " << sync.destination;
-  if (FLAGS_verify) {
+  if (options->mode == RunMode::kVerify) {
     VerifyStats verified = syncer.Verify(/*repair=*/sync.fullsync, stop_requested);
     if (ExitCodeFor(verified) == 0) {
       LOG(INFO) << SummaryLine(verified);
@@ -502,8 +510,8 @@ int Run(int argc, char** argv) {
     } else {
       LOG(INFO) << SummaryLine(stats, sync.move, sync.sync_live);
     }
-    if (!FLAGS_metrics_file.empty() && !sync.dry_run) {
-      absl::Status written = WriteMetricsFile(fs, FLAGS_metrics_file, stats, ExitCodeFor(stats),
+    if (!options->metrics_file.empty() && !sync.dry_run) {
+      absl::Status written = WriteMetricsFile(fs, options->metrics_file, stats, ExitCodeFor(stats),
                                               syncer.manifest());
       if (!written.ok()) LOG(WARNING) << "cannot write --metrics_file: " << written.message();
     }

@@ -76,6 +76,16 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   if (!raw.restore_tag.empty() && raw.restore_to.empty()) {
     return Invalid("--restore needs --restore_to DIR: where to put the restored sstables");
   }
+  options.mode = raw.list_only               ? RunMode::kList
+                 : !raw.restore_tag.empty() ? RunMode::kRestore
+                 : raw.verify               ? RunMode::kVerify
+                                            : RunMode::kSync;
+  options.json = raw.json;
+  options.checksum = raw.checksum;
+  options.dry_run = raw.dry_run;
+  options.require_destination = raw.require_destination;
+  options.adopt_destination = raw.adopt_destination;
+  options.metrics_file = raw.metrics_file;
   if (raw.list_only || !raw.restore_tag.empty()) {
     options.restore_tag = raw.restore_tag;
     options.restore_to = raw.restore_to;

@@ -47,10 +47,26 @@ struct RawOptions {
   int keep_snapshots = 0;
   std::string keep_for = "0";
   std::string hostname;  // what %h in --snapshot_dir becomes
+  bool verify = false;
+  bool json = false;
+  bool checksum = true;
+  bool dry_run = false;
+  bool require_destination = false;
+  bool adopt_destination = false;
+  std::string metrics_file;
   std::vector<std::string> keyspaces;
 };
 
+// What a run does: one of these, decided once from the flags.
+enum class RunMode {
+  kSync,     // cycles (the default)
+  kVerify,   // --verify (with --fullsync: and repair)
+  kList,     // --list: reads only the destination
+  kRestore,  // --restore TAG --restore_to DIR
+};
+
 struct Options {
+  RunMode mode = RunMode::kSync;
   std::vector<std::string> data_roots;  // resolved, absolute
   std::string destination;              // absolute, symlinks resolved
   std::vector<std::string> keyspaces;
@@ -75,6 +91,12 @@ struct Options {
   std::string restore_to;
   int keep_snapshots = 0;
   absl::Duration keep_for;
+  bool json = false;      // --list: JSON for scripts
+  bool checksum = true;   // --nochecksum: benchmarks only
+  bool dry_run = false;
+  bool require_destination = false;
+  bool adopt_destination = false;
+  std::string metrics_file;  // "": none
 };
 
 // "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative

@@ -53,6 +53,31 @@ class ValidateOptionsTest : public ::testing::Test {
   std::string dir_, home_;
 };
 
+// One mode per run, decided once: --list before --restore before --verify.
+TEST_F(ValidateOptionsTest, TheRunModeComesFromTheFlagsOnce) {
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/dest").c_str()), 0);
+  auto mode = [&](RawOptions raw) {
+    absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+    EXPECT_TRUE(o.ok()) << o.status();
+    return o.ok() ? o->mode : RunMode::kSync;
+  };
+  RawOptions raw = Raw();
+  EXPECT_EQ(mode(raw), RunMode::kSync);
+  raw.verify = true;
+  raw.metrics_file = "/tmp/m.prom";
+  raw.checksum = false;
+  EXPECT_EQ(mode(raw), RunMode::kVerify);
+  absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->metrics_file, "/tmp/m.prom");
+  EXPECT_FALSE(o->checksum);
+  raw.restore_tag = "t";
+  raw.restore_to = dir_ + "/restore";
+  EXPECT_EQ(mode(raw), RunMode::kRestore);
+  raw.list_only = true;
+  EXPECT_EQ(mode(raw), RunMode::kList);
+}
+
 TEST_F(ValidateOptionsTest, AcceptsHomeOrDataRootAndResolvesSymlinks) {
   absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), Raw());
   ASSERT_TRUE(o.ok()) << o.status();
