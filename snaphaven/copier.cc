@@ -9,6 +9,7 @@
 #include "absl/types/optional.h"
 #include "glog/logging.h"
 #include "snaphaven/checksum.h"
+#include "snaphaven/destination.h"
 #include "snaphaven/parallel_for.h"
 
 namespace snaphaven {
@@ -217,7 +218,7 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
   if (corrupt) {
     // The source is damaged or was read wrong: keep the evidence, never
     // under the final name.
-    std::string kept = absl::StrCat(".snaphaven/quarantine/", relative_path, ".",
+    std::string kept = absl::StrCat(kStateDirName, "/quarantine/", relative_path, ".",
                                     absl::Hex(crc, absl::kZeroPad8));
     status = PlaceDurable(**out, temp, kept);
     if (!status.ok()) return fail(status);

@@ -24,7 +24,6 @@
 namespace snaphaven {
 namespace {
 
-constexpr char kStateDirName[] = ".snaphaven";
 // Staged small copies are made durable together: one syncfs, or a run of
 // fsyncs that share journal commits. A syncfs costs about as much for 100
 // files as for 1000 (a journal commit and a device cache flush), so a
@@ -137,12 +136,6 @@ class Pipeline {
 
 }  // namespace
 
-StateDir::StateDir(const std::string& destination)
-    : dir(JoinPath(destination, kStateDirName)),
-      manifest(JoinPath(dir, "manifest")),
-      lock(JoinPath(dir, "lock")),
-      temp(JoinPath(dir, "tmp")),
-      marker(JoinPath(dir, "id")) {}
 
 
 
@@ -655,7 +648,7 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
   // must look at every snapshot (a settling one becomes movable without
   // changing).
-  const std::string dir_cache_file = JoinPath(state_.dir, "dircache");
+  const std::string& dir_cache_file = state_.dir_cache;
   if (!dir_cache_.has_value()) {
     absl::StatusOr<std::string> text = fs_.ReadFile(dir_cache_file);
     absl::StatusOr<DirCache> parsed =
@@ -1015,7 +1008,7 @@ void Syncer::ForgetCopy(const std::string& rel) {
 
 void Syncer::VerifySample(CycleStats& stats) {
   if (options_.verify_sample_percent <= 0 || manifest_->size() == 0) return;
-  const std::string cursor_file = JoinPath(state_.dir, "verify_cursor");
+  const std::string& cursor_file = state_.verify_cursor;
   if (!sample_cursor_loaded_) {
     absl::StatusOr<std::string> saved = fs_.ReadFile(cursor_file);
     if (saved.ok()) sample_cursor_ = *saved;
@@ -1175,7 +1168,7 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
   if (manifest_dirty_) return;
   std::string text = dir_cache_->Serialize();
   if (text == dir_cache_saved_) return;
-  absl::Status saved = fs_.WriteFileAtomically(JoinPath(state_.dir, "dircache"), text);
+  absl::Status saved = fs_.WriteFileAtomically(state_.dir_cache, text);
   if (saved.ok()) {
     dir_cache_saved_ = std::move(text);
   } else {

@@ -19,6 +19,7 @@
 #include "re2/re2.h"
 #include "snaphaven/clock.h"
 #include "snaphaven/copier.h"
+#include "snaphaven/destination.h"
 #include "snaphaven/dirty_memory.h"
 #include "snaphaven/dir_cache.h"
 #include "snaphaven/file_system.h"
@@ -100,12 +101,6 @@ struct SyncOptions {
 
 
 
-// <dest>/.snaphaven and the names in it.
-struct StateDir {
-  explicit StateDir(const std::string& destination);
-  std::string dir, manifest, lock, temp;
-  std::string marker;  // the destination's identity: "id" file
-};
 
 class Syncer {
  public:

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/destination.h"
 #include "snaphaven/node_record.h"
 #include "snaphaven/snapshot_copy.h"
 
@@ -27,7 +28,7 @@ bool IsDirectory(FileSystem& fs, const std::string& path) {
 
 std::vector<std::string> ListingDataRoots(FileSystem& fs, const std::string& destination,
                                           const std::vector<std::string>& fallback) {
-  absl::StatusOr<std::string> text = fs.ReadFile(JoinPath(destination, ".snaphaven/node"));
+  absl::StatusOr<std::string> text = fs.ReadFile(StateDir(destination).node);
   if (!text.ok()) return fallback;
   absl::StatusOr<NodeRecord> record = ParseNodeRecord(*text);
   if (!record.ok() || record->data_roots.empty()) return fallback;

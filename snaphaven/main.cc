@@ -326,7 +326,7 @@ int RestoreFromDestination(const Options& options) {
 // else the exit code after one clear line.
 int CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& sync,
                       bool adopt, bool refuse_only) {
-  const std::string path = JoinPath(state.dir, "node");
+  const std::string& path = state.node;
   absl::optional<std::string> recorded;
   absl::StatusOr<std::string> text = fs.ReadFile(path);
   if (text.ok()) {

@@ -11,12 +11,17 @@
 #include "absl/types/optional.h"
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/destination.h"
 #include "snaphaven/snapshot_copy.h"
 
 namespace snaphaven {
 namespace {
 
-constexpr char kTrashDir[] = ".snaphaven/retention-trash";
+// Relative to the destination (StateDir::retention_trash).
+const std::string& TrashDir() {
+  static const std::string* const dir = new std::string(absl::StrCat(kStateDirName, "/retention-trash"));
+  return *dir;
+}
 
 // What a copy is by the rule of snapshot_copy.h (present: a regular file
 // at the destination).
@@ -122,7 +127,7 @@ int64_t Retention::RemoveTree(const std::string& dir) {
 }
 
 void Retention::EmptyTrash() {
-  const std::string trash = Dest(kTrashDir);
+  const std::string trash = Dest(TrashDir());
   absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(trash);
   if (!names.ok()) return;  // none (the usual case)
   int64_t removed = 0;
@@ -431,7 +436,7 @@ absl::StatusOr<RetentionResult> Retention::Run() {
     absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int> removed_names;
     std::set<std::string> parents;
     for (const Doomed& d : doomed) {
-      Remove(d, Dest(kTrashDir), removed_names);
+      Remove(d, Dest(TrashDir()), removed_names);
       parents.insert(std::string(DirName(Dest(d.rel))));
     }
     result_.bytes_freed = bytes_freed(removed_names);
@@ -442,7 +447,7 @@ absl::StatusOr<RetentionResult> Retention::Run() {
         result_.warnings.push_back(std::string(synced.message()));
       }
     }
-    if (!doomed.empty()) (void)fs_.RemoveDir(Dest(kTrashDir));
+    if (!doomed.empty()) (void)fs_.RemoveDir(Dest(TrashDir()));
   }
   std::sort(result_.removed_snapshots.begin(), result_.removed_snapshots.end());
   return std::move(result_);

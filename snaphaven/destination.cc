@@ -1,0 +1,21 @@
+#include "snaphaven/destination.h"
+
+#include "snaphaven/file_system.h"
+#include "snaphaven/manifest.h"
+
+namespace snaphaven {
+
+StateDir::StateDir(const std::string& destination)
+    : dir(JoinPath(destination, std::string(kStateDirName))),
+      manifest(JoinPath(dir, "manifest")),
+      manifest_log(Manifest::LogPath(manifest)),
+      lock(JoinPath(dir, "lock")),
+      temp(JoinPath(dir, "tmp")),
+      marker(JoinPath(dir, "id")),
+      node(JoinPath(dir, "node")),
+      dir_cache(JoinPath(dir, "dircache")),
+      verify_cursor(JoinPath(dir, "verify_cursor")),
+      quarantine(JoinPath(dir, "quarantine")),
+      retention_trash(JoinPath(dir, "retention-trash")) {}
+
+}  // namespace snaphaven
