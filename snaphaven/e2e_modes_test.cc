@@ -28,6 +28,7 @@ namespace {
 using testing::DestinationFiles;
 using testing::DiffTrees;
 using testing::FileRecord;
+using testing::FilesContaining;
 using testing::LiveFiles;
 using testing::ReadTree;
 using testing::RunResult;
@@ -37,15 +38,6 @@ using testing::SummaryCount;
 using testing::WriteFileOrDie;
 
 using Files = std::map<std::string, FileRecord>;
-
-// Regular files of a data root outside snapshots/ and backups/: Cassandra's.
-Files Under(const Files& files, const std::string& infix) {
-  Files out;
-  for (const auto& [path, record] : files) {
-    if (absl::StrContains(path, infix)) out[path] = record;
-  }
-  return out;
-}
 
 std::vector<std::string> TableDirs(const std::string& data_root, const std::string& keyspace) {
   std::vector<std::string> out;
@@ -126,12 +118,12 @@ TEST_F(ModesTest, IncompleteSnapshotsAreCopiedButNotDeleted) {
   Files after = SnapshotFiles(data_);
   for (const char* kept : {"no_manifest", "half_manifest", "missing_data", "missing_component"}) {
     SCOPED_TRACE(kept);
-    Files want = Under(before, absl::StrCat("/snapshots/", kept, "/"));
+    Files want = FilesContaining(before, absl::StrCat("/snapshots/", kept, "/"));
     EXPECT_FALSE(want.empty());
-    EXPECT_EQ(DiffTrees(want, Under(after, absl::StrCat("/snapshots/", kept, "/"))), "");
+    EXPECT_EQ(DiffTrees(want, FilesContaining(after, absl::StrCat("/snapshots/", kept, "/"))), "");
   }
-  EXPECT_TRUE(Under(after, "/snapshots/fresh/").empty()) << "fresh settles, then moves";
-  EXPECT_TRUE(Under(after, "/snapshots/complete/").empty());
+  EXPECT_TRUE(FilesContaining(after, "/snapshots/fresh/").empty()) << "fresh settles, then moves";
+  EXPECT_TRUE(FilesContaining(after, "/snapshots/complete/").empty());
   for (const char* reason : {"no manifest.json", "does not parse",
                              "lists nb-2-big-Data.db, which is missing",
                              "nb-1-big-Index.db is missing"}) {
@@ -150,13 +142,13 @@ TEST_F(ModesTest, EphemeralSnapshotsAreIgnored) {
   RunResult r = Move();
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Files dest = DestinationFiles(dest_);
-  EXPECT_TRUE(Under(dest, "/marker/").empty());
-  EXPECT_TRUE(Under(dest, "/flagged/").empty());
-  EXPECT_FALSE(Under(dest, "/normal/").empty());
+  EXPECT_TRUE(FilesContaining(dest, "/marker/").empty());
+  EXPECT_TRUE(FilesContaining(dest, "/flagged/").empty());
+  EXPECT_FALSE(FilesContaining(dest, "/normal/").empty());
   Files after = SnapshotFiles(data_);
-  EXPECT_EQ(DiffTrees(Under(before, "/marker/"), Under(after, "/marker/")), "");
-  EXPECT_EQ(DiffTrees(Under(before, "/flagged/"), Under(after, "/flagged/")), "");
-  EXPECT_TRUE(Under(after, "/normal/").empty());
+  EXPECT_EQ(DiffTrees(FilesContaining(before, "/marker/"), FilesContaining(after, "/marker/")), "");
+  EXPECT_EQ(DiffTrees(FilesContaining(before, "/flagged/"), FilesContaining(after, "/flagged/")), "");
+  EXPECT_TRUE(FilesContaining(after, "/normal/").empty());
 }
 
 TEST_F(ModesTest, OneManifestCoversASnapshotSpreadOverTwoRoots) {
@@ -203,7 +195,7 @@ TEST_F(ModesTest, SamePathWithDifferentContentInTwoRootsIsAnError) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(r.err, "/snapshots/s1/schema.cql exists with different contents"))
       << r.err;
-  EXPECT_TRUE(Under(DestinationFiles(dest_), "schema.cql").empty()) << "nothing overwritten";
+  EXPECT_TRUE(FilesContaining(DestinationFiles(dest_), "schema.cql").empty()) << "nothing overwritten";
   EXPECT_TRUE(Exists(schema2));
   EXPECT_FALSE(SnapshotFiles(data_).empty()) << "a snapshot with a conflict is not moved";
 }
@@ -266,7 +258,7 @@ TEST_F(LiveTest, OnlyCommittedCompleteSSTablesAreMirrored) {
     EXPECT_FALSE(absl::StrContains(path, "tmplink-")) << path;
   }
   Files dest = DestinationFiles(dest_);
-  for (const auto& [path, record] : Under(live, "/nb-2-big-")) EXPECT_TRUE(dest[path] == record) << path;
+  for (const auto& [path, record] : FilesContaining(live, "/nb-2-big-")) EXPECT_TRUE(dest[path] == record) << path;
   EXPECT_EQ(DiffTrees(live, LiveFiles(data_)), "") << "live files are never written";
 
   // The flush commits: its sstable is copied in the next cycle.
@@ -305,11 +297,11 @@ TEST_F(LiveTest, RewrittenComponentIsRecopiedAndCompactedSSTablesArePruned) {
   EXPECT_EQ(SummaryCount(r.err, "pruned"), 8) << r.err;  // all its components together
   EXPECT_EQ(GenerationsAtDestination(), (std::set<int>{1, 3, 4, 5, 6}));
   // The snapshot copy of the same sstable stays, with the old statistics.
-  Files snapshot_copy = Under(DestinationFiles(dest_), "/snapshots/keep/nb-2-big-");
+  Files snapshot_copy = FilesContaining(DestinationFiles(dest_), "/snapshots/keep/nb-2-big-");
   EXPECT_EQ(snapshot_copy.size(), 8u);
   EXPECT_NE(testing::ReadFileOrDie(dest_ + "/" + table_rel_ + "/snapshots/keep/nb-1-big-Statistics.db"),
             "new repairedAt");
-  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), Under(DestinationFiles(dest_), "/snapshots/")), "");
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), FilesContaining(DestinationFiles(dest_), "/snapshots/")), "");
 }
 
 // Regression (found by the soak): a snapshot taken just before Cassandra
@@ -324,7 +316,7 @@ TEST_F(LiveTest, SnapshotOfARewrittenComponentKeepsItsOwnBytes) {
   RunResult r = Run({"--sync-sstables"}, {"ks1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Files dest = DestinationFiles(dest_);
-  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), Under(dest, "/snapshots/")), "");
+  EXPECT_EQ(DiffTrees(SnapshotFiles(data_), FilesContaining(dest, "/snapshots/")), "");
   EXPECT_EQ(dest[table_rel_ + "/nb-1-big-Statistics.db"].contents, "repairedAt changed");
   r = Run({"--verify"}, {"ks1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -344,8 +336,8 @@ TEST_F(LiveTest, BackupsAreMirroredAndMovedWhenComplete) {
   RunResult r = Run({"--sync_backups", "--move-snapshots", "--settle_time=0s"}, {"ks1"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   Files dest = DestinationFiles(dest_);
-  EXPECT_EQ(Under(dest, "/backups/nb-1-big-").size(), 8u);
-  EXPECT_TRUE(Under(dest, "/backups/nb-2-big-").empty());
+  EXPECT_EQ(FilesContaining(dest, "/backups/nb-1-big-").size(), 8u);
+  EXPECT_TRUE(FilesContaining(dest, "/backups/nb-2-big-").empty());
   Files backups_left;
   for (const auto& [path, record] : ReadTree(table_ + "/backups")) backups_left[path] = record;
   EXPECT_EQ(backups_left.size(), 7u) << "nb-1 moved, incomplete nb-2 (7 of 8 files) kept";

@@ -26,6 +26,7 @@ namespace {
 using testing::DestinationFiles;
 using testing::DiffTrees;
 using testing::FileRecord;
+using testing::FilesContaining;
 using testing::LiveFiles;
 using testing::ReadTree;
 using testing::RunResult;
@@ -33,15 +34,6 @@ using testing::SnapshotFiles;
 using testing::WriteFileOrDie;
 
 using Files = std::map<std::string, FileRecord>;
-
-// The entries of `files` whose path starts with `prefix`.
-Files Prefixed(const Files& files, const std::string& prefix) {
-  Files out;
-  for (const auto& [path, record] : files) {
-    if (absl::StartsWith(path, prefix)) out[path] = record;
-  }
-  return out;
-}
 
 bool IsSymlink(const std::string& path) {
   struct stat st;
@@ -127,7 +119,7 @@ TEST_F(SymlinkTest, SymlinkedKeyspaceIsFollowedAndMovedUnderTheLinkName) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Mirrored under ks1/..., the link's name, not the target's.
   EXPECT_EQ(DiffTrees(snapshots, DestinationFiles(dest_)), "");
-  EXPECT_TRUE(Prefixed(DestinationFiles(dest_), "ks1-moved").empty());
+  EXPECT_TRUE(FilesContaining(DestinationFiles(dest_), "ks1-moved").empty());
   // The link is still a link; deletions happened inside the target's
   // snapshots/<tag>/ only.
   EXPECT_TRUE(IsSymlink(data_ + "/ks1"));
@@ -150,7 +142,7 @@ TEST_F(SymlinkTest, SymlinkedTableDirIsFollowedAndMovedUnderTheLinkName) {
   RunResult r = Run({"--move-snapshots", "--settle_time=0s"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(DiffTrees(snapshots, DestinationFiles(dest_)), "");
-  EXPECT_FALSE(Prefixed(DestinationFiles(dest_), "ks2/" + table + "/snapshots/day1/").empty());
+  EXPECT_FALSE(FilesContaining(DestinationFiles(dest_), "ks2/" + table + "/snapshots/day1/").empty());
   EXPECT_FALSE(absl::StrContains(r.err, "not following symlink")) << r.err;
   EXPECT_TRUE(IsSymlink(data_ + "/ks2/" + table));
   ExpectMovedOut(live_before, target, 0);
@@ -170,7 +162,7 @@ TEST_F(SymlinkTest, SymlinkedSnapshotsDirBelowALinkedTableIsStillNotFollowed) {
   EXPECT_TRUE(absl::StrContains(r.err, "not following symlink " + data_ + "/ks1/" + table +
                                            "/snapshots"))
       << r.err;
-  EXPECT_TRUE(Prefixed(DestinationFiles(dest_), "ks1/" + table + "/").empty());
+  EXPECT_TRUE(FilesContaining(DestinationFiles(dest_), "ks1/" + table + "/").empty());
   EXPECT_EQ(DiffTrees(hidden, ReadTree(other_disk_ + "/snaps")), "");
 }
 
@@ -190,7 +182,7 @@ TEST_F(SymlinkTest, TableLinkIntoTheDestinationIsRefused) {
   // The destination lost nothing, gained no "evil" copy.
   Files dest_after = DestinationFiles(dest_);
   EXPECT_EQ(DiffTrees(dest_before, dest_after), "");
-  EXPECT_TRUE(Prefixed(dest_after, "ks1/evil").empty());
+  EXPECT_TRUE(FilesContaining(dest_after, "ks1/evil").empty());
   // The rest of the source was moved as usual; the live files are intact.
   EXPECT_TRUE(SnapshotFiles(data_).empty());
   Files live_before;

@@ -282,6 +282,15 @@ void WriteFileOrDie(const std::string& path, const std::string& contents) {
   out << contents;
 }
 
+std::map<std::string, FileRecord> FilesContaining(const std::map<std::string, FileRecord>& files,
+                                                  const std::string& infix) {
+  std::map<std::string, FileRecord> out;
+  for (const auto& [path, record] : files) {
+    if (absl::StrContains(path, infix)) out[path] = record;
+  }
+  return out;
+}
+
 std::string RealSSTablesDir() {
   if (const char* env = std::getenv("SNAPHAVEN_REAL_SSTABLES")) return env;
   return SharedFixturesDir("real-sstables");

@@ -89,6 +89,10 @@ Manifest DestinationManifest(const std::string& destination);
 // The regular files of a destination (its .snaphaven state excluded).
 std::map<std::string, FileRecord> DestinationFiles(const std::string& destination);
 
+// The entries of `files` whose path contains `infix` ("/snapshots/s1/").
+std::map<std::string, FileRecord> FilesContaining(const std::map<std::string, FileRecord>& files,
+                                                  const std::string& infix);
+
 // Lists the differences between two file maps (empty when equal).
 std::string DiffTrees(const std::map<std::string, FileRecord>& want,
                       const std::map<std::string, FileRecord>& got);
