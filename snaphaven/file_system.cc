@@ -741,6 +741,24 @@ absl::StatusOr<std::string> ResolveDirectoryLink(FileSystem& fs, const std::stri
   return *std::move(real);
 }
 
+LinkOverlap FindLinkOverlap(const std::string& target, const std::string& destination,
+                            const std::vector<std::string>& real_roots, size_t own_root,
+                            bool keyspace) {
+  if (!destination.empty() && IsSameOrInside(target, destination)) {
+    return {LinkOverlap::kInsideDestination, destination};
+  }
+  if (!destination.empty() && IsSameOrInside(destination, target)) {
+    return {LinkOverlap::kContainsDestination, destination};
+  }
+  for (size_t r = 0; r < real_roots.size(); ++r) {
+    if (IsSameOrInside(real_roots[r], target)) return {LinkOverlap::kContainsDataRoot, real_roots[r]};
+    if (keyspace && r != own_root && IsSameOrInside(target, real_roots[r])) {
+      return {LinkOverlap::kInsideOtherDataRoot, real_roots[r]};
+    }
+  }
+  return {};
+}
+
 // Resolves symlinks in the longest existing prefix of `path`; the missing
 // rest is appended as given. A name that exists but cannot be resolved (a
 // dangling symlink, a loop) is refused: it could lead anywhere once created.

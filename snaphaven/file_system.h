@@ -314,6 +314,27 @@ bool IsSameOrInside(absl::string_view path, absl::string_view root);
 // itself gone returns lstat's ENOENT status (IsVanished).
 absl::StatusOr<std::string> ResolveDirectoryLink(FileSystem& fs, const std::string& link);
 
+// Why a symlinked keyspace or table directory resolving to `target` must
+// not be followed: it overlaps the destination (the copy would copy itself,
+// or write into the Cassandra tree), contains a data root (the copy would
+// recurse), or, for a keyspace, leads into a data root other than its own
+// (`own_root`, an index into `real_roots`: its files would be copied
+// twice). `where` is the destination or root it overlaps.
+struct LinkOverlap {
+  enum Kind {
+    kNone,
+    kInsideDestination,
+    kContainsDestination,
+    kContainsDataRoot,
+    kInsideOtherDataRoot,
+  };
+  Kind kind = kNone;
+  std::string where;
+};
+LinkOverlap FindLinkOverlap(const std::string& target, const std::string& destination,
+                            const std::vector<std::string>& real_roots, size_t own_root,
+                            bool keyspace);
+
 // Makes `path` absolute and resolves symlinks in its longest existing prefix;
 // the missing rest is appended as given. A name that exists but cannot be
 // resolved (a dangling symlink) is refused, as is ".." below a missing

@@ -255,23 +255,23 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   for (const std::string& root : options.data_roots) real_roots.push_back(RealOrGiven(fs, root));
   for (const KeyspaceLink& k : keyspace_links) {
     const std::string arrow = absl::StrCat("keyspace ", k.link, " -> ", k.target);
-    if (IsSameOrInside(k.target, options.destination)) {
-      return Invalid(absl::StrCat(arrow, " is inside the destination ", options.destination,
-                                  ": following it would copy the copies"));
-    }
-    if (IsSameOrInside(options.destination, k.target)) {
-      return Invalid(absl::StrCat(arrow, " contains the destination ", options.destination,
-                                  ": snaphaven never writes into the Cassandra tree"));
-    }
-    for (size_t r = 0; r < real_roots.size(); ++r) {
-      if (IsSameOrInside(real_roots[r], k.target)) {
-        return Invalid(absl::StrCat(arrow, " contains the data root ", real_roots[r],
+    LinkOverlap overlap =
+        FindLinkOverlap(k.target, options.destination, real_roots, k.root, /*keyspace=*/true);
+    switch (overlap.kind) {
+      case LinkOverlap::kNone:
+        break;
+      case LinkOverlap::kInsideDestination:
+        return Invalid(absl::StrCat(arrow, " is inside the destination ", overlap.where,
+                                    ": following it would copy the copies"));
+      case LinkOverlap::kContainsDestination:
+        return Invalid(absl::StrCat(arrow, " contains the destination ", overlap.where,
+                                    ": snaphaven never writes into the Cassandra tree"));
+      case LinkOverlap::kContainsDataRoot:
+        return Invalid(absl::StrCat(arrow, " contains the data root ", overlap.where,
                                     ": following it would make the copy recursive"));
-      }
-      if (r != k.root && IsSameOrInside(k.target, real_roots[r])) {
-        return Invalid(absl::StrCat(arrow, " is inside another data root ", real_roots[r],
+      case LinkOverlap::kInsideOtherDataRoot:
+        return Invalid(absl::StrCat(arrow, " is inside another data root ", overlap.where,
                                     ": its files would be copied twice"));
-      }
     }
   }
   absl::StatusOr<FileStat> st = fs.Stat(options.destination);

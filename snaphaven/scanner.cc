@@ -185,29 +185,24 @@ void Merge(ScanResult&& part, ScanResult& result) {
 }
 
 // Why following a symlinked keyspace (`keyspace`) or table directory that
-// resolves to `real` is refused, or "" when it may be followed: it must
-// neither overlap the destination nor hold a data root (the copy would
-// recurse), and a keyspace must not lead into another data root (its files
-// would be listed twice).
+// resolves to `real` is refused (FindLinkOverlap), or "" when it may be.
 std::string RefusalOf(const std::string& real, const ScanOptions& options,
                       const std::vector<std::string>& real_roots, int own_root, bool keyspace) {
-  if (!options.destination.empty()) {
-    if (IsSameOrInside(real, options.destination)) {
-      return absl::StrCat("its target is inside the destination ", options.destination);
-    }
-    if (IsSameOrInside(options.destination, real)) {
-      return absl::StrCat("its target contains the destination ", options.destination);
-    }
-  }
-  for (int i = 0; i < static_cast<int>(real_roots.size()); ++i) {
-    if (IsSameOrInside(real_roots[i], real)) {
-      return absl::StrCat("its target contains the data root ", real_roots[i],
+  LinkOverlap overlap = FindLinkOverlap(real, options.destination, real_roots,
+                                        static_cast<size_t>(own_root), keyspace);
+  switch (overlap.kind) {
+    case LinkOverlap::kNone:
+      return "";
+    case LinkOverlap::kInsideDestination:
+      return absl::StrCat("its target is inside the destination ", overlap.where);
+    case LinkOverlap::kContainsDestination:
+      return absl::StrCat("its target contains the destination ", overlap.where);
+    case LinkOverlap::kContainsDataRoot:
+      return absl::StrCat("its target contains the data root ", overlap.where,
                           " (the copy would recurse)");
-    }
-    if (keyspace && i != own_root && IsSameOrInside(real, real_roots[i])) {
-      return absl::StrCat("its target is inside another data root ", real_roots[i],
+    case LinkOverlap::kInsideOtherDataRoot:
+      return absl::StrCat("its target is inside another data root ", overlap.where,
                           " (its files would be listed twice)");
-    }
   }
   return "";
 }
