@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/snapshot_copy.h"
 #include "snaphaven/sstable_components.h"
 
 namespace snaphaven {
@@ -120,48 +121,37 @@ class Selector {
     }
   }
 
-  // Why a snapshot cannot be deleted yet, or "" when it is complete.
+  // Why a snapshot cannot be deleted yet, or "" when it is complete (the
+  // rule of snapshot_copy.h) and settled: its manifest.json, or for a 2.0
+  // snapshot without one, its newest file or directory, older than the
+  // settle time.
   std::string Incompleteness(const std::string& unit, const std::vector<size_t>& files,
-                             const SnapshotManifest* manifest, size_t manifest_index,
-                             int64_t newest_ns) {
+                             size_t manifest_index, int64_t newest_ns) {
     for (size_t i : files) {
       if (conflicted_.contains(scan_.files[i].relative_path)) return "a file conflicts between roots";
     }
-    if (manifest_index == SIZE_MAX) return WithoutManifest(files, newest_ns);
-    if (manifest == nullptr) return "manifest.json does not parse (still being written?)";
-    const FileStat& st = scan_.files[manifest_index].stat;
-    if (absl::FromUnixNanos(st.mtime_ns) > options_.now - options_.settle_time) {
-      return "manifest.json is younger than --settle_time";
+    static const std::string* const kUnreadable = new std::string();
+    const std::string* manifest_json = nullptr;
+    if (manifest_index != SIZE_MAX) {
+      manifest_json = Text(manifest_index);
+      if (manifest_json == nullptr) manifest_json = kUnreadable;  // does not parse
     }
-    for (const std::string& listed : manifest->files) {
-      std::string path = absl::StrCat(unit, "/", listed);
-      if (!Exists(path)) return absl::StrCat("manifest.json lists ", listed, ", which is missing");
-      absl::optional<SSTableName> name = ParseSSTablePath(path);
-      if (!name.has_value()) continue;
-      std::string reason = MissingComponent(std::string(DirName(path)), *name);
-      if (!reason.empty()) return reason;
-    }
-    return "";
-  }
-
-  // A snapshot without manifest.json: complete only when 2.0 took it (it
-  // wrote none), each of its sstables is whole and it has settled.
-  std::string WithoutManifest(const std::vector<size_t>& files, int64_t newest_ns) {
-    std::map<std::string, SSTableName> sstables;  // by directory/prefix
-    for (size_t i : files) {
-      const std::string& rel = scan_.files[i].relative_path;
-      absl::optional<SSTableName> name = ParseSSTablePath(rel);
-      if (!name.has_value()) continue;
-      if (!WrittenBefore21(*name)) return "no manifest.json (still being written?)";
-      sstables.emplace(absl::StrCat(DirName(rel), "/", name->prefix), *name);
-    }
-    if (sstables.empty()) return "no manifest.json and no sstable";
-    if (absl::FromUnixNanos(newest_ns) > options_.now - options_.settle_time) {
+    std::vector<std::string> rels;
+    for (size_t i : files) rels.push_back(scan_.files[i].relative_path.substr(unit.size() + 1));
+    std::string why = SnapshotIncompleteness(
+        unit, manifest_json, rels,
+        [&](const std::string& rel) { return Exists(absl::StrCat(unit, "/", rel)); },
+        [&](const std::string& dir, const SSTableName& name) {
+          return MissingComponent(dir.empty() ? unit : absl::StrCat(unit, "/", dir), name);
+        });
+    if (!why.empty()) return why;
+    const absl::Time settled = options_.now - options_.settle_time;
+    if (manifest_index != SIZE_MAX) {
+      if (absl::FromUnixNanos(scan_.files[manifest_index].stat.mtime_ns) > settled) {
+        return "manifest.json is younger than --settle_time";
+      }
+    } else if (absl::FromUnixNanos(newest_ns) > settled) {
       return "changed within --settle_time (2.0 snapshot: no manifest.json)";
-    }
-    for (const auto& [key, name] : sstables) {
-      std::string reason = MissingComponent(key.substr(0, key.rfind('/')), name);
-      if (!reason.empty()) return reason;
     }
     return "";
   }
@@ -206,8 +196,7 @@ class Selector {
     int64_t newest_ns = NewestMtime(files);
     auto dir_mtime = snapshot_dir_mtime_.find(unit);
     if (dir_mtime != snapshot_dir_mtime_.end()) newest_ns = std::max(newest_ns, dir_mtime->second);
-    std::string why = Incompleteness(unit, files, manifest.has_value() ? &*manifest : nullptr,
-                                     manifest_index, newest_ns);
+    std::string why = Incompleteness(unit, files, manifest_index, newest_ns);
     if (!why.empty()) {
       Decide(absl::StrCat("keep ", unit, " at the source: ", why));
       out_.held_back.push_back(HeldBack{HeldBack::Kind::kSnapshot, unit, why, 0, newest_ns});

@@ -18,45 +18,54 @@ std::string DirOf(absl::string_view rel) {
   return slash == absl::string_view::npos ? std::string() : std::string(rel.substr(0, slash));
 }
 
-// Whether the sstable `name` in `dir` (relative to the tag directory) has
-// every component it needs.
-bool Whole(const std::string& dir, const SSTableName& name,
-           const std::function<bool(const std::string&)>& present) {
-  for (const std::string& component : RequiredComponents(name, nullptr)) {
-    const std::string file = absl::StrCat(name.prefix, "-", component);
-    if (!present(dir.empty() ? file : absl::StrCat(dir, "/", file))) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
-bool IsCompleteSnapshotCopy(absl::string_view copy_dir, const std::string* manifest_json,
-                            const std::vector<std::string>& files,
-                            const std::function<bool(const std::string& rel)>& present) {
+std::string SnapshotIncompleteness(
+    absl::string_view copy_dir, const std::string* manifest_json,
+    const std::vector<std::string>& files,
+    const std::function<bool(const std::string& rel)>& present,
+    const std::function<std::string(const std::string& dir, const SSTableName& name)>&
+        missing_component) {
   if (manifest_json != nullptr) {
     absl::StatusOr<SnapshotManifest> parsed = ParseSnapshotManifest(*manifest_json);
-    if (!parsed.ok() || parsed->ephemeral) return false;
+    if (!parsed.ok()) return "manifest.json does not parse (still being written?)";
+    if (parsed->ephemeral) return "ephemeral snapshot";
     for (const std::string& listed : parsed->files) {
-      if (!present(listed)) return false;
+      if (!present(listed)) return absl::StrCat("manifest.json lists ", listed, ", which is missing");
       absl::optional<SSTableName> name = ParseSSTablePath(absl::StrCat(copy_dir, "/", listed));
-      if (name.has_value() && !Whole(DirOf(listed), *name, present)) return false;
+      if (!name.has_value()) continue;
+      std::string reason = missing_component(DirOf(listed), *name);
+      if (!reason.empty()) return reason;
     }
-    return true;
+    return "";
   }
   // No manifest.json: only 2.0 (and older) took snapshots without one.
   std::map<std::string, SSTableName> sstables;  // by "<dir>/<prefix>"
   for (const std::string& rel : files) {
     absl::optional<SSTableName> name = ParseSSTablePath(absl::StrCat(copy_dir, "/", rel));
     if (!name.has_value()) continue;
-    if (!WrittenBefore21(*name)) return false;
+    if (!WrittenBefore21(*name)) return "no manifest.json (still being written?)";
     sstables.emplace(absl::StrCat(DirOf(rel), "/", name->prefix), *name);
   }
-  if (sstables.empty()) return false;
+  if (sstables.empty()) return "no manifest.json and no sstable";
   for (const auto& [key, name] : sstables) {
-    if (!Whole(key.substr(0, key.rfind('/')), name, present)) return false;
+    std::string reason = missing_component(key.substr(0, key.rfind('/')), name);
+    if (!reason.empty()) return reason;
   }
-  return true;
+  return "";
+}
+
+bool IsCompleteSnapshotCopy(absl::string_view copy_dir, const std::string* manifest_json,
+                            const std::vector<std::string>& files,
+                            const std::function<bool(const std::string& rel)>& present) {
+  auto missing = [&](const std::string& dir, const SSTableName& name) -> std::string {
+    for (const std::string& component : RequiredComponents(name, nullptr)) {
+      const std::string file = absl::StrCat(name.prefix, "-", component);
+      if (!present(dir.empty() ? file : absl::StrCat(dir, "/", file))) return file;
+    }
+    return "";
+  };
+  return SnapshotIncompleteness(copy_dir, manifest_json, files, present, missing).empty();
 }
 
 }  // namespace snaphaven
