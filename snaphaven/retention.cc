@@ -82,8 +82,6 @@ class Retention {
   int64_t RemoveTree(const std::string& dir);
   // Fills completeness/age_from; false when its tag directory is gone.
   absl::StatusOr<bool> Evaluate(SnapshotCopy& copy);
-  // Every file below the copy's tag directory, relative to it.
-  absl::Status ListFiles(const std::string& tag_rel, std::vector<std::string>& files);
   absl::Status Walk(Doomed& doomed);
   void EraseEntries(const std::string& tag_rel);
   void Remove(const Doomed& doomed, const std::string& trash,
@@ -140,30 +138,6 @@ void Retention::EmptyTrash() {
   }
 }
 
-absl::Status Retention::ListFiles(const std::string& tag_rel, std::vector<std::string>& files) {
-  std::vector<std::string> pending = {""};
-  while (!pending.empty()) {
-    std::string rel = std::move(pending.back());
-    pending.pop_back();
-    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(Dest(Join(tag_rel, rel)));
-    if (!names.ok()) return names.status();
-    for (const std::string& name : *names) {
-      const std::string child = Join(rel, name);
-      absl::StatusOr<FileStat> st = fs_.Stat(Dest(JoinPath(tag_rel, child)));
-      if (!st.ok()) {
-        if (IsVanished(st.status())) continue;
-        return st.status();
-      }
-      if (st->type == FileType::kDirectory) {
-        pending.push_back(child);
-      } else {
-        files.push_back(child);
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<bool> Retention::Evaluate(SnapshotCopy& copy) {
   absl::StatusOr<FileStat> dir = fs_.Stat(Dest(copy.rel));
   if (!dir.ok()) {
@@ -189,11 +163,13 @@ absl::StatusOr<bool> Retention::Evaluate(SnapshotCopy& copy) {
     unknown(text.status());
     return true;
   } else {
-    absl::Status listed = ListFiles(copy.rel, files);
+    Doomed listing{copy.rel, {}, {}};  // the copy's files, as a removal would list them
+    absl::Status listed = Walk(listing);
     if (!listed.ok()) {
       unknown(listed);
       return true;
     }
+    for (const DoomedFile& file : listing.files) files.push_back(file.rel);
   }
   absl::Status error;
   const bool complete = IsCompleteSnapshotCopy(
