@@ -66,13 +66,8 @@ bool ParseSha1Text(absl::string_view text, ExpectedDigest& digest) {
   if (text.size() > hex.size() && !absl::ascii_isspace(text[hex.size()])) return false;
   digest.algorithm = DigestAlgorithm::kSha1;
   digest.sha1_hex = absl::AsciiStrToLower(hex);
-  uint32_t prefix = 0;
-  for (int i = 0; i < 8; ++i) {
-    const char c = digest.sha1_hex[i];
-    prefix = prefix << 4 | static_cast<uint32_t>(absl::ascii_isdigit(c) ? c - '0' : c - 'a' + 10);
-  }
-  digest.value = prefix;
-  return true;
+  // `value` holds the first 4 bytes, for callers that print numbers.
+  return absl::SimpleHexAtoi(absl::string_view(digest.sha1_hex).substr(0, 8), &digest.value);
 }
 
 uint32_t Sha1Prefix(const Sha1::Digest& digest) {
@@ -197,7 +192,7 @@ uint32_t DigestHasher::Value() const {
 
 bool DigestHasher::Matches() const {
   if (expected_.algorithm == DigestAlgorithm::kSha1) {
-    return sha1_.FinishHex() == absl::AsciiStrToLower(expected_.sha1_hex);
+    return sha1_.FinishHex() == expected_.sha1_hex;  // lowercased when parsed
   }
   if (value_ == expected_.value) return true;
   return HasBothForms() && chunks_value_ == expected_.value;
