@@ -301,6 +301,7 @@ class ChunkWriter {
   // `data` whose CRC-32 the caller has already computed.
   absl::Status Write(absl::string_view data, uint32_t data_crc) {
     crc_ = Crc32Combine(crc_, data_crc, data.size());
+    bytes_ += data.size();
     if (buffer_.size() + data.size() > kChunk) {
       absl::Status flushed = Flush();
       if (!flushed.ok()) return flushed;
@@ -316,12 +317,73 @@ class ChunkWriter {
     return status;
   }
   uint32_t crc() const { return crc_; }
+  uint64_t bytes() const { return bytes_; }  // written so far
 
  private:
   const std::function<absl::Status(absl::string_view)>& sink_;
   std::string buffer_;
   uint32_t crc_ = 0;
+  uint64_t bytes_ = 0;
 };
+
+// Calls `line` for each line of a log record's body, in order: a put (with
+// its entry) or an erasure of a path.
+absl::Status ForEachLogLine(
+    absl::string_view body,
+    const std::function<void(bool put, const std::string& path, const ManifestEntry& entry)>&
+        line_fn) {
+  std::string path;
+  while (!body.empty()) {
+    const size_t newline = body.find('\n');
+    if (newline == absl::string_view::npos) return Corrupt(0, "log: record cut short");
+    absl::string_view line = body.substr(0, newline + 1);
+    body.remove_prefix(newline + 1);
+    const bool put = absl::ConsumePrefix(&line, "put\t");
+    if (!put && !absl::ConsumePrefix(&line, "del\t")) return Corrupt(0, "log: malformed line");
+    absl::string_view escaped = line.substr(0, line.size() - 1);  // del: the path
+    ManifestEntry entry;
+    if (put) {
+      ColumnReader in(line);
+      if (!in.Text(&escaped) || !ReadEntryColumns(in, '\n', &entry) || !in.rest().empty()) {
+        return Corrupt(0, "log: malformed entry");
+      }
+    }
+    if (!Unescape(escaped, &path) || !IsAcceptablePath(path)) {
+      return Corrupt(0, "log: path outside the destination");
+    }
+    line_fn(put, path, entry);
+  }
+  return absl::OkStatus();
+}
+
+// Reads up to `length` bytes at `offset` into `out`; fewer only at the end
+// of the file.
+absl::Status ReadAtMost(ReadableFile& file, uint64_t offset, uint64_t length, std::string* out) {
+  out->resize(length);
+  uint64_t done = 0;
+  while (done < length) {
+    absl::StatusOr<size_t> got = file.ReadAt(&(*out)[done], length - done, offset + done);
+    if (!got.ok()) return got.status();
+    if (*got == 0) break;
+    done += *got;
+  }
+  out->resize(done);
+  return absl::OkStatus();
+}
+
+// The directories in `stored` at or below `scope` ("": all).
+template <typename StoredMap>
+absl::btree_set<std::string> DirsBelow(const StoredMap& stored, absl::string_view scope) {
+  absl::btree_set<std::string> dirs;
+  const std::string below = absl::StrCat(scope, "/");
+  for (auto it = stored.lower_bound(scope); it != stored.end(); ++it) {
+    if (!absl::StartsWith(it->first, scope)) break;  // sorted: none further
+    if (scope.empty() || it->first == scope || absl::StartsWith(it->first, below)) {
+      dirs.insert(it->first);
+    }
+  }
+  return dirs;
+}
 
 }  // namespace
 
@@ -351,17 +413,48 @@ void Manifest::LoadSections(const std::function<bool(absl::string_view dir)>& wa
 
 absl::Status Manifest::ReadStored(absl::string_view dir, const StoredSection& stored,
                                   std::string* body) const {
-  body->resize(stored.length);
-  for (uint64_t done = 0; done < stored.length;) {
-    absl::StatusOr<size_t> got =
-        backing_->ReadAt(&(*body)[done], stored.length - done, stored.offset + done);
-    if (!got.ok()) return got.status();
-    if (*got == 0) return CorruptSection(dir, "the manifest file shrank since it was loaded");
-    done += *got;
+  absl::Status status = ReadAtMost(*stored.base, stored.offset, stored.length, body);
+  if (!status.ok()) return status;
+  if (body->size() != stored.length) {
+    return CorruptSection(dir, "the manifest file shrank since it was loaded");
   }
   if (Crc32(0, *body) != stored.crc) {
     return CorruptSection(dir, "the manifest file changed since it was loaded");
   }
+  return absl::OkStatus();
+}
+
+absl::Status Manifest::ReadStoredEntries(
+    absl::string_view dir, const StoredSection& stored,
+    std::vector<std::pair<std::string, ManifestEntry>>* out) const {
+  out->clear();
+  std::string body;
+  if (stored.base != nullptr) {
+    absl::Status status = ReadStored(dir, stored, &body);
+    if (status.ok()) status = ParseBody(dir, body, stored.base_count, out);
+    if (!status.ok()) return status;
+  }
+  if (stored.records.empty()) return absl::OkStatus();
+  // The records that changed it since, in order, each checked again.
+  Map merged(std::make_move_iterator(out->begin()), std::make_move_iterator(out->end()));
+  for (const LogRef& record : stored.records) {
+    absl::Status status = ReadAtMost(*record.file, record.offset, record.length, &body);
+    if (!status.ok()) return status;
+    if (body.size() != record.length || Crc32(0, body) != record.crc) {
+      return CorruptSection(dir, "the manifest's log changed since it was loaded");
+    }
+    status = ForEachLogLine(body, [&](bool put, const std::string& path,
+                                      const ManifestEntry& entry) {
+      if (DirName(path) != dir) return;
+      if (put) {
+        merged[path] = entry;
+      } else {
+        merged.erase(path);
+      }
+    });
+    if (!status.ok()) return status;
+  }
+  out->assign(std::make_move_iterator(merged.begin()), std::make_move_iterator(merged.end()));
   return absl::OkStatus();
 }
 
@@ -373,13 +466,11 @@ void Manifest::LoadSectionsBelow(absl::string_view dir) const {
   });
 }
 
-void Manifest::LoadStored(absl::btree_map<std::string, StoredSection>::iterator it) const {
+void Manifest::LoadStored(StoredMap::iterator it) const {
   const std::string& dir = it->first;
   const StoredSection& stored = it->second;
-  std::string body;
-  absl::Status status = ReadStored(dir, stored, &body);
   std::vector<std::pair<std::string, ManifestEntry>> parsed;
-  if (status.ok()) status = ParseBody(dir, body, stored.count, &parsed);
+  absl::Status status = ReadStoredEntries(dir, stored, &parsed);
   if (!status.ok()) {
     if (load_error_.ok()) {
       load_error_ = absl::Status(status.code(),
@@ -391,8 +482,50 @@ void Manifest::LoadStored(absl::btree_map<std::string, StoredSection>::iterator 
     if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
     entries_.emplace(std::move(path), entry);
   }
-  unloaded_entries_ -= stored.count;
-  unloaded_.erase(it);
+  unloaded_entries_ -= std::min<uint64_t>(stored.count, unloaded_entries_);
+  auto node = unloaded_.extract(it);
+  if (positioned_) {
+    // Kept, to be released to; the count is exact again.
+    node.mapped().count = parsed.size();
+    stored_of_loaded_.insert(std::move(node));
+  }
+}
+
+void Manifest::Release(absl::string_view scope) {
+  if (stored_of_loaded_.empty()) return;
+  const std::string below = scope.empty() ? std::string() : absl::StrCat(scope, "/");
+  auto pending = changed_paths_.lower_bound(below);
+  if (pending != changed_paths_.end() && absl::StartsWith(*pending, below)) return;
+  ReleaseDirs(DirsBelow(stored_of_loaded_, scope), scope);
+}
+
+void Manifest::ReleaseDirs(const absl::btree_set<std::string>& dirs,
+                           absl::string_view scope) const {
+  if (dirs.empty()) return;
+  const std::string below = scope.empty() ? std::string() : absl::StrCat(scope, "/");
+  absl::flat_hash_map<std::string, uint64_t> counts;
+  for (auto it = entries_.lower_bound(below);
+       it != entries_.end() && absl::StartsWith(it->first, below);) {
+    const absl::string_view dir = DirName(it->first);
+    if (dirs.contains(dir)) {
+      ++counts[dir];
+      it = entries_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const std::string& dir : dirs) {
+    auto node = stored_of_loaded_.extract(dir);
+    if (node.empty()) continue;
+    auto count = counts.find(dir);
+    if (count == counts.end()) continue;  // no entries left: nothing to keep
+    node.mapped().count = count->second;
+    unloaded_entries_ += count->second;
+    unloaded_.insert(std::move(node));
+  }
+  // The index may name paths let go of; rebuilt on next use.
+  by_source_.clear();
+  by_source_built_ = false;
 }
 
 const ManifestEntry* Manifest::Find(absl::string_view path) const {
@@ -492,12 +625,15 @@ class UniqueBytesCounter {
 
 int64_t Manifest::UniqueBytesBelow(absl::string_view scope) const {
   const std::string prefix = scope.empty() ? std::string() : absl::StrCat(scope, "/");
+  // What it reads in only to count, it lets go of again (when it can).
+  const absl::btree_set<std::string> read_in = DirsBelow(unloaded_, scope);
   LoadSectionsBelow(scope);
   UniqueBytesCounter counter;
   for (auto it = entries_.lower_bound(prefix);
        it != entries_.end() && absl::StartsWith(it->first, prefix); ++it) {
     counter.Add(it->first, it->second);
   }
+  if (load_error_.ok()) ReleaseDirs(read_in, scope);
   return counter.bytes();
 }
 
@@ -546,6 +682,12 @@ void RenderBody(absl::string_view dir, const DirectoryRuns& in_memory, std::stri
 }  // namespace
 
 absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const {
+  return WriteTo(sink, nullptr);
+}
+
+absl::Status Manifest::WriteTo(
+    const std::function<absl::Status(absl::string_view)>& sink,
+    std::vector<std::pair<std::string, StoredSection>>* written) const {
   // Wholly in memory, the unique bytes are counted in the pass below that
   // finds the directories; else from the stored count and the changes since.
   const bool whole = fully_loaded();
@@ -595,12 +737,25 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
     const absl::string_view dir = from_store ? absl::string_view(stored->first) : memory->first;
     body.clear();
     uint64_t count = 0;
-    if (from_store) {
+    if (from_store && stored->second.records.empty()) {
       // Never parsed: copy its bytes, checked again on the way.
       status = ReadStored(dir, stored->second, &body);
       if (!status.ok()) return status;
-      count = stored->second.count;
+      count = stored->second.base_count;
       ++stored;
+    } else if (from_store) {
+      // Changed by records since: read in (one directory at a time), rendered.
+      std::vector<std::pair<std::string, ManifestEntry>> entries;
+      status = ReadStoredEntries(dir, stored->second, &entries);
+      if (!status.ok()) return status;
+      const size_t prefix = dir.empty() ? 0 : dir.size() + 1;
+      for (const auto& [path, entry] : entries) {
+        AppendEscaped(absl::string_view(path).substr(prefix), &body);
+        AppendEntryFields(entry, &body);
+      }
+      count = entries.size();
+      ++stored;
+      if (count == 0) continue;  // every entry erased since
     } else {
       RenderBody(dir, memory->second, &body);
       count = memory->second.count;
@@ -612,6 +767,14 @@ absl::Status Manifest::WriteTo(const std::function<absl::Status(absl::string_vie
     absl::StrAppend(&header, "\t", count, "\t", body.size(), "\t",
                     absl::Hex(body_crc, absl::kZeroPad8), "\n");
     status = out.Write(header);
+    if (written != nullptr) {
+      StoredSection section;
+      section.offset = out.bytes();
+      section.length = body.size();
+      section.count = section.base_count = count;
+      section.crc = body_crc;
+      written->emplace_back(std::string(dir), std::move(section));
+    }
     if (status.ok()) status = out.Write(body, body_crc);
     total += count;
   }
@@ -655,8 +818,10 @@ absl::Status Manifest::CommitWhole(FileSystem& fs, const std::string& path) {
   // is never replayed onto it.
   epoch_ = absl::Uniform<uint64_t>(absl::BitGen());
   uint64_t written = 0;
-  absl::Status status = fs.WriteFileAtomically(path, [this, &written](WritableFile& out) {
+  std::vector<std::pair<std::string, StoredSection>> sections;
+  absl::Status status = fs.WriteFileAtomically(path, [&](WritableFile& out) {
     uint64_t unsent = 0;
+    sections.clear();
     return WriteTo([&out, &unsent, &written](absl::string_view piece) {
       absl::Status status = out.Append(piece);
       unsent += piece.size();
@@ -666,9 +831,20 @@ absl::Status Manifest::CommitWhole(FileSystem& fs, const std::string& path) {
         unsent = 0;
       }
       return status;
-    });
+    }, &sections);
   });
   if (!status.ok()) return status;
+  // Every directory is in the new base now: that is where to read it back
+  // from, the old base and log can be let go of.
+  absl::StatusOr<std::unique_ptr<ReadableFile>> base = fs.OpenForRead(path);
+  if (base.ok()) {
+    Reposition(std::move(*base), std::move(sections));
+  } else {
+    // The sections not read in keep their old places (their files stay
+    // open); those read in stay in memory.
+    positioned_ = false;
+    stored_of_loaded_.clear();
+  }
   has_base_ = true;
   base_crc_ = written_crc_;
   base_bytes_ = written;
@@ -686,7 +862,31 @@ absl::Status Manifest::CommitWhole(FileSystem& fs, const std::string& path) {
   return absl::OkStatus();
 }
 
-std::string Manifest::RenderLogRecord() const {
+void Manifest::Reposition(std::shared_ptr<ReadableFile> base,
+                          std::vector<std::pair<std::string, StoredSection>> written) {
+  StoredMap placed;
+  for (auto& [dir, section] : written) {
+    section.base = base;
+    placed.emplace_hint(placed.end(), std::move(dir), std::move(section));
+  }
+  unloaded_entries_ = 0;
+  for (auto it = unloaded_.begin(); it != unloaded_.end();) {
+    auto place = placed.find(it->first);
+    if (place == placed.end()) {  // no entries left
+      it = unloaded_.erase(it);
+      continue;
+    }
+    it->second = std::move(place->second);
+    unloaded_entries_ += it->second.count;
+    placed.erase(place);
+    ++it;
+  }
+  stored_of_loaded_ = std::move(placed);  // the rest are in memory
+  log_file_.reset();
+  positioned_ = true;
+}
+
+std::string Manifest::RenderLogBody() const {
   std::string body;
   for (const std::string& path : changed_paths_) {
     auto it = entries_.find(path);
@@ -698,13 +898,15 @@ std::string Manifest::RenderLogRecord() const {
       AppendEntryFields(it->second, &body);
     }
   }
-  return absl::StrCat("rec\t", body.size(), "\t", absl::Hex(Crc32(0, body), absl::kZeroPad8),
-                      "\n", body);
+  return body;
 }
 
 absl::Status Manifest::AppendToLog(FileSystem& fs, const std::string& path) {
   const std::string log = LogPath(path);
-  std::string text = RenderLogRecord();
+  const std::string body = RenderLogBody();
+  const uint32_t body_crc = Crc32(0, body);
+  std::string text =
+      absl::StrCat("rec\t", body.size(), "\t", absl::Hex(body_crc, absl::kZeroPad8), "\n", body);
   const bool create = log_bytes_ == 0;
   if (create) {
     // A new log: it may exist only as a leftover of a log never synced (or
@@ -722,83 +924,132 @@ absl::Status Manifest::AppendToLog(FileSystem& fs, const std::string& path) {
   // A new log's name must be durable too.
   if (status.ok() && create) status = fs.SyncDir(std::string(DirName(path)));
   if (!status.ok()) return status;
+  const uint64_t body_offset = log_bytes_ + text.size() - body.size();
   log_bytes_ += text.size();
+  if (positioned_ && (create || log_file_ == nullptr)) {
+    absl::StatusOr<std::unique_ptr<ReadableFile>> reader = fs.OpenForRead(log);
+    if (reader.ok()) {
+      log_file_ = std::move(*reader);
+    } else {
+      positioned_ = false;  // what changed stays in memory
+      stored_of_loaded_.clear();
+    }
+  }
+  if (positioned_) {
+    // Each directory changed is now its stored place plus this record.
+    const LogRef record{log_file_, body_offset, body.size(), body_crc};
+    absl::btree_set<absl::string_view> dirs;
+    for (const std::string& changed : changed_paths_) dirs.insert(DirName(changed));
+    for (absl::string_view dir : dirs) stored_of_loaded_[dir].records.push_back(record);
+  }
   changed_paths_.clear();
   return absl::OkStatus();
 }
 
 absl::Status Manifest::ApplyLogRecord(absl::string_view body) {
-  std::string path;
-  while (!body.empty()) {
-    const size_t newline = body.find('\n');
-    if (newline == absl::string_view::npos) return Corrupt(0, "log: record cut short");
-    absl::string_view line = body.substr(0, newline + 1);
-    body.remove_prefix(newline + 1);
-    const bool put = absl::ConsumePrefix(&line, "put\t");
-    if (!put && !absl::ConsumePrefix(&line, "del\t")) return Corrupt(0, "log: malformed line");
-    absl::string_view escaped = line.substr(0, line.size() - 1);  // del: the path
-    ManifestEntry entry;
-    if (put) {
-      ColumnReader in(line);
-      if (!in.Text(&escaped) || !ReadEntryColumns(in, '\n', &entry) || !in.rest().empty()) {
-        return Corrupt(0, "log: malformed entry");
-      }
-    }
-    if (!Unescape(escaped, &path) || !IsAcceptablePath(path)) {
-      return Corrupt(0, "log: path outside the destination");
-    }
+  return ForEachLogLine(body, [this](bool put, const std::string& path,
+                                     const ManifestEntry& entry) {
     if (put) {
       Put(path, entry);
     } else {
       Erase(path);
     }
-  }
-  return absl::OkStatus();
+  });
 }
 
-absl::Status Manifest::ReplayLog(FileSystem& fs, const std::string& path) {
-  absl::StatusOr<std::string> text = fs.ReadFile(LogPath(path));
-  if (!text.ok()) return IsVanished(text.status()) ? absl::OkStatus() : text.status();
-  absl::string_view rest = *text;
+absl::Status Manifest::IndexLogRecord(absl::string_view body, const LogRef& ref) {
+  // Checked whole before anything is noted.
+  absl::Status status = ForEachLogLine(body, [](bool, const std::string&, const ManifestEntry&) {});
+  if (!status.ok()) return status;
+  return ForEachLogLine(body, [&](bool put, const std::string& path, const ManifestEntry& entry) {
+    const absl::string_view dir = DirName(path);
+    if (!unloaded_.contains(dir) && (entries_.contains(path) || stored_of_loaded_.contains(dir))) {
+      // Read in already (to count its unique bytes, say): apply it now,
+      // and remember the record for when it is let go of again.
+      std::vector<LogRef>& records = stored_of_loaded_[dir].records;
+      if (records.empty() || records.back().offset != ref.offset) records.push_back(ref);
+      if (put) {
+        Put(path, entry);
+      } else {
+        Erase(path);
+      }
+      return;
+    }
+    // Counted as they were before the first change to their table.
+    NoteChange(path);
+    StoredSection& stored = unloaded_[dir];
+    if (stored.records.empty() || stored.records.back().offset != ref.offset) {
+      stored.records.push_back(ref);  // once per record
+    }
+    if (put) {
+      ++stored.count;
+      ++unloaded_entries_;
+    } else if (stored.count > 0) {
+      --stored.count;
+      unloaded_entries_ -= std::min<size_t>(1, unloaded_entries_);
+    }
+  });
+}
+
+absl::Status Manifest::ReplayLog(FileSystem& fs, const std::string& path, bool lazy) {
+  const std::string log = LogPath(path);
+  absl::StatusOr<std::unique_ptr<ReadableFile>> opened = fs.OpenForRead(log);
+  if (!opened.ok()) return IsVanished(opened.status()) ? absl::OkStatus() : opened.status();
+  std::shared_ptr<ReadableFile> file = std::move(*opened);
+  // Read record by record, never whole: a log may be a large share of the
+  // manifest.
+  absl::StatusOr<FileStat> stat = fs.Stat(log);
+  if (!stat.ok()) return stat.status();
+  const uint64_t size = static_cast<uint64_t>(std::max<int64_t>(stat->size, 0));
   const std::string header =
       absl::StrCat(kLogHeader, " ", absl::Hex(base_crc_, absl::kZeroPad8), "\n");
-  if (!absl::ConsumePrefix(&rest, header)) {
+  std::string buffer;
+  absl::Status status = ReadAtMost(*file, 0, header.size(), &buffer);
+  if (!status.ok()) return status;
+  log_bytes_ = size;
+  if (buffer != header) {
     // Another base's log (a compaction stopped before removing it, so its
     // records are in this base), or a log whose header never reached the
     // disk: nothing in it is new. The next commit starts a new one.
     compact_next_ = true;
     return absl::OkStatus();
   }
+  uint64_t offset = header.size();
   replaying_ = true;
-  absl::Status status;
-  while (!rest.empty() && status.ok()) {
-    // "rec\t<bytes>\t<crc>\n<body>"
-    const size_t newline = rest.find('\n');
-    std::vector<absl::string_view> head =
-        absl::StrSplit(rest.substr(0, newline == absl::string_view::npos ? 0 : newline), '\t');
+  while (offset < size && status.ok()) {
+    // "rec\t<bytes>\t<crc>\n<body>"; the head is well under 64 bytes.
+    status = ReadAtMost(*file, offset, 64, &buffer);
+    if (!status.ok()) break;
+    const size_t newline = buffer.find('\n');
+    std::vector<absl::string_view> head = absl::StrSplit(
+        absl::string_view(buffer).substr(0, newline == std::string::npos ? 0 : newline), '\t');
     uint64_t length = 0;
     uint32_t crc = 0;
-    if (newline == absl::string_view::npos || head.size() != 3 || head[0] != "rec" ||
-        !absl::SimpleAtoi(head[1], &length) || length > rest.size() - newline - 1) {
+    const uint64_t body_offset = offset + newline + 1;
+    if (newline == std::string::npos || head.size() != 3 || head[0] != "rec" ||
+        !absl::SimpleAtoi(head[1], &length) || length > size - std::min(size, body_offset)) {
       // Cut short by a crash: a record appended after it would be hidden
       // behind it, so the next commit compacts instead.
       compact_next_ = true;
       break;
     }
-    absl::string_view body = rest.substr(newline + 1, length);
-    rest.remove_prefix(newline + 1 + length);
-    if (head[2].size() != 8 || !absl::SimpleHexAtoi(head[2], &crc) || Crc32(0, body) != crc) {
-      if (rest.empty()) {  // the last record, not all of it synced before a crash
+    const bool valid_crc = head[2].size() == 8 && absl::SimpleHexAtoi(head[2], &crc);
+    status = ReadAtMost(*file, body_offset, length, &buffer);
+    if (!status.ok()) break;
+    offset = body_offset + length;
+    if (buffer.size() != length || !valid_crc || Crc32(0, buffer) != crc) {
+      if (offset >= size) {  // the last record, not all of it synced before a crash
         compact_next_ = true;
         break;
       }
       status = Corrupt(0, "log: record checksum mismatch");
       break;
     }
-    status = ApplyLogRecord(body);
+    status = lazy ? IndexLogRecord(buffer, LogRef{file, body_offset, length, crc})
+                  : ApplyLogRecord(buffer);
   }
   replaying_ = false;
-  log_bytes_ = text->size();
+  if (lazy) log_file_ = std::move(file);
   return status;
 }
 
@@ -901,7 +1152,8 @@ class ManifestReader {
         if (*more) return Corrupt(line_number + 1, "text after the trailer");
         manifest_.stored_unique_bytes_ = unique;
         manifest_.base_crc_ = crc;
-        if (!manifest_.fully_loaded()) manifest_.backing_ = std::move(backing_);
+        // Every directory now has its place on disk to be let go of to.
+        manifest_.positioned_ = loading_ == Manifest::Loading::kLazy;
         return absl::OkStatus();
       }
       absl::string_view f[5];
@@ -942,8 +1194,13 @@ class ManifestReader {
           manifest_.entries_.emplace_hint(manifest_.entries_.end(), std::move(path), entry);
         }
       } else {
-        manifest_.unloaded_.emplace_hint(manifest_.unloaded_.end(), dir,
-                                         Manifest::StoredSection{offset, length, count, crc});
+        Manifest::StoredSection stored;
+        stored.base = backing_;
+        stored.offset = offset;
+        stored.length = length;
+        stored.count = stored.base_count = count;
+        stored.crc = crc;
+        manifest_.unloaded_.emplace_hint(manifest_.unloaded_.end(), dir, std::move(stored));
         manifest_.unloaded_entries_ += count;
       }
       previous_dir = std::move(dir);
@@ -1114,7 +1371,7 @@ absl::StatusOr<Manifest> Manifest::Load(FileSystem& fs, const std::string& path,
   if (!manifest.ok()) return manifest;
   manifest->has_base_ = true;
   manifest->base_bytes_ = in.offset();
-  absl::Status replayed = manifest->ReplayLog(fs, path);
+  absl::Status replayed = manifest->ReplayLog(fs, path, manifest->positioned_);
   if (!replayed.ok()) return replayed;
   return manifest;
 }

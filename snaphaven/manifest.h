@@ -135,10 +135,20 @@ class Manifest {
   // Reads in the section of every directory that `wanted` accepts
   // ("ks/t", "ks/t/snapshots/tag/.idx"; "" for files at the top).
   void LoadSections(const std::function<bool(absl::string_view dir)>& wanted) const;
+  // Lets go of the entries below `scope` ("ks/t": a table and everything in
+  // it) that are on disk, in the base or in records of its log: they are
+  // read in again when next asked for. This is what keeps a streaming cycle's
+  // memory to the table at hand. Does nothing when a change below `scope` is
+  // not committed yet, or for a manifest not loaded lazily (nor compacted
+  // since), whose sections have no place on disk to be read back from.
+  void Release(absl::string_view scope);
+
   // Only the entries in memory: those of the sections read in so far.
   const Map& loaded_entries() const { return entries_; }
   bool fully_loaded() const { return unloaded_.empty(); }
 
+  // An estimate while sections changed by the log are not read in (their
+  // count is the base's, plus the puts, less the erasures, since).
   size_t size() const { return entries_.size() + unloaded_entries_; }
   // The version of the file it was read from (5, the current one, when
   // built in memory): an older one is rewritten at the next commit.
@@ -199,15 +209,40 @@ class Manifest {
   friend class ManifestReader;
   friend class LegacyManifestParser;
 
-  // A section not parsed yet: where its body is in `backing_`.
-  struct StoredSection {
+  // One record of the log, by place: its body's bytes and their CRC-32.
+  struct LogRef {
+    std::shared_ptr<ReadableFile> file;
     uint64_t offset = 0;
     uint64_t length = 0;
-    uint64_t count = 0;
     uint32_t crc = 0;
   };
+  // Where a directory's entries are on disk: its section of a base (if it
+  // has one), then the log records that changed it since, in order.
+  struct StoredSection {
+    std::shared_ptr<ReadableFile> base;  // null: no section in the base
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    uint64_t count = 0;       // entries; an estimate once records are added
+    uint64_t base_count = 0;  // entries in the base section
+    uint32_t crc = 0;
+    std::vector<LogRef> records;
+  };
+  using StoredMap = absl::btree_map<std::string, StoredSection>;
 
   void EnsureSection(absl::string_view dir) const;
+  // WriteTo, also listing each section written with its place in the text.
+  absl::Status WriteTo(const std::function<absl::Status(absl::string_view)>& sink,
+                       std::vector<std::pair<std::string, StoredSection>>* written) const;
+  // The entries of `dir` as stored (its base section with its records
+  // applied), names ascending.
+  absl::Status ReadStoredEntries(absl::string_view dir, const StoredSection& stored,
+                                 std::vector<std::pair<std::string, ManifestEntry>>* out) const;
+  // Release() of the directories in `dirs`, all at or below `scope`.
+  void ReleaseDirs(const absl::btree_set<std::string>& dirs, absl::string_view scope) const;
+  // After a compaction wrote `written` (dir -> its section in the new base
+  // `base`): every directory's place is that section, with no records.
+  void Reposition(std::shared_ptr<ReadableFile> base,
+                  std::vector<std::pair<std::string, StoredSection>> written);
   // Reads in the sections of `dir` and below it ("": all).
   void LoadSectionsBelow(absl::string_view dir) const;
   // The bytes of a stored section, checked against its CRC.
@@ -215,7 +250,7 @@ class Manifest {
                           std::string* body) const;
   void EnsureAll() const;
   // Reads in one stored section; on failure records status().
-  void LoadStored(absl::btree_map<std::string, StoredSection>::iterator it) const;
+  void LoadStored(StoredMap::iterator it) const;
   // Parses a section body into `out` (entries of `dir`, names ascending).
   static absl::Status ParseBody(absl::string_view dir, absl::string_view body, uint64_t count,
                                 std::vector<std::pair<std::string, ManifestEntry>>* out);
@@ -227,10 +262,15 @@ class Manifest {
 
   // Appends the pending changes as one record to the log, creating it.
   absl::Status AppendToLog(FileSystem& fs, const std::string& path);
-  // Replays the log of the base just loaded from `path`.
-  absl::Status ReplayLog(FileSystem& fs, const std::string& path);
+  // Replays the log of the base just loaded from `path`: applies its
+  // records, or (`lazy`) only notes which directories each one changes.
+  absl::Status ReplayLog(FileSystem& fs, const std::string& path, bool lazy);
   absl::Status ApplyLogRecord(absl::string_view body);
-  std::string RenderLogRecord() const;
+  // Lazily loaded: remembers, for each directory the record (at `ref`)
+  // changes, to apply it when the directory is read in.
+  absl::Status IndexLogRecord(absl::string_view body, const LogRef& ref);
+  // The body of the next log record: the pending changes.
+  std::string RenderLogBody() const;
 
   // Paths put or erased since the last commit: the next log record.
   absl::btree_set<std::string> changed_paths_;
@@ -244,10 +284,15 @@ class Manifest {
 
   // Mutable: const lookups read sections in on first use.
   mutable Map entries_;
-  mutable absl::btree_map<std::string, StoredSection> unloaded_;
+  mutable StoredMap unloaded_;
+  // Where the directories read in are on disk, to be released to: kept
+  // only while every change is recorded on disk as it is committed (a lazily
+  // loaded or compacted manifest: `positioned_`).
+  mutable StoredMap stored_of_loaded_;
+  bool positioned_ = false;
+  std::shared_ptr<ReadableFile> log_file_;  // the log, read back by records
   mutable size_t unloaded_entries_ = 0;
   mutable absl::Status load_error_;
-  std::shared_ptr<ReadableFile> backing_;  // the file the stored sections are in
   int format_version_ = 5;
   uint64_t epoch_ = 0;  // chosen at each compaction: the base's identity
   // UniqueBytes() as of the file; -1 when unknown (older versions).

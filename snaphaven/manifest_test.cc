@@ -565,5 +565,122 @@ TEST_F(ManifestLogTest, AnOlderBaseIsRewrittenAtTheFirstCommit) {
   EXPECT_TRUE(absl::StartsWith(ReadFile(path_), "snaphaven-manifest 5\nepoch "));
 }
 
+// ------------------------------------------------------- letting tables go
+
+// A table of many entries in two tables, committed whole: the base.
+Manifest TwoTables() {
+  Manifest m;
+  for (int i = 0; i < 50; ++i) {
+    const uint64_t ino = 1000 + i;
+    m.Put(absl::StrCat("ks/a/nb-", i, "-big-Data.db"), {i, i, 0644, 7, ino});
+    m.Put(absl::StrCat("ks/a/snapshots/s1/nb-", i, "-big-Data.db"), {i, i, 0644, 7, ino});
+    m.Put(absl::StrCat("ks/b/nb-", i, "-big-Data.db"), {2 * i, i, 0644, 7, 5000u + i});
+  }
+  return m;
+}
+
+class ManifestReleaseTest : public ManifestLogTest {
+ protected:
+  void SetUp() override {
+    path_ = testing::MakeTempDir("release") + "/manifest";
+    expected_ = TwoTables();
+    ASSERT_TRUE(expected_.Commit(fs_, path_).ok());
+    manifest_ = Load(Manifest::Loading::kLazy);
+  }
+  // Makes the same change to the manifest under test and to the expected one.
+  void Put(const std::string& path, const ManifestEntry& entry) {
+    manifest_.Put(path, entry);
+    expected_.Put(path, entry);
+  }
+  void Erase(const std::string& path) {
+    manifest_.Erase(path);
+    expected_.Erase(path);
+  }
+  size_t LoadedBelow(absl::string_view scope) {
+    size_t n = 0;
+    for (const auto& [path, entry] : manifest_.loaded_entries()) {
+      n += absl::StartsWith(path, absl::StrCat(scope, "/"));
+    }
+    return n;
+  }
+  Manifest expected_;
+};
+
+// A streaming cycle lets each table go once committed: the entries leave
+// memory, and come back (base section plus the log records since) when asked.
+TEST_F(ManifestReleaseTest, AReleasedTableLeavesMemoryAndReadsBackWithItsChanges) {
+  Put("ks/a/nb-100-big-Data.db", {100, 100, 0644, 7, 9100});
+  Put("ks/a/nb-3-big-Data.db", {33, 33, 0644, 7, 9003});
+  Erase("ks/a/snapshots/s1/nb-4-big-Data.db");
+  Put("ks/a/snapshots/s2/nb-1-big-Data.db", {1, 1, 0644, 7, 1001});  // a new directory
+  EXPECT_GT(LoadedBelow("ks/a"), 0u);
+  manifest_.Release("ks/a");
+  EXPECT_GT(LoadedBelow("ks/a"), 0u) << "let go of before its changes were committed";
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  EXPECT_GT(manifest_.log_bytes(), 0u) << "appended, not compacted";
+  manifest_.Release("ks/a");
+  EXPECT_EQ(LoadedBelow("ks/a"), 0u);
+  EXPECT_EQ(manifest_.size(), expected_.size());
+
+  const ManifestEntry* changed = manifest_.Find("ks/a/nb-3-big-Data.db");
+  ASSERT_NE(changed, nullptr);
+  EXPECT_EQ(changed->size, 33);
+  EXPECT_EQ(manifest_.Find("ks/a/snapshots/s1/nb-4-big-Data.db"), nullptr);
+  EXPECT_NE(manifest_.FindBySource(SourceIdentity{7, 1001, 1, 1}, "ks/a"), nullptr);
+  EXPECT_EQ(manifest_.entries(), expected_.entries());
+  EXPECT_EQ(manifest_.UniqueBytes(), expected_.UniqueBytes());
+}
+
+// Released again and again, a table's record list grows; a compaction
+// writes it whole from base and records, and a fresh load agrees.
+TEST_F(ManifestReleaseTest, ACompactionWritesReleasedTablesWhole) {
+  for (int round = 0; round < 3; ++round) {
+    Put(absl::StrCat("ks/a/nb-", 200 + round, "-big-Data.db"), {round, round, 0644, 7, 7000u + round});
+    Put(absl::StrCat("ks/b/nb-", 200 + round, "-big-Data.db"), {round, round, 0644, 7, 8000u + round});
+    ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+    manifest_.Release("ks/a");
+    manifest_.Release("ks/b");
+    EXPECT_EQ(manifest_.loaded_entries().size(), 0u);
+  }
+  // Every entry of ks/b erased: its directory is left out of the base.
+  for (int i = 0; i < 50; ++i) Erase(absl::StrCat("ks/b/nb-", i, "-big-Data.db"));
+  for (int round = 0; round < 3; ++round) Erase(absl::StrCat("ks/b/nb-", 200 + round, "-big-Data.db"));
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  manifest_.Release("ks/b");
+  const int64_t unique = manifest_.UniqueBytes();
+  EXPECT_EQ(unique, expected_.UniqueBytes());
+  EXPECT_EQ(manifest_.loaded_entries().size(), 0u) << "counting read tables in for good";
+  ASSERT_TRUE(manifest_.CommitWhole(fs_, path_).ok());
+  absl::StatusOr<Manifest> base = Manifest::Parse(ReadFile(path_));
+  ASSERT_TRUE(base.ok()) << base.status();
+  EXPECT_EQ(base->entries(), expected_.entries()) << "the base is not what was put";
+  EXPECT_EQ(base->UniqueBytes(), expected_.UniqueBytes());
+  // Repositioned in the new base: still released, still readable.
+  manifest_.Release("");
+  EXPECT_EQ(manifest_.loaded_entries().size(), 0u);
+  EXPECT_EQ(manifest_.entries(), expected_.entries());
+  Manifest reloaded = Load(Manifest::Loading::kLazy);
+  EXPECT_EQ(reloaded.entries(), expected_.entries());
+}
+
+// A load replays a log without reading in what it changed: memory follows
+// what the cycle asks for, not the size of the log.
+TEST_F(ManifestReleaseTest, ALazyLoadOnlyNotesWhatTheLogChanged) {
+  for (int i = 0; i < 50; ++i) Put(absl::StrCat("ks/b/nb-", i, "-big-Index.db"), {i, i, 0644, 7, 6000u + i});
+  Erase("ks/a/nb-7-big-Data.db");
+  ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
+  Manifest loaded = Load(Manifest::Loading::kLazy);
+  EXPECT_EQ(loaded.loaded_entries().size(), 0u);
+  EXPECT_EQ(loaded.UniqueBytes(), expected_.UniqueBytes());
+  EXPECT_EQ(loaded.loaded_entries().size(), 0u);
+  const ManifestEntry* index = loaded.Find("ks/b/nb-49-big-Index.db");
+  ASSERT_NE(index, nullptr);
+  EXPECT_EQ(index->size, 49);
+  EXPECT_EQ(loaded.Find("ks/a/nb-7-big-Data.db"), nullptr);
+  EXPECT_EQ(loaded.entries(), expected_.entries());
+  // And a load that reads it all at once agrees.
+  EXPECT_EQ(Load(Manifest::Loading::kEager).entries(), expected_.entries());
+}
+
 }  // namespace
 }  // namespace snaphaven
