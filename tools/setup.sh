@@ -15,6 +15,7 @@ packages=(
   libunwind-dev          # glog's static library needs it
   liblzma-dev            # ... and this
   zlib1g-dev
+  liblz4-dev libsnappy-dev libzstd-dev  # commitlog segments' codecs (with zlib's Deflate)
   nlohmann-json3-dev     # parses snapshot manifest.json (header only)
   python3                # tools/test.sh reads the test results with it
   file                   # the demo shows the binary is static
