@@ -22,122 +22,6 @@
 #include "snaphaven/scanner.h"
 
 namespace snaphaven {
-namespace {
-
-// Staged small copies are made durable together: one syncfs, or a run of
-// fsyncs that share journal commits. A syncfs costs about as much for 100
-// files as for 1000 (a journal commit and a device cache flush), so a
-// batch is as large as the open-file limit allows (each staged copy keeps
-// its descriptor until then, and the pipeline runs up to a batch ahead),
-// at most 1024 files; and at most 64 MiB, to bound the dirty pages.
-constexpr size_t kMaxStageBatchFiles = 1024;
-constexpr int64_t kStageBatchBytes = 64 << 20;
-
-size_t StageBatchFiles(int copy_threads) {
-  const int64_t open_files = OpenFileLimit();
-  // Two batches' worth open at once (the one being finished and the
-  // pipeline's window), the copies in flight and a reserve.
-  const int64_t fit = (open_files - 128 - 8 * int64_t{copy_threads}) / 2;
-  return static_cast<size_t>(
-      std::clamp<int64_t>(fit, 16, static_cast<int64_t>(kMaxStageBatchFiles)));
-}
-
-
-// Runs work(i) for i = 0, 1, ... on `threads` workers, at most `window`
-// ahead of the consumer, which takes the results strictly in order. Work i
-// may depend on an earlier item (`dependency(i)`, -1 for none): it starts
-// once that one is done, and `ok(dependency result)` tells whether it may
-// run at all (else its result is nullopt). Cancel() stops handing out work;
-// items already started finish. A result for which `halt` holds (the
-// destination is full) cancels at once, from the worker.
-template <typename Result>
-class Pipeline {
- public:
-  Pipeline(int threads, size_t count, size_t window, std::function<Result(size_t)> work,
-           std::function<int(size_t)> dependency, std::function<bool(const Result&)> ok,
-           std::function<bool(const Result&)> halt)
-      : count_(count),
-        window_(window),
-        work_(std::move(work)),
-        dependency_(std::move(dependency)),
-        ok_(std::move(ok)),
-        halt_(std::move(halt)),
-        results_(count),
-        done_(count, false) {
-    for (int t = 0; t < threads; ++t) workers_.emplace_back([this] { Work(); });
-  }
-  ~Pipeline() {
-    Cancel();
-    for (std::thread& worker : workers_) worker.join();
-  }
-
-  // Waits for item i (REQUIRES: i-1 was taken before); nullptr when it was
-  // never started because of Cancel().
-  const absl::optional<Result>* Take(size_t i) {
-    absl::MutexLock lock(&mu_);
-    consumed_ = i;
-    auto ready = [this, i] { return done_[i] || (cancelled_ && next_ <= i); };
-    mu_.Await(absl::Condition(&ready));
-    return done_[i] ? &results_[i] : nullptr;
-  }
-  void Cancel() {
-    absl::MutexLock lock(&mu_);
-    cancelled_ = true;
-  }
-  // How many items were started (all of them finish).
-  size_t Started() {
-    absl::MutexLock lock(&mu_);
-    return next_;
-  }
-
- private:
-  void Work() {
-    while (true) {
-      size_t i;
-      {
-        absl::MutexLock lock(&mu_);
-        auto can_take = [this] {
-          return cancelled_ || next_ >= count_ || next_ < consumed_ + window_;
-        };
-        mu_.Await(absl::Condition(&can_take));
-        if (cancelled_ || next_ >= count_) return;
-        i = next_++;
-      }
-      int dep = dependency_(i);
-      bool run = true;
-      if (dep >= 0) {
-        absl::MutexLock lock(&mu_);
-        auto dep_done = [this, dep] { return static_cast<bool>(done_[dep]); };
-        mu_.Await(absl::Condition(&dep_done));
-        run = results_[dep].has_value() && ok_(*results_[dep]);
-      }
-      absl::optional<Result> result;
-      if (run) result = work_(i);
-      absl::MutexLock lock(&mu_);
-      if (result.has_value() && halt_(*result)) cancelled_ = true;
-      results_[i] = std::move(result);
-      done_[i] = true;
-    }
-  }
-
-  const size_t count_, window_;
-  std::function<Result(size_t)> work_;
-  std::function<int(size_t)> dependency_;
-  std::function<bool(const Result&)> ok_;
-  std::function<bool(const Result&)> halt_;
-  absl::Mutex mu_;
-  std::vector<absl::optional<Result>> results_;
-  std::vector<char> done_;
-  size_t next_ = 0;
-  size_t consumed_ = 0;
-  bool cancelled_ = false;
-  std::vector<std::thread> workers_;
-};
-
-}  // namespace
-
-
-
 
 Syncer::Syncer(FileSystem& fs, SyncOptions options)
     : fs_(fs),
@@ -145,7 +29,19 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
       clock_(*options_.clock),
       state_(options_.destination),
       copier_(fs, options_.destination, state_.temp, options_.preserve_owner,
-              options_.checksum) {
+              options_.checksum),
+      applier_(fs, copier_, [this] {
+        ApplierOptions applier;
+        applier.data_roots = options_.data_roots;
+        applier.copy_threads = std::max(1, options_.copy_threads);
+        applier.checksum = options_.checksum;
+        applier.stage_small_files = options_.stage_small_files;
+        applier.stage_batch_files = StageBatchFiles(std::max(1, options_.copy_threads));
+        applier.attempts = options_.attempts;
+        applier.retry_backoff = options_.retry_backoff;
+        return applier;
+      }()),
+      retrying_(&fs, options_.attempts, options_.retry_backoff) {
   if (options_.max_bandwidth > 0) {
     limiter_ = std::make_unique<BandwidthLimiter>(options_.max_bandwidth);
     copier_.set_limiter(limiter_.get());
@@ -153,7 +49,6 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
   copier_.set_spare_page_cache(options_.spare_page_cache);
   copier_.set_finish_threads(std::max(1, options_.copy_threads));
   copier_.set_concurrent_fsyncs(std::max(1, options_.concurrent_fsyncs));
-  stage_batch_files_ = StageBatchFiles(std::max(1, options_.copy_threads));
 }
 
 absl::Status Syncer::PrepareDestination() {
@@ -487,9 +382,10 @@ void Syncer::ReportHeldBack(const Selection& selection, absl::Time now, CycleSta
   }
 }
 
-void Syncer::Prune(const Selection& selection, CycleStats& stats) {
-  PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
-                              clock_.Now(), options_.prune_after);
+void Syncer::Prune(const std::vector<std::string>& scopes,
+                   const absl::flat_hash_set<std::string>& live_sstables, CycleStats& stats) {
+  PrunePlan prune = PlanPrune(*manifest_, scopes, live_sstables, clock_.Now(),
+                              options_.prune_after);
   if (!manifest_->status().ok()) {
     // Live sections missing: nothing is removed (the commit is refused too).
     LOG(ERROR) << "cannot prune: " << manifest_->status().message();
@@ -520,159 +416,144 @@ void Syncer::Prune(const Selection& selection, CycleStats& stats) {
 DestinationVerifier Syncer::MakeVerifier() {
   return DestinationVerifier(fs_, options_.destination, mtime_granularity_ns_,
                              [this](const std::string& rel) {
-                               return DigestFor(options_.destination, rel);
+                               return applier_.DigestFor(options_.destination, rel);
                              });
 }
 
-absl::optional<ExpectedDigest> Syncer::DigestFor(const std::string& root,
-                                                 const std::string& relative_path) {
-  std::vector<std::string> warnings;
-  absl::optional<ExpectedDigest> digest = FindSSTableDigest(fs_, root, relative_path, &warnings);
-  for (const std::string& warning : warnings) LOG(WARNING) << warning;
-  return digest;
-}
+// One cycle's state, from its start to its summary.
+struct Syncer::CycleRun {
+  explicit CycleRun(absl::Time start) : start(start) { stats.started = start; }
+  const absl::Time start;
+  CycleStats stats;
+  bool fullsync = false;
+  bool stopping = false;  // nothing new is started: a signal, a full destination
+  ScanOptions scan_options;
+  uint64_t log_bytes_at_start = 0;
+  DirCache next_dir_cache;
+  // The live mirror's tables seen at the source (pruned as they go); the
+  // others are pruned at the end.
+  absl::flat_hash_set<std::string> tables_seen;
+  // Progress: tables done of the listing's total, and the commit spacing.
+  size_t tables_total = 0;
+  size_t tables_done = 0;
+  absl::Time last_progress;
+  bool progress_shown = false;
+  int64_t since_commit = 0;
+  absl::Time last_commit;
+  absl::Duration last_commit_took;
+};
 
-absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyOnce(const Action& action,
-                                                      const SourceFile& file, bool may_stage) {
-  const std::string& rel = file.relative_path;
-  AppliedFile applied;
-  if (action.kind == ActionKind::kLink) {
-    absl::Status linked = copier_.Link(action.link_from, rel);
-    if (linked.ok()) {
-      applied.kind = Applied::kLinked;
-      return applied;
-    }
-    // The destination refuses links, or the copy linked to is gone: copy.
-    if (!IsLinkRefused(linked) && !IsVanished(linked)) return linked;
-    VLOG(2) << "cannot link " << rel << " (" << linked.message() << "); copying";
-  }
-  absl::optional<ExpectedDigest> digest;
-  if (options_.checksum) digest = DigestFor(options_.data_roots[file.root], rel);
-  absl::StatusOr<CopyResult> copied =
-      copier_.Copy(JoinPath(options_.data_roots[file.root], rel), file.stat, rel,
-                   digest.has_value() ? &*digest : nullptr, may_stage);
-  if (!copied.ok()) return copied.status();
-  applied.copy = *std::move(copied);
-  switch (applied.copy.outcome) {
-    case CopyOutcome::kVanished:
-      applied.kind = Applied::kVanished;
-      break;
-    case CopyOutcome::kChanged:
-      applied.kind = Applied::kChanged;
-      break;
-    case CopyOutcome::kCorrupt:
-      applied.kind = Applied::kCorrupt;
-      LOG(ERROR) << "source " << rel << " does not match "
-                 << digest->digest_file.substr(digest->digest_file.rfind('/') + 1) << ": it says "
-                 << digest->Describe() << ", the bytes read give " << applied.copy.digest_text
-                 << "; the copy is quarantined as " << applied.copy.quarantined;
-      break;
-    case CopyOutcome::kDone:
-      applied.kind = Applied::kCopied;
-      break;
-    case CopyOutcome::kStaged:
-      applied.kind = Applied::kStaged;
-      break;
-  }
-  return applied;
-}
-
-absl::StatusOr<Syncer::AppliedFile> Syncer::ApplyWithRetries(const Action& action,
-                                                             const SourceFile& file,
-                                                             bool may_stage) {
-  absl::Duration pause = options_.retry_backoff;
-  for (int attempt = 1;; ++attempt) {
-    absl::StatusOr<AppliedFile> applied = ApplyOnce(action, file, may_stage);
-    if (applied.ok() || attempt >= options_.attempts || !IsTransient(applied.status())) {
-      return applied;
-    }
-    LOG(WARNING) << "retrying " << file.relative_path << " in " << absl::FormatDuration(pause)
-                 << " after a transient error: " << applied.status().message();
-    absl::SleepFor(pause);
-    pause *= 2;
-  }
-}
+// One table's state while its plan is applied.
+struct Syncer::TableRun {
+  const ScanResult& scan;
+  const Selection& selection;
+  const Plan& plan;
+  // Move units become ready when every one of their files is recorded.
+  std::vector<int> unit_of;    // per scanned file: its move unit, or -1
+  std::vector<int> remaining;  // per move unit: files not recorded yet
+  std::vector<int> ready;      // units to delete at the next commit
+  int64_t bytes_done = 0;      // of plan.bytes_to_copy
+};
 
 CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
-  const absl::Time start = clock_.Now();
-  CycleStats stats;
-  stats.started = start;
+  CycleRun run(clock_.Now());
   auto finish = [&]() {
-    stats.duration = clock_.Now() - start;
-    return stats;
+    if (run.progress_shown) std::cerr << "\r\x1b[K" << std::flush;  // clear the progress line
+    run.stats.duration = clock_.Now() - run.start;
+    return run.stats;
   };
-  const bool fullsync = options_.fullsync && first_cycle_;
+  run.fullsync = options_.fullsync && first_cycle_;
   first_cycle_ = false;
+  if (!BeginCycle(run)) return finish();
+  absl::StatusOr<TableListing> listing = ListSourceTables(retrying_, run.scan_options);
+  if (!listing.ok()) {
+    run.stats.fatal = absl::StrCat("cannot scan the source: ", listing.status().message());
+    return finish();
+  }
+  for (const std::string& warning : listing->problems.warnings) LOG(WARNING) << warning;
+  for (const std::string& note : listing->problems.notes) VLOG(1) << note;
+  for (const absl::Status& error : listing->problems.errors) {
+    LOG(ERROR) << "cannot read " << error.message();
+    ++run.stats.failed;
+  }
+  // Table by table: scanned, planned, applied and committed, then let go
+  // of, so memory follows the largest table rather than the node.
+  run.tables_total = listing->tables.size();
+  for (const SourceTable& table : listing->tables) {
+    if (run.stopping) break;
+    TableStep step = SyncTable(table, run, stop);
+    if (step == TableStep::kRestart) return RunCycle(stop);
+    ++run.tables_done;
+    if (step == TableStep::kStop) break;
+  }
+  if (!run.stats.fatal.has_value()) EndCycle(run);
+  return finish();
+}
 
+bool Syncer::BeginCycle(CycleRun& run) {
+  CycleStats& stats = run.stats;
   absl::Status identity = CheckDestinationIdentity();
   if (!identity.ok()) {
     stats.fatal = std::string(identity.message());
-    return finish();
+    return false;
   }
   absl::StatusOr<int> leftovers = options_.dry_run ? 0 : copier_.CleanTempDir();
   if (!leftovers.ok()) {
     stats.fatal = absl::StrCat("cannot clean ", state_.temp, ": ", leftovers.status().message());
-    return finish();
+    return false;
   }
   if (*leftovers > 0) {
-    LOG(WARNING) << "removed " << *leftovers
-                 << " temporary files left by an interrupted run";
+    LOG(WARNING) << "removed " << *leftovers << " temporary files left by an interrupted run";
   }
   if (!options_.dry_run) ChooseDurability();
   manifest_rebuilt_ = false;
   // (A manifest that failed to read a section back is read again.)
-  if (!manifest_.has_value() || fullsync || !manifest_->status().ok()) {
-    absl::Status loaded = LoadManifest(fullsync);
+  if (!manifest_.has_value() || run.fullsync || !manifest_->status().ok()) {
+    absl::Status loaded = LoadManifest(run.fullsync);
     if (!loaded.ok()) {
       stats.fatal = absl::StrCat("cannot load the manifest: ", loaded.message());
       manifest_.reset();
-      return finish();
+      return false;
     }
   }
-
   if (!options_.dry_run) VerifySample(stats);
-  const uint64_t log_bytes_at_start = manifest_->log_bytes();
+  run.log_bytes_at_start = manifest_->log_bytes();
+  run.last_commit = run.last_progress = clock_.Now();
 
-  // Scan, then apply Cassandra's completeness rules.
-  ScanOptions scan_options;
-  scan_options.data_roots = options_.data_roots;
-  scan_options.keyspaces = options_.keyspaces;
-  scan_options.tag_filter = options_.tag_filter;
-  scan_options.include_live = options_.sync_live;
-  scan_options.include_backups = options_.sync_backups;
-  scan_options.record_decisions = options_.verbosity >= 2;
-  scan_options.threads = options_.scan_threads;
+  ScanOptions& scan = run.scan_options;
+  scan.data_roots = options_.data_roots;
+  scan.keyspaces = options_.keyspaces;
+  scan.tag_filter = options_.tag_filter;
+  scan.include_live = options_.sync_live;
+  scan.include_backups = options_.sync_backups;
+  scan.record_decisions = options_.verbosity >= 2;
+  scan.threads = options_.scan_threads;
   // Symlinked keyspace and table directories are followed, never into it.
-  scan_options.destination = options_.destination;
-  // Unchanged snapshot directories are skipped, unless this cycle must not
-  // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
-  // must look at every snapshot (a settling one becomes movable without
-  // changing).
-  const std::string& dir_cache_file = state_.dir_cache;
+  scan.destination = options_.destination;
   if (!dir_cache_.has_value()) {
-    absl::StatusOr<std::string> text = fs_.ReadFile(dir_cache_file);
+    absl::StatusOr<std::string> text = fs_.ReadFile(state_.dir_cache);
     absl::StatusOr<DirCache> parsed =
         text.ok() ? DirCache::Parse(*text) : absl::StatusOr<DirCache>(text.status());
     dir_cache_ = parsed.ok() ? *std::move(parsed) : DirCache();
     if (parsed.ok()) dir_cache_saved_ = *text;
   }
-  if (!fullsync && !manifest_rebuilt_ && !options_.move) scan_options.unchanged_dirs = &*dir_cache_;
-  // The source may sit on a flaky network file system too: retry the scan's
-  // reads on transient errors.
-  RetryingFileSystem retrying(&fs_, options_.attempts, options_.retry_backoff);
-  absl::StatusOr<ScanResult> scan = ScanSource(retrying, scan_options);
-  if (!scan.ok()) {
-    stats.fatal = absl::StrCat("cannot scan the source: ", scan.status().message());
-    return finish();
-  }
-  for (const std::string& warning : scan->warnings) LOG(WARNING) << warning;
-  for (const std::string& note : scan->notes) VLOG(1) << note;
-  for (const absl::Status& error : scan->errors) {
+  // Unchanged snapshot directories are skipped, unless this cycle must not
+  // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
+  // must look at every snapshot (a settling one becomes movable without
+  // changing).
+  if (!run.fullsync && !manifest_rebuilt_ && !options_.move) scan.unchanged_dirs = &*dir_cache_;
+  return true;
+}
+
+Selection Syncer::SelectTable(const ScanResult& scan, CycleRun& run) {
+  for (const std::string& warning : scan.warnings) LOG(WARNING) << warning;
+  for (const std::string& note : scan.notes) VLOG(1) << note;
+  for (const absl::Status& error : scan.errors) {
     LOG(ERROR) << "cannot read " << error.message();
-    ++stats.failed;
+    ++run.stats.failed;
   }
-  for (const std::string& decision : scan->decisions) VLOG(2) << decision;
-  stats.scanned = static_cast<int64_t>(scan->files.size()) + scan->skipped_files;
+  for (const std::string& decision : scan.decisions) VLOG(2) << decision;
+  run.stats.scanned += static_cast<int64_t>(scan.files.size()) + scan.skipped_files;
 
   SelectOptions select_options;
   select_options.move = options_.move;
@@ -680,309 +561,262 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   select_options.now = clock_.Now();
   select_options.record_decisions = options_.verbosity >= 2;
   Selection selection =
-      SelectFiles(*scan, ReadMetadata(retrying, *scan), *manifest_, select_options);
+      SelectFiles(scan, ReadMetadata(retrying_, scan), *manifest_, select_options);
   for (const std::string& decision : selection.decisions) VLOG(2) << decision;
   for (const std::string& warning : selection.warnings) LOG(WARNING) << warning;
   for (const std::string& error : selection.errors) {
     LOG(ERROR) << error;
-    ++stats.failed;
+    ++run.stats.failed;
   }
-  ReportHeldBack(selection, select_options.now, stats);
+  ReportHeldBack(selection, select_options.now, run.stats);
+  return selection;
+}
 
+Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
+                                    const std::atomic<bool>& stop) {
+  const ScanResult scan = ScanTables(retrying_, run.scan_options, {&source});
+  const Selection selection = SelectTable(scan, run);
   PlanOptions plan_options;
   plan_options.record_decisions = options_.verbosity >= 2;
   plan_options.mtime_granularity_ns = mtime_granularity_ns_;
-  Plan plan = PlanCycle(scan->files, selection.eligible, *manifest_, plan_options);
+  const Plan plan = PlanCycle(scan.files, selection.eligible, *manifest_, plan_options);
   if (!manifest_->status().ok()) {
     // Entries are missing: planning from it would copy what is there. A
-    // corrupt file is set aside and this cycle starts again from a manifest
+    // corrupt file is set aside and the cycle starts again from a manifest
     // rebuilt from the destination; a read error ends it (the next cycle
     // reads the file again).
-    if (SetAsideCorruptManifest()) return RunCycle(stop);
-    stats.fatal = std::string(manifest_->status().message());
+    if (SetAsideCorruptManifest()) return TableStep::kRestart;
+    run.stats.fatal = std::string(manifest_->status().message());
     manifest_.reset();
-    return finish();
+    return TableStep::kStop;
   }
   for (const std::string& decision : plan.decisions) VLOG(2) << decision;
-  stats.unchanged = plan.unchanged + scan->skipped_files;
-  if (fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;
+  run.stats.unchanged += plan.unchanged + scan.skipped_files;
+  if (run.fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;
   for (const auto& [path, entry] : plan.manifest_updates) manifest_->Put(path, entry);
+  if (options_.sync_live) run.tables_seen.insert(source.relative_path);
   if (options_.dry_run) {
-    ReportPlan(*scan, selection, plan, stats);
-    ApplyRetentionLimits(stats);
-    manifest_.reset();  // it was changed in memory only; never commit it
-    return finish();
+    ReportPlan(source.relative_path, scan, selection, plan, run.stats);
+    return TableStep::kNext;
   }
 
-  // Move units become ready when every one of their files is recorded.
-  std::vector<int> unit_of(scan->files.size(), -1);
-  std::vector<int> remaining(selection.units.size(), 0);
-  std::vector<int> ready;
-  for (size_t u = 0; u < selection.units.size(); ++u) {
-    for (size_t i : selection.units[u].files) {
-      unit_of[i] = static_cast<int>(u);
-      const ManifestEntry* entry = manifest_->Find(scan->files[i].relative_path);
-      if (entry == nullptr || entry->size != scan->files[i].stat.size ||
-          !SameMtime(entry->mtime_ns, scan->files[i].stat.mtime_ns, mtime_granularity_ns_)) {
-        ++remaining[u];
-      }
-    }
-    if (remaining[u] == 0) ready.push_back(static_cast<int>(u));
+  TableRun table{scan, selection, plan};
+  ApplyTable(table, run, stop);
+  if (run.stats.fatal.has_value()) return TableStep::kStop;  // the destination is not ours now
+  if (options_.sync_live && !run.stopping) {
+    Prune({source.relative_path}, selection.live_sstables, run.stats);
   }
-
-  std::vector<bool> succeeded(plan.actions.size(), false);
-  int64_t since_commit = 0;
-  absl::Time last_commit = clock_.Now();
-  absl::Duration last_commit_took = absl::ZeroDuration();
-  // Progress: files and bytes done of the total, the rate and the ETA.
-  const int64_t total_files = static_cast<int64_t>(plan.actions.size());
-  absl::Time last_progress = clock_.Now();
-  bool progress_shown = false;
-  auto report_progress = [&](size_t done_actions) {
-    absl::Time now = clock_.Now();
-    if (now - last_progress < options_.progress_interval) return;
-    last_progress = now;
-    double seconds = absl::ToDoubleSeconds(now - start);
-    double rate = seconds > 0 ? stats.bytes_copied / seconds : 0;
-    int64_t left = plan.bytes_to_copy - stats.bytes_copied;
-    std::string eta = rate > 0 ? absl::FormatDuration(absl::Seconds(std::ceil(left / rate)))
-                               : std::string("unknown");
-    std::string line = absl::StrFormat(
-        "progress: %d/%d files, %s/%s (%.0f%%), %s/s, ETA %s", done_actions, total_files,
-        HumanBytes(stats.bytes_copied), HumanBytes(plan.bytes_to_copy),
-        plan.bytes_to_copy > 0 ? 100.0 * stats.bytes_copied / plan.bytes_to_copy : 100.0,
-        HumanBytes(static_cast<int64_t>(rate)), eta);
-    if (options_.progress_on_terminal) {
-      std::cerr << "\r" << line << "\x1b[K" << std::flush;
-      progress_shown = true;
-    } else {
-      LOG(INFO) << line;
-    }
-  };
-  // Copies run on --copy_threads workers (fsync latency overlaps); results
-  // are taken in plan order, so the manifest, the counts and the move units
-  // are handled on this thread only.
-  using Result = absl::StatusOr<AppliedFile>;
-  auto is_done = [](const Result& r) {
-    return r.ok() && (r->kind == Applied::kCopied || r->kind == Applied::kLinked);
-  };
-  Pipeline<Result> pipeline(
-      std::max(1, options_.copy_threads), plan.actions.size(),
-      // Workers may run a batch of staged copies ahead of this thread,
-      // which makes the batch before durable meanwhile.
-      4 * static_cast<size_t>(std::max(1, options_.copy_threads)) +
-          (options_.stage_small_files ? stage_batch_files_ : 0),
-      [&](size_t a) {
-        return ApplyWithRetries(plan.actions[a], scan->files[plan.actions[a].file],
-                                options_.stage_small_files);
-      },
-      [&](size_t a) { return plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1; },
-      is_done, [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); });
-  bool stopping = false;  // after a stop, only what was already started is taken
-  // The destination is no longer ours: take only what is already under way.
-  auto abandon = [&](const absl::Status& identity) {
-    stats.fatal = std::string(identity.message());
-    stopping = true;
-    pipeline.Cancel();
-  };
-  // Set once a sync, close or rename found the destination full: staged
-  // copies are then dropped rather than tried.
-  bool staged_out_of_space = false;
-  // Bookkeeping of one finished action, on this thread.
-  auto record = [&](size_t a, const Result& applied) {
-    const Action& action = plan.actions[a];
-    const SourceFile& file = scan->files[action.file];
-    const std::string& rel = file.relative_path;
-    if (!applied.ok()) {
-      const absl::Status& error = applied.status();
-      if (IsOutOfSpace(error)) {
-        // Bytes that could not be made durable mean the staged ones will
-        // not be either; a write that found no room leaves them be.
-        const std::string op = OperationOf(error);
-        if (op != "write" && op != "copy_file_range") staged_out_of_space = true;
-        if (!stats.out_of_space) {
-          LOG(ERROR) << "destination " << options_.destination << " is out of space while "
-                     << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel
-                     << ": " << error.message();
-        }
-        stats.out_of_space = true;
-        stopping = true;
-        pipeline.Cancel();
-        return;
-      }
-      // A failure on the destination side may mean it is gone: then stop
-      // rather than fail (or worse, recreate) everything that follows.
-      if (!stats.fatal.has_value()) {
-        absl::Status identity = CheckDestinationIdentity();
-        if (!identity.ok()) {
-          abandon(identity);
-          return;
-        }
-      }
-      if (stats.fatal.has_value()) return;
-      ++stats.failed;
-      LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
-                 << ": " << error.message()
-                 << (IsTransient(error) ? " (transient; retried, will retry next cycle)" : "");
-    } else if (applied->kind == Applied::kCorrupt) {
-      ++stats.failed;  // logged with both values by ApplyOnce
-    } else if (applied->kind == Applied::kVanished) {
-      ++stats.skipped;
-      VLOG(2) << "skip " << rel << ": vanished from the source (snapshot cleared)";
-    } else if (applied->kind == Applied::kChanged) {
-      ++stats.skipped;
-      LOG(WARNING) << "skip " << rel << ": changed during the copy; retrying next cycle";
-    } else if (applied->kind == Applied::kLinked) {
-      ++stats.linked;
-      succeeded[a] = true;
-      VLOG(1) << "linked " << rel << " (same inode as " << action.link_from << ")";
-    } else {
-      ++stats.copied;
-      stats.bytes_copied += file.stat.size;
-      succeeded[a] = true;
-      VLOG(1) << "copied " << rel << " (" << file.stat.size << " bytes)";
-    }
-    if (succeeded[a]) {
-      ManifestEntry entry = EntryFor(file);
-      if (applied->kind == Applied::kLinked) {
-        // The same bytes as the copy linked to.
-        if (const ManifestEntry* target = manifest_->Find(action.link_from)) {
-          entry.has_crc32 = target->has_crc32;
-          entry.crc32 = target->crc32;
-        }
-      } else {
-        entry.has_crc32 = applied->copy.has_crc32;
-        entry.crc32 = applied->copy.crc32;
-      }
-      manifest_->Put(rel, entry);
-      manifest_dirty_ = true;
-      ++since_commit;
-      int u = unit_of[action.file];
-      if (u >= 0 && --remaining[u] == 0) ready.push_back(u);
-    }
-  };
-
-  // Small copies come back written but not yet durable (staged): a batch of
-  // them is made durable at once, then recorded like any other copy.
-  std::vector<size_t> staged_actions;
-  std::vector<AppliedFile> staged_results;
-  std::vector<std::shared_ptr<StagedCopy>> staged;
-  std::vector<bool> was_staged(plan.actions.size(), false);
-  int64_t staged_bytes = 0;
-  auto finish_staged = [&]() {
-    if (staged.empty()) return;
-    std::vector<absl::Status> finished;
-    if (staged_out_of_space || stats.fatal.has_value()) {
-      // Their syncs already hit a full destination, or it is not ours any
-      // more: left for the next cycle. (A write that found it full does not
-      // stop the files already written from being placed.)
-      copier_.DiscardStaged(staged);
-      finished.assign(staged.size(), absl::CancelledError("discarded"));
-    } else {
-      finished = copier_.FinishStaged(staged);
-    }
-    for (size_t k = 0; k < staged.size(); ++k) {
-      if (absl::IsCancelled(finished[k])) continue;  // pending
-      if (!finished[k].ok()) {
-        record(staged_actions[k], finished[k]);
-        continue;
-      }
-      AppliedFile& done = staged_results[k];
-      done.kind = Applied::kCopied;
-      done.copy.outcome = CopyOutcome::kDone;
-      done.copy.staged.reset();
-      record(staged_actions[k], done);
-    }
-    staged.clear();
-    staged_actions.clear();
-    staged_results.clear();
-    staged_bytes = 0;
-  };
-
-  for (size_t a = 0; a < plan.actions.size(); ++a) {
-    report_progress(a);
-    if (!stopping && stop.load()) {
-      stats.interrupted = true;
-      stopping = true;
-      pipeline.Cancel();
-    }
-    if (a >= pipeline.Started() && (stopping || stats.out_of_space)) break;
-    const absl::optional<Result>* taken = pipeline.Take(a);
-    if (taken == nullptr) break;
-    const Action& action = plan.actions[a];
-    if (!taken->has_value()) {
-      // Not run: the copy it links to had not succeeded when it was due,
-      // or was still staged. In the second case, finish the batch and link
-      // now.
-      const int after = action.after;
-      const bool after_staged = after >= 0 && was_staged[after];
-      if (after_staged) finish_staged();
-      if (after_staged && succeeded[after] && !stopping) {
-        record(a, ApplyWithRetries(action, scan->files[action.file], /*may_stage=*/false));
-      } else {
-        ++stats.skipped;
-        VLOG(2) << "skip " << scan->files[action.file].relative_path << ": its copy "
-                << action.link_from << " did not complete; next cycle";
-      }
-    } else if ((*taken)->ok() && (**taken)->kind == Applied::kStaged) {
-      was_staged[a] = true;
-      staged_actions.push_back(a);
-      staged_results.push_back(***taken);
-      staged.push_back((**taken)->copy.staged);
-      staged_bytes += scan->files[action.file].stat.size;
-      if (staged.size() >= stage_batch_files_ || staged_bytes >= kStageBatchBytes) {
-        finish_staged();
-      }
-    } else {
-      record(a, **taken);
-    }
-    // Commit now and then, so a crash in a long cycle costs little re-copy
-    // and moved snapshots free their space as the run goes. A commit
-    // appends what changed to the manifest's log (Manifest::Commit), so it
-    // costs what changed; the odd one that compacts the log is paid back by
-    // waiting ten times what the last commit took.
-    const int64_t files_due = options_.commit_every_files;
-    const absl::Duration time_due = std::max(options_.commit_every, 10 * last_commit_took);
-    if (!stopping && (since_commit >= files_due ||
-                      (since_commit > 0 && clock_.Now() - last_commit >= time_due))) {
-      absl::Status identity = CheckDestinationIdentity();
-      if (!identity.ok()) {
-        abandon(identity);
-        continue;
-      }
-      const absl::Time commit_start = clock_.Now();
-      if (!CommitAndMove(*scan, selection.units, ready, stats) && stats.out_of_space) {
-        stopping = true;
-        pipeline.Cancel();
-      }
-      since_commit = 0;
-      last_commit = clock_.Now();
-      last_commit_took = last_commit - commit_start;
-    }
-  }
-  // Whatever was staged is whole: make it durable and record it, even when
-  // stopping.
-  finish_staged();
-  if (progress_shown) std::cerr << "\r\x1b[K" << std::flush;  // clear the progress line
-  for (size_t a = 0; a < plan.actions.size(); ++a) {
-    if (succeeded[a]) continue;
-    ++stats.pending_files;
-    if (plan.actions[a].kind == ActionKind::kCopy) {
-      stats.pending_bytes += scan->files[plan.actions[a].file].stat.size;
-    }
-  }
-  if (stats.fatal.has_value()) return finish();  // the destination is not ours now
-  if (options_.sync_live && !stats.interrupted && !stats.out_of_space) Prune(selection, stats);
-  if (CommitAndMove(*scan, selection.units, ready, stats)) {
-    FoldLogIfLarge(log_bytes_at_start);
-    UpdateDirCache(*scan, start);
-  }
-  VLOG(1) << "manifest: " << manifest_->loaded_entries().size() << " of " << manifest_->size()
-          << " entries read in";
-  if (!stats.interrupted && !stats.out_of_space) ApplyRetentionLimits(stats);
-  return finish();
+  if (!CommitAndMove(scan, selection.units, table.ready, run.stats)) return TableStep::kStop;
+  UpdateDirCache(scan, run.start, run.next_dir_cache);
+  manifest_->Release(source.relative_path);
+  return run.stopping ? TableStep::kStop : TableStep::kNext;
 }
 
+void Syncer::ApplyTable(TableRun& table, CycleRun& run, const std::atomic<bool>& stop) {
+  const ScanResult& scan = table.scan;
+  const std::vector<MoveUnit>& units = table.selection.units;
+  table.unit_of.assign(scan.files.size(), -1);
+  table.remaining.assign(units.size(), 0);
+  for (size_t u = 0; u < units.size(); ++u) {
+    for (size_t i : units[u].files) {
+      table.unit_of[i] = static_cast<int>(u);
+      if (!IsCurrentCopy(manifest_->Find(scan.files[i].relative_path), scan.files[i].stat,
+                         mtime_granularity_ns_)) {
+        ++table.remaining[u];
+      }
+    }
+    if (table.remaining[u] == 0) table.ready.push_back(static_cast<int>(u));
+  }
+  ApplyHooks hooks;
+  hooks.record = [&](size_t a, const absl::StatusOr<AppliedFile>& outcome) {
+    return RecordOutcome(table, run, a, outcome);
+  };
+  hooks.checkpoint = [&] { return CommitIfDue(table, run); };
+  hooks.stop_requested = [&stop] { return stop.load(); };
+  hooks.discard_staged = [&run] { return run.stats.fatal.has_value(); };
+  hooks.progress = [&](size_t) { ReportProgress(run, table); };
+  ApplyReport report = applier_.Run(table.plan, scan.files, hooks);
+  if (report.interrupted) {
+    run.stats.interrupted = true;
+    run.stopping = true;
+  }
+  for (size_t a = 0; a < table.plan.actions.size(); ++a) {
+    if (report.succeeded[a]) continue;
+    ++run.stats.pending_files;
+    if (table.plan.actions[a].kind == ActionKind::kCopy) {
+      run.stats.pending_bytes += scan.files[table.plan.actions[a].file].stat.size;
+    }
+  }
+}
+
+bool Syncer::RecordOutcome(TableRun& table, CycleRun& run, size_t a,
+                           const absl::StatusOr<AppliedFile>& outcome) {
+  CycleStats& stats = run.stats;
+  const Action& action = table.plan.actions[a];
+  const SourceFile& file = table.scan.files[action.file];
+  const std::string& rel = file.relative_path;
+  if (!outcome.ok()) {
+    const absl::Status& error = outcome.status();
+    if (IsOutOfSpace(error)) {
+      if (!stats.out_of_space) {
+        LOG(ERROR) << "destination " << options_.destination << " is out of space while "
+                   << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel
+                   << ": " << error.message();
+      }
+      stats.out_of_space = true;
+      run.stopping = true;
+      return false;
+    }
+    // A failure on the destination side may mean it is gone: then stop
+    // rather than fail (or worse, recreate) everything that follows.
+    if (!stats.fatal.has_value()) {
+      absl::Status identity = CheckDestinationIdentity();
+      if (!identity.ok()) stats.fatal = std::string(identity.message());
+    }
+    if (stats.fatal.has_value()) {
+      run.stopping = true;
+      return false;
+    }
+    ++stats.failed;
+    LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
+               << ": " << error.message()
+               << (IsTransient(error) ? " (transient; retried, will retry next cycle)" : "");
+    return true;
+  }
+  ManifestEntry entry = EntryFor(file);
+  switch (outcome->kind) {
+    case Applied::kCorrupt:
+      ++stats.failed;  // logged with both values by the applier
+      return true;
+    case Applied::kVanished:
+      ++stats.skipped;
+      VLOG(2) << "skip " << rel << ": vanished from the source (snapshot cleared)";
+      return true;
+    case Applied::kChanged:
+      ++stats.skipped;
+      LOG(WARNING) << "skip " << rel << ": changed during the copy; retrying next cycle";
+      return true;
+    case Applied::kNotRun:
+    case Applied::kStaged:  // never reported
+      ++stats.skipped;
+      VLOG(2) << "skip " << rel << ": its copy " << action.link_from
+              << " did not complete; next cycle";
+      return true;
+    case Applied::kLinked:
+      ++stats.linked;
+      VLOG(1) << "linked " << rel << " (same inode as " << action.link_from << ")";
+      // The same bytes as the copy linked to.
+      if (const ManifestEntry* target = manifest_->Find(action.link_from)) {
+        entry.has_crc32 = target->has_crc32;
+        entry.crc32 = target->crc32;
+      }
+      break;
+    case Applied::kCopied:
+      ++stats.copied;
+      stats.bytes_copied += file.stat.size;
+      table.bytes_done += file.stat.size;
+      VLOG(1) << "copied " << rel << " (" << file.stat.size << " bytes)";
+      entry.has_crc32 = outcome->copy.has_crc32;
+      entry.crc32 = outcome->copy.crc32;
+      break;
+  }
+  manifest_->Put(rel, entry);
+  manifest_dirty_ = true;
+  ++run.since_commit;
+  int u = table.unit_of[action.file];
+  if (u >= 0 && --table.remaining[u] == 0) table.ready.push_back(u);
+  return true;
+}
+
+bool Syncer::CommitIfDue(TableRun& table, CycleRun& run) {
+  // Commit now and then, so a crash in a long cycle costs little re-copy
+  // and moved snapshots free their space as the run goes. A commit appends
+  // what changed to the manifest's log (Manifest::Commit), so it costs what
+  // changed; the odd one that compacts the log is paid back by waiting ten
+  // times what the last commit took.
+  const absl::Duration time_due = std::max(options_.commit_every, 10 * run.last_commit_took);
+  if (run.since_commit < options_.commit_every_files &&
+      (run.since_commit == 0 || clock_.Now() - run.last_commit < time_due)) {
+    return true;
+  }
+  absl::Status identity = CheckDestinationIdentity();
+  if (!identity.ok()) {
+    run.stats.fatal = std::string(identity.message());
+    run.stopping = true;
+    return false;
+  }
+  const absl::Time commit_start = clock_.Now();
+  const bool committed = CommitAndMove(table.scan, table.selection.units, table.ready, run.stats);
+  run.since_commit = 0;
+  run.last_commit = clock_.Now();
+  run.last_commit_took = run.last_commit - commit_start;
+  if (!committed && run.stats.out_of_space) {
+    run.stopping = true;
+    return false;
+  }
+  return true;
+}
+
+void Syncer::ReportProgress(CycleRun& run, const TableRun& table) {
+  const absl::Time now = clock_.Now();
+  if (now - run.last_progress < options_.progress_interval) return;
+  run.last_progress = now;
+  const CycleStats& stats = run.stats;
+  const double seconds = absl::ToDoubleSeconds(now - run.start);
+  const double rate = seconds > 0 ? stats.bytes_copied / seconds : 0;
+  // The listing of the tables is the cheap first pass that gives the
+  // total: the share done is the tables done, plus the part of this one.
+  const double this_table = table.plan.bytes_to_copy > 0
+                                ? static_cast<double>(table.bytes_done) / table.plan.bytes_to_copy
+                                : 0;
+  const double done = run.tables_total > 0
+                          ? (run.tables_done + this_table) / static_cast<double>(run.tables_total)
+                          : 1;
+  const std::string eta =
+      done > 0 ? absl::FormatDuration(absl::Seconds(std::ceil(seconds * (1 - done) / done)))
+               : std::string("unknown");
+  const std::string line = absl::StrFormat(
+      "progress: %d/%d tables (%.0f%%), %d files, %s copied, %s/s, ETA %s",
+      run.tables_done, run.tables_total, 100.0 * done, stats.copied + stats.linked,
+      HumanBytes(stats.bytes_copied), HumanBytes(static_cast<int64_t>(rate)), eta);
+  if (options_.progress_on_terminal) {
+    std::cerr << "\r" << line << "\x1b[K" << std::flush;
+    run.progress_shown = true;
+  } else {
+    LOG(INFO) << line;
+  }
+}
+
+void Syncer::EndCycle(CycleRun& run) {
+  CycleStats& stats = run.stats;
+  const bool whole = !stats.interrupted && !stats.out_of_space && !run.stopping;
+  if (options_.dry_run) {
+    LOG(INFO) << "plan: " << stats.copied << " to copy (" << HumanBytes(stats.bytes_copied)
+              << "), " << stats.linked << " to link, " << stats.moved
+              << " to delete at the source, " << stats.pruned << " to prune; nothing was changed";
+    ApplyRetentionLimits(stats);
+    manifest_.reset();  // it was changed in memory only; never commit it
+    return;
+  }
+  if (options_.sync_live && whole) {
+    // Tables gone from the source altogether (dropped): their copies are
+    // pruned like any sstable gone.
+    std::vector<std::string> gone;
+    for (const std::string& scope : manifest_->TablesBelow(options_.keyspaces)) {
+      if (!run.tables_seen.contains(scope)) gone.push_back(scope);
+    }
+    if (!gone.empty()) Prune(gone, {}, stats);
+  }
+  std::vector<int> none;
+  if (CommitAndMove(ScanResult(), {}, none, stats)) {
+    FoldLogIfLarge(run.log_bytes_at_start);
+    SaveDirCache(std::move(run.next_dir_cache));
+  }
+  manifest_->Release("");
+  VLOG(1) << "manifest: at most " << manifest_->peak_loaded_entries() << " of "
+          << manifest_->size() << " entries in memory at once";
+  if (whole) ApplyRetentionLimits(stats);
+}
 
 
 void Syncer::ForgetCopy(const std::string& rel) {
@@ -1044,8 +878,8 @@ void Syncer::VerifySample(CycleStats& stats) {
   if (!saved.ok()) LOG(WARNING) << "cannot save " << cursor_file << ": " << saved.message();
 }
 
-void Syncer::ReportPlan(const ScanResult& scan, const Selection& selection, const Plan& plan,
-                        CycleStats& stats) {
+void Syncer::ReportPlan(const std::string& table, const ScanResult& scan,
+                        const Selection& selection, const Plan& plan, CycleStats& stats) {
   stats.dry_run = true;
   for (const Action& action : plan.actions) {
     const SourceFile& file = scan.files[action.file];
@@ -1071,8 +905,8 @@ void Syncer::ReportPlan(const ScanResult& scan, const Selection& selection, cons
     }
   }
   if (options_.sync_live) {
-    PrunePlan prune = PlanPrune(*manifest_, options_.keyspaces, selection.live_sstables,
-                                clock_.Now(), options_.prune_after);
+    PrunePlan prune = PlanPrune(*manifest_, {table}, selection.live_sstables, clock_.Now(),
+                                options_.prune_after);
     for (const std::string& path : prune.remove) {
       const ManifestEntry* entry = manifest_->Find(path);
       LOG(INFO) << "plan: prune " << path << " ("
@@ -1080,9 +914,6 @@ void Syncer::ReportPlan(const ScanResult& scan, const Selection& selection, cons
       ++stats.pruned;
     }
   }
-  LOG(INFO) << "plan: " << stats.copied << " to copy (" << HumanBytes(stats.bytes_copied) << "), "
-            << stats.linked << " to link, " << stats.moved << " to delete at the source, "
-            << stats.pruned << " to prune; nothing was changed";
 }
 
 void Syncer::ApplyRetentionLimits(CycleStats& stats) {
@@ -1128,9 +959,8 @@ void Syncer::ApplyRetentionLimits(CycleStats& stats) {
   }
 }
 
-void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
+void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start, DirCache& next) {
   if (options_.move) return;
-  DirCache next;
   for (const std::string& dir : scan.skipped_dirs) {
     if (const CachedDir* cached = dir_cache_->Find(dir)) next.Put(dir, *cached);
   }
@@ -1144,9 +974,8 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
   for (const SourceFile& file : scan.files) {
     if (file.kind != PathKind::kSnapshot) continue;
     Tally& t = tally[JoinPath(options_.data_roots[file.root], DirName(file.relative_path))];
-    const ManifestEntry* entry = manifest_->Find(file.relative_path);
-    t.all_current &= entry != nullptr && entry->size == file.stat.size &&
-                     SameMtime(entry->mtime_ns, file.stat.mtime_ns, mtime_granularity_ns_);
+    t.all_current &=
+        IsCurrentCopy(manifest_->Find(file.relative_path), file.stat, mtime_granularity_ns_);
     ++t.files;
     t.bytes += file.stat.size;
   }
@@ -1160,6 +989,10 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start) {
     next.Put(dir, CachedDir{walked.stat.dev, walked.stat.ino, walked.stat.mtime_ns, t.files,
                             t.bytes, walked.subdirs});
   }
+}
+
+void Syncer::SaveDirCache(DirCache next) {
+  if (options_.move) return;
   dir_cache_ = std::move(next);
   // Saved whenever it changed, once the manifest on disk records every file
   // it vouches for (the commit before this made it so): also by a cycle

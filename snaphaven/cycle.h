@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "re2/re2.h"
+#include "snaphaven/applier.h"
 #include "snaphaven/clock.h"
 #include "snaphaven/copier.h"
 #include "snaphaven/destination.h"
@@ -139,24 +140,30 @@ class Syncer {
   // Each cycle: whether batches of small copies are made durable with one
   // syncfs (see SyncOptions::whole_file_system_sync) or an fsync each.
   void ChooseDurability();
-  // kStaged: written, to be made durable with a batch (Copier::FinishStaged).
-  enum class Applied { kCopied, kStaged, kLinked, kVanished, kChanged, kCorrupt };
-  struct AppliedFile {
-    Applied kind = Applied::kCopied;
-    CopyResult copy;  // kCopied, kCorrupt
-  };
-  // One copy or link (falling back to a copy where links are refused).
-  // With `may_stage`, a small copy may come back kStaged.
-  absl::StatusOr<AppliedFile> ApplyOnce(const Action& action, const SourceFile& file,
-                                        bool may_stage);
-  // ApplyOnce, retried on transient errors.
-  absl::StatusOr<AppliedFile> ApplyWithRetries(const Action& action, const SourceFile& file,
-                                               bool may_stage);
-  // The digest the Data.db `rel` below `root` (a data root or the
-  // destination) must match, read from its sstable's digest component
-  // beside it (and CompressionInfo.db for compressed ka sstables); nullopt
-  // for other files and sstables without a usable digest.
-  absl::optional<ExpectedDigest> DigestFor(const std::string& root, const std::string& rel);
+  // One cycle's state, from its start to its summary.
+  struct CycleRun;
+  // One table's state while its plan is applied.
+  struct TableRun;
+  // What SyncTable leaves the cycle to do.
+  enum class TableStep { kNext, kStop, kRestart };
+
+  // The steps of a cycle: BeginCycle (checks, leftovers, the manifest),
+  // then SyncTable for each table, then EndCycle (the last commit,
+  // pruning, the directory cache, retention).
+  bool BeginCycle(CycleRun& run);
+  TableStep SyncTable(const SourceTable& table, CycleRun& run, const std::atomic<bool>& stop);
+  void EndCycle(CycleRun& run);
+  // SyncTable's parts: the selection with its reports, then the plan's
+  // application with its bookkeeping.
+  Selection SelectTable(const ScanResult& scan, CycleRun& run);
+  void ApplyTable(TableRun& table, CycleRun& run, const std::atomic<bool>& stop);
+  // The outcome of one action: counted, logged, recorded in the manifest.
+  // False to stop the run.
+  bool RecordOutcome(TableRun& table, CycleRun& run, size_t action,
+                     const absl::StatusOr<AppliedFile>& outcome);
+  // A commit (and the moves it allows) when one is due. False to stop.
+  bool CommitIfDue(TableRun& table, CycleRun& run);
+  void ReportProgress(CycleRun& run, const TableRun& table);
   // Checks copies at the destination against the manifest (verifier.h).
   DestinationVerifier MakeVerifier();
   // Forgets (in the manifest) every path whose destination file is the same
@@ -165,11 +172,13 @@ class Syncer {
   // --verify_sample: checks the next share of the manifest.
   void VerifySample(CycleStats& stats);
   // --dry_run: logs every action the plan holds, fills the counts.
-  void ReportPlan(const ScanResult& scan, const Selection& selection, const Plan& plan,
-                  CycleStats& stats);
-  // After a cycle: the snapshot directories whose files are all recorded,
-  // to skip next time; saved when it changed.
-  void UpdateDirCache(const ScanResult& scan, absl::Time cycle_start);
+  void ReportPlan(const std::string& table, const ScanResult& scan, const Selection& selection,
+                  const Plan& plan, CycleStats& stats);
+  // After a table: its snapshot directories whose files are all recorded,
+  // to skip next time, go to `next`.
+  void UpdateDirCache(const ScanResult& scan, absl::Time cycle_start, DirCache& next);
+  // After a cycle: the directory cache is `next` now; saved when it changed.
+  void SaveDirCache(DirCache next);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
   absl::Status CommitManifest();
   // When the manifest failed to read a section back because the file is
@@ -181,7 +190,10 @@ class Syncer {
   // that are ready. False when the manifest could not be committed.
   bool CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,
                      std::vector<int>& ready, CycleStats& stats);
-  void Prune(const Selection& selection, CycleStats& stats);
+  // Live-mirror pruning of the tables `scopes` ("ks/<table dir>"), whose
+  // live sstables at the source are `live_sstables`.
+  void Prune(const std::vector<std::string>& scopes,
+             const absl::flat_hash_set<std::string>& live_sstables, CycleStats& stats);
   // After a cycle whose commits appended a large share of the manifest to
   // its log (a first copy), writes the base whole: later loads then replay
   // little (Manifest::WorthCompactingAfter).
@@ -194,8 +206,11 @@ class Syncer {
   Clock& clock_;
   StateDir state_;
   Copier copier_;
+  Applier applier_;
+  // The source may sit on a flaky network file system too: the scan's
+  // reads are retried on transient errors.
+  RetryingFileSystem retrying_;
   std::string durability_;  // ChooseDurability's last choice, logged when it changes
-  size_t stage_batch_files_ = 0;  // staged copies made durable together (at most)
   std::unique_ptr<BandwidthLimiter> limiter_;
   absl::optional<Manifest> manifest_;
   bool first_cycle_ = true;

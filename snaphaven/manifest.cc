@@ -482,6 +482,7 @@ void Manifest::LoadStored(StoredMap::iterator it) const {
     if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
     entries_.emplace(std::move(path), entry);
   }
+  peak_loaded_ = std::max(peak_loaded_, entries_.size());
   unloaded_entries_ -= std::min<uint64_t>(stored.count, unloaded_entries_);
   auto node = unloaded_.extract(it);
   if (positioned_) {
@@ -570,6 +571,7 @@ void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
   }
   if (it == entries_.end()) {
     entries_.emplace(path, entry);
+    peak_loaded_ = std::max(peak_loaded_, entries_.size());
   } else {
     it->second = entry;
   }
@@ -587,6 +589,31 @@ void Manifest::Erase(const std::string& path) {
   // rebuild it on next use rather than answer "not stored".
   by_source_.clear();
   by_source_built_ = false;
+}
+
+bool IsCurrentCopy(const ManifestEntry* entry, const FileStat& source,
+                   int64_t mtime_granularity_ns) {
+  return entry != nullptr && entry->size == source.size &&
+         SameMtime(entry->mtime_ns, source.mtime_ns, mtime_granularity_ns);
+}
+
+std::vector<std::string> Manifest::TablesBelow(const std::vector<std::string>& keyspaces) const {
+  absl::btree_set<std::string> tables;
+  auto add = [&](absl::string_view dir) {
+    const std::string inside = absl::StrCat(dir, "/x");
+    const absl::string_view table = LinkScopeView(inside);
+    for (const std::string& keyspace : keyspaces) {
+      if (table.size() > keyspace.size() && absl::StartsWith(table, keyspace) &&
+          table[keyspace.size()] == '/') {
+        tables.emplace(table);
+        return;
+      }
+    }
+  };
+  for (const auto& [dir, stored] : unloaded_) add(dir);
+  for (const auto& [dir, stored] : stored_of_loaded_) add(dir);
+  for (const auto& [path, entry] : entries_) add(DirName(path));
+  return std::vector<std::string>(tables.begin(), tables.end());
 }
 
 std::string Manifest::LinkScope(absl::string_view path) {

@@ -107,6 +107,12 @@ struct ManifestEntry {
   }
 };
 
+// The one rule for "this source file is current at the destination": the
+// manifest records its path (`entry`, null when it does not) with the
+// source's size and mtime, to the destination's mtime granularity.
+bool IsCurrentCopy(const ManifestEntry* entry, const FileStat& source,
+                   int64_t mtime_granularity_ns);
+
 // Not thread-safe, not even its const methods: they may read sections in.
 class Manifest {
  public:
@@ -143,9 +149,16 @@ class Manifest {
   // since), whose sections have no place on disk to be read back from.
   void Release(absl::string_view scope);
 
+  // The table directories ("ks/<table dir>") of the keyspaces that hold
+  // entries, sorted; nothing is read in.
+  std::vector<std::string> TablesBelow(const std::vector<std::string>& keyspaces) const;
+
   // Only the entries in memory: those of the sections read in so far.
   const Map& loaded_entries() const { return entries_; }
   bool fully_loaded() const { return unloaded_.empty(); }
+  // The most entries held in memory at once so far: what a streaming cycle
+  // keeps to the largest table.
+  size_t peak_loaded_entries() const { return peak_loaded_; }
 
   // An estimate while sections changed by the log are not read in (their
   // count is the base's, plus the puts, less the erasures, since).
@@ -289,6 +302,7 @@ class Manifest {
   // only while every change is recorded on disk as it is committed (a lazily
   // loaded or compacted manifest: `positioned_`).
   mutable StoredMap stored_of_loaded_;
+  mutable size_t peak_loaded_ = 0;
   bool positioned_ = false;
   std::shared_ptr<ReadableFile> log_file_;  // the log, read back by records
   mutable size_t unloaded_entries_ = 0;

@@ -50,8 +50,7 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
   for (size_t i : selected) {
     const SourceFile& file = files[i];
     const ManifestEntry* entry = manifest.Find(file.relative_path);
-    if (entry != nullptr && entry->size == file.stat.size &&
-        SameMtime(entry->mtime_ns, file.stat.mtime_ns, options.mtime_granularity_ns)) {
+    if (IsCurrentCopy(entry, file.stat, options.mtime_granularity_ns)) {
       ++plan.unchanged;
       SourceIdentity id = IdentityOf(file.stat);
       holders.emplace(id, Holder{&file.relative_path, -1});
@@ -108,7 +107,7 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
   return plan;
 }
 
-PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& keyspaces,
+PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& scopes,
                     const absl::flat_hash_set<std::string>& live_sstables, absl::Time now,
                     absl::Duration prune_after) {
   PrunePlan plan;
@@ -122,13 +121,20 @@ PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& ke
   std::map<std::string, Gone> gone;
   // Only the live mirror's sections are needed, so a lazily loaded manifest
   // leaves the snapshots' alone.
-  auto is_live_dir = [](absl::string_view dir) {
-    return ClassifyPath(absl::StrCat(dir, "/x")).kind == PathKind::kLive;
+  auto is_live_dir = [&scopes](absl::string_view dir) {
+    if (ClassifyPath(absl::StrCat(dir, "/x")).kind != PathKind::kLive) return false;
+    for (const std::string& scope : scopes) {
+      if (absl::StartsWith(dir, scope) &&
+          (dir.size() == scope.size() || dir[scope.size()] == '/')) {
+        return true;
+      }
+    }
+    return false;
   };
   manifest.LoadSections(is_live_dir);
   const Manifest::Map& loaded = manifest.loaded_entries();
-  for (const std::string& keyspace : keyspaces) {
-    const std::string prefix = absl::StrCat(keyspace, "/");
+  for (const std::string& scope : scopes) {
+    const std::string prefix = absl::StrCat(scope, "/");
     for (auto it = loaded.lower_bound(prefix);
          it != loaded.end() && absl::StartsWith(it->first, prefix); ++it) {
       const std::string& path = it->first;

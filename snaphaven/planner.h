@@ -70,10 +70,11 @@ struct PrunePlan {
 };
 
 // Looks at the manifest's live-mirror entries ("ks/t/[.idx/]<component>")
-// of `keyspaces`; `live_sstables` holds the "ks/t/[.idx/]<prefix>" keys that
-// still have a file at the source. Snapshot and backup copies are never
-// pruned.
-PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& keyspaces,
+// below `scopes` (keyspaces "ks", or tables "ks/<table dir>"); only their
+// sections are read in. `live_sstables` holds the "ks/t/[.idx/]<prefix>"
+// keys that still have a file at the source. Snapshot and backup copies are
+// never pruned.
+PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& scopes,
                     const absl::flat_hash_set<std::string>& live_sstables, absl::Time now,
                     absl::Duration prune_after);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "absl/container/btree_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/optional.h"
 #include "snaphaven/parallel_for.h"
@@ -242,17 +243,9 @@ absl::optional<std::string> FollowDirectoryLink(FileSystem& fs, const std::strin
 
 }  // namespace
 
-absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
-                                         const ScanOptions& options) {
-  ScanResult result;
-  // First the table directories, in order; then each is scanned on its
-  // own (on several threads when asked) and the parts joined in that order.
-  struct Table {
-    int root;
-    std::string path, rel;
-    std::string list_path;  // the resolved target of a symlinked table dir
-  };
-  std::vector<Table> tables;
+absl::StatusOr<TableListing> ListSourceTables(FileSystem& fs, const ScanOptions& options) {
+  TableListing listing;
+  ScanResult& result = listing.problems;
   SnapshotScanner lister(fs, options, result);
   // The data roots with their symlinks resolved, to compare the targets of
   // symlinked directories with.
@@ -261,6 +254,7 @@ absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
     absl::StatusOr<std::string> real = fs.RealPath(root);
     real_roots.push_back(real.ok() ? *real : root);
   }
+  absl::btree_map<std::string, std::vector<TableDir>> tables;
   for (int root = 0; root < static_cast<int>(options.data_roots.size()); ++root) {
     // An unreadable root aborts the cycle rather than looking empty.
     absl::StatusOr<std::vector<std::string>> top =
@@ -306,23 +300,48 @@ absl::StatusOr<ScanResult> ScanSource(FileSystem& fs,
           }
           continue;
         }
-        tables.push_back(
-            Table{root, table_path, absl::StrCat(keyspace, "/", table), std::move(list_path)});
+        tables[absl::StrCat(keyspace, "/", table)].push_back(
+            TableDir{root, std::move(table_path), std::move(list_path)});
       }
     }
   }
+  for (auto& [rel, dirs] : tables) {
+    listing.tables.push_back(SourceTable{rel, std::move(dirs)});
+  }
+  return listing;
+}
 
-  std::vector<ScanResult> parts(tables.size());
-  ParallelFor(options.threads, tables.size(), [&](size_t i) {
-    SnapshotScanner(fs, options, parts[i]).ScanTable(tables[i].root, tables[i].path,
-                                                     tables[i].rel, tables[i].list_path);
+ScanResult ScanTables(FileSystem& fs, const ScanOptions& options,
+                      const std::vector<const SourceTable*>& tables) {
+  // Each table directory on its own (on several threads when asked), the
+  // parts joined in order.
+  std::vector<std::pair<const SourceTable*, const TableDir*>> dirs;
+  for (const SourceTable* table : tables) {
+    for (const TableDir& dir : table->dirs) dirs.emplace_back(table, &dir);
+  }
+  std::vector<ScanResult> parts(dirs.size());
+  ParallelFor(options.threads, dirs.size(), [&](size_t i) {
+    const auto& [table, dir] = dirs[i];
+    SnapshotScanner(fs, options, parts[i])
+        .ScanTable(dir->root, dir->path, table->relative_path, dir->list_path);
   });
+  ScanResult result;
   for (ScanResult& part : parts) Merge(std::move(part), result);
-
   std::stable_sort(result.files.begin(), result.files.end(),
                    [](const SourceFile& a, const SourceFile& b) {
                      return a.relative_path < b.relative_path;
                    });
+  return result;
+}
+
+absl::StatusOr<ScanResult> ScanSource(FileSystem& fs, const ScanOptions& options) {
+  absl::StatusOr<TableListing> listing = ListSourceTables(fs, options);
+  if (!listing.ok()) return listing.status();
+  std::vector<const SourceTable*> tables;
+  for (const SourceTable& table : listing->tables) tables.push_back(&table);
+  ScanResult result = std::move(listing->problems);
+  ScanResult scanned = ScanTables(fs, options, tables);
+  Merge(std::move(scanned), result);
   return result;
 }
 

@@ -84,6 +84,37 @@ struct ScanResult {
   int64_t skipped_bytes = 0;
 };
 
+// One table directory of one data root.
+struct TableDir {
+  int root = 0;
+  std::string path;       // <root>/<keyspace>/<table dir>
+  std::string list_path;  // where to list it: the target when it is a symlink
+};
+
+// A table's directories in every data root ("ks/<table dir>"), the unit a
+// streaming cycle scans, plans, applies and commits before the next:
+// Cassandra hard-links a file only within its table directory.
+struct SourceTable {
+  std::string relative_path;
+  std::vector<TableDir> dirs;  // in data root order
+};
+
+struct TableListing {
+  std::vector<SourceTable> tables;  // sorted by relative_path
+  // What listing the keyspaces found (warnings, notes, errors): no files.
+  ScanResult problems;
+};
+
+// Lists every table directory of the keyspaces in every data root, with
+// symlinked keyspace and table directories checked as ScanSource does.
+// Fails as a whole when a data root cannot be read.
+absl::StatusOr<TableListing> ListSourceTables(FileSystem& fs, const ScanOptions& options);
+
+// Scans the tables (their live, backup and snapshot files, as asked) into
+// one result, files sorted by relative path.
+ScanResult ScanTables(FileSystem& fs, const ScanOptions& options,
+                      const std::vector<const SourceTable*>& tables);
+
 // Scans <root>/<keyspace>/<table dir>/snapshots/<tag>/ recursively for every
 // root and keyspace (and the live and backup files when asked). Fails as a whole when a data root cannot be read: an
 // empty scan must never be mistaken for "nothing is there".
