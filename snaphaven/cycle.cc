@@ -518,6 +518,7 @@ bool Syncer::BeginCycle(CycleRun& run) {
   }
   if (!options_.dry_run) VerifySample(stats);
   run.log_bytes_at_start = manifest_->log_bytes();
+  manifest_->ResetPeakLoadedEntries();
   run.last_commit = run.last_progress = clock_.Now();
 
   ScanOptions& scan = run.scan_options;

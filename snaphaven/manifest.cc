@@ -809,6 +809,7 @@ absl::Status Manifest::WriteTo(
   // The trailer's checksum covers everything before it, its own line too.
   status = out.Write(absl::StrCat("end ", total, " ", unique_bytes, " "));
   written_crc_ = out.crc();
+  written_unique_bytes_ = unique_bytes;
   if (status.ok()) status = out.Write(absl::StrCat(absl::Hex(written_crc_, absl::kZeroPad8), "\n"));
   if (status.ok()) status = out.Flush();
   return status;
@@ -874,6 +875,9 @@ absl::Status Manifest::CommitWhole(FileSystem& fs, const std::string& path) {
   }
   has_base_ = true;
   base_crc_ = written_crc_;
+  // What the base says now: the changes since the last load are in it.
+  stored_unique_bytes_ = written_unique_bytes_;
+  unique_bytes_before_.clear();
   base_bytes_ = written;
   format_version_ = 5;
   changed_paths_.clear();

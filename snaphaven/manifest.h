@@ -159,6 +159,8 @@ class Manifest {
   // The most entries held in memory at once so far: what a streaming cycle
   // keeps to the largest table.
   size_t peak_loaded_entries() const { return peak_loaded_; }
+  // Starts the count above again from what is in memory now (each cycle).
+  void ResetPeakLoadedEntries() { peak_loaded_ = entries_.size(); }
 
   // An estimate while sections changed by the log are not read in (their
   // count is the base's, plus the puts, less the erasures, since).
@@ -294,6 +296,7 @@ class Manifest {
   uint64_t log_bytes_ = 0;
   bool compact_next_ = false;  // the log cannot take another record
   mutable uint32_t written_crc_ = 0;  // the trailer checksum WriteTo wrote last
+  mutable int64_t written_unique_bytes_ = 0;  // and the unique bytes in its trailer
 
   // Mutable: const lookups read sections in on first use.
   mutable Map entries_;

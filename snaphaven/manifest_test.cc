@@ -682,5 +682,23 @@ TEST_F(ManifestReleaseTest, ALazyLoadOnlyNotesWhatTheLogChanged) {
   EXPECT_EQ(Load(Manifest::Loading::kEager).entries(), expected_.entries());
 }
 
+// A manifest built in memory (rebuilt from the destination, or a first
+// copy's) knows its unique bytes once written whole: a later compaction
+// reads in one table at a time to count them, never all at once.
+TEST_F(ManifestReleaseTest, ACompactionOfAManifestBuiltInMemoryReadsInOneTableAtATime) {
+  Manifest built = TwoTables();
+  ASSERT_TRUE(built.CommitWhole(fs_, path_).ok());
+  built.Release("");
+  EXPECT_EQ(built.loaded_entries().size(), 0u);
+  built.ResetPeakLoadedEntries();
+  built.Put("ks/b/nb-99-big-Data.db", {9, 9, 0644, 7, 9999});
+  ASSERT_TRUE(built.Commit(fs_, path_).ok());
+  built.Release("ks/b");
+  ASSERT_TRUE(built.CommitWhole(fs_, path_).ok());
+  EXPECT_LE(built.peak_loaded_entries(), 51u) << "more than the table changed was read in";
+  expected_.Put("ks/b/nb-99-big-Data.db", {9, 9, 0644, 7, 9999});
+  EXPECT_EQ(Load(Manifest::Loading::kLazy).UniqueBytes(), expected_.UniqueBytes());
+}
+
 }  // namespace
 }  // namespace snaphaven
