@@ -159,37 +159,75 @@ absl::Status Syncer::CheckDestinationIdentity() {
 
 absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous) {
   Manifest rebuilt;
-  // Iterative walk; the state directory is ours, not part of the mirror.
-  std::vector<std::string> pending = {""};
-  while (!pending.empty()) {
-    std::string rel = std::move(pending.back());
-    pending.pop_back();
-    std::string dir = JoinPath(options_.destination, rel);
-    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(dir);
-    if (!names.ok() && rel.empty() && IsVanished(names.status())) break;  // not created yet
-    if (!names.ok()) return names.status();
-    for (const std::string& name : *names) {
-      if (rel.empty() && name == kStateDirName) continue;
-      std::string child = rel.empty() ? name : JoinPath(rel, name);
-      absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
-      if (!st.ok()) return st.status();
-      if (st->type == FileType::kDirectory) {
-        pending.push_back(child);
-      } else if (st->type == FileType::kRegular) {
-        ManifestEntry entry;
-        entry.size = st->size;
-        entry.mtime_ns = st->mtime_ns;
-        entry.mode = st->mode;
-        // Keep the source identity where the file is still what was recorded.
-        const ManifestEntry* old = previous ? previous->Find(child) : nullptr;
-        if (old != nullptr && old->size == entry.size &&
-            SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
-          entry = *old;  // the source's exact mtime and identity
+  // Table by table, each committed to a scratch manifest and let go of, so
+  // that memory follows the largest table; written in place of the
+  // manifest at the end. (A dry run writes nothing, and holds it all.) An
+  // empty destination writes nothing either: the first commit writes it.
+  const bool stream = !options_.dry_run;
+  const std::string& scratch = state_.manifest_rebuild;
+  bool streaming = false;  // the scratch manifest was started
+  // The regular files below `top` (only its own with !recurse) go into
+  // `rebuilt`; returns its subdirectories when !recurse. The state
+  // directory is ours, not part of the mirror.
+  auto walk = [&](const std::string& top, bool recurse,
+                  std::vector<std::string>* subdirs) -> absl::Status {
+    std::vector<std::string> pending = {top};
+    while (!pending.empty()) {
+      std::string rel = std::move(pending.back());
+      pending.pop_back();
+      absl::StatusOr<std::vector<std::string>> names =
+          fs_.ListDir(JoinPath(options_.destination, rel));
+      if (!names.ok() && rel.empty() && IsVanished(names.status())) break;  // not created yet
+      if (!names.ok()) return names.status();
+      for (const std::string& name : *names) {
+        if (rel.empty() && name == kStateDirName) continue;
+        std::string child = rel.empty() ? name : JoinPath(rel, name);
+        absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
+        if (!st.ok()) return st.status();
+        if (st->type == FileType::kDirectory) {
+          if (recurse) {
+            pending.push_back(child);
+          } else {
+            subdirs->push_back(child);
+          }
+        } else if (st->type == FileType::kRegular) {
+          ManifestEntry entry;
+          entry.size = st->size;
+          entry.mtime_ns = st->mtime_ns;
+          entry.mode = st->mode;
+          // Keep the source identity where the file is still what was recorded.
+          const ManifestEntry* old = previous ? previous->Find(child) : nullptr;
+          if (old != nullptr && old->size == entry.size &&
+              SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
+            entry = *old;  // the source's exact mtime and identity
+          }
+          rebuilt.Put(child, entry);
         }
-        rebuilt.Put(child, entry);
       }
     }
+    return absl::OkStatus();
+  };
+  std::vector<std::string> keyspaces, tables;
+  absl::Status status = walk("", /*recurse=*/false, &keyspaces);
+  for (size_t k = 0; status.ok() && k < keyspaces.size(); ++k) {
+    tables.clear();
+    status = walk(keyspaces[k], /*recurse=*/false, &tables);
+    for (size_t t = 0; status.ok() && t < tables.size(); ++t) {
+      status = walk(tables[t], /*recurse=*/true, nullptr);
+      if (status.ok() && stream && rebuilt.pending_changes() > 0) {
+        status = streaming ? rebuilt.Commit(fs_, scratch) : rebuilt.CommitWhole(fs_, scratch);
+        streaming = true;
+      }
+      rebuilt.Release(tables[t]);
+      if (previous != nullptr) previous->Release(tables[t]);
+    }
   }
+  if (status.ok() && streaming) status = rebuilt.CommitWhole(fs_, state_.manifest);
+  if (streaming) {
+    (void)fs_.Remove(Manifest::LogPath(scratch));
+    (void)fs_.Remove(scratch);
+  }
+  if (!status.ok()) return status;
   return rebuilt;
 }
 
@@ -598,6 +636,7 @@ Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
   if (options_.sync_live) run.tables_seen.insert(source.relative_path);
   if (options_.dry_run) {
     ReportPlan(source.relative_path, scan, selection, plan, run.stats);
+    manifest_->Release(source.relative_path);  // unless changed in memory
     return TableStep::kNext;
   }
 
@@ -820,6 +859,29 @@ void Syncer::EndCycle(CycleRun& run) {
 }
 
 
+void Syncer::ReportUnknownFiles(const std::string& scope, VerifyStats& stats) {
+  std::vector<std::string> pending = {scope};
+  while (!pending.empty()) {
+    std::string rel = std::move(pending.back());
+    pending.pop_back();
+    absl::StatusOr<std::vector<std::string>> names =
+        fs_.ListDir(JoinPath(options_.destination, rel));
+    if (!names.ok()) continue;
+    std::sort(names->begin(), names->end());
+    for (const std::string& name : *names) {
+      std::string child = JoinPath(rel, name);
+      absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
+      if (!st.ok()) continue;
+      if (st->type == FileType::kDirectory) {
+        pending.push_back(child);
+      } else if (manifest_->Find(child) == nullptr) {
+        ++stats.unknown;
+        LOG(ERROR) << "unknown (not in the manifest): " << child;
+      }
+    }
+  }
+}
+
 void Syncer::ForgetCopy(const std::string& rel) {
   // Its directory must be listed again for the copy to be redone.
   if (dir_cache_.has_value()) {
@@ -832,8 +894,15 @@ void Syncer::ForgetCopy(const std::string& rel) {
   manifest_dirty_ = true;
   if (!bad.ok()) return;
   // Hard links share the bad bytes: forget every name of that inode.
+  // Hard links stay in the table directory: only its entries are looked at.
+  const std::string scope = Manifest::LinkScope(rel);
+  const std::string prefix = scope.empty() ? std::string() : scope + "/";
+  manifest_->LoadBelow(scope);
   std::vector<std::string> twins;
-  for (const auto& [path, entry] : manifest_->entries()) {
+  const Manifest::Map& entries = manifest_->loaded_entries();
+  for (auto it = entries.lower_bound(prefix);
+       it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
+    const auto& [path, entry] = *it;
     if (entry.size != bad->size) continue;
     absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, path));
     if (st.ok() && st->dev == bad->dev && st->ino == bad->ino) twins.push_back(path);
@@ -850,19 +919,39 @@ void Syncer::VerifySample(CycleStats& stats) {
     sample_cursor_loaded_ = true;
   }
   // Round-robin over the manifest in path order, so every file is re-read
-  // once every 100/percent cycles.
-  const Manifest::Map& entries = manifest_->entries();
-  if (!manifest_->status().ok()) return;  // the cycle fails for it after planning
-  int64_t budget = static_cast<int64_t>(
-      std::ceil(static_cast<double>(entries.size()) * options_.verify_sample_percent / 100));
-  auto it = entries.upper_bound(sample_cursor_);
-  std::vector<RecordedFile> sample;
-  for (int64_t n = 0; n < budget && n < static_cast<int64_t>(entries.size()); ++n) {
-    if (it == entries.end()) it = entries.begin();
-    sample.push_back({&it->first, &it->second});
-    sample_cursor_ = it->first;
-    ++it;
+  // once every 100/percent cycles; directory by directory, each let go of
+  // once its share is taken.
+  const int64_t budget = std::min<int64_t>(
+      static_cast<int64_t>(manifest_->size()),
+      static_cast<int64_t>(std::ceil(static_cast<double>(manifest_->size()) *
+                                     options_.verify_sample_percent / 100)));
+  std::vector<std::pair<std::string, ManifestEntry>> taken;
+  const std::vector<std::string> dirs = manifest_->Directories();
+  auto take_from = [&](const std::string& dir, const std::string& after) {
+    manifest_->LoadSections([&dir](absl::string_view d) { return d == dir; });
+    const std::string prefix = dir.empty() ? std::string() : dir + "/";
+    const Manifest::Map& entries = manifest_->loaded_entries();
+    for (auto it = entries.upper_bound(std::max(after, prefix));
+         it != entries.end() && absl::StartsWith(it->first, prefix) &&
+         static_cast<int64_t>(taken.size()) < budget;
+         ++it) {
+      if (DirName(it->first) == dir) taken.emplace_back(it->first, it->second);
+    }
+    manifest_->Release(dir);
+  };
+  // From the cursor's directory on, then from the first one round again.
+  const std::string cursor_dir(DirName(sample_cursor_));
+  auto start = std::lower_bound(dirs.begin(), dirs.end(), cursor_dir);
+  for (int round = 0; round < 2 && static_cast<int64_t>(taken.size()) < budget; ++round) {
+    for (auto d = round == 0 ? start : dirs.begin();
+         d != dirs.end() && static_cast<int64_t>(taken.size()) < budget; ++d) {
+      take_from(*d, round == 0 && *d == cursor_dir ? sample_cursor_ : std::string());
+    }
   }
+  if (!manifest_->status().ok()) return;  // the cycle fails for it after planning
+  std::vector<RecordedFile> sample;
+  for (const auto& [rel, entry] : taken) sample.push_back({&rel, &entry});
+  if (!taken.empty()) sample_cursor_ = taken.back().first;
   VerifyStats found;
   std::vector<std::string> bad;
   MakeVerifier().Check(sample, found, [] { return false; }, [&](size_t i, const std::string& problem) {
@@ -873,8 +962,8 @@ void Syncer::VerifySample(CycleStats& stats) {
   });
   for (const std::string& rel : bad) ForgetCopy(rel);
   stats.failed += static_cast<int64_t>(bad.size());
-  VLOG(1) << "--verify_sample: re-read " << std::min<int64_t>(budget, entries.size())
-          << " files (" << HumanBytes(found.bytes) << ")";
+  VLOG(1) << "--verify_sample: re-read " << sample.size() << " files ("
+          << HumanBytes(found.bytes) << ")";
   absl::Status saved = fs_.WriteFileAtomically(cursor_file, sample_cursor_);
   if (!saved.ok()) LOG(WARNING) << "cannot save " << cursor_file << ": " << saved.message();
 }
@@ -1024,65 +1113,75 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
     stats.fatal = std::string(identity.message());
     return finish();
   }
-  // Every section, read in before anything is checked: a verify must not
-  // pass over a part of the copies.
-  (void)manifest_->entries();
-  if (!manifest_->status().ok()) {
+  // A section that cannot be read back ends the verify: it must not pass
+  // over a part of the copies.
+  auto unreadable = [&]() {
+    if (manifest_->status().ok()) return false;
     stats.fatal = absl::StrCat(manifest_->status().message(),
                                ErrnoOf(manifest_->status()) == 0
                                    ? " (a sync cycle rebuilds it from the destination)"
                                    : "");
     manifest_.reset();
-    return finish();
-  }
+    return true;
+  };
   DestinationVerifier verifier = MakeVerifier();
   auto stopped = [&stop] { return stop.load(); };
   std::vector<std::string> bad;
-  for (const std::string& keyspace : options_.keyspaces) {
-    const std::string prefix = absl::StrCat(keyspace, "/");
-    // Table by table: hard links of a Cassandra file never leave its table
-    // directory, so each batch holds every name of its inodes, and memory
-    // follows the largest table, not the keyspace.
+  // Checks the entries read in below `prefix` (each inode read once: its
+  // names are all in one table directory); false when stopped.
+  auto check_below = [&](const std::string& prefix, const std::function<bool(absl::string_view)>& take) {
     std::vector<RecordedFile> names;
-    auto check_batch = [&]() {
-      bool finished = verifier.Check(names, stats, stopped, [&](size_t i, const std::string& problem) {
-        if (!problem.empty()) {
-          LOG(ERROR) << problem << ": " << *names[i].rel;
-          bad.push_back(*names[i].rel);
-        } else {
-          VLOG(1) << "verified " << *names[i].rel;
-        }
-      });
-      names.clear();
-      return finished;
-    };
-    std::string scope;
-    for (auto it = manifest_->entries().lower_bound(prefix);
-         it != manifest_->entries().end() && absl::StartsWith(it->first, prefix); ++it) {
-      std::string this_scope = Manifest::LinkScope(it->first);
-      if (this_scope != scope && !names.empty() && !check_batch()) return finish();
-      scope = std::move(this_scope);
-      names.push_back({&it->first, &it->second});
+    const Manifest::Map& entries = manifest_->loaded_entries();
+    for (auto it = entries.lower_bound(prefix);
+         it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
+      if (take(it->first)) names.push_back({&it->first, &it->second});
     }
-    if (!names.empty() && !check_batch()) return finish();
-    // Files at the destination the manifest does not know.
-    std::vector<std::string> pending = {keyspace};
-    while (!pending.empty()) {
-      std::string rel = std::move(pending.back());
-      pending.pop_back();
-      absl::StatusOr<std::vector<std::string>> names =
-          fs_.ListDir(JoinPath(options_.destination, rel));
-      if (!names.ok()) continue;
+    return verifier.Check(names, stats, stopped, [&](size_t i, const std::string& problem) {
+      if (!problem.empty()) {
+        LOG(ERROR) << problem << ": " << *names[i].rel;
+        bad.push_back(*names[i].rel);
+      } else {
+        VLOG(1) << "verified " << *names[i].rel;
+      }
+    });
+  };
+  for (const std::string& keyspace : options_.keyspaces) {
+    // Table by table, each let go of once checked: memory follows the
+    // largest table, not the keyspace.
+    const std::vector<std::string> tables = manifest_->TablesBelow({keyspace});
+    for (const std::string& table : tables) {
+      manifest_->LoadBelow(table);
+      if (unreadable()) return finish();
+      const bool finished = check_below(table + "/", [](absl::string_view) { return true; });
+      ReportUnknownFiles(table, stats);
+      manifest_->Release(table);
+      if (!finished) return finish();
+    }
+    // Files directly in the keyspace directory (no table's).
+    manifest_->LoadSections([&](absl::string_view dir) { return dir == keyspace; });
+    if (unreadable()) return finish();
+    if (!check_below(keyspace + "/", [&](absl::string_view path) {
+          return DirName(path) == keyspace;
+        })) {
+      return finish();
+    }
+    // And the destination's tables the manifest does not know at all.
+    absl::StatusOr<std::vector<std::string>> names =
+        fs_.ListDir(JoinPath(options_.destination, keyspace));
+    if (names.ok()) {
       std::sort(names->begin(), names->end());
       for (const std::string& name : *names) {
-        std::string child = JoinPath(rel, name);
+        const std::string child = JoinPath(keyspace, name);
         absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
         if (!st.ok()) continue;
-        if (st->type == FileType::kDirectory) {
-          pending.push_back(child);
-        } else if (manifest_->Find(child) == nullptr) {
-          ++stats.unknown;
-          LOG(ERROR) << "unknown (not in the manifest): " << child;
+        if (st->type != FileType::kDirectory) {
+          if (manifest_->Find(child) == nullptr) {
+            ++stats.unknown;
+            LOG(ERROR) << "unknown (not in the manifest): " << child;
+          }
+        } else if (!std::binary_search(tables.begin(), tables.end(), child)) {
+          ReportUnknownFiles(child, stats);
+          manifest_->Release(child);
         }
       }
     }

@@ -166,6 +166,9 @@ class Syncer {
   void ReportProgress(CycleRun& run, const TableRun& table);
   // Checks copies at the destination against the manifest (verifier.h).
   DestinationVerifier MakeVerifier();
+  // --verify: counts and names the files at the destination below `scope`
+  // that the manifest does not know.
+  void ReportUnknownFiles(const std::string& scope, VerifyStats& stats);
   // Forgets (in the manifest) every path whose destination file is the same
   // inode as `rel`'s, so the next plan copies them afresh.
   void ForgetCopy(const std::string& rel);

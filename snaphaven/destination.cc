@@ -9,6 +9,7 @@ StateDir::StateDir(const std::string& destination)
     : dir(JoinPath(destination, std::string(kStateDirName))),
       manifest(JoinPath(dir, "manifest")),
       manifest_log(Manifest::LogPath(manifest)),
+      manifest_rebuild(manifest + ".rebuild"),
       lock(JoinPath(dir, "lock")),
       temp(JoinPath(dir, "tmp")),
       marker(JoinPath(dir, "id")),

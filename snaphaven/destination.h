@@ -20,6 +20,7 @@ struct StateDir {
   std::string dir;            // <dest>/.snaphaven
   std::string manifest;       // the manifest's base (manifest.h)
   std::string manifest_log;   // its log
+  std::string manifest_rebuild;  // a manifest being rebuilt from the destination (and its log)
   std::string lock;           // flock held by the running snaphaven
   std::string temp;           // files being written (named ones)
   std::string marker;         // "id": the destination's identity

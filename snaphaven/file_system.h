@@ -289,14 +289,18 @@ FileSystem* DefaultFileSystem();
 
 // Two mtimes agree at the granularity a destination keeps (1 ns on ext4,
 // whole seconds on sshfs, 2 s on FAT): equal once both are truncated to it.
+// Any int64 is fine (the mtimes in a manifest and the granularity in the
+// identity marker are read from the destination): the steps are compared by
+// their floored quotients, which cannot overflow where the truncated times
+// could (the step of INT64_MIN starts below it).
 inline bool SameMtime(int64_t a, int64_t b, int64_t granularity_ns) {
   if (a == b) return true;
   if (granularity_ns <= 1) return false;
-  auto floor = [granularity_ns](int64_t t) {
-    int64_t r = t % granularity_ns;
-    return r < 0 ? t - r - granularity_ns : t - r;
+  auto step = [granularity_ns](int64_t t) {
+    const int64_t q = t / granularity_ns;
+    return t % granularity_ns < 0 ? q - 1 : q;
   };
-  return floor(a) == floor(b);
+  return step(a) == step(b);
 }
 
 // Joins path pieces with single slashes.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <random>
 #include <string>
@@ -226,6 +227,33 @@ TEST_F(UnnamedFileTest, FileSystemSyncRefusesExt2) {
   EXPECT_TRUE(absl::StrContains(sync.status().message(), "ext2")) << sync.status();
   sync = absl::UnimplementedError("");  // closes the descriptor before the unmount
   EXPECT_EQ(system(("umount " + mnt).c_str()), 0);
+}
+
+TEST(SameMtime, EqualOnceTruncatedToTheGranularity) {
+  EXPECT_TRUE(SameMtime(5, 5, 1));
+  EXPECT_FALSE(SameMtime(5, 6, 1));
+  EXPECT_TRUE(SameMtime(1000000000, 1999999999, 1000000000));
+  EXPECT_FALSE(SameMtime(999999999, 1000000000, 1000000000));
+  // Before 1970: floored, not truncated toward zero.
+  EXPECT_TRUE(SameMtime(-1, -1000000000, 1000000000));
+  EXPECT_FALSE(SameMtime(-1, 0, 1000000000));
+  EXPECT_FALSE(SameMtime(-1000000001, -1000000000, 1000000000));
+}
+
+// The mtimes in a manifest and the granularity in the identity marker are
+// read from the destination, which others can write: any int64 must compare
+// without overflow (UBSan, --config=asan, caught the floor of INT64_MIN at a
+// granularity of 3 ns going below INT64_MIN).
+TEST(SameMtime, ExtremeValuesDoNotOverflow) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  // INT64_MIN = 3 * -3074457345618258603 + 1: its 3 ns step starts below it.
+  EXPECT_TRUE(SameMtime(kMin, kMin + 1, 3));
+  EXPECT_FALSE(SameMtime(kMin, kMin + 2, 3));
+  EXPECT_FALSE(SameMtime(kMin, kMin + 1, kMax));
+  EXPECT_TRUE(SameMtime(kMin + 1, -1, kMax));
+  EXPECT_TRUE(SameMtime(kMax, kMax - 1, 2000000000));
+  EXPECT_FALSE(SameMtime(kMin, kMax, 2));
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <tuple>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "snaphaven/cassandra_metadata.h"
@@ -51,23 +53,26 @@ absl::optional<bool> SnapshotGoneFromSource(FileSystem& fs,
   return true;
 }
 
-std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& manifest,
-                                             const std::string& destination,
-                                             const std::vector<std::string>& keyspaces,
-                                             const std::vector<std::string>& data_roots) {
-  std::map<std::tuple<std::string, std::string, std::string>, SnapshotCopy> copies;
+namespace {
+
+// The copies of one table's snapshots ("ks/<table dir>"), from its entries
+// (read in by the caller).
+void ListTableCopies(FileSystem& fs, const Manifest& manifest, const std::string& destination,
+                     const std::string& table, const std::vector<std::string>& data_roots,
+                     std::vector<SnapshotCopy>& out) {
+  using Key = std::tuple<std::string, std::string, std::string>;
+  std::map<Key, SnapshotCopy> copies;
   // The files of each copy, relative to its tag directory.
-  std::map<std::tuple<std::string, std::string, std::string>, std::vector<std::string>> files;
-  std::map<std::tuple<std::string, std::string, std::string>, absl::flat_hash_set<SourceIdentity>>
-      seen;
-  for (const auto& [path, entry] : manifest.entries()) {
+  std::map<Key, std::vector<std::string>> files;
+  std::map<Key, absl::flat_hash_set<SourceIdentity>> seen;
+  const std::string prefix = table + "/";
+  const Manifest::Map& entries = manifest.loaded_entries();
+  for (auto it = entries.lower_bound(prefix);
+       it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
+    const auto& [path, entry] = *it;
     PathInfo info = ClassifyPath(path);
     if (info.kind != PathKind::kSnapshot) continue;
-    if (!keyspaces.empty() &&
-        std::find(keyspaces.begin(), keyspaces.end(), info.keyspace) == keyspaces.end()) {
-      continue;
-    }
-    auto key = std::make_tuple(info.keyspace, info.table_dir, info.tag);
+    Key key = std::make_tuple(info.keyspace, info.table_dir, info.tag);
     SnapshotCopy& copy = copies[key];
     copy.keyspace = info.keyspace;
     copy.table = info.table_dir;
@@ -78,7 +83,6 @@ std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& man
     files[key].push_back(path.substr(unit.size()));
     if (!entry.source().known() || seen[key].insert(entry.source()).second) copy.bytes += entry.size;
   }
-  std::vector<SnapshotCopy> out;
   for (auto& [key, copy] : copies) {
     const std::string unit = absl::StrCat(copy.keyspace, "/", copy.table, "/snapshots/", copy.tag);
     // manifest.json as recorded; one recorded but unreadable is no proof.
@@ -95,6 +99,34 @@ std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& man
     copy.source_gone = SnapshotGoneFromSource(fs, data_roots, unit);
     out.push_back(std::move(copy));
   }
+}
+
+}  // namespace
+
+std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& manifest,
+                                             const std::string& destination,
+                                             const std::vector<std::string>& keyspaces,
+                                             const std::vector<std::string>& data_roots) {
+  std::vector<std::string> wanted = keyspaces;
+  if (wanted.empty()) {  // every keyspace recorded
+    std::set<std::string> all;
+    for (const std::string& dir : manifest.Directories()) {
+      const size_t slash = dir.find('/');
+      if (slash != std::string::npos) all.insert(dir.substr(0, slash));
+    }
+    wanted.assign(all.begin(), all.end());
+  }
+  std::vector<SnapshotCopy> out;
+  // Table by table (a snapshot's files are all in its table directory),
+  // each let go of once listed: memory follows the largest table.
+  for (const std::string& table : manifest.TablesBelow(wanted)) {
+    manifest.LoadBelow(table);
+    ListTableCopies(fs, manifest, destination, table, data_roots, out);
+    manifest.Release(table);
+  }
+  std::sort(out.begin(), out.end(), [](const SnapshotCopy& a, const SnapshotCopy& b) {
+    return std::tie(a.keyspace, a.table, a.tag) < std::tie(b.keyspace, b.table, b.tag);
+  });
   return out;
 }
 

@@ -261,9 +261,11 @@ std::string HostName() {
   return name;
 }
 
-// The destination's manifest, or one line saying why not.
-absl::StatusOr<Manifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state) {
-  absl::StatusOr<Manifest> manifest = Manifest::Load(fs, state.manifest);
+// The destination's manifest, or one line saying why not. Lazily, its
+// sections are read in as they are asked for (check status() afterwards).
+absl::StatusOr<Manifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state,
+                                           Manifest::Loading loading) {
+  absl::StatusOr<Manifest> manifest = Manifest::Load(fs, state.manifest, loading);
   if (!manifest.ok()) {
     std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
               << manifest.status().message() << "\n";
@@ -275,13 +277,19 @@ absl::StatusOr<Manifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state
 int ListDestination(const Options& options) {
   FileSystem& fs = *DefaultFileSystem();
   StateDir state(options.destination);
-  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state);
+  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kLazy);
   if (!manifest.ok()) return 1;
   // Where to tell whether an incomplete copy's snapshot has vanished from
   // the source: the data roots recorded for the destination, else -d's.
   std::vector<SnapshotCopy> copies =
       ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces,
                          ListingDataRoots(fs, options.destination, options.data_roots));
+  if (!manifest->status().ok()) {
+    // A section could not be read back: the listing would lack copies.
+    std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
+              << manifest->status().message() << "\n";
+    return 1;
+  }
   std::cout << (options.json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
   return 0;
 }
@@ -296,7 +304,7 @@ int RestoreFromDestination(const Options& options) {
     std::cerr << "snaphaven: " << lock.status().message() << "\n";
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
-  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state);
+  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kEager);
   if (!manifest.ok()) return 1;
   RestoreOptions restore;
   restore.destination = options.destination;

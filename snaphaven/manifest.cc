@@ -492,7 +492,7 @@ void Manifest::LoadStored(StoredMap::iterator it) const {
   }
 }
 
-void Manifest::Release(absl::string_view scope) {
+void Manifest::Release(absl::string_view scope) const {
   if (stored_of_loaded_.empty()) return;
   const std::string below = scope.empty() ? std::string() : absl::StrCat(scope, "/");
   auto pending = changed_paths_.lower_bound(below);
@@ -597,22 +597,33 @@ bool IsCurrentCopy(const ManifestEntry* entry, const FileStat& source,
          SameMtime(entry->mtime_ns, source.mtime_ns, mtime_granularity_ns);
 }
 
+std::vector<std::string> Manifest::Directories() const {
+  absl::btree_set<std::string> dirs;
+  for (const auto& [dir, stored] : unloaded_) dirs.insert(dir);
+  for (const auto& [dir, stored] : stored_of_loaded_) dirs.insert(dir);
+  absl::string_view last;
+  for (const auto& [path, entry] : entries_) {
+    const absl::string_view dir = DirName(path);
+    if (dir != last) dirs.emplace(dir);
+    last = dir;
+  }
+  return std::vector<std::string>(dirs.begin(), dirs.end());
+}
+
 std::vector<std::string> Manifest::TablesBelow(const std::vector<std::string>& keyspaces) const {
   absl::btree_set<std::string> tables;
-  auto add = [&](absl::string_view dir) {
+  for (const std::string& dir : Directories()) {
     const std::string inside = absl::StrCat(dir, "/x");
     const absl::string_view table = LinkScopeView(inside);
+    if (table.empty()) continue;
     for (const std::string& keyspace : keyspaces) {
       if (table.size() > keyspace.size() && absl::StartsWith(table, keyspace) &&
           table[keyspace.size()] == '/') {
         tables.emplace(table);
-        return;
+        break;
       }
     }
-  };
-  for (const auto& [dir, stored] : unloaded_) add(dir);
-  for (const auto& [dir, stored] : stored_of_loaded_) add(dir);
-  for (const auto& [path, entry] : entries_) add(DirName(path));
+  }
   return std::vector<std::string>(tables.begin(), tables.end());
 }
 

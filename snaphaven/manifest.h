@@ -147,7 +147,12 @@ class Manifest {
   // memory to the table at hand. Does nothing when a change below `scope` is
   // not committed yet, or for a manifest not loaded lazily (nor compacted
   // since), whose sections have no place on disk to be read back from.
-  void Release(absl::string_view scope);
+  void Release(absl::string_view scope) const;
+  // Reads in the sections of `scope` ("ks/t") and of every directory below
+  // it ("": all): its entries are then in loaded_entries().
+  void LoadBelow(absl::string_view scope) const { LoadSectionsBelow(scope); }
+  // Every directory that holds entries, sorted; nothing is read in.
+  std::vector<std::string> Directories() const;
 
   // The table directories ("ks/<table dir>") of the keyspaces that hold
   // entries, sorted; nothing is read in.
