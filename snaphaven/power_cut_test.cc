@@ -163,12 +163,20 @@ class PowerCutTest : public ::testing::Test {
 
   // Cuts the power after each changing call of one cycle in turn.
   void CutEverywhere(const FaultInjectionFileSystem::PowerCutOptions& cut_options = {}) {
-    Shell("rm -rf " + saved_ + " && cp -a " + root_ + " " + saved_);
+    // The source is kept by hard links, never copied: its inodes must stay
+    // the ones the manifest recorded. A copy would give its files new inode
+    // numbers, which may be the recorded ones of other files with the same
+    // size and mtime (cp --preserve=timestamps): the cycle would then link
+    // a copy to the wrong bytes, a fault of the test, not of the power cut.
+    Shell("rm -rf " + saved_ + " && mkdir " + saved_ + " && cp -al " + data_ + " " + saved_ +
+          "/data && { test ! -e " + dest_ + " || cp -a " + dest_ + " " + saved_ + "/dest; }");
     before_ = testing::SnapshotFiles(data_);
     Remember();
     int cuts = 0;
     for (int64_t n = 1;; ++n) {
-      Shell("rm -rf " + root_ + " && cp -a " + saved_ + " " + root_);
+      Shell("rm -rf " + root_ + " && mkdir " + root_ + " && cp -al " + saved_ + "/data " +
+            data_ + " && { test ! -e " + saved_ + "/dest || cp -a " + saved_ + "/dest " + dest_ +
+            "; }");
       FaultInjectionFileSystem fs(DefaultFileSystem());
       fs.TrackDurability(root_);
       fs.CutPowerAfter(n);

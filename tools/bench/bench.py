@@ -59,14 +59,17 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ALL_CASES = ["nochange", "nochange_sshfs", "initial_copy", "new_snapshot", "small_files",
-             "manifest"]
+             "manifest", "node", "node_memory"]
 MARKER = ".snaphaven-bench"  # marks a --workdir as ours (safe to reuse and delete)
 
 # Sizes: full run, quick run. Every one can be overridden by its flag.
 FULL = dict(files=1_000_000, sshfs_files=20_000, initial_size="3G", small_files=100_000,
-            snapshot_files=200_000)
+            snapshot_files=200_000, node_tables=100, memory_tables=500)
 QUICK = dict(files=20_000, sshfs_files=2_000, initial_size="500M", small_files=5_000,
-             snapshot_files=10_000)
+             snapshot_files=10_000, node_tables=4, memory_tables=8)
+# The node case's shape (issue 14): tables x 160 sstables x 8 components, live plus 7 daily
+# snapshots: 100 tables make 1,025,400 files, 500 make 5,127,000.
+NODE_SSTABLES = 160
 
 # Cassandra-shaped tree used by nochange, nochange_sshfs, new_snapshot and manifest.
 SHAPED_KEYSPACES = 4
@@ -1018,6 +1021,12 @@ class Bench:
             f"only while the system holds at most 32 MiB of other unwritten data, else an fsync "
             f"per file); plain rsync does not, hence the rsync + sync row."))
 
+    def case_node(self):
+        NodeCase(self, "node", self.args.node_tables).run()
+
+    def case_node_memory(self):
+        MemoryCase(self, "node_memory", self.args.memory_tables).run()
+
     def case_manifest(self):
         case = "manifest"
         fx = self.shaped_fixture(self.args.files)
@@ -1094,6 +1103,179 @@ class Bench:
             f"Rate = manifest entries per second of cycle."))
 
 
+class NodeCase:
+    """The node-sized case: what a cycle costs on a node of --node_tables tables (1M files),
+    side by side in one run: state bytes written by a one-flush cycle, peak memory per mode,
+    the no-change cycle against a walk+stat of the live directories and rsync -aH, the cycle
+    after a snapshot taken moments before, the first copy against rsync -aH."""
+
+    def __init__(self, bench, case, tables):
+        self.bench = bench
+        self.args = bench.args
+        self.case = case
+        base = bench.path(f"{case}-{tables}")
+        self.home = os.path.join(base, "home")
+        self.data = os.path.join(self.home, "data")
+        self.base = base
+        self.ks = ["ks1"]
+        log(f"generating {self.data}: 1 keyspace x {tables} tables x {NODE_SSTABLES} sstables, "
+            f"{SHAPED_SNAPSHOTS} daily snapshots")
+        self.stats = gen_tree(self.args, self.data, keyspaces="ks1", tables=tables,
+                              sstables=NODE_SSTABLES, data_size="1K", seed=3,
+                              snapshots=",".join(f"daily_{d}"
+                                                 for d in range(1, SHAPED_SNAPSHOTS + 1)))
+        self.stats["tables"] = tables
+        log(f"  {self.stats['files']:,} files, {self.stats['inodes']:,} inodes")
+        time.sleep(3)  # settled, as a node's snapshots are by the time they are copied
+        sync()
+        self.results = []  # (what, figure, target)
+
+    def snaphaven(self, dest, *flags):
+        return self.bench.snaphaven(self.home, dest, self.ks, *flags)
+
+    def dest(self, name):
+        return os.path.join(self.base, name)
+
+    def row(self, tool, command, baseline=False):
+        return self.bench.report.row(self.case, tool, command, "files/s", self.stats["files"],
+                                     baseline=baseline)
+
+    def first_copy(self, runs):
+        """Each run into a fresh destination: snaphaven (durable) vs rsync -aH (not)."""
+        snap = self.row("first copy: snaphaven", shlex.join(self.snaphaven("<new dest>")),
+                        baseline=True)
+        rsync = self.row("first copy: rsync -aH", f"rsync -aH {self.data}/ <new dest>/")
+        kept = self.dest("dest")
+        def dest_of(row, r):
+            return self.dest(f"first-{'snap' if row is snap else 'rsync'}-{r}")
+        def after_each(row, r, m):
+            path = dest_of(row, r)
+            if row is snap and not os.path.exists(kept):
+                os.rename(path, kept)  # the mirror the other rows work on
+            else:
+                self.bench.trash(path)
+        alternate([(snap, lambda r: [self.snaphaven(dest_of(snap, r))]),
+                   (rsync, lambda r: [["rsync", "-aH", self.data + "/", dest_of(rsync, r) + "/"]])],
+                  runs, before_each=lambda row, r: sync(), after_each=after_each)
+        return snap, rsync
+
+    def once(self, label, argv):
+        m = measure([argv], LOG_DIR, f"{self.case}-{label}")
+        if m.rc not in (0,):
+            raise BenchError(f"{label} failed ({m.rc}): {m.stderr[-1500:]}")
+        return m
+
+    def state_bytes(self, dest, argv, label):
+        """Runs argv and returns (measurement, bytes of .snaphaven state written): files
+        replaced whole count whole, the manifest's log its growth."""
+        state = os.path.join(dest, ".snaphaven")
+        def snap():
+            out = {}
+            for name in os.listdir(state):
+                path = os.path.join(state, name)
+                if os.path.isfile(path):
+                    st = os.stat(path)
+                    out[name] = (st.st_ino, st.st_size)
+            return out
+        before = snap()
+        m = self.once(label, argv)
+        total = 0
+        for name, (ino, size) in snap().items():
+            old = before.get(name)
+            if old is not None and old[0] == ino:
+                total += max(0, size - old[1]) if name.endswith(".log") else (
+                    size if size != old[1] else 0)
+            else:
+                total += size
+        return m, total
+
+    def run(self):
+        b = self.bench
+        walk_argv = ["find", self.data, "-mindepth", "3", "-maxdepth", "3", "-printf",
+                     "%s %T@\n"]
+        snap, rsync = self.first_copy(self.args.runs)
+        self.results.append(("first copy", f"{snap.median_wall():.1f} s = "
+                             f"{ratio(snap, rsync):.2f}x rsync -aH "
+                             f"({rsync.median_wall():.1f} s, not durable)", "<= 1.25x"))
+        self.results.append(("peak memory, first copy", human_bytes(max(
+            m.maxrss for m in snap.runs)), "<= 64 MiB"))
+        dest = self.dest("dest")
+        rsync_dest = self.dest("dest-rsync")
+        run(["rsync", "-aH", self.data + "/", rsync_dest + "/"])
+        sync()
+        # The no-change cycle against the walk floor of the live directories and rsync.
+        nochange = self.row("no-change cycle: snaphaven", shlex.join(self.snaphaven("<dest>")),
+                            baseline=True)
+        walk = self.row("walk+stat of the live directories", shlex.join(walk_argv))
+        rsync_nc = self.row("no-change: rsync -aH --delete",
+                            f"rsync -aH --delete {self.data}/ <dest>/")
+        alternate([(nochange, lambda r: [self.snaphaven(dest)]),
+                   (walk, lambda r: [walk_argv]),
+                   (rsync_nc, lambda r: [["rsync", "-aH", "--delete", self.data + "/",
+                                          rsync_dest + "/"]])], self.args.runs)
+        walk_ratio = ratio(nochange, walk)
+        self.results.append(("no-change cycle", f"{nochange.median_wall():.2f} s = "
+                             f"{walk_ratio:.2f}x a walk+stat of the live directories "
+                             f"({walk.median_wall():.2f} s); rsync -aH --delete "
+                             f"{rsync_nc.median_wall():.2f} s", "<= 1.5x that walk"))
+        # One flushed sstable: the state written.
+        table = next(table_dirs(self.data, self.ks))
+        flush_sstable(table)
+        m, written = self.state_bytes(dest, self.snaphaven(dest), "one-flush")
+        self.results.append(("a cycle that copies one flushed sstable (8 files)",
+                             f"writes {human_bytes(written)} of state", "<= 1 MiB"))
+        # A snapshot taken moments before the run, then the cycles after it.
+        tag = "fresh"
+        for t in table_dirs(self.data, self.ks):
+            take_snapshot(t, tag)
+        fresh = self.once("after-fresh-snapshot", self.snaphaven(dest))
+        walls = []
+        for r in range(self.args.runs):
+            time.sleep(1)
+            walls.append(self.once(f"after-fresh-nochange-{r}", self.snaphaven(dest)).wall)
+        walk_now = statistics.median(
+            self.once(f"walk-{r}", walk_argv).wall for r in range(self.args.runs))
+        self.results.append(("the cycle after a fresh snapshot (copies it)",
+                             f"{fresh.wall:.2f} s, peak {human_bytes(fresh.maxrss)}", ""))
+        self.results.append(("no-change cycles after it", f"{statistics.median(walls):.2f} s = "
+                             f"{statistics.median(walls) / walk_now:.2f}x the walk "
+                             f"({walk_now:.2f} s)", "<= 1.5x"))
+        # Peak memory per mode.
+        modes = [("no-change", []), ("--fullsync", ["--fullsync"]),
+                 ("move mode (dry run)", ["--move-snapshots", "--dry_run"]),
+                 ("--list", ["--list"]), ("--verify", ["--verify"])]
+        peaks = [("the cycle after a fresh snapshot", fresh.maxrss)]
+        for name, flags in modes:
+            m = self.once(f"mode-{slug(name)}", self.snaphaven(dest, *flags))
+            peaks.append((name, m.maxrss))
+        for name, rss in peaks:
+            self.results.append((f"peak memory, {name}", human_bytes(rss), "<= 64 MiB"))
+        self.report()
+
+    def report(self):
+        lines = [f"| what ({self.stats['files']:,} files: {self.stats['tables']} tables x "
+                 f"{NODE_SSTABLES} sstables x 8 components, live + {SHAPED_SNAPSHOTS} "
+                 f"snapshots) | measured | target |", "|---|---|---|"]
+        lines += [f"| {what} | {figure} | {target} |" for what, figure, target in self.results]
+        self.bench.report.note(self.case, "\n" + "\n".join(lines))
+        for line in lines:
+            log(line)
+
+
+class MemoryCase(NodeCase):
+    """The node shape at --memory_tables tables (5M files): peak memory of the first copy,
+    a no-change cycle, --verify and --list."""
+
+    def run(self):
+        dest = self.dest("dest")
+        for label, flags in [("first copy", []), ("no-change cycle", []), ("--list", ["--list"]),
+                             ("--verify", ["--verify"])]:
+            m = self.once(slug(label), self.snaphaven(dest, *flags))
+            self.results.append((f"peak memory, {label}", f"{human_bytes(m.maxrss)} "
+                                 f"({m.wall:.1f} s)", "<= 64 MiB"))
+        self.report()
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1135,6 +1317,10 @@ def main():
                         help="Data.db size in the new_snapshot tree (default 256K)")
     parser.add_argument("--warm_source", action="store_true",
                         help="initial_copy: do not evict the source's pages before each run")
+    parser.add_argument("--node_tables", type=int,
+                        help="node case: tables of 160 sstables (100: 1,025,400 files)")
+    parser.add_argument("--memory_tables", type=int,
+                        help="node_memory case: tables of 160 sstables (500: 5,127,000 files)")
     parser.add_argument("--sshfs_options", default="",
                         help="extra sshfs -o options, e.g. dir_cache=no")
     args = parser.parse_args()
