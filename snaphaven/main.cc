@@ -304,7 +304,7 @@ int RestoreFromDestination(const Options& options) {
     std::cerr << "snaphaven: " << lock.status().message() << "\n";
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
-  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kEager);
+  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kLazy);
   if (!manifest.ok()) return 1;
   RestoreOptions restore;
   restore.destination = options.destination;

@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/optional.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -65,7 +66,7 @@ struct RestoreFile {
   std::string source_rel;  // below the destination
   std::string target_rel;  // below the restore root
   FileStat stat;           // of the destination copy
-  const ManifestEntry* entry = nullptr;  // null: not recorded
+  absl::optional<ManifestEntry> entry;  // none: not recorded
   bool data_db = false;
 };
 
@@ -220,17 +221,34 @@ absl::StatusOr<bool> Restorer::CollectKeyspace(const std::string& keyspace) {
   } else if (!IsVanished(names.status())) {
     return names.status();
   }
-  const std::string prefix = keyspace + "/";
-  for (auto it = manifest_.entries().lower_bound(prefix);
-       it != manifest_.entries().end() && absl::StartsWith(it->first, prefix); ++it) {
-    PathInfo info = ClassifyPath(it->first);
-    if (info.kind == PathKind::kSnapshot && info.tag == options_.tag) {
-      tables[info.table_dir].insert(it->first);
+  // The tables with a recorded copy of the tag, from the manifest's
+  // directories (nothing read in for this).
+  for (const std::string& dir : manifest_.Directories()) {
+    PathInfo info = ClassifyPath(JoinPath(dir, "x"));
+    if (info.kind == PathKind::kSnapshot && info.keyspace == keyspace &&
+        info.tag == options_.tag) {
+      tables[info.table_dir];
     }
   }
   const size_t before = tables_.size();
-  for (const auto& [table_dir, recorded] : tables) {
+  for (auto& [table_dir, recorded] : tables) {
+    // Table by table: the copy's sections read in, its files taken (with
+    // their entries), then let go of.
+    const std::string table_rel = JoinPath(keyspace, table_dir);
+    const std::string tag_rel = JoinPath(JoinPath(table_rel, "snapshots"), options_.tag);
+    manifest_.LoadBelow(tag_rel);
+    if (!manifest_.status().ok()) {
+      // Not a usage error: the manifest is damaged or unreadable.
+      return absl::DataLossError(manifest_.status().message());
+    }
+    const std::string prefix = tag_rel + "/";
+    const Manifest::Map& entries = manifest_.loaded_entries();
+    for (auto it = entries.lower_bound(prefix);
+         it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
+      recorded.insert(it->first);
+    }
     absl::Status status = CollectTable(keyspace, table_dir, recorded);
+    manifest_.Release(table_rel);
     if (!status.ok()) return status;
   }
   return tables_.size() > before;
@@ -283,10 +301,10 @@ absl::Status Restorer::CollectTable(const std::string& keyspace, const std::stri
     file.source_rel = rel;
     file.target_rel = TargetOf(rel, tag_rel, table_rel);
     file.stat = stat;
-    file.entry = manifest_.Find(rel);
+    if (const ManifestEntry* entry = manifest_.Find(rel)) file.entry = *entry;
     absl::optional<SSTableName> name = ParseSSTablePath(rel);
     file.data_db = name.has_value() && name->component == "Data.db";
-    if (file.entry != nullptr && file.entry->size != stat.size) {
+    if (file.entry.has_value() && file.entry->size != stat.size) {
       problems_.changed.push_back(absl::StrCat(Dest(rel), " (size ", stat.size,
                                                ", recorded ", file.entry->size, ")"));
     }
@@ -394,7 +412,7 @@ void Restorer::RemoveQuarantined(const std::string& quarantined_rel) {
 
 absl::Status Restorer::CopyOne(Copier& copier, const RestoreFile& file) {
   const std::string source = Dest(file.source_rel);
-  const bool has_crc = file.entry != nullptr && file.entry->has_crc32;
+  const bool has_crc = file.entry.has_value() && file.entry->has_crc32;
   ExpectedDigest digest;
   const ExpectedDigest* expected = nullptr;
   if (file.data_db) {
@@ -412,7 +430,7 @@ absl::Status Restorer::CopyOne(Copier& copier, const RestoreFile& file) {
     digest.digest_file = "the destination manifest";
     expected = &digest;
   }
-  if (file.entry == nullptr) {
+  if (!file.entry.has_value()) {
     if (unrecorded_++ == 0) first_unrecorded_ = source;
   } else if (expected == nullptr) {
     if (unchecked_++ == 0) first_unchecked_ = source;

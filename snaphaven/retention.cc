@@ -212,8 +212,10 @@ absl::Status Retention::Walk(Doomed& doomed) {
 void Retention::EraseEntries(const std::string& tag_rel) {
   const std::string prefix = tag_rel + "/";
   std::vector<std::string> erase;
-  for (auto it = manifest_.entries().lower_bound(prefix);
-       it != manifest_.entries().end() && absl::StartsWith(it->first, prefix); ++it) {
+  manifest_.LoadBelow(tag_rel);  // only the copy's sections
+  const Manifest::Map& entries = manifest_.loaded_entries();
+  for (auto it = entries.lower_bound(prefix);
+       it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
     erase.push_back(it->first);
   }
   for (const std::string& path : erase) manifest_.Erase(path);
@@ -298,21 +300,12 @@ absl::StatusOr<RetentionResult> Retention::Run() {
     const std::string table = JoinPath(info.keyspace, info.table_dir);
     tables[table].emplace(JoinPath(JoinPath(table, "snapshots"), info.tag), info.tag);
   };
-  if (options_.keyspaces.empty()) {
-    for (const auto& [path, entry] : manifest_.entries()) collect(path);
-  } else {
-    for (const std::string& keyspace : std::set<std::string>(options_.keyspaces.begin(),
-                                                              options_.keyspaces.end())) {
-      const std::string prefix = keyspace + "/";
-      for (auto it = manifest_.entries().lower_bound(prefix);
-           it != manifest_.entries().end() && absl::StartsWith(it->first, prefix); ++it) {
-        collect(it->first);
-      }
-    }
+  // From the manifest's directories alone: no entry is read in for this.
+  const std::set<std::string> keyspaces(options_.keyspaces.begin(), options_.keyspaces.end());
+  for (const std::string& dir : manifest_.Directories()) {
+    const std::string keyspace = dir.substr(0, dir.find('/'));
+    if (keyspaces.empty() || keyspaces.count(keyspace)) collect(JoinPath(dir, "x"));
   }
-
-  // Every section had to be read in for this: never decide (nor commit
-  // later) from a manifest that lacks some.
   if (!manifest_.status().ok()) return manifest_.status();
 
   std::vector<std::string> stale;
