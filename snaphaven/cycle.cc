@@ -157,6 +157,46 @@ absl::Status Syncer::CheckDestinationIdentity() {
   return absl::OkStatus();
 }
 
+absl::Status Syncer::AddDestinationFiles(const std::string& top, bool recurse,
+                                         const Manifest* previous, Manifest& rebuilt,
+                                         std::vector<std::string>* subdirs) {
+  std::vector<std::string> pending = {top};
+  while (!pending.empty()) {
+    std::string rel = std::move(pending.back());
+    pending.pop_back();
+    absl::StatusOr<std::vector<std::string>> names =
+        fs_.ListDir(JoinPath(options_.destination, rel));
+    if (!names.ok() && rel.empty() && IsVanished(names.status())) break;  // not created yet
+    if (!names.ok()) return names.status();
+    for (const std::string& name : *names) {
+      if (rel.empty() && name == kStateDirName) continue;
+      std::string child = rel.empty() ? name : JoinPath(rel, name);
+      absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
+      if (!st.ok()) return st.status();
+      if (st->type == FileType::kDirectory) {
+        if (recurse) {
+          pending.push_back(child);
+        } else {
+          subdirs->push_back(child);
+        }
+      } else if (st->type == FileType::kRegular) {
+        ManifestEntry entry;
+        entry.size = st->size;
+        entry.mtime_ns = st->mtime_ns;
+        entry.mode = st->mode;
+        // Keep the source identity where the file is still what was recorded.
+        const ManifestEntry* old = previous ? previous->Find(child) : nullptr;
+        if (old != nullptr && old->size == entry.size &&
+            SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
+          entry = *old;  // the source's exact mtime and identity
+        }
+        rebuilt.Put(child, entry);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous) {
   Manifest rebuilt;
   // Table by table, each committed to a scratch manifest and let go of, so
@@ -166,54 +206,13 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
   const bool stream = !options_.dry_run;
   const std::string& scratch = state_.manifest_rebuild;
   bool streaming = false;  // the scratch manifest was started
-  // The regular files below `top` (only its own with !recurse) go into
-  // `rebuilt`; returns its subdirectories when !recurse. The state
-  // directory is ours, not part of the mirror.
-  auto walk = [&](const std::string& top, bool recurse,
-                  std::vector<std::string>* subdirs) -> absl::Status {
-    std::vector<std::string> pending = {top};
-    while (!pending.empty()) {
-      std::string rel = std::move(pending.back());
-      pending.pop_back();
-      absl::StatusOr<std::vector<std::string>> names =
-          fs_.ListDir(JoinPath(options_.destination, rel));
-      if (!names.ok() && rel.empty() && IsVanished(names.status())) break;  // not created yet
-      if (!names.ok()) return names.status();
-      for (const std::string& name : *names) {
-        if (rel.empty() && name == kStateDirName) continue;
-        std::string child = rel.empty() ? name : JoinPath(rel, name);
-        absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
-        if (!st.ok()) return st.status();
-        if (st->type == FileType::kDirectory) {
-          if (recurse) {
-            pending.push_back(child);
-          } else {
-            subdirs->push_back(child);
-          }
-        } else if (st->type == FileType::kRegular) {
-          ManifestEntry entry;
-          entry.size = st->size;
-          entry.mtime_ns = st->mtime_ns;
-          entry.mode = st->mode;
-          // Keep the source identity where the file is still what was recorded.
-          const ManifestEntry* old = previous ? previous->Find(child) : nullptr;
-          if (old != nullptr && old->size == entry.size &&
-              SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
-            entry = *old;  // the source's exact mtime and identity
-          }
-          rebuilt.Put(child, entry);
-        }
-      }
-    }
-    return absl::OkStatus();
-  };
   std::vector<std::string> keyspaces, tables;
-  absl::Status status = walk("", /*recurse=*/false, &keyspaces);
+  absl::Status status = AddDestinationFiles("", false, previous, rebuilt, &keyspaces);
   for (size_t k = 0; status.ok() && k < keyspaces.size(); ++k) {
     tables.clear();
-    status = walk(keyspaces[k], /*recurse=*/false, &tables);
+    status = AddDestinationFiles(keyspaces[k], false, previous, rebuilt, &tables);
     for (size_t t = 0; status.ok() && t < tables.size(); ++t) {
-      status = walk(tables[t], /*recurse=*/true, nullptr);
+      status = AddDestinationFiles(tables[t], true, previous, rebuilt, nullptr);
       if (status.ok() && stream && rebuilt.pending_changes() > 0) {
         status = streaming ? rebuilt.Commit(fs_, scratch) : rebuilt.CommitWhole(fs_, scratch);
         streaming = true;
@@ -695,34 +694,7 @@ bool Syncer::RecordOutcome(TableRun& table, CycleRun& run, size_t a,
   const Action& action = table.plan.actions[a];
   const SourceFile& file = table.scan.files[action.file];
   const std::string& rel = file.relative_path;
-  if (!outcome.ok()) {
-    const absl::Status& error = outcome.status();
-    if (IsOutOfSpace(error)) {
-      if (!stats.out_of_space) {
-        LOG(ERROR) << "destination " << options_.destination << " is out of space while "
-                   << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel
-                   << ": " << error.message();
-      }
-      stats.out_of_space = true;
-      run.stopping = true;
-      return false;
-    }
-    // A failure on the destination side may mean it is gone: then stop
-    // rather than fail (or worse, recreate) everything that follows.
-    if (!stats.fatal.has_value()) {
-      absl::Status identity = CheckDestinationIdentity();
-      if (!identity.ok()) stats.fatal = std::string(identity.message());
-    }
-    if (stats.fatal.has_value()) {
-      run.stopping = true;
-      return false;
-    }
-    ++stats.failed;
-    LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
-               << ": " << error.message()
-               << (IsTransient(error) ? " (transient; retried, will retry next cycle)" : "");
-    return true;
-  }
+  if (!outcome.ok()) return RecordFailure(run, action, rel, outcome.status());
   ManifestEntry entry = EntryFor(file);
   switch (outcome->kind) {
     case Applied::kCorrupt:
@@ -765,6 +737,36 @@ bool Syncer::RecordOutcome(TableRun& table, CycleRun& run, size_t a,
   ++run.since_commit;
   int u = table.unit_of[action.file];
   if (u >= 0 && --table.remaining[u] == 0) table.ready.push_back(u);
+  return true;
+}
+
+bool Syncer::RecordFailure(CycleRun& run, const Action& action, const std::string& rel,
+                           const absl::Status& error) {
+  CycleStats& stats = run.stats;
+  if (IsOutOfSpace(error)) {
+    if (!stats.out_of_space) {
+      LOG(ERROR) << "destination " << options_.destination << " is out of space while "
+                 << (action.kind == ActionKind::kCopy ? "copying " : "linking ") << rel
+                 << ": " << error.message();
+    }
+    stats.out_of_space = true;
+    run.stopping = true;
+    return false;
+  }
+  // A failure on the destination side may mean it is gone: then stop
+  // rather than fail (or worse, recreate) everything that follows.
+  if (!stats.fatal.has_value()) {
+    absl::Status identity = CheckDestinationIdentity();
+    if (!identity.ok()) stats.fatal = std::string(identity.message());
+  }
+  if (stats.fatal.has_value()) {
+    run.stopping = true;
+    return false;
+  }
+  ++stats.failed;
+  LOG(ERROR) << "failed to " << (action.kind == ActionKind::kCopy ? "copy " : "link ") << rel
+             << ": " << error.message()
+             << (IsTransient(error) ? " (transient; retried, will retry next cycle)" : "");
   return true;
 }
 
@@ -1102,17 +1104,25 @@ void Syncer::SaveDirCache(DirCache next) {
 VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
   const absl::Time start = clock_.Now();
   VerifyStats stats;
-  auto finish = [&]() {
-    stats.duration = clock_.Now() - start;
-    return stats;
-  };
   first_cycle_ = false;  // --fullsync here means repair, not a rebuilt manifest
   absl::Status identity = CheckDestinationIdentity();
   if (identity.ok() && !manifest_.has_value()) identity = LoadManifest(false);
-  if (!identity.ok()) {
-    stats.fatal = std::string(identity.message());
-    return finish();
+  if (!identity.ok()) stats.fatal = std::string(identity.message());
+  DestinationVerifier verifier = MakeVerifier();
+  std::vector<std::string> bad;
+  for (size_t k = 0; !stats.fatal.has_value() && k < options_.keyspaces.size(); ++k) {
+    if (!VerifyKeyspace(options_.keyspaces[k], verifier, stop, stats, bad)) break;
   }
+  if (repair && !bad.empty() && !stats.fatal.has_value()) {
+    RepairAndRecheck(bad, verifier, stop, stats);
+  }
+  stats.duration = clock_.Now() - start;
+  return stats;
+}
+
+bool Syncer::VerifyKeyspace(const std::string& keyspace, DestinationVerifier& verifier,
+                            const std::atomic<bool>& stop, VerifyStats& stats,
+                            std::vector<std::string>& bad) {
   // A section that cannot be read back ends the verify: it must not pass
   // over a part of the copies.
   auto unreadable = [&]() {
@@ -1124,92 +1134,98 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
     manifest_.reset();
     return true;
   };
-  DestinationVerifier verifier = MakeVerifier();
-  auto stopped = [&stop] { return stop.load(); };
-  std::vector<std::string> bad;
-  // Checks the entries read in below `prefix` (each inode read once: its
-  // names are all in one table directory); false when stopped.
-  auto check_below = [&](const std::string& prefix, const std::function<bool(absl::string_view)>& take) {
+  // Checks the entries read in below `prefix` that `take` accepts (each
+  // inode read once: its names are all in one table directory); false
+  // when stopped.
+  auto check_below = [&](const std::string& prefix,
+                         const std::function<bool(absl::string_view)>& take) {
     std::vector<RecordedFile> names;
     const Manifest::Map& entries = manifest_->loaded_entries();
     for (auto it = entries.lower_bound(prefix);
          it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
       if (take(it->first)) names.push_back({&it->first, &it->second});
     }
-    return verifier.Check(names, stats, stopped, [&](size_t i, const std::string& problem) {
-      if (!problem.empty()) {
-        LOG(ERROR) << problem << ": " << *names[i].rel;
-        bad.push_back(*names[i].rel);
-      } else {
-        VLOG(1) << "verified " << *names[i].rel;
-      }
-    });
-  };
-  for (const std::string& keyspace : options_.keyspaces) {
-    // Table by table, each let go of once checked: memory follows the
-    // largest table, not the keyspace.
-    const std::vector<std::string> tables = manifest_->TablesBelow({keyspace});
-    for (const std::string& table : tables) {
-      manifest_->LoadBelow(table);
-      if (unreadable()) return finish();
-      const bool finished = check_below(table + "/", [](absl::string_view) { return true; });
-      ReportUnknownFiles(table, stats);
-      manifest_->Release(table);
-      if (!finished) return finish();
-    }
-    // Files directly in the keyspace directory (no table's).
-    manifest_->LoadSections([&](absl::string_view dir) { return dir == keyspace; });
-    if (unreadable()) return finish();
-    if (!check_below(keyspace + "/", [&](absl::string_view path) {
-          return DirName(path) == keyspace;
-        })) {
-      return finish();
-    }
-    // And the destination's tables the manifest does not know at all.
-    absl::StatusOr<std::vector<std::string>> names =
-        fs_.ListDir(JoinPath(options_.destination, keyspace));
-    if (names.ok()) {
-      std::sort(names->begin(), names->end());
-      for (const std::string& name : *names) {
-        const std::string child = JoinPath(keyspace, name);
-        absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
-        if (!st.ok()) continue;
-        if (st->type != FileType::kDirectory) {
-          if (manifest_->Find(child) == nullptr) {
-            ++stats.unknown;
-            LOG(ERROR) << "unknown (not in the manifest): " << child;
+    return verifier.Check(
+        names, stats, [&stop] { return stop.load(); },
+        [&](size_t i, const std::string& problem) {
+          if (!problem.empty()) {
+            LOG(ERROR) << problem << ": " << *names[i].rel;
+            bad.push_back(*names[i].rel);
+          } else {
+            VLOG(1) << "verified " << *names[i].rel;
           }
-        } else if (!std::binary_search(tables.begin(), tables.end(), child)) {
-          ReportUnknownFiles(child, stats);
-          manifest_->Release(child);
-        }
+        });
+  };
+  // Table by table, each let go of once checked: memory follows the
+  // largest table, not the keyspace.
+  const std::vector<std::string> tables = manifest_->TablesBelow({keyspace});
+  for (const std::string& table : tables) {
+    manifest_->LoadBelow(table);
+    if (unreadable()) return false;
+    const bool finished = check_below(table + "/", [](absl::string_view) { return true; });
+    ReportUnknownFiles(table, stats);
+    manifest_->Release(table);
+    if (!finished) return false;
+  }
+  // Files directly in the keyspace directory (no table's).
+  manifest_->LoadSections([&](absl::string_view dir) { return dir == keyspace; });
+  if (unreadable()) return false;
+  if (!check_below(keyspace + "/",
+                   [&](absl::string_view path) { return DirName(path) == keyspace; })) {
+    return false;
+  }
+  // And the destination's tables the manifest does not know at all.
+  absl::StatusOr<std::vector<std::string>> names =
+      fs_.ListDir(JoinPath(options_.destination, keyspace));
+  if (!names.ok()) return true;
+  std::sort(names->begin(), names->end());
+  for (const std::string& name : *names) {
+    const std::string child = JoinPath(keyspace, name);
+    absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
+    if (!st.ok()) continue;
+    if (st->type != FileType::kDirectory) {
+      if (manifest_->Find(child) == nullptr) {
+        ++stats.unknown;
+        LOG(ERROR) << "unknown (not in the manifest): " << child;
       }
+    } else if (!std::binary_search(tables.begin(), tables.end(), child)) {
+      ReportUnknownFiles(child, stats);
+      manifest_->Release(child);
     }
   }
-  if (repair && !bad.empty()) {
-    for (const std::string& rel : bad) ForgetCopy(rel);
-    CycleStats cycle = RunCycle(stop);
-    LOG(INFO) << SummaryLine(cycle);
-    std::vector<RecordedFile> again;
-    for (const std::string& rel : bad) {
-      const ManifestEntry* entry = manifest_->Find(rel);
-      if (entry != nullptr) {
-        again.push_back({&rel, entry});
-      } else {
-        LOG(ERROR) << "could not repair " << rel << " (is it still at the source?)";
-      }
+  return true;
+}
+
+void Syncer::RepairAndRecheck(const std::vector<std::string>& bad,
+                              DestinationVerifier& verifier, const std::atomic<bool>& stop,
+                              VerifyStats& stats) {
+  for (const std::string& rel : bad) ForgetCopy(rel);
+  CycleStats cycle = RunCycle(stop);
+  LOG(INFO) << SummaryLine(cycle);
+  if (!manifest_.has_value()) return;  // the cycle failed: it said why
+  // The entries by value: a lookup may read a section in, which moves the
+  // entries already found.
+  std::vector<std::pair<std::string, ManifestEntry>> found;
+  for (const std::string& rel : bad) {
+    const ManifestEntry* entry = manifest_->Find(rel);
+    if (entry != nullptr) {
+      found.emplace_back(rel, *entry);
+    } else {
+      LOG(ERROR) << "could not repair " << rel << " (is it still at the source?)";
     }
-    VerifyStats recheck;
-    verifier.Check(again, recheck, [] { return false; }, [&](size_t i, const std::string& problem) {
-      if (problem.empty()) {
-        ++stats.repaired;
-        LOG(INFO) << "repaired " << *again[i].rel;
-      } else {
-        LOG(ERROR) << "could not repair " << *again[i].rel << " (is it still at the source?)";
-      }
-    });
   }
-  return finish();
+  std::vector<RecordedFile> again;
+  for (const auto& [rel, entry] : found) again.push_back({&rel, &entry});
+  VerifyStats recheck;
+  verifier.Check(again, recheck, [] { return false; }, [&](size_t i, const std::string& problem) {
+    if (problem.empty()) {
+      ++stats.repaired;
+      LOG(INFO) << "repaired " << *again[i].rel;
+    } else {
+      LOG(ERROR) << "could not repair " << *again[i].rel << " (is it still at the source?)";
+    }
+  });
+  manifest_->Release("");
 }
 
 }  // namespace snaphaven

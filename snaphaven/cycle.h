@@ -161,11 +161,24 @@ class Syncer {
   // False to stop the run.
   bool RecordOutcome(TableRun& table, CycleRun& run, size_t action,
                      const absl::StatusOr<AppliedFile>& outcome);
+  // An action that failed: counted and logged; a full destination, or one
+  // that is no longer ours, stops the run (false).
+  bool RecordFailure(CycleRun& run, const Action& action, const std::string& rel,
+                     const absl::Status& error);
   // A commit (and the moves it allows) when one is due. False to stop.
   bool CommitIfDue(TableRun& table, CycleRun& run);
   void ReportProgress(CycleRun& run, const TableRun& table);
   // Checks copies at the destination against the manifest (verifier.h).
   DestinationVerifier MakeVerifier();
+  // --verify, one keyspace table by table: problems go to `bad`. False
+  // when stopped or the manifest could not be read (stats.fatal).
+  bool VerifyKeyspace(const std::string& keyspace, DestinationVerifier& verifier,
+                      const std::atomic<bool>& stop, VerifyStats& stats,
+                      std::vector<std::string>& bad);
+  // --verify --fullsync: copies `bad` again from the source, then checks
+  // the new copies.
+  void RepairAndRecheck(const std::vector<std::string>& bad, DestinationVerifier& verifier,
+                        const std::atomic<bool>& stop, VerifyStats& stats);
   // --verify: counts and names the files at the destination below `scope`
   // that the manifest does not know.
   void ReportUnknownFiles(const std::string& scope, VerifyStats& stats);
@@ -183,6 +196,14 @@ class Syncer {
   // After a cycle: the directory cache is `next` now; saved when it changed.
   void SaveDirCache(DirCache next);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
+  // RebuildFromDestination's walk: the regular files below `top` (only its
+  // own unless `recurse`) go into `rebuilt`, with the source identity
+  // `previous` recorded where the file is still what it recorded; its
+  // subdirectories go to `subdirs` unless `recurse`. The state directory is
+  // ours, not part of the mirror.
+  absl::Status AddDestinationFiles(const std::string& top, bool recurse,
+                                   const Manifest* previous, Manifest& rebuilt,
+                                   std::vector<std::string>* subdirs);
   absl::Status CommitManifest();
   // When the manifest failed to read a section back because the file is
   // corrupt (not an I/O error): renames it to manifest.corrupt, so the next
