@@ -382,6 +382,37 @@ bool SyncfsIsDurableOn(long magic, const std::string& type) {
 
 class PosixFileSystem : public FileSystem {
  public:
+  absl::StatusOr<std::vector<DirEntry>> ListDirWithStats(const std::string& path) override {
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "opendir", path);
+    DIR* dir = fdopendir(fd);
+    if (dir == nullptr) {
+      int error = errno;
+      close(fd);
+      return ErrnoStatus(error, "opendir", path);
+    }
+    std::vector<DirEntry> entries;
+    while (true) {
+      errno = 0;
+      struct dirent* entry = readdir(dir);
+      if (entry == nullptr) break;
+      absl::string_view name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      struct stat st;
+      if (fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        entries.push_back(DirEntry{std::string(name), ToFileStat(st)});
+      } else {
+        entries.push_back(
+            DirEntry{std::string(name), ErrnoStatus(errno, "lstat", JoinPath(path, name))});
+      }
+      errno = 0;
+    }
+    int error = errno;
+    closedir(dir);
+    if (error != 0) return ErrnoStatus(error, "readdir", path);
+    return entries;
+  }
+
   absl::StatusOr<FileStat> Stat(const std::string& path) override {
     struct stat st;
     if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat", path);
@@ -626,8 +657,34 @@ absl::StatusOr<FileStat> RetryingFileSystem::Stat(const std::string& path) {
   return Retry([&] { return ForwardingFileSystem::Stat(path); });
 }
 
+absl::StatusOr<std::vector<FileSystem::DirEntry>> FileSystem::ListDirWithStats(
+    const std::string& path) {
+  absl::StatusOr<std::vector<std::string>> names = ListDir(path);
+  if (!names.ok()) return names.status();
+  std::vector<DirEntry> entries;
+  entries.reserve(names->size());
+  for (std::string& name : *names) {
+    absl::StatusOr<FileStat> stat = Stat(JoinPath(path, name));
+    entries.push_back(DirEntry{std::move(name), std::move(stat)});
+  }
+  return entries;
+}
+
 absl::StatusOr<std::vector<std::string>> RetryingFileSystem::ListDir(const std::string& path) {
   return Retry([&] { return ForwardingFileSystem::ListDir(path); });
+}
+
+absl::StatusOr<std::vector<FileSystem::DirEntry>> RetryingFileSystem::ListDirWithStats(
+    const std::string& path) {
+  absl::StatusOr<std::vector<DirEntry>> entries =
+      Retry([&] { return base()->ListDirWithStats(path); });
+  if (!entries.ok()) return entries;
+  for (DirEntry& entry : *entries) {  // a name whose stat failed for a moment
+    if (!entry.stat.ok() && IsTransient(entry.stat.status())) {
+      entry.stat = Stat(JoinPath(path, entry.name));
+    }
+  }
+  return entries;
 }
 
 absl::StatusOr<std::unique_ptr<ReadableFile>> RetryingFileSystem::OpenForRead(

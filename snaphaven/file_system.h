@@ -140,6 +140,17 @@ class FileSystem {
   // Names in a directory, without "." and "..", in no particular order.
   virtual absl::StatusOr<std::vector<std::string>> ListDir(
       const std::string& path) = 0;
+  // A name in a directory with its lstat (or why that failed: a name that
+  // vanished after the listing has an IsVanished status).
+  struct DirEntry {
+    std::string name;
+    absl::StatusOr<FileStat> stat;
+  };
+  // ListDir, then Stat of each name: a scan's every step. The local file
+  // system stats relative to the open directory (fstatat), sparing a path
+  // lookup per name; wrappers that change Stat or ListDir (fault
+  // injection) get this default, made of their own calls.
+  virtual absl::StatusOr<std::vector<DirEntry>> ListDirWithStats(const std::string& path);
   // Opens a regular file read-only; fails with ELOOP on a symlink.
   virtual absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(
       const std::string& path) = 0;
@@ -275,6 +286,7 @@ class RetryingFileSystem : public ForwardingFileSystem {
       : ForwardingFileSystem(base), attempts_(attempts), backoff_(backoff) {}
   absl::StatusOr<FileStat> Stat(const std::string& path) override;
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) override;
+  absl::StatusOr<std::vector<DirEntry>> ListDirWithStats(const std::string& path) override;
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(const std::string& path) override;
 
  private:

@@ -28,6 +28,31 @@ class SnapshotScanner {
     return *std::move(names);
   }
 
+  // A directory's names with their lstat, sorted by name, each stat taken
+  // relative to the open directory; names that vanished are left out, other
+  // failures recorded as errors.
+  std::vector<FileSystem::DirEntry> SortedEntries(const std::string& dir) {
+    absl::StatusOr<std::vector<FileSystem::DirEntry>> entries = fs_.ListDirWithStats(dir);
+    if (!entries.ok()) {
+      if (!IsVanished(entries.status())) result_.errors.push_back(entries.status());
+      return {};
+    }
+    std::vector<FileSystem::DirEntry> kept;
+    kept.reserve(entries->size());
+    for (FileSystem::DirEntry& entry : *entries) {
+      if (entry.stat.ok()) {
+        kept.push_back(std::move(entry));
+      } else if (!IsVanished(entry.stat.status())) {
+        result_.errors.push_back(entry.stat.status());
+      }
+    }
+    std::sort(kept.begin(), kept.end(),
+              [](const FileSystem::DirEntry& a, const FileSystem::DirEntry& b) {
+                return a.name < b.name;
+              });
+    return kept;
+  }
+
   // lstat that reports symlinks and special files as warnings and returns
   // nullopt for anything that is not of `wanted` type.
   absl::optional<FileStat> StatAs(const std::string& path, FileType wanted) {
@@ -77,14 +102,11 @@ class SnapshotScanner {
       }
     }
     ScanResult::WalkedDir walked{root, rel, st, {}};
-    for (const std::string& name : SortedNames(dir)) {
+    for (const FileSystem::DirEntry& entry : SortedEntries(dir)) {
+      const std::string& name = entry.name;
       std::string path = JoinPath(dir, name);
       std::string child_rel = JoinPath(rel, name);
-      absl::StatusOr<FileStat> child = fs_.Stat(path);
-      if (!child.ok()) {
-        if (!IsVanished(child.status())) result_.errors.push_back(child.status());
-        continue;
-      }
+      const absl::StatusOr<FileStat>& child = entry.stat;
       switch (child->type) {
         case FileType::kRegular:
           result_.files.push_back(SourceFile{child_rel, root, *child, PathKind::kSnapshot});
@@ -113,13 +135,11 @@ class SnapshotScanner {
   // listing cannot go through the link's own name; the paths still do).
   void ScanFlatDir(int root, const std::string& dir, const std::string& rel, PathKind kind,
                    bool index_dir = false, const std::string* list_dir = nullptr) {
-    for (const std::string& name : SortedNames(list_dir != nullptr ? *list_dir : dir)) {
+    for (const FileSystem::DirEntry& entry :
+         SortedEntries(list_dir != nullptr ? *list_dir : dir)) {
+      const std::string& name = entry.name;
       std::string path = JoinPath(dir, name);
-      absl::StatusOr<FileStat> st = fs_.Stat(path);
-      if (!st.ok()) {
-        if (!IsVanished(st.status())) result_.errors.push_back(st.status());
-        continue;
-      }
+      const absl::StatusOr<FileStat>& st = entry.stat;
       if (st->type == FileType::kRegular) {
         result_.files.push_back(SourceFile{JoinPath(rel, name), root, *st, kind});
       } else if (st->type == FileType::kDirectory && name[0] == '.' && !index_dir) {
