@@ -458,12 +458,20 @@ absl::Status Manifest::ReadStoredEntries(
   return absl::OkStatus();
 }
 
+void Manifest::LoadSectionsBelow(absl::string_view scope,
+                                 const std::function<bool(absl::string_view dir)>& wanted) const {
+  for (const std::string& dir : DirsBelow(unloaded_, scope)) {
+    if (!load_error_.ok()) return;
+    if (!wanted(dir)) continue;
+    auto it = unloaded_.find(dir);
+    if (it != unloaded_.end()) LoadStored(it);
+  }
+}
+
 void Manifest::LoadSectionsBelow(absl::string_view dir) const {
   if (dir.empty()) return EnsureAll();
-  const std::string below = absl::StrCat(dir, "/");
-  LoadSections([&](absl::string_view section) {
-    return section == dir || absl::StartsWith(section, below);
-  });
+  if (unloaded_.empty()) return;  // the common case in a cycle: nothing to look up
+  LoadSectionsBelow(dir, [](absl::string_view) { return true; });
 }
 
 void Manifest::LoadStored(StoredMap::iterator it) const {

@@ -141,6 +141,10 @@ class Manifest {
   // Reads in the section of every directory that `wanted` accepts
   // ("ks/t", "ks/t/snapshots/tag/.idx"; "" for files at the top).
   void LoadSections(const std::function<bool(absl::string_view dir)>& wanted) const;
+  // The same, among the directories at or below `scope` only: a table's
+  // sections are found without looking at every directory of the node.
+  void LoadSectionsBelow(absl::string_view scope,
+                         const std::function<bool(absl::string_view dir)>& wanted) const;
   // Lets go of the entries below `scope` ("ks/t": a table and everything in
   // it) that are on disk, in the base or in records of its log: they are
   // read in again when next asked for. This is what keeps a streaming cycle's

@@ -121,17 +121,10 @@ PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& sc
   std::map<std::string, Gone> gone;
   // Only the live mirror's sections are needed, so a lazily loaded manifest
   // leaves the snapshots' alone.
-  auto is_live_dir = [&scopes](absl::string_view dir) {
-    if (ClassifyPath(absl::StrCat(dir, "/x")).kind != PathKind::kLive) return false;
-    for (const std::string& scope : scopes) {
-      if (absl::StartsWith(dir, scope) &&
-          (dir.size() == scope.size() || dir[scope.size()] == '/')) {
-        return true;
-      }
-    }
-    return false;
+  auto is_live_dir = [](absl::string_view dir) {
+    return ClassifyPath(absl::StrCat(dir, "/x")).kind == PathKind::kLive;
   };
-  manifest.LoadSections(is_live_dir);
+  for (const std::string& scope : scopes) manifest.LoadSectionsBelow(scope, is_live_dir);
   const Manifest::Map& loaded = manifest.loaded_entries();
   for (const std::string& scope : scopes) {
     const std::string prefix = absl::StrCat(scope, "/");
