@@ -219,8 +219,22 @@ void AppendEntryFields(const ManifestEntry& e, std::string* out) {
 // consumed and the offset reached.
 class ChunkReader {
  public:
-  explicit ChunkReader(std::function<absl::StatusOr<absl::string_view>()> next)
-      : next_(std::move(next)) {}
+  // `skip` (optional) moves the stream `n` bytes on without reading them.
+  explicit ChunkReader(std::function<absl::StatusOr<absl::string_view>()> next,
+                       std::function<void(uint64_t n)> skip = nullptr)
+      : next_(std::move(next)), skip_(std::move(skip)) {}
+
+  bool can_skip() const { return skip_ != nullptr; }
+  // Passes over the next `n` bytes without reading them (those already
+  // read are dropped), taking `n_crc` as their CRC-32: a lazy load checks a
+  // section's bytes when it reads them in, not now. REQUIRES: can_skip().
+  void Skip(uint64_t n, uint32_t n_crc) {
+    const uint64_t buffered = std::min<uint64_t>(n, pending_.size());
+    pending_.remove_prefix(static_cast<size_t>(buffered));
+    if (n > buffered) skip_(n - buffered);
+    crc_ = Crc32Combine(crc_, n_crc, n);
+    offset_ += n;
+  }
 
   // The next line, without its newline; false at the end of the stream.
   // A last line without a newline is an error.
@@ -285,6 +299,7 @@ class ChunkReader {
   }
 
   std::function<absl::StatusOr<absl::string_view>()> next_;
+  std::function<void(uint64_t)> skip_;
   absl::string_view pending_;
   bool at_end_ = false;
   absl::Status status_;
@@ -1227,10 +1242,20 @@ class ManifestReader {
       const bool eager = loading_ == Manifest::Loading::kEager;
       // Not trusted before the checksums are: grows as the bytes come.
       if (eager) body.reserve(std::min<uint64_t>(length, kChunk));
-      absl::Status status = in_.ReadBytes(length, [&](absl::string_view piece, uint32_t crc) {
-        body_crc = Crc32Combine(body_crc, crc, piece.size());
-        if (eager) body.append(piece.data(), piece.size());
-      });
+      absl::Status status;
+      if (!eager && in_.can_skip()) {
+        // Lazily, a section's bytes are checked when it is read in (or
+        // copied by a commit): passed over now, so a cycle reads the
+        // headers, not the whole file. The trailer's checksum still holds
+        // the headers to the section checksums they give.
+        in_.Skip(length, crc);
+        body_crc = crc;
+      } else {
+        status = in_.ReadBytes(length, [&](absl::string_view piece, uint32_t crc) {
+          body_crc = Crc32Combine(body_crc, crc, piece.size());
+          if (eager) body.append(piece.data(), piece.size());
+        });
+      }
       if (!status.ok()) return Annotate(status, line_number);
       if (body_crc != crc) return Corrupt(line_number, "section checksum mismatch");
       if (!body.empty() && body.back() != '\n') return Corrupt(line_number, "section cut short");
@@ -1411,12 +1436,19 @@ absl::StatusOr<Manifest> Manifest::Load(FileSystem& fs, const std::string& path,
   absl::StatusOr<std::unique_ptr<ReadableFile>> opened = fs.OpenForRead(path);
   if (!opened.ok()) return opened.status();
   std::shared_ptr<ReadableFile> file = std::move(*opened);
-  std::string buffer(kChunk, '\0');
-  ChunkReader in([&]() -> absl::StatusOr<absl::string_view> {
-    absl::StatusOr<size_t> got = file->Read(buffer.data(), buffer.size());
-    if (!got.ok()) return got.status();
-    return absl::string_view(buffer.data(), *got);
-  });
+  // Lazily, only the section headers are read: small reads where the
+  // sections are passed over, whole chunks otherwise.
+  const size_t chunk = loading == Loading::kLazy ? 4 << 10 : kChunk;
+  std::string buffer(chunk, '\0');
+  uint64_t at = 0;  // where the next read starts
+  ChunkReader in(
+      [&]() -> absl::StatusOr<absl::string_view> {
+        absl::StatusOr<size_t> got = file->ReadAt(buffer.data(), buffer.size(), at);
+        if (!got.ok()) return got.status();
+        at += *got;
+        return absl::string_view(buffer.data(), *got);
+      },
+      [&at](uint64_t n) { at += n; });
   absl::StatusOr<Manifest> manifest = ReadManifest(in, loading, file);
   if (!manifest.ok()) return manifest;
   manifest->has_base_ = true;
