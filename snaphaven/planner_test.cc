@@ -121,5 +121,183 @@ TEST(PlanCycle, IsDeterministic) {
   for (int i = 0; i < 5; ++i) EXPECT_EQ(Render(PlanCycle(files, manifest, {}), files), first);
 }
 
+// ---- PlanPrune: the live mirror's sstables gone from the source ----
+
+const absl::Time kPruneNow = absl::FromUnixSeconds(1700000000);
+const int64_t kPruneNowNs = absl::ToUnixNanos(kPruneNow);
+const absl::Duration kPruneAfter = absl::Hours(1);
+constexpr char kPruneTable[] = "ks/t-0094ac203e7411e59149ef9f87394ca6";
+const std::vector<std::string> kComponents = {"Data.db", "Index.db", "TOC.txt"};
+
+// A live-mirror entry, gone from the source since `missing_since` (0: not).
+ManifestEntry LiveEntry(int64_t missing_since = 0) {
+  ManifestEntry entry = Entry(10, 5, 7);
+  entry.missing_since_ns = missing_since;
+  return entry;
+}
+
+// Puts every component of the sstable `key` ("<dir>/<prefix>").
+void PutSSTable(Manifest& manifest, const std::string& key, int64_t missing_since = 0) {
+  for (const std::string& c : kComponents) {
+    manifest.Put(absl::StrCat(key, "-", c), LiveEntry(missing_since));
+  }
+}
+
+std::vector<std::string> Paths(const std::string& key) {
+  std::vector<std::string> out;
+  for (const std::string& c : kComponents) out.push_back(absl::StrCat(key, "-", c));
+  return out;
+}
+
+// "path=missing_since" per update, in order.
+std::vector<std::string> Updates(const PrunePlan& plan) {
+  std::vector<std::string> out;
+  for (const auto& [path, entry] : plan.updates) {
+    EXPECT_EQ(entry.size, 10) << path;  // the rest of the entry is kept
+    EXPECT_EQ(entry.source_ino, 7u) << path;
+    out.push_back(absl::StrCat(path, "=", entry.missing_since_ns));
+  }
+  return out;
+}
+
+std::vector<std::string> Marked(const std::string& key, int64_t since) {
+  std::vector<std::string> out;
+  for (const std::string& path : Paths(key)) out.push_back(absl::StrCat(path, "=", since));
+  return out;
+}
+
+TEST(PlanPrune, AGoneSSTableIsMarkedThenRemovedWholeAfterPruneAfter) {
+  const std::string live = absl::StrCat(kPruneTable, "/nb-1-big");
+  const std::string gone = absl::StrCat(kPruneTable, "/nb-2-big");
+  Manifest manifest;
+  PutSSTable(manifest, live);
+  PutSSTable(manifest, gone);
+  PrunePlan plan = PlanPrune(manifest, {"ks"}, {live}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(Updates(plan), Marked(gone, kPruneNowNs));
+  EXPECT_TRUE(plan.remove.empty());
+
+  // Recorded: not yet old enough, nothing more to do.
+  for (const auto& [path, entry] : plan.updates) manifest.Put(path, entry);
+  plan = PlanPrune(manifest, {"ks"}, {live}, kPruneNow + kPruneAfter - absl::Nanoseconds(1),
+                   kPruneAfter);
+  EXPECT_TRUE(plan.updates.empty());
+  EXPECT_TRUE(plan.remove.empty());
+
+  // prune_after later: every component of it, and nothing else.
+  plan = PlanPrune(manifest, {"ks"}, {live}, kPruneNow + kPruneAfter, kPruneAfter);
+  EXPECT_TRUE(plan.updates.empty());
+  EXPECT_EQ(plan.remove, Paths(gone));
+}
+
+// The components were seen gone at different times (one was copied later,
+// or a cycle failed between): the earliest decides, and all go together.
+TEST(PlanPrune, TheEarliestMissingSinceDecidesForEveryComponent) {
+  const std::string key = absl::StrCat(kPruneTable, "/nb-2-big");
+  Manifest manifest;
+  manifest.Put(key + "-Data.db", LiveEntry(kPruneNowNs - absl::ToInt64Nanoseconds(absl::Hours(2))));
+  manifest.Put(key + "-Index.db", LiveEntry(kPruneNowNs - absl::ToInt64Nanoseconds(absl::Minutes(1))));
+  manifest.Put(key + "-TOC.txt", LiveEntry());  // copied since: not marked yet
+  PrunePlan plan = PlanPrune(manifest, {kPruneTable}, {}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(Updates(plan), std::vector<std::string>{absl::StrCat(key, "-TOC.txt=", kPruneNowNs)});
+  EXPECT_EQ(plan.remove, Paths(key));
+
+  // None old enough: none removed.
+  manifest.Put(key + "-Data.db", LiveEntry(kPruneNowNs - absl::ToInt64Nanoseconds(absl::Minutes(59))));
+  plan = PlanPrune(manifest, {kPruneTable}, {}, kPruneNow, kPruneAfter);
+  EXPECT_TRUE(plan.remove.empty()) << plan.remove[0];
+}
+
+TEST(PlanPrune, AnSSTableThatCameBackIsNoLongerMissing) {
+  const std::string key = absl::StrCat(kPruneTable, "/nb-1-big");
+  Manifest manifest;
+  PutSSTable(manifest, key, kPruneNowNs - absl::ToInt64Nanoseconds(absl::Hours(5)));
+  PrunePlan plan = PlanPrune(manifest, {"ks"}, {key}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(Updates(plan), Marked(key, 0));
+  EXPECT_TRUE(plan.remove.empty());
+}
+
+// Only the live mirror is pruned: a snapshot or backup copy stays whatever
+// the source holds (and whatever its entry says).
+TEST(PlanPrune, SnapshotAndBackupCopiesAreNeverPruned) {
+  const int64_t long_ago = kPruneNowNs - absl::ToInt64Nanoseconds(absl::Hours(100));
+  Manifest manifest;
+  PutSSTable(manifest, absl::StrCat(kPruneTable, "/snapshots/s1/nb-1-big"));
+  PutSSTable(manifest, absl::StrCat(kPruneTable, "/snapshots/s1/.t_idx/nb-1-big"), long_ago);
+  PutSSTable(manifest, absl::StrCat(kPruneTable, "/backups/nb-1-big"));
+  PutSSTable(manifest, absl::StrCat(kPruneTable, "/backups/.t_idx/nb-2-big"), long_ago);
+  manifest.Put(absl::StrCat(kPruneTable, "/snapshots/s1/manifest.json"), LiveEntry());
+  for (const std::string& scope : {std::string("ks"), std::string(kPruneTable)}) {
+    SCOPED_TRACE(scope);
+    PrunePlan plan = PlanPrune(manifest, {scope}, {}, kPruneNow, kPruneAfter);
+    EXPECT_TRUE(plan.updates.empty()) << plan.updates[0].first;
+    EXPECT_TRUE(plan.remove.empty()) << plan.remove[0];
+  }
+}
+
+// Scopes are whole path components: "ks" is not "ks2", a table is not its
+// neighbour. What is outside them is not looked at, even when long gone.
+TEST(PlanPrune, OnlyTheScopesAreLookedAt) {
+  const int64_t long_ago = kPruneNowNs - absl::ToInt64Nanoseconds(absl::Hours(100));
+  const std::string a = absl::StrCat(kPruneTable, "/nb-1-big");
+  const std::string b = "ks/u-1c3f4ea03e7411e59149ef9f87394ca6/nb-1-big";
+  const std::string other_keyspace = "ks2/t-5f1a7b103e7411e59149ef9f87394ca6/nb-1-big";
+  Manifest manifest;
+  PutSSTable(manifest, a, long_ago);
+  PutSSTable(manifest, b, long_ago);
+  PutSSTable(manifest, other_keyspace, long_ago);
+  manifest.Put("ks2/t-5f1a7b103e7411e59149ef9f87394ca6/nb-2-big-Data.db", LiveEntry());
+
+  PrunePlan plan = PlanPrune(manifest, {kPruneTable}, {}, kPruneNow, kPruneAfter);
+  EXPECT_TRUE(plan.updates.empty());
+  EXPECT_EQ(plan.remove, Paths(a));
+
+  plan = PlanPrune(manifest, {"ks"}, {}, kPruneNow, kPruneAfter);
+  EXPECT_TRUE(plan.updates.empty());
+  std::vector<std::string> both = Paths(a);
+  for (const std::string& path : Paths(b)) both.push_back(path);
+  EXPECT_EQ(plan.remove, both);
+
+  plan = PlanPrune(manifest, {"ks2"}, {}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(Updates(plan), std::vector<std::string>{absl::StrCat(
+                               "ks2/t-5f1a7b103e7411e59149ef9f87394ca6/nb-2-big-Data.db=",
+                               kPruneNowNs)});
+  EXPECT_EQ(plan.remove, Paths(other_keyspace));
+
+  // A keyspace whose name starts like another's.
+  plan = PlanPrune(manifest, {"k"}, {}, kPruneNow, kPruneAfter);
+  EXPECT_TRUE(plan.updates.empty());
+  EXPECT_TRUE(plan.remove.empty());
+}
+
+// A secondary index's sstables ("ks/t/.t_idx/nb-1-big") are sstables of
+// their own: the table's live sstable of the same name does not keep them.
+TEST(PlanPrune, IndexSSTablesAreTheirOwnSSTables) {
+  const std::string table_sstable = absl::StrCat(kPruneTable, "/nb-1-big");
+  const std::string index_sstable = absl::StrCat(kPruneTable, "/.t_idx/nb-1-big");
+  Manifest manifest;
+  PutSSTable(manifest, table_sstable);
+  PutSSTable(manifest, index_sstable);
+  PrunePlan plan = PlanPrune(manifest, {kPruneTable}, {table_sstable}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(Updates(plan), Marked(index_sstable, kPruneNowNs));
+
+  plan = PlanPrune(manifest, {kPruneTable}, {index_sstable}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(Updates(plan), Marked(table_sstable, kPruneNowNs));
+
+  PutSSTable(manifest, index_sstable, kPruneNowNs - absl::ToInt64Nanoseconds(kPruneAfter));
+  plan = PlanPrune(manifest, {kPruneTable}, {table_sstable}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(plan.remove, Paths(index_sstable));
+}
+
+// Files of the live mirror that are no sstable's (a transaction log, a 2.x
+// temporary) have no key: never marked, never removed.
+TEST(PlanPrune, FilesOfNoSSTableAreLeftAlone) {
+  Manifest manifest;
+  manifest.Put(absl::StrCat(kPruneTable, "/nb_txn_flush_0a.log"), LiveEntry());
+  manifest.Put(absl::StrCat(kPruneTable, "/tmp-la-3-big-Data.db"), LiveEntry(1));
+  PrunePlan plan = PlanPrune(manifest, {"ks"}, {}, kPruneNow, kPruneAfter);
+  EXPECT_TRUE(plan.updates.empty());
+  EXPECT_TRUE(plan.remove.empty());
+}
+
 }  // namespace
 }  // namespace snaphaven
