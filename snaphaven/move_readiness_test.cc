@@ -1,7 +1,7 @@
 // Move readiness: which snapshots the selector hands to move mode as units
 // to delete (selector.h), for what selector_test.cc leaves open: a 2.0
 // snapshot's directories settling, a manifest.json that could not be read,
-// the settle time's edge, and a unit spread over several data roots.
+// the settle time's edge, and units spread over several data roots.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -208,6 +208,26 @@ TEST_F(MoveReadinessTest, AUnitOverTwoRootsListsManifestJsonLast) {
   const std::vector<std::pair<int, std::string>> dirs = {
       {1, absl::StrCat(kTag, "/.t_idx")}, {0, kTag}, {1, kTag}};
   EXPECT_EQ(s.units[0].dirs, dirs);
+}
+
+// The same file (same size and mtime) in two roots is copied once; the unit
+// that deletes the snapshot must delete it from both, or the root that
+// keeps it keeps a snapshot with no manifest.json, never moved again.
+// Failed before the fix: the unit was built from the files not excluded,
+// and every root's copy of an identical duplicate but the first is
+// excluded (from copying); the move left root 1's schema.cql behind, and
+// every later cycle kept that remnant ("no manifest.json and no sstable").
+TEST_F(MoveReadinessTest, AFileInTwoRootsIsDeletedFromBoth) {
+  AddSnapshot();
+  AddFile(absl::StrCat(kTag, "/schema.cql"), 1);
+  AddDir(kTag, 1);
+  Selection s = Select();
+  ASSERT_EQ(s.units.size(), 1u) << Decisions(s);
+  std::vector<std::string> files = UnitFiles(s);
+  EXPECT_NE(std::find(files.begin(), files.end(), absl::StrCat("1:", kTag, "/schema.cql")),
+            files.end())
+      << absl::StrJoin(files, "\n");
+  EXPECT_EQ(files.back(), absl::StrCat("0:", kTag, "/manifest.json"));
 }
 
 }  // namespace

@@ -40,6 +40,7 @@ class Selector {
 
   Selection Run() {
     excluded_.assign(scan_.files.size(), false);
+    duplicate_.assign(scan_.files.size(), false);
     eligible_.assign(scan_.files.size(), false);
     FindConflicts();
     for (const ScanResult::WalkedDir& dir : scan_.walked_dirs) {
@@ -106,7 +107,7 @@ class Selector {
       }
       if (j - i > 1) {
         if (identical) {
-          for (size_t k = i + 1; k < j; ++k) excluded_[k] = true;
+          for (size_t k = i + 1; k < j; ++k) excluded_[k] = duplicate_[k] = true;
           Decide(absl::StrCat("skip duplicate ", files[i].relative_path,
                               " (same size and mtime in several data roots)"));
         } else {
@@ -204,10 +205,21 @@ class Selector {
     }
     MoveUnit move;
     move.name = unit;
+    // Every root's file, the identical duplicates too (one copy stands for
+    // them all); never one in conflict (not copied).
+    const std::string* manifest_path =
+        manifest_index != SIZE_MAX ? &scan_.files[manifest_index].relative_path : nullptr;
+    std::vector<size_t> proofs;  // manifest.json in each root
     for (size_t i : files) {
-      if (!excluded_[i] && i != manifest_index) move.files.push_back(i);
+      if (excluded_[i] && !duplicate_[i]) continue;
+      if (manifest_path != nullptr && scan_.files[i].relative_path == *manifest_path) {
+        if (i != manifest_index) proofs.push_back(i);
+        continue;
+      }
+      move.files.push_back(i);
     }
     // Last: the proof of completeness (2.0 wrote none).
+    move.files.insert(move.files.end(), proofs.begin(), proofs.end());
     if (manifest_index != SIZE_MAX) move.files.push_back(manifest_index);
     for (const auto& [root, dir] : scan_.snapshot_dirs) {
       if (dir == unit || absl::StartsWith(dir, absl::StrCat(unit, "/"))) move.dirs.emplace_back(root, dir);
@@ -360,6 +372,8 @@ class Selector {
   const Manifest& destination_;
   const SelectOptions& options_;
   std::vector<bool> excluded_, eligible_;
+  // Excluded as an identical copy, in another data root, of a file taken.
+  std::vector<bool> duplicate_;
   absl::flat_hash_map<absl::string_view, size_t> by_path_;
   absl::flat_hash_set<std::string> conflicted_;
   absl::flat_hash_set<std::string> warned_;
