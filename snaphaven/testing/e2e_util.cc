@@ -12,6 +12,8 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -34,6 +36,44 @@ std::vector<char*> Argv(const std::string& binary, const std::vector<std::string
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   return argv;
+}
+
+// In a sanitizer build (.bazelrc asan, tsan) the binary is sanitized too: a
+// report in the stderr of a program started here fails the test when it is
+// reaped. (ASan and TSan also write theirs where tools/test.sh collects them;
+// gcc's UBSan writes to stderr only.)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+std::mutex started_mu;
+std::map<pid_t, std::string>& StderrOfStarted() {
+  static auto* const paths = new std::map<pid_t, std::string>;
+  return *paths;
+}
+
+void ExpectNoSanitizerReport(pid_t pid) {
+  if (!kSanitized) return;
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(started_mu);
+    auto it = StderrOfStarted().find(pid);
+    if (it == StderrOfStarted().end()) return;
+    path = it->second;
+    StderrOfStarted().erase(it);
+  }
+  const std::string err = ReadFileIfExists(path);
+  for (const char* marker : {"runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                             "WARNING: ThreadSanitizer"}) {
+    const size_t at = err.find(marker);
+    if (at != std::string::npos) {
+      ADD_FAILURE() << "sanitizer report from pid " << pid << " in " << path << ":\n"
+                    << err.substr(at > 200 ? at - 200 : 0, 4000);
+      return;
+    }
+  }
 }
 
 int DecodeStatus(int status) {
@@ -117,6 +157,10 @@ pid_t StartProgram(const std::string& binary, const std::vector<std::string>& ar
   }
   close(out);
   if (err != out) close(err);
+  if (kSanitized) {
+    std::lock_guard<std::mutex> lock(started_mu);
+    StderrOfStarted()[pid] = err_path;
+  }
   return pid;
 }
 
@@ -144,7 +188,10 @@ int WaitForExit(pid_t pid, absl::Duration timeout) {
   while (true) {
     int status = 0;
     pid_t got = waitpid(pid, &status, WNOHANG);
-    if (got == pid) return DecodeStatus(status);
+    if (got == pid) {
+      ExpectNoSanitizerReport(pid);
+      return DecodeStatus(status);
+    }
     if (got < 0) return -1;
     if (absl::Now() > deadline) return -1;
     absl::SleepFor(absl::Milliseconds(5));
