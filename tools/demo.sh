@@ -23,8 +23,10 @@ echo; echo "== the snapshot copies it holds (snaphaven --list)"
 bazel-bin/snaphaven/snaphaven -s demo/backup --list
 
 echo; echo "== the destination mirrors the data root (one table shown)"
-table=$(ls -d demo/backup/shop/*/ | head -n 1)
-find "$table" -type f -printf '%n links  %10s bytes  %P\n' | sort -k5 | head -n 10
+# (sed, not head: head leaving early would kill sort with SIGPIPE, and
+# pipefail would make that the script's failure.)
+table=$(ls -d demo/backup/shop/*/ | sed -n 1p)
+find "$table" -type f -printf '%n links  %10s bytes  %P\n' | sort -k5 | sed -n 1,10p
 echo "   ..."
 echo "$(find demo/backup -type f -not -path '*/.snaphaven/*' | wc -l) files in demo/backup," \
   "$(du -sh demo/backup | cut -f1) on disk (snapshots share inodes, as at the source)"
