@@ -56,7 +56,14 @@ absl::StatusOr<int64_t> ParseBandwidth(const std::string& given) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid --max_bandwidth '", given, "': unknown unit '", unit, "'"));
   }
-  return static_cast<int64_t>(number * scale);
+  // Whole bytes per second: at least 1 (0 would mean no limit at all), and
+  // below 2^63 (a double beyond int64 has no value in it).
+  const double bytes = number * scale;
+  if (!(bytes >= 1 && bytes < 9223372036854775808.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid --max_bandwidth '", given, "': from 1 byte to 8 EiB per second"));
+  }
+  return static_cast<int64_t>(bytes);
 }
 
 }  // namespace snaphaven

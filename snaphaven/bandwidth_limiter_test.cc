@@ -19,6 +19,20 @@ TEST(ParseBandwidth, Units) {
   }
 }
 
+// Found by //snaphaven/fuzz:command_line_fuzzer (UBSan: a double beyond
+// int64 converted to it; testdata/fuzz_regressions/command_line_fuzzer/):
+// a rate must be a whole number of bytes per second that an int64 holds,
+// and at least 1 (0 means unlimited: "0.5" must not turn the limit off).
+TEST(ParseBandwidth, RefusesRatesNoInt64Holds) {
+  for (const char* bad : {"99999999999999999999", "9223372036854775808", "8589934592GiB",
+                          "777777777777777777777777777777777777777777777777777777777777777777G",
+                          "0.5", "0.0000001M"}) {
+    EXPECT_FALSE(ParseBandwidth(bad).ok()) << bad;
+  }
+  EXPECT_EQ(*ParseBandwidth("1"), 1);
+  EXPECT_EQ(*ParseBandwidth("8589934591GiB"), int64_t{8589934591} << 30);
+}
+
 // A lower bound only (a slow machine may take longer, never shorter): the
 // limiter never lets more than burst + rate x elapsed bytes through.
 TEST(BandwidthLimiter, NeverFasterThanTheLimit) {
