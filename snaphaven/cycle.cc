@@ -343,10 +343,10 @@ absl::Status Syncer::CommitManifest() {
   return status;
 }
 
-absl::flat_hash_map<size_t, std::string> Syncer::ReadMetadata(FileSystem& fs,
-                                                              const ScanResult& scan) {
+absl::flat_hash_map<size_t, std::string> Syncer::ReadMetadata(
+    FileSystem& fs, const ScanResult& scan, const SelectOptions& select_options) {
   absl::flat_hash_map<size_t, std::string> texts;
-  for (size_t i : MetadataToRead(scan)) {
+  for (size_t i : MetadataToRead(scan, select_options)) {
     const SourceFile& file = scan.files[i];
     absl::StatusOr<std::string> text =
         fs.ReadFile(JoinPath(options_.data_roots[file.root], file.relative_path));
@@ -568,13 +568,7 @@ bool Syncer::BeginCycle(CycleRun& run) {
   scan.threads = options_.scan_threads;
   // Symlinked keyspace and table directories are followed, never into it.
   scan.destination = options_.destination;
-  if (!dir_cache_.has_value()) {
-    absl::StatusOr<std::string> text = fs_.ReadFile(state_.dir_cache);
-    absl::StatusOr<DirCache> parsed =
-        text.ok() ? DirCache::Parse(*text) : absl::StatusOr<DirCache>(text.status());
-    dir_cache_ = parsed.ok() ? *std::move(parsed) : DirCache();
-    if (parsed.ok()) dir_cache_saved_ = *text;
-  }
+  LoadDirCache();
   // Unchanged snapshot directories are skipped, unless this cycle must not
   // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
   // must look at every snapshot (a settling one becomes movable without
@@ -583,7 +577,8 @@ bool Syncer::BeginCycle(CycleRun& run) {
   return true;
 }
 
-Selection Syncer::SelectTable(const ScanResult& scan, CycleRun& run) {
+Selection Syncer::SelectTable(const ScanResult& scan, const std::vector<CopyState>& states,
+                               CycleRun& run) {
   for (const std::string& warning : scan.warnings) LOG(WARNING) << warning;
   for (const std::string& note : scan.notes) VLOG(1) << note;
   for (const absl::Status& error : scan.errors) {
@@ -598,8 +593,9 @@ Selection Syncer::SelectTable(const ScanResult& scan, CycleRun& run) {
   select_options.settle_time = options_.settle_time;
   select_options.now = clock_.Now();
   select_options.record_decisions = options_.verbosity >= 2;
-  Selection selection =
-      SelectFiles(scan, ReadMetadata(retrying_, scan), *manifest_, select_options);
+  select_options.states = &states;
+  Selection selection = SelectFiles(scan, ReadMetadata(retrying_, scan, select_options),
+                                    *manifest_, select_options);
   for (const std::string& decision : selection.decisions) VLOG(2) << decision;
   for (const std::string& warning : selection.warnings) LOG(WARNING) << warning;
   for (const std::string& error : selection.errors) {
@@ -613,10 +609,17 @@ Selection Syncer::SelectTable(const ScanResult& scan, CycleRun& run) {
 Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
                                     const std::atomic<bool>& stop) {
   const ScanResult scan = ScanTables(retrying_, run.scan_options, {&source});
-  const Selection selection = SelectTable(scan, run);
+  if (TableUnchanged(source, scan, run)) {
+    SkipUnchangedTable(source, scan, run);
+    return run.stopping ? TableStep::kStop : TableStep::kNext;
+  }
+  const std::vector<CopyState> states =
+      StatesOfCopies(scan.files, *manifest_, mtime_granularity_ns_);
+  const Selection selection = SelectTable(scan, states, run);
   PlanOptions plan_options;
   plan_options.record_decisions = options_.verbosity >= 2;
   plan_options.mtime_granularity_ns = mtime_granularity_ns_;
+  plan_options.states = &states;
   const Plan plan = PlanCycle(scan.files, selection.eligible, *manifest_, plan_options);
   if (!manifest_->status().ok()) {
     // Entries are missing: planning from it would copy what is there. A
@@ -647,6 +650,10 @@ Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
   }
   if (!CommitAndMove(scan, selection.units, table.ready, run.stats)) return TableStep::kStop;
   UpdateDirCache(scan, run.start, run.next_dir_cache);
+  const bool clean = scan.errors.empty() && scan.warnings.empty() &&
+                     selection.held_back.empty() && selection.warnings.empty() &&
+                     selection.errors.empty();
+  RememberListings(scan, clean, run.start, run.next_dir_cache);
   manifest_->Release(source.relative_path);
   return run.stopping ? TableStep::kStop : TableStep::kNext;
 }
@@ -884,12 +891,22 @@ void Syncer::ReportUnknownFiles(const std::string& scope, VerifyStats& stats) {
   }
 }
 
+void Syncer::LoadDirCache() {
+  if (dir_cache_.has_value()) return;
+  absl::StatusOr<std::string> text = fs_.ReadFile(state_.dir_cache);
+  absl::StatusOr<DirCache> parsed =
+      text.ok() ? DirCache::Parse(*text) : absl::StatusOr<DirCache>(text.status());
+  dir_cache_ = parsed.ok() ? *std::move(parsed) : DirCache();
+  if (parsed.ok()) dir_cache_saved_ = *text;
+}
+
 void Syncer::ForgetCopy(const std::string& rel) {
-  // Its directory must be listed again for the copy to be redone.
-  if (dir_cache_.has_value()) {
-    for (const std::string& root : options_.data_roots) {
-      dir_cache_->EraseTree(JoinPath(root, DirName(rel)));
-    }
+  // Its directory must be listed again for the copy to be redone: the
+  // cache is read first, or the next cycle would read it from disk and
+  // trust the directory still.
+  LoadDirCache();
+  for (const std::string& root : options_.data_roots) {
+    dir_cache_->EraseTree(JoinPath(root, DirName(rel)));
   }
   absl::StatusOr<FileStat> bad = fs_.Stat(JoinPath(options_.destination, rel));
   manifest_->Erase(rel);
@@ -1057,6 +1074,7 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start, DirC
     if (const CachedDir* cached = dir_cache_->Find(dir)) next.Put(dir, *cached);
   }
   // Which snapshot directories have every file recorded at the destination.
+  // (Live and backups directories: RememberListings.)
   struct Tally {
     bool all_current = true;
     int64_t files = 0;
@@ -1073,14 +1091,103 @@ void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start, DirC
   }
   // A directory changed within the last moments may still be changing at
   // a granularity its mtime cannot show: list it again next time.
-  const int64_t settled = absl::ToUnixNanos(cycle_start - absl::Seconds(2));
   for (const ScanResult::WalkedDir& walked : scan.walked_dirs) {
     std::string dir = JoinPath(options_.data_roots[walked.root], walked.relative_path);
     const Tally& t = tally[dir];
-    if (!t.all_current || walked.stat.mtime_ns >= settled) continue;
+    if (!t.all_current || !SettledAt(walked.stat.mtime_ns, cycle_start)) continue;
     next.Put(dir, CachedDir{walked.stat.dev, walked.stat.ino, walked.stat.mtime_ns, t.files,
                             t.bytes, walked.subdirs});
   }
+}
+
+bool Syncer::TableUnchanged(const SourceTable& source, const ScanResult& scan,
+                            const CycleRun& run) const {
+  if (run.scan_options.unchanged_dirs == nullptr || options_.dry_run) return false;
+  if (!scan.walked_dirs.empty() || !scan.errors.empty() || !scan.warnings.empty()) return false;
+  // Every root's table directory listed (one that vanished since the
+  // tables were listed has its live copies to prune).
+  if (options_.sync_live) {
+    for (const TableDir& dir : source.dirs) {
+      bool listed = false;
+      for (const ScanResult::ListedDir& l : scan.listed_dirs) {
+        listed |= l.root == dir.root && l.relative_path == source.relative_path;
+      }
+      if (!listed) return false;
+    }
+  }
+  for (const ScanResult::ListedDir& listed : scan.listed_dirs) {
+    const CachedDir* cached = dir_cache_->Find(
+        JoinPath(options_.data_roots[listed.root], listed.relative_path));
+    if (cached == nullptr || cached->listing != listed.listing ||
+        cached->dev != listed.stat.dev || cached->ino != listed.stat.ino) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void Syncer::SkipUnchangedTable(const SourceTable& source, const ScanResult& scan,
+                                CycleRun& run) {
+  const int64_t files = static_cast<int64_t>(scan.files.size()) + scan.skipped_files;
+  run.stats.scanned += files;
+  run.stats.unchanged += files;
+  for (const std::string& decision : scan.decisions) VLOG(2) << decision;
+  VLOG(2) << "unchanged table " << source.relative_path << " (" << files
+          << " files; its directories list as when all were current)";
+  if (options_.sync_live) run.tables_seen.insert(source.relative_path);
+  UpdateDirCache(scan, run.start, run.next_dir_cache);  // the snapshot directories
+  for (const ScanResult::ListedDir& listed : scan.listed_dirs) {
+    const std::string dir = JoinPath(options_.data_roots[listed.root], listed.relative_path);
+    run.next_dir_cache.Put(dir, *dir_cache_->Find(dir));
+  }
+}
+
+void Syncer::RememberListings(const ScanResult& scan, bool clean, absl::Time cycle_start,
+                              DirCache& next) {
+  if (options_.move || !clean) return;
+  // (A file changed within the last moments may change again at a
+  // granularity its mtime cannot show: SettledAt.)
+  // Per directory (relative: one manifest directory for every root): its
+  // files, and whether each is current and settled.
+  struct Tally {
+    absl::flat_hash_set<absl::string_view> files;
+    bool all_current = true;
+  };
+  absl::flat_hash_map<absl::string_view, Tally> tally;
+  for (const ScanResult::ListedDir& listed : scan.listed_dirs) tally[listed.relative_path];
+  for (const SourceFile& file : scan.files) {
+    auto it = tally.find(DirName(file.relative_path));
+    if (it == tally.end()) continue;
+    it->second.files.insert(file.relative_path);
+    it->second.all_current &=
+        SettledAt(file.stat.mtime_ns, cycle_start) &&
+        IsCurrentCopy(manifest_->Find(file.relative_path), file.stat, mtime_granularity_ns_);
+  }
+  for (auto& [dir, t] : tally) {
+    if (t.all_current) t.all_current = ManifestHoldsExactly(dir, t.files.size());
+  }
+  for (const ScanResult::ListedDir& listed : scan.listed_dirs) {
+    // (The directory's own mtime may be young: its listing says what changed.)
+    if (!tally[listed.relative_path].all_current) continue;
+    next.Put(JoinPath(options_.data_roots[listed.root], listed.relative_path),
+             CachedDir{listed.stat.dev, listed.stat.ino, listed.stat.mtime_ns, 0, 0, {},
+                       listed.listing});
+  }
+}
+
+bool Syncer::ManifestHoldsExactly(absl::string_view dir, size_t files) const {
+  const std::string d(dir);
+  manifest_->LoadSectionsBelow(d, [&](absl::string_view section) { return section == d; });
+  const std::string prefix = absl::StrCat(d, "/");
+  size_t held = 0;
+  const Manifest::Map& entries = manifest_->loaded_entries();
+  for (auto it = entries.lower_bound(prefix);
+       it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
+    if (absl::StrContains(absl::string_view(it->first).substr(prefix.size()), '/')) continue;
+    if (it->second.missing_since_ns != 0) return false;  // on its way to be pruned
+    ++held;
+  }
+  return held == files;
 }
 
 void Syncer::SaveDirCache(DirCache next) {

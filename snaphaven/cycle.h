@@ -155,7 +155,8 @@ class Syncer {
   void EndCycle(CycleRun& run);
   // SyncTable's parts: the selection with its reports, then the plan's
   // application with its bookkeeping.
-  Selection SelectTable(const ScanResult& scan, CycleRun& run);
+  Selection SelectTable(const ScanResult& scan, const std::vector<CopyState>& states,
+                        CycleRun& run);
   void ApplyTable(TableRun& table, CycleRun& run, const std::atomic<bool>& stop);
   // The outcome of one action: counted, logged, recorded in the manifest.
   // False to stop the run.
@@ -193,6 +194,24 @@ class Syncer {
   // After a table: its snapshot directories whose files are all recorded,
   // to skip next time, go to `next`.
   void UpdateDirCache(const ScanResult& scan, absl::Time cycle_start, DirCache& next);
+  // Whether every live, index and backups directory of the table lists
+  // what the cache says it listed when the manifest held exactly its files,
+  // all current, and no snapshot directory had to be listed: then nothing
+  // in the table can need a copy, a link, a move or a prune.
+  bool TableUnchanged(const SourceTable& source, const ScanResult& scan,
+                      const CycleRun& run) const;
+  // Counts such a table as unchanged and keeps its cache entries.
+  void SkipUnchangedTable(const SourceTable& source, const ScanResult& scan, CycleRun& run);
+  // After a table whose selection held nothing back and warned of nothing
+  // (`clean`): its listed directories whose files the manifest holds
+  // exactly, all current and settled, go to `next` with their listing.
+  void RememberListings(const ScanResult& scan, bool clean, absl::Time cycle_start,
+                        DirCache& next);
+  // Whether the manifest's entries directly in `dir` are `files` in number,
+  // none missing at the source.
+  bool ManifestHoldsExactly(absl::string_view dir, size_t files) const;
+  // Reads <dest>/.snaphaven/dircache once (an unreadable one is empty).
+  void LoadDirCache();
   // After a cycle: the directory cache is `next` now; saved when it changed.
   void SaveDirCache(DirCache next);
   absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
@@ -209,7 +228,8 @@ class Syncer {
   // corrupt (not an I/O error): renames it to manifest.corrupt, so the next
   // load rebuilds it from the destination, and says so. Once per Syncer.
   bool SetAsideCorruptManifest();
-  absl::flat_hash_map<size_t, std::string> ReadMetadata(FileSystem& fs, const ScanResult& scan);
+  absl::flat_hash_map<size_t, std::string> ReadMetadata(FileSystem& fs, const ScanResult& scan,
+                                                        const SelectOptions& select_options);
   // Commits the manifest if needed, then deletes the sources of the units
   // that are ready. False when the manifest could not be committed.
   bool CommitAndMove(const ScanResult& scan, const std::vector<MoveUnit>& units,

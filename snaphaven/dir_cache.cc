@@ -11,9 +11,33 @@
 namespace snaphaven {
 namespace {
 
-constexpr absl::string_view kHeader = "snaphaven-dircache 1\n";
+// Version 2 adds the listing digest (the 7th field); version 1 is read too.
+constexpr absl::string_view kHeader = "snaphaven-dircache 2\n";
+constexpr absl::string_view kHeaderV1 = "snaphaven-dircache 1\n";
 
 }  // namespace
+
+void ListingDigest::Mix(absl::string_view bytes) {
+  for (unsigned char c : bytes) {
+    hash_ ^= c;
+    hash_ *= 1099511628211ULL;
+  }
+}
+
+void ListingDigest::Add(absl::string_view name, const FileStat& stat) {
+  Mix(name);
+  const int64_t fields[] = {static_cast<int64_t>(stat.type), static_cast<int64_t>(stat.dev),
+                            static_cast<int64_t>(stat.ino), stat.size, stat.mtime_ns};
+  // The '\0' ends the name (no name holds one), then the fields.
+  Mix(absl::string_view("\0", 1));
+  Mix(absl::string_view(reinterpret_cast<const char*>(fields), sizeof(fields)));
+}
+
+bool SettledAt(int64_t mtime_ns, absl::Time now) {
+  const bool whole_seconds = mtime_ns % 1000000000 == 0;
+  const absl::Duration window = whole_seconds ? absl::Seconds(2) : absl::Milliseconds(100);
+  return absl::FromUnixNanos(mtime_ns) < now - window;
+}
 
 const CachedDir* DirCache::Find(absl::string_view path) const {
   auto it = dirs_.find(path);
@@ -27,13 +51,14 @@ void DirCache::EraseTree(const std::string& path) {
   while (it != dirs_.end() && absl::StartsWith(it->first, below)) it = dirs_.erase(it);
 }
 
-// One line per directory: path, dev, ino, mtime, files, bytes, subdirs
-// (C-escaped, tab-separated), then a checksummed trailer as the manifest's.
+// One line per directory: path, dev, ino, mtime, files, bytes, listing
+// digest (hex), subdirs (C-escaped, tab-separated), then a checksummed
+// trailer as the manifest's.
 std::string DirCache::Serialize() const {
   std::string out(kHeader);
   for (const auto& [path, d] : dirs_) {
     absl::StrAppend(&out, absl::CEscape(path), "\t", d.dev, "\t", d.ino, "\t", d.mtime_ns, "\t",
-                    d.files, "\t", d.bytes);
+                    d.files, "\t", d.bytes, "\t", absl::Hex(d.listing));
     for (const std::string& sub : d.subdirs) absl::StrAppend(&out, "\t", absl::CEscape(sub));
     out += '\n';
   }
@@ -44,7 +69,9 @@ std::string DirCache::Serialize() const {
 
 absl::StatusOr<DirCache> DirCache::Parse(absl::string_view text) {
   auto corrupt = [] { return absl::InvalidArgumentError("corrupt dircache"); };
-  if (!absl::StartsWith(text, kHeader) || text.empty() || text.back() != '\n') return corrupt();
+  const bool v1 = absl::StartsWith(text, kHeaderV1);
+  if (!(v1 || absl::StartsWith(text, kHeader)) || text.back() != '\n') return corrupt();
+  const size_t fixed = v1 ? 6 : 7;  // fields before the subdirectories
   size_t trailer_at = text.rfind('\n', text.size() - 2);
   absl::string_view body = text.substr(0, trailer_at + 1);
   std::vector<absl::string_view> t =
@@ -61,12 +88,13 @@ absl::StatusOr<DirCache> DirCache::Parse(absl::string_view text) {
     std::vector<absl::string_view> f = absl::StrSplit(line, '\t');
     std::string path;
     CachedDir d;
-    if (f.size() < 6 || !absl::CUnescape(f[0], &path) || !absl::SimpleAtoi(f[1], &d.dev) ||
+    if (f.size() < fixed || !absl::CUnescape(f[0], &path) || !absl::SimpleAtoi(f[1], &d.dev) ||
         !absl::SimpleAtoi(f[2], &d.ino) || !absl::SimpleAtoi(f[3], &d.mtime_ns) ||
-        !absl::SimpleAtoi(f[4], &d.files) || !absl::SimpleAtoi(f[5], &d.bytes)) {
+        !absl::SimpleAtoi(f[4], &d.files) || !absl::SimpleAtoi(f[5], &d.bytes) ||
+        (!v1 && !absl::SimpleHexAtoi(f[6], &d.listing))) {
       return corrupt();
     }
-    for (size_t i = 6; i < f.size(); ++i) {
+    for (size_t i = fixed; i < f.size(); ++i) {
       std::string sub;
       if (!absl::CUnescape(f[i], &sub) || sub.empty() || absl::StrContains(sub, '/')) {
         return corrupt();

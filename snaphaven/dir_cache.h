@@ -1,7 +1,13 @@
-// Snapshot directories known to be wholly at the destination. Cassandra never
-// adds to a snapshot tag and replaces (never edits) files, so a snapshot
-// directory whose inode and mtime are what they were when every file in it
-// was last seen current needs no file-by-file re-check: the scan skips it.
+// Directories known to be wholly at the destination.
+//  - Snapshot directories: Cassandra never adds to a snapshot tag and
+//    replaces (never edits) files, so a snapshot directory whose inode and
+//    mtime are what they were when every file in it was last seen current
+//    needs no file-by-file re-check: the scan skips it.
+//  - Live table, index and backups directories are always listed (a file
+//    replaced under the same name leaves a directory's mtime alone), but one
+//    whose listing (every name with its type, inode, size and mtime) hashes
+//    to what it was when the manifest held exactly its files, all current,
+//    needs neither a manifest lookup, nor selection, nor pruning.
 // --fullsync re-checks everything. Stored in <dest>/.snaphaven/dircache.
 
 #ifndef SNAPHAVEN_DIR_CACHE_H_
@@ -14,6 +20,8 @@
 #include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "snaphaven/file_system.h"
 
 namespace snaphaven {
 
@@ -24,7 +32,29 @@ struct CachedDir {
   int64_t files = 0;  // regular files directly in it
   int64_t bytes = 0;
   std::vector<std::string> subdirs;  // names of its directories
+  // Live, index and backups directories: the ListingDigest of the listing
+  // when it was all current; 0 for snapshot directories.
+  uint64_t listing = 0;
 };
+
+// A stable 64-bit hash (FNV-1a) of a directory's listing, entry by entry in
+// name order: the same listing gives the same value in every process.
+class ListingDigest {
+ public:
+  void Add(absl::string_view name, const FileStat& stat);
+  uint64_t value() const { return hash_; }
+
+ private:
+  void Mix(absl::string_view bytes);
+  uint64_t hash_ = 14695981039346656037ULL;
+};
+
+// Whether what has `mtime_ns` as its mtime has been left alone long enough,
+// at `now` (taken before it was looked at), that a later change to it would
+// show in its mtime: 100 ms on a file system that keeps sub-second times
+// (the kernel stamps them from a clock that ticks every 1 to 10 ms), 2 s on
+// one that keeps whole seconds (or 2-second units, as FAT does).
+bool SettledAt(int64_t mtime_ns, absl::Time now);
 
 class DirCache {
  public:

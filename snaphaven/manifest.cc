@@ -620,6 +620,14 @@ bool IsCurrentCopy(const ManifestEntry* entry, const FileStat& source,
          SameMtime(entry->mtime_ns, source.mtime_ns, mtime_granularity_ns);
 }
 
+CopyState StateOfCopy(const ManifestEntry* entry, const FileStat& source,
+                      int64_t mtime_granularity_ns) {
+  if (entry == nullptr) return CopyState::kNone;
+  if (!IsCurrentCopy(entry, source, mtime_granularity_ns)) return CopyState::kStale;
+  const SourceIdentity id{source.dev, source.ino, source.size, source.mtime_ns};
+  return entry->source() == id ? CopyState::kCurrentSameSource : CopyState::kCurrent;
+}
+
 std::vector<std::string> Manifest::Directories() const {
   absl::btree_set<std::string> dirs;
   for (const auto& [dir, stored] : unloaded_) dirs.insert(dir);

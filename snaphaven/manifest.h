@@ -113,6 +113,20 @@ struct ManifestEntry {
 bool IsCurrentCopy(const ManifestEntry* entry, const FileStat& source,
                    int64_t mtime_granularity_ns);
 
+// What the manifest holds for one source file, by the rule above: looked up
+// once per file and cycle, and shared by the selector and the planner.
+enum class CopyState : uint8_t {
+  kNone,                // no entry for its path
+  kStale,               // an entry, not current
+  kCurrent,             // current; recorded from another source identity
+  kCurrentSameSource,   // current, and recorded from this very inode
+};
+CopyState StateOfCopy(const ManifestEntry* entry, const FileStat& source,
+                      int64_t mtime_granularity_ns);
+inline bool IsCurrent(CopyState state) {
+  return state == CopyState::kCurrent || state == CopyState::kCurrentSameSource;
+}
+
 // Not thread-safe, not even its const methods: they may read sections in.
 class Manifest {
  public:

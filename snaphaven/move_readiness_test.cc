@@ -90,16 +90,16 @@ class MoveReadinessTest : public ::testing::Test {
     });
     scan_.snapshot_dirs = dirs_;
     scan_.walked_dirs = walked_;
-    absl::flat_hash_map<size_t, std::string> texts;
-    for (size_t i : MetadataToRead(scan_)) {
-      auto it = texts_.find({scan_.files[i].root, scan_.files[i].relative_path});
-      if (it != texts_.end()) texts[i] = it->second;
-    }
     SelectOptions options;
     options.move = true;
     options.now = kNow;
     options.settle_time = kSettle;
     options.record_decisions = true;
+    absl::flat_hash_map<size_t, std::string> texts;
+    for (size_t i : MetadataToRead(scan_, options)) {
+      auto it = texts_.find({scan_.files[i].root, scan_.files[i].relative_path});
+      if (it != texts_.end()) texts[i] = it->second;
+    }
     return SelectFiles(scan_, texts, Manifest(), options);
   }
 

@@ -33,6 +33,17 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
   return PlanCycle(files, all, manifest, options);
 }
 
+std::vector<CopyState> StatesOfCopies(const std::vector<SourceFile>& files,
+                                      const Manifest& manifest, int64_t mtime_granularity_ns) {
+  std::vector<CopyState> states;
+  states.reserve(files.size());
+  for (const SourceFile& file : files) {
+    states.push_back(
+        StateOfCopy(manifest.Find(file.relative_path), file.stat, mtime_granularity_ns));
+  }
+  return states;
+}
+
 Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& selected,
                const Manifest& manifest, const PlanOptions& options) {
   Plan plan;
@@ -46,23 +57,30 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
 
   // Pass 1: find what is current, so pass 2 can link to it whatever the
   // order of paths.
-  std::vector<size_t> pending;
+  std::vector<size_t> current, pending;
   for (size_t i : selected) {
     const SourceFile& file = files[i];
-    const ManifestEntry* entry = manifest.Find(file.relative_path);
-    if (IsCurrentCopy(entry, file.stat, options.mtime_granularity_ns)) {
-      ++plan.unchanged;
-      SourceIdentity id = IdentityOf(file.stat);
-      holders.emplace(id, Holder{&file.relative_path, -1});
-      if (!(entry->source() == id)) {
-        plan.manifest_updates.emplace_back(file.relative_path, EntryFor(file));
-      }
-      if (options.record_decisions) {
-        plan.decisions.push_back(absl::StrCat("unchanged ", file.relative_path));
-      }
-    } else {
+    const CopyState state =
+        options.states != nullptr
+            ? (*options.states)[i]
+            : StateOfCopy(manifest.Find(file.relative_path), file.stat,
+                          options.mtime_granularity_ns);
+    if (!IsCurrent(state)) {
       pending.push_back(i);
+      continue;
     }
+    ++plan.unchanged;
+    current.push_back(i);
+    if (state == CopyState::kCurrent) {
+      plan.manifest_updates.emplace_back(file.relative_path, EntryFor(file));
+    }
+    if (options.record_decisions) {
+      plan.decisions.push_back(absl::StrCat("unchanged ", file.relative_path));
+    }
+  }
+  if (pending.empty()) return plan;  // nothing to link: no holders needed
+  for (size_t i : current) {
+    holders.emplace(IdentityOf(files[i].stat), Holder{&files[i].relative_path, -1});
   }
 
   // Paths this cycle writes over: an earlier copy recorded there is about

@@ -48,7 +48,14 @@ struct PlanOptions {
   // The destination's mtime granularity: a manifest rebuilt from a
   // destination that keeps whole seconds still matches the source.
   int64_t mtime_granularity_ns = 1;
+  // What the manifest holds for each of `files` (same indices), from
+  // StatesOfCopies; null: looked up here.
+  const std::vector<CopyState>* states = nullptr;
 };
+
+// StateOfCopy for every file: one manifest lookup per file and cycle.
+std::vector<CopyState> StatesOfCopies(const std::vector<SourceFile>& files,
+                                      const Manifest& manifest, int64_t mtime_granularity_ns);
 
 // A file is current when the manifest has an entry for its path with the
 // source's size and mtime. Others are linked when a current copy of the same

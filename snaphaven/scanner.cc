@@ -135,18 +135,24 @@ class SnapshotScanner {
   // listing cannot go through the link's own name; the paths still do).
   void ScanFlatDir(int root, const std::string& dir, const std::string& rel, PathKind kind,
                    bool index_dir = false, const std::string* list_dir = nullptr) {
-    for (const FileSystem::DirEntry& entry :
-         SortedEntries(list_dir != nullptr ? *list_dir : dir)) {
+    const std::string& listed = list_dir != nullptr ? *list_dir : dir;
+    // The directory's own stat first: the cache keeps it with the listing.
+    absl::StatusOr<FileStat> dir_stat = fs_.Stat(listed);
+    ListingDigest digest;
+    for (const FileSystem::DirEntry& entry : SortedEntries(listed)) {
       const std::string& name = entry.name;
-      std::string path = JoinPath(dir, name);
       const absl::StatusOr<FileStat>& st = entry.stat;
+      digest.Add(name, *st);
       if (st->type == FileType::kRegular) {
         result_.files.push_back(SourceFile{JoinPath(rel, name), root, *st, kind});
       } else if (st->type == FileType::kDirectory && name[0] == '.' && !index_dir) {
-        ScanFlatDir(root, path, JoinPath(rel, name), kind, /*index_dir=*/true);
+        ScanFlatDir(root, JoinPath(dir, name), JoinPath(rel, name), kind, /*index_dir=*/true);
       } else if (st->type == FileType::kSymlink) {
-        result_.warnings.push_back(absl::StrCat("not following symlink ", path));
+        result_.warnings.push_back(absl::StrCat("not following symlink ", JoinPath(dir, name)));
       }
+    }
+    if (dir_stat.ok()) {
+      result_.listed_dirs.push_back(ScanResult::ListedDir{root, rel, *dir_stat, digest.value()});
     }
   }
 
@@ -198,6 +204,7 @@ void Merge(ScanResult&& part, ScanResult& result) {
   append(result.notes, part.notes);
   append(result.errors, part.errors);
   append(result.decisions, part.decisions);
+  append(result.listed_dirs, part.listed_dirs);
   append(result.snapshot_dirs, part.snapshot_dirs);
   append(result.walked_dirs, part.walked_dirs);
   append(result.skipped_dirs, part.skipped_dirs);

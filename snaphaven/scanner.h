@@ -77,6 +77,15 @@ struct ScanResult {
     std::vector<std::string> subdirs;
   };
   std::vector<WalkedDir> walked_dirs;
+  // Live table, index and backups directories listed, with their stat and
+  // the ListingDigest of what they held (every entry, not only files).
+  struct ListedDir {
+    int root;
+    std::string relative_path;
+    FileStat stat;
+    uint64_t listing;
+  };
+  std::vector<ListedDir> listed_dirs;
   // Absolute paths of snapshot directories skipped as unchanged, and the
   // files and bytes in them.
   std::vector<std::string> skipped_dirs;

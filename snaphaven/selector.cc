@@ -32,6 +32,34 @@ std::string SnapshotUnit(absl::string_view rel) {
 
 int Depth(absl::string_view path) { return static_cast<int>(std::count(path.begin(), path.end(), '/')); }
 
+bool AllCurrent(const std::vector<CopyState>* states, const std::vector<size_t>& files) {
+  if (states == nullptr) return false;
+  for (size_t i : files) {
+    if (!IsCurrent((*states)[i])) return false;
+  }
+  return true;
+}
+
+// The files of the sstable whose TOC.txt is scan.files[toc]: its neighbours
+// in the scan (sorted by path, within a root or across roots, so the paths
+// sharing the prefix "<dir>/<sstable>-" are contiguous) in the same root.
+std::vector<size_t> FilesBesideToc(const ScanResult& scan, size_t toc) {
+  const SourceFile& t = scan.files[toc];
+  const absl::string_view path = t.relative_path;
+  const absl::string_view prefix = path.substr(0, path.size() - (sizeof("TOC.txt") - 1));
+  auto shares_prefix = [&](size_t j) {
+    return absl::StartsWith(scan.files[j].relative_path, prefix);
+  };
+  size_t first = toc, last = toc;
+  while (first > 0 && shares_prefix(first - 1)) --first;
+  while (last + 1 < scan.files.size() && shares_prefix(last + 1)) ++last;
+  std::vector<size_t> files;
+  for (size_t j = first; j <= last; ++j) {
+    if (scan.files[j].root == t.root) files.push_back(j);
+  }
+  return files;
+}
+
 class Selector {
  public:
   Selector(const ScanResult& scan, const absl::flat_hash_map<size_t, std::string>& texts,
@@ -275,6 +303,8 @@ class Selector {
     absl::optional<SSTableName> name = ParseSSTablePath(first);
     absl::flat_hash_set<std::string> components;
     const std::string* toc = nullptr;
+    // Copied whole and unchanged since (sstables are immutable).
+    if (AllCurrent(options_.states, group)) return "";
     for (size_t i : group) {
       absl::string_view file = BaseName(scan_.files[i].relative_path);
       components.insert(std::string(file.substr(prefix.size() + 1)));
@@ -384,12 +414,16 @@ class Selector {
 
 }  // namespace
 
-std::vector<size_t> MetadataToRead(const ScanResult& scan) {
+std::vector<size_t> MetadataToRead(const ScanResult& scan, const SelectOptions& options) {
   std::vector<size_t> wanted;
   for (size_t i = 0; i < scan.files.size(); ++i) {
     const SourceFile& f = scan.files[i];
     absl::string_view name = BaseName(f.relative_path);
-    bool toc = absl::EndsWith(name, "-TOC.txt");
+    // A snapshot's sstables matter only to move mode (MissingComponent);
+    // the selector skips an sstable that is wholly current (WholeSSTable).
+    bool toc = absl::EndsWith(name, "-TOC.txt") &&
+               (f.kind == PathKind::kSnapshot ? options.move
+                                              : !AllCurrent(options.states, FilesBesideToc(scan, i)));
     bool manifest = f.kind == PathKind::kSnapshot && name == kManifestJson &&
                     Depth(f.relative_path) == 4;
     bool txn_log = f.kind == PathKind::kLive && IsTxnLogName(name);

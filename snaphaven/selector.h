@@ -24,6 +24,11 @@ struct SelectOptions {
   absl::Duration settle_time = absl::Seconds(10);
   absl::Time now;
   bool record_decisions = false;
+  // What the manifest holds for each scanned file (StatesOfCopies), or null.
+  // A live or backup sstable whose every file is a current copy was whole
+  // when it was copied, and sstables are immutable: its TOC.txt is neither
+  // read nor needed again.
+  const std::vector<CopyState>* states = nullptr;
 };
 
 // Source files to delete together once every one of them is durably at the
@@ -77,9 +82,11 @@ struct Selection {
 //    belongs to a whole sstable. 2.0 wrote no manifest.json: a snapshot
 //    without one whose sstables are all older than 2.1 ("ka") is complete
 //    when each is whole and nothing in it changed for settle_time.
-// Which scanned files the selector needs the contents of: every TOC.txt,
-// every snapshot's top-level manifest.json and every transaction log.
-std::vector<size_t> MetadataToRead(const ScanResult& scan);
+// Which scanned files the selector (run with the same `options`) needs the
+// contents of: every snapshot's top-level manifest.json, every transaction
+// log, the TOC.txt of every live or backup sstable not wholly current at the
+// destination, and in move mode every snapshot's TOC.txt.
+std::vector<size_t> MetadataToRead(const ScanResult& scan, const SelectOptions& options);
 
 // `texts` holds the contents of the files MetadataToRead named (a file that
 // could not be read is absent). `destination` is the manifest: a file that a
