@@ -294,6 +294,14 @@ check_summary() {
 # ------------------------------------------------------------------- Image
 image() {
   local before=$failures ctx="$work/context"
+  # No program interpreter (PT_INTERP): nothing to load from an empty image.
+  python3 - "$binary" <<'PY' || fail "$binary is linked dynamically (a sanitizer build?): the image takes the default, static build"
+import struct, sys
+elf = open(sys.argv[1], "rb").read()
+phoff, = struct.unpack_from("<Q", elf, 0x20)
+phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+sys.exit(any(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == 3 for i in range(phnum)))
+PY
   mkdir "$ctx"
   cp "$here/Dockerfile" "$binary" "$ctx/"
   chmod 0755 "$ctx/snaphaven"
