@@ -75,6 +75,9 @@ cleanup() {
     for _ in $(seq 1 300); do kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$daemon_pid" 2>/dev/null
     wait "$daemon_pid" 2>/dev/null
+    # The containerd it started, should it outlive a killed dockerd.
+    local pidfile="$work/d/exec/containerd/containerd.pid"
+    [ -s "$pidfile" ] && kill -KILL "$(cat "$pidfile")" 2>/dev/null
     # What the daemon may leave mounted under its roots.
     grep -o " $work/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m"; done
   fi
@@ -125,7 +128,7 @@ start_daemon() {
 
 # --------------------------------------------------- the example's settings
 # Reads kubernetes-sidecar.yaml's snaphaven container into shell variables:
-# run_flags (the docker run options that mean the same), args, data_mount.
+# run_flags (the docker run options that mean the same), args, grace.
 # A setting the test relies on that is missing from the yaml is a failure.
 read_example() {
   local out
@@ -268,12 +271,12 @@ wait_log() {
   docker logs "$1" 2>&1 | grep -Eq "$2"
 }
 
-exit_code() { docker inspect -f '{{.State.ExitCode}}' "$1"; }
+exit_code() { docker inspect -f '{{.State.ExitCode}}' "$1" 2>&1 || true; }
 
 # stop_and_check CONTAINER: docker stop; exit 0 wanted.
 stop_and_check() {
   local started=$SECONDS
-  docker stop -t "$grace" "$1" >/dev/null
+  docker stop -t "$grace" "$1" >/dev/null || true
   local code
   code=$(exit_code "$1")
   echo "docker stop $1: exit $code after $((SECONDS - started)) s"
@@ -392,8 +395,8 @@ interrupted() {
     docker logs "$c" 2>&1 | tail -n 3
     check_summary "$c" interrupted
   else
-    docker kill "$c" >/dev/null
-    docker wait "$c" >/dev/null
+    docker kill "$c" >/dev/null || true
+    docker wait "$c" >/dev/null || true
     local code
     code=$(exit_code "$c")
     echo "docker kill $c: exit $code"
