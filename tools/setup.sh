@@ -18,6 +18,8 @@ packages=(
   liblz4-dev libsnappy-dev libzstd-dev  # commitlog segments' codecs (with zlib's Deflate)
   nlohmann-json3-dev     # parses snapshot manifest.json (header only)
   python3                # tools/test.sh reads the test results with it
+  python3-yaml           # //tools/packaging:container_test reads the Kubernetes example
+  docker.io              # ... and builds and runs the image (its own dockerd when none runs)
   file                   # the demo shows the binary is static
   util-linux             # mount, fincore
   rsync                  # benchmarks compare with it
@@ -38,8 +40,9 @@ done
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 echo "setup: installing ${missing[*]}" >&2
-# Installing openssh-server must not start a system sshd: the tests run
-# their own on 127.0.0.1. policy-rc.d tells the package scripts not to start
+# Installing openssh-server must not start a system sshd, nor docker.io a
+# system dockerd: the tests run their own (sshd on 127.0.0.1; dockerd only
+# when none answers). policy-rc.d tells the package scripts not to start
 # services (only for this install, and only if no policy is in place).
 policy=/usr/sbin/policy-rc.d
 added_policy=""

@@ -30,11 +30,8 @@ work=$(mktemp -d "${TEST_TMPDIR:-/tmp}/empty_root_XXXXXX")
 work=$(cd "$work" && pwd -P)
 trap 'rm -rf "$work"' EXIT
 
-failures=0
-declare -A result reason
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-pass_case() { result[$1]=passed; echo "PASS: $1"; }
-skip_case() { result[$1]=skipped; reason[$1]=$2; echo "SKIPPED: $1: $2"; }
+# shellcheck source=tools/packaging/test_cases.sh
+source "$here/test_cases.sh"
 
 # ---------------------------------------------------------------- EmptyRoot
 empty_root() {
@@ -146,7 +143,7 @@ empty_root() {
     echo "SKIPPED: the run as uid 999: needs root and chroot --userspec"
   fi
 
-  [ $failures -eq $before ] && pass_case EmptyRoot || result[EmptyRoot]=failed
+  end_case EmptyRoot "$before"
 }
 
 # ------------------------------------------------------------- SystemdUnits
@@ -184,7 +181,7 @@ systemd_units() {
   else
     echo "SKIPPED: systemd-analyze security --offline: this systemd lacks it"
   fi
-  [ $failures -eq $before ] && pass_case SystemdUnits || result[SystemdUnits]=failed
+  end_case SystemdUnits "$before"
 }
 
 # ----------------------------------------------------------------- CronLine
@@ -198,29 +195,14 @@ cron_line() {
   [[ " $command " == *" -q "* ]] || fail "snaphaven.cron: no -q in: $command"
   [[ "$command" != *%* ]] || fail "snaphaven.cron: an unescaped % (cron turns it into a newline)"
   [ -z "$(tail -c 1 "$here/snaphaven.cron")" ] || fail "snaphaven.cron: no final newline (cron ignores the last line)"
-  [ $failures -eq $before ] && pass_case CronLine || result[CronLine]=failed
+  end_case CronLine "$before"
 }
 
 empty_root
 systemd_units
 cron_line
 
-if [ -n "${XML_OUTPUT_FILE:-}" ]; then
-  {
-    echo '<?xml version="1.0" encoding="UTF-8"?>'
-    echo "<testsuites tests=\"3\" failures=\"$failures\" errors=\"0\">"
-    echo "  <testsuite name=\"empty_root_test\" tests=\"3\" failures=\"$failures\" errors=\"0\">"
-    for c in EmptyRoot SystemdUnits CronLine; do
-      case "${result[$c]:-failed}" in
-        passed) echo "    <testcase name=\"$c\" result=\"completed\"/>" ;;
-        skipped) echo "    <testcase name=\"$c\" result=\"skipped\"><skipped message=\"${reason[$c]//\"/&quot;}\"/></testcase>" ;;
-        *) echo "    <testcase name=\"$c\" result=\"completed\"><failure message=\"see the log\"/></testcase>" ;;
-      esac
-    done
-    echo '  </testsuite>'
-    echo '</testsuites>'
-  } >"$XML_OUTPUT_FILE"
-fi
+write_junit empty_root_test EmptyRoot SystemdUnits CronLine
 
 if [ $failures -ne 0 ]; then
   echo "FAILED: $failures check(s)"
