@@ -126,6 +126,15 @@ TEST_F(AllKeyspacesTest, KeyspacesAndAllKeyspacesTogetherOrNeitherExitTwo) {
   EXPECT_EQ(DiffTrees(before, ReadTree(dir_)), "") << "bad input changed something";
 }
 
+TEST(AllKeyspacesHelp, HelpNamesBothFlagsAndTheirUsage) {
+  RunResult r = RunSnaphaven({"--help"});
+  ASSERT_EQ(r.exit_code, 0);
+  for (const char* text : {"{keyspace [keyspace ...] | --all_keyspaces}", "--all_keyspaces  (default: false)",
+                           "--list --cluster [--json] [keyspace ...]", "--cluster  (default: false)"}) {
+    EXPECT_TRUE(absl::StrContains(r.out, text)) << text << "\n" << r.out;
+  }
+}
+
 TEST_F(AllKeyspacesTest, LoopModeFindsAKeyspaceCreatedLater) {
   GenerateNode();
   const std::string log = dir_ + "/log";

@@ -100,18 +100,23 @@ class ClusterTest : public ::testing::Test {
     }
   }
 
-  // Archived segments in node1's destination, 300 and 60 seconds old, and
-  // newer files that are no segments.
+  // Archived segments in node1's destination, 300 and 60 seconds old (the
+  // real 2.2 segments of Cassandra's test data when present), and newer
+  // files that are no segments: a 4.0 CDC index, a partial copy, a note.
   void ArchiveSegments() {
     const std::string archive = Dest(1) + "/commitlog_archive";
     ASSERT_EQ(mkdir(archive.c_str(), 0755), 0);
+    const std::string fixtures = testing::CassandraTestDataDir();
     for (const auto& [name, age] : std::vector<std::pair<std::string, int>>{
-             {"CommitLog-7-1700000000001.log", 300},
-             {"CommitLog-7-1700000000002.log", 60},
-             {"CommitLog-7-1700000000003_cdc.idx", 5},
-             {"CommitLog-7-1700000000003.log.partial", 5},
+             {"CommitLog-5-1438186815314.log", 300},
+             {"CommitLog-5-1438186815315.log", 60},
+             {"CommitLog-7-1438186815316_cdc.idx", 5},
+             {"CommitLog-5-1438186815316.log.partial", 5},
              {"notes.txt", 1}}) {
-      testing::WriteFileOrDie(archive + "/" + name, "x");
+      const std::string real = fixtures + "/legacy-commitlog/2.2/" + name;
+      testing::WriteFileOrDie(archive + "/" + name, !fixtures.empty() && absl::EndsWith(name, ".log")
+                                                        ? testing::ReadFileOrDie(real)
+                                                        : std::string("x"));
       SetAge(archive + "/" + name, age);
     }
   }
@@ -163,7 +168,7 @@ TEST_F(ClusterTest, JsonSaysWhereEachTagIsCompleteAndWhatIsMissing) {
   std::map<std::string, nlohmann::json> nodes;
   for (const auto& node : view["nodes"]) nodes[node["node"].get<std::string>()] = node;
   ASSERT_EQ(nodes.size(), 3u) << r.out;
-  EXPECT_EQ(nodes["node1"]["newest_segment"], "CommitLog-7-1700000000002.log");
+  EXPECT_EQ(nodes["node1"]["newest_segment"], "CommitLog-5-1438186815315.log");
   const int64_t age = nodes["node1"]["newest_segment_age_seconds"].get<int64_t>();
   EXPECT_GE(age, 60);
   EXPECT_LT(age, 120);
@@ -189,7 +194,7 @@ TEST_F(ClusterTest, TextHasARowPerTagTheMissingTablesAndTheSegmentAges) {
   EXPECT_TRUE(absl::StrContains(r.out, "node3 misses 1 of 4 tables: ks1/" + events_)) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "node2 has no copy of this tag: misses all 4 tables"))
       << r.out;
-  EXPECT_TRUE(absl::StrContains(line_starting("node1 "), "CommitLog-7-1700000000002.log  1m"))
+  EXPECT_TRUE(absl::StrContains(line_starting("node1 "), "CommitLog-5-1438186815315.log  1m"))
       << r.out;
   EXPECT_TRUE(absl::StrContains(line_starting("node3 "), "none")) << r.out;
 
