@@ -22,6 +22,7 @@
 #include "snaphaven/command_line.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/fuzz/fuzz_util.h"
+#include "snaphaven/keyspace_dirs.h"
 #include "snaphaven/options.h"
 
 namespace snaphaven {
@@ -41,6 +42,7 @@ const absl::flat_hash_map<std::string, Field>& Flags() {
       {"sync_backups", &R::sync_backups},   {"verify", &R::verify},
       {"verify_sample", &R::verify_sample}, {"checksum", &R::checksum},
       {"list", &R::list_only},              {"json", &R::json},
+      {"cluster", &R::cluster},             {"all_keyspaces", &R::all_keyspaces},
       {"restore", &R::restore_tag},         {"restore_to", &R::restore_to},
       {"keep_snapshots", &R::keep_snapshots}, {"keep_for", &R::keep_for},
       {"require_destination", &R::require_destination},
@@ -129,7 +131,8 @@ SandboxFileSystem& Sandbox() {
          {"", "/cassandra", "/cassandra/data", "/cassandra/data/ks1",
           "/cassandra/data/ks1/users-0123456789abcdef0123456789abcdef", "/moved", "/moved/ks2",
           "/moved/ks2/t-0123456789abcdef0123456789abcdef", "/home", "/home/data",
-          "/home/data/data", "/home/data/data/ks1", "/dest", "/dest/.snaphaven"}) {
+          "/home/data/data", "/home/data/data/ks1", "/dest", "/dest/.snaphaven",
+          "/cassandra/data/lost+found", "/cassandra/commitlog"}) {
       FUZZ_CHECK(real.MakeDir(root + dir).ok(), dir);
     }
     FUZZ_CHECK(symlink("../../moved/ks2", (root + "/cassandra/data/ks2").c_str()) == 0, "symlink");
@@ -197,8 +200,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(IsAbsolute(options->destination), options->destination);
+  FUZZ_CHECK(!options->cluster || options->mode == RunMode::kList, "--cluster without --list");
   if (options->mode == RunMode::kSync || options->mode == RunMode::kVerify) {
     FUZZ_CHECK(!options->keyspaces.empty() && !options->data_roots.empty(), "no keyspace");
+    // --all_keyspaces finds keyspaces only, never lost+found or commitlog.
+    for (const std::string& keyspace : options->keyspaces) {
+      FUZZ_CHECK(!options->all_keyspaces ||
+                     ClassifyKeyspaceDirName(keyspace) == KeyspaceDirName::kKeyspace,
+                 keyspace);
+    }
     for (const std::string& root : options->data_roots) {
       FUZZ_CHECK(IsAbsolute(root), root);
       // Never a destination inside a data root, nor one holding a data root.
