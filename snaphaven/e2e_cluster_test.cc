@@ -207,6 +207,36 @@ TEST_F(ClusterTest, TextHasARowPerTagTheMissingTablesAndTheSegmentAges) {
   }
 }
 
+// Two nodes that disagree on the tables' ids (each created them on its
+// own): each misses the other's table directories, in every tag.
+TEST_F(ClusterTest, NodesThatDisagreeOnTableIdsEachMissTheOthers) {
+  for (int node = 1; node <= 2; ++node) {
+    tools::TreeSpec spec;
+    spec.keyspaces = {"ks1"};
+    spec.tables_per_keyspace = 1;
+    spec.sstables_per_table = 1;
+    spec.snapshot_tags = {"s1"};
+    spec.data_size = 1024;
+    spec.seed = node;
+    ASSERT_TRUE(tools::GenerateTree(Data(node), spec).ok());
+    RunResult r = RunSnaphaven({"-d", Data(node), "-s", Dest(node), "ks1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  const std::string users1 = TableDir(1, "ks1", "users"), users2 = TableDir(2, "ks1", "users");
+  ASSERT_NE(users1, users2);
+  RunResult r = RunSnaphaven({"--list", "--cluster", "--json", "-s", root_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json tag = nlohmann::json::parse(r.out)["tags"][0];
+  EXPECT_EQ(tag["nodes_complete"], 0) << r.out;
+  EXPECT_EQ(tag["nodes_total"], 2) << r.out;
+  std::set<std::pair<std::string, std::string>> missing;
+  for (const auto& m : tag["missing"]) {
+    missing.emplace(m["node"].get<std::string>(), m["table"].get<std::string>());
+  }
+  EXPECT_EQ(missing, (std::set<std::pair<std::string, std::string>>{{"node1", users2},
+                                                                    {"node2", users1}}));
+}
+
 TEST_F(ClusterTest, BadRootsAndFlagsExitTwo) {
   for (const auto& [args, culprit] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"--list", "--cluster", "-s", dir_ + "/nowhere"}, "does not exist"},

@@ -157,6 +157,13 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   if (raw.list_only || !raw.restore_tag.empty()) {
     options.restore_tag = raw.restore_tag;
     options.restore_to = raw.restore_to;
+    for (const std::string& keyspace : raw.keyspaces) {
+      absl::Status valid = ValidateKeyspaceName(keyspace);
+      if (!valid.ok()) return valid;
+      options.keyspaces.push_back(keyspace);
+    }
+    // --cluster reads the destinations only: no data root is even looked at.
+    if (options.cluster) return options;
     // The live data roots, as far as they exist, so a restore never writes
     // into one.
     for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
@@ -166,12 +173,6 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
       options.data_roots.push_back(root.ok() ? *root : *real);
       if (IsDirectory(fs, JoinPath(*real, "data"))) options.data_roots.push_back(JoinPath(*real, "data"));
     }
-    for (const std::string& keyspace : raw.keyspaces) {
-      absl::Status valid = ValidateKeyspaceName(keyspace);
-      if (!valid.ok()) return valid;
-      options.keyspaces.push_back(keyspace);
-    }
-    if (options.cluster) return options;
     absl::StatusOr<std::string> real = fs.RealPath(snapshot_dir);
     if (!real.ok() || !IsDirectory(fs, *real)) {
       return Invalid(absl::StrCat("destination ", snapshot_dir, " does not exist"));

@@ -281,6 +281,7 @@ TEST_F(ValidateOptionsTest, ClusterRootIsTheParentOfAPercentHComponent) {
   raw.list_only = true;
   raw.cluster = true;
   raw.hostname = "node1";
+  raw.cassandra_dir = home_;  // there, and never looked at
   for (const std::string& given : {dir_ + "/nas", dir_ + "/nas/", dir_ + "/nas/%h",
                                    dir_ + "/nas/%h-cass2"}) {
     raw.snapshot_dir = given;
@@ -288,6 +289,7 @@ TEST_F(ValidateOptionsTest, ClusterRootIsTheParentOfAPercentHComponent) {
     ASSERT_TRUE(o.ok()) << given << ": " << o.status();
     EXPECT_EQ(o->destination, dir_ + "/nas") << given;
     EXPECT_TRUE(o->cluster);
+    EXPECT_TRUE(o->data_roots.empty());
   }
   raw.snapshot_dir = dir_ + "/nowhere";
   EXPECT_NE(Error(raw).find("cluster root " + dir_ + "/nowhere does not exist"),
