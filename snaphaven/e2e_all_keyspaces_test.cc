@@ -204,6 +204,31 @@ TEST_F(AllKeyspacesTest, RetentionCoversAKeyspaceGoneFromTheSource) {
   EXPECT_EQ(DiffTrees(KeyspaceSnapshots(), Without(DestinationFiles(dest_), {"ks2"})), "");
 }
 
+// The live mirror: a table dropped in a keyspace still there is pruned as
+// ever; a keyspace whose directory is gone altogether keeps its mirror.
+TEST_F(AllKeyspacesTest, LiveMirrorOfAKeyspaceGoneIsKeptOfATableGonePruned) {
+  GenerateNode();
+  const std::vector<std::string> live = {"--sync-sstables", "--prune_after", "0s"};
+  ASSERT_EQ(RunAll(live).exit_code, 0);
+  auto live_files = [&](const std::string& keyspace) {
+    int n = 0;
+    for (const auto& [path, record] : DestinationFiles(dest_)) {
+      n += absl::StartsWith(path, keyspace + "/") && !absl::StrContains(path, "/snapshots/");
+    }
+    return n;
+  };
+  const int ks2_live = live_files("ks2");
+  ASSERT_GT(ks2_live, 0);
+  ASSERT_GT(live_files("ks1"), 0);
+  ASSERT_EQ(std::system(absl::StrCat("rm -rf '", data_, "/ks2' '", data_, "'/ks1/*").c_str()), 0);
+  RunResult r = RunAll(live);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = RunAll(live);  // pruned once gone --prune_after (0s) by a cycle's clock
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(live_files("ks1"), 0);
+  EXPECT_EQ(live_files("ks2"), ks2_live);
+}
+
 TEST_F(AllKeyspacesTest, ListAndRestoreCoverEveryKeyspace) {
   GenerateNode();
   ASSERT_EQ(RunAll().exit_code, 0);
