@@ -155,6 +155,35 @@ TEST_F(AllKeyspacesTest, LoopModeFindsAKeyspaceCreatedLater) {
   EXPECT_TRUE(copied) << DiffTrees(KeyspaceSnapshots(), DestinationFiles(dest_));
 }
 
+// A data root emptied under a running loop (an unmounted disk leaves an
+// empty mount point): each cycle fails, naming it, and prunes nothing.
+TEST_F(AllKeyspacesTest, AnEmptiedDataRootFailsTheCycleAndPrunesNothing) {
+  GenerateNode();
+  const std::string log = dir_ + "/log";
+  pid_t pid = testing::StartSnaphaven({"-d", home_, "-s", dest_, "--interval", "1s",
+                                       "--all_keyspaces", "--sync-sstables", "--prune_after",
+                                       "0s"},
+                                      log);
+  ASSERT_TRUE(testing::WaitUntil(
+      [&] { return absl::StrContains(testing::ReadFileIfExists(log), "cycle done"); },
+      absl::Seconds(30)));
+  const auto before = DestinationFiles(dest_);
+  ASSERT_EQ(std::system(absl::StrCat("rm -rf '", data_, "'/*").c_str()), 0);
+  const bool said = testing::WaitUntil(
+      [&] {
+        const std::string text = testing::ReadFileIfExists(log);
+        const size_t at = text.find(" E cycle failed: ");
+        return at != std::string::npos &&
+               text.find("; --all_keyspaces: no keyspace directory in " + data_, at) !=
+                   std::string::npos;
+      },
+      absl::Seconds(30));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  EXPECT_EQ(testing::WaitForExit(pid, absl::Seconds(30)), 0);
+  EXPECT_TRUE(said) << testing::ReadFileIfExists(log);
+  EXPECT_EQ(DiffTrees(before, DestinationFiles(dest_)), "");
+}
+
 TEST_F(AllKeyspacesTest, MoveModeMovesTheSystemKeyspacesSnapshotsToo) {
   GenerateNode();
   const auto want = KeyspaceSnapshots();
