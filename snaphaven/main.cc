@@ -197,8 +197,8 @@ void SetUpLogging(const char* argv0, bool quiet) {
 
 int UsageError(absl::string_view message) {
   std::cerr << "snaphaven: " << message << "\n"
-            << "usage: snaphaven [flags] -s SNAPSHOT_DIR {keyspace [keyspace ...] | --all_keyspaces}; "
-               "see snaphaven --help\n";
+            << "usage: snaphaven [flags] -s SNAPSHOT_DIR {keyspace [keyspace ...] | "
+               "--all_keyspaces}; see snaphaven --help\n";
   return kExitUsage;
 }
 
@@ -239,7 +239,8 @@ void PrintHelp() {
   std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [--move-snapshots] [--sync-sstables]\n"
                "                 [--sync_backups] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR [--fullsync]\n"
                "                 [--snapshot_regex REGEX] [--interval DURATION] [--verify]\n"
-               "                 [--dry_run] [flags below] {keyspace [keyspace ...] | --all_keyspaces}\n"
+               "                 [--dry_run] [flags below]\n"
+               "                 {keyspace [keyspace ...] | --all_keyspaces}\n"
                "       snaphaven -s SNAPSHOT_DIR --list [--json] [keyspace ...]\n"
                "       snaphaven -s ROOT --list --cluster [--json] [keyspace ...]\n"
                "       snaphaven -s SNAPSHOT_DIR --restore TAG --restore_to DIR [keyspace ...]\n\n"
