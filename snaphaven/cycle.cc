@@ -12,9 +12,11 @@
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "snaphaven/cassandra_path.h"
 #include "snaphaven/checksum.h"
+#include "snaphaven/keyspace_dirs.h"
 #include "snaphaven/mover.h"
 #include "snaphaven/planner.h"
 #include "snaphaven/process_priority.h"
@@ -561,6 +563,7 @@ bool Syncer::BeginCycle(CycleRun& run) {
   ScanOptions& scan = run.scan_options;
   scan.data_roots = options_.data_roots;
   scan.keyspaces = options_.keyspaces;
+  if (options_.all_keyspaces && !FindCycleKeyspaces(scan, stats)) return false;
   scan.tag_filter = options_.tag_filter;
   scan.include_live = options_.sync_live;
   scan.include_backups = options_.sync_backups;
@@ -574,6 +577,23 @@ bool Syncer::BeginCycle(CycleRun& run) {
   // must look at every snapshot (a settling one becomes movable without
   // changing).
   if (!run.fullsync && !manifest_rebuilt_ && !options_.move) scan.unchanged_dirs = &*dir_cache_;
+  return true;
+}
+
+bool Syncer::FindCycleKeyspaces(ScanOptions& scan, CycleStats& stats) {
+  absl::StatusOr<KeyspaceDirs> found = FindKeyspaceDirs(retrying_, options_.data_roots);
+  if (!found.ok()) {
+    stats.fatal = absl::StrCat("cannot scan the source: ", found.status().message());
+    return false;
+  }
+  for (const std::string& note : found->notes) VLOG(1) << note;
+  // An empty mount point is not a node without data: nothing is pruned.
+  if (found->keyspaces.empty()) {
+    stats.fatal = absl::StrCat("--all_keyspaces: no keyspace directory in ",
+                               absl::StrJoin(options_.data_roots, ", "), " (not mounted?)");
+    return false;
+  }
+  scan.keyspaces = std::move(found->keyspaces);
   return true;
 }
 
@@ -851,7 +871,7 @@ void Syncer::EndCycle(CycleRun& run) {
     // Tables gone from the source altogether (dropped): their copies are
     // pruned like any sstable gone.
     std::vector<std::string> gone;
-    for (const std::string& scope : manifest_->TablesBelow(options_.keyspaces)) {
+    for (const std::string& scope : manifest_->TablesBelow(run.scan_options.keyspaces)) {
       if (!run.tables_seen.contains(scope)) gone.push_back(scope);
     }
     if (!gone.empty()) Prune(gone, {}, stats);
@@ -1029,7 +1049,8 @@ void Syncer::ApplyRetentionLimits(CycleStats& stats) {
   if (options_.keep_snapshots <= 0 && options_.keep_for <= absl::ZeroDuration()) return;
   if (!manifest_->status().ok()) return;  // the cycle already failed for it
   RetentionOptions retention;
-  retention.keyspaces = options_.keyspaces;
+  // --all_keyspaces: every keyspace at the destination (none named: all).
+  if (!options_.all_keyspaces) retention.keyspaces = options_.keyspaces;
   retention.keep_snapshots = options_.keep_snapshots;
   retention.keep_for = options_.keep_for;
   retention.now = clock_.Now();
@@ -1217,8 +1238,13 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
   if (!identity.ok()) stats.fatal = std::string(identity.message());
   DestinationVerifier verifier = MakeVerifier();
   std::vector<std::string> bad;
-  for (size_t k = 0; !stats.fatal.has_value() && k < options_.keyspaces.size(); ++k) {
-    if (!VerifyKeyspace(options_.keyspaces[k], verifier, stop, stats, bad)) break;
+  // --all_keyspaces: every keyspace at the destination, even one gone from
+  // the source.
+  const std::vector<std::string> keyspaces =
+      options_.all_keyspaces && manifest_.has_value() ? KeyspacesAtDestination(*manifest_)
+                                                      : options_.keyspaces;
+  for (size_t k = 0; !stats.fatal.has_value() && k < keyspaces.size(); ++k) {
+    if (!VerifyKeyspace(keyspaces[k], verifier, stop, stats, bad)) break;
   }
   if (repair && !bad.empty() && !stats.fatal.has_value()) {
     RepairAndRecheck(bad, verifier, stop, stats);

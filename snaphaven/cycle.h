@@ -38,6 +38,10 @@ struct SyncOptions {
   std::vector<std::string> data_roots;  // resolved, absolute
   std::string destination;              // resolved, absolute
   std::vector<std::string> keyspaces;
+  // --all_keyspaces: each cycle copies every keyspace directory of the data
+  // roots (keyspace_dirs.h), found again each time, instead of `keyspaces`;
+  // --verify and retention cover every keyspace at the destination.
+  bool all_keyspaces = false;
   const RE2* tag_filter = nullptr;  // not owned; null: every tag
   bool fullsync = false;            // first cycle only
   bool move = false;                // delete complete snapshots (and backups) once copied
@@ -151,6 +155,9 @@ class Syncer {
   // then SyncTable for each table, then EndCycle (the last commit,
   // pruning, the directory cache, retention).
   bool BeginCycle(CycleRun& run);
+  // --all_keyspaces: the cycle's keyspaces into `scan`; false (stats.fatal)
+  // when the roots cannot be listed or hold none.
+  bool FindCycleKeyspaces(ScanOptions& scan, CycleStats& stats);
   TableStep SyncTable(const SourceTable& table, CycleRun& run, const std::atomic<bool>& stop);
   void EndCycle(CycleRun& run);
   // SyncTable's parts: the selection with its reports, then the plan's

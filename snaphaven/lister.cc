@@ -17,16 +17,11 @@
 #include "snaphaven/snapshot_copy.h"
 
 namespace snaphaven {
-namespace {
-
-// A directory, or a symlink to one.
-bool IsDirectory(FileSystem& fs, const std::string& path) {
+bool IsDirectoryOrLinkToOne(FileSystem& fs, const std::string& path) {
   absl::StatusOr<FileStat> st = fs.Stat(path);
   if (st.ok() && st->type == FileType::kSymlink) st = fs.Stat(path + "/.");
   return st.ok() && st->type == FileType::kDirectory;
 }
-
-}  // namespace
 
 std::vector<std::string> ListingDataRoots(FileSystem& fs, const std::string& destination,
                                           const std::vector<std::string>& fallback) {
@@ -43,7 +38,7 @@ absl::optional<bool> SnapshotGoneFromSource(FileSystem& fs,
   bool any_root = false;
   bool unsure = false;
   for (const std::string& root : data_roots) {
-    if (!IsDirectory(fs, root)) continue;
+    if (!IsDirectoryOrLinkToOne(fs, root)) continue;
     any_root = true;
     absl::StatusOr<FileStat> st = fs.Stat(JoinPath(root, copy_dir));
     if (st.ok()) return false;

@@ -44,6 +44,9 @@ std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& man
 std::vector<std::string> ListingDataRoots(FileSystem& fs, const std::string& destination,
                                           const std::vector<std::string>& fallback);
 
+// A directory, or a symlink to one.
+bool IsDirectoryOrLinkToOne(FileSystem& fs, const std::string& path);
+
 // Whether the snapshot `copy_dir` ("<ks>/<table dir>/snapshots/<tag>") is
 // gone from every one of `data_roots` (SnapshotCopy::source_gone).
 absl::optional<bool> SnapshotGoneFromSource(FileSystem& fs,

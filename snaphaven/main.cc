@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "snaphaven/cluster_lister.h"
 #include "snaphaven/command_line.h"
 #include "snaphaven/cycle.h"
 #include "snaphaven/lister.h"
@@ -79,6 +80,19 @@ DEFINE_bool(list, false,
             "records (else -d's) to tell an incomplete copy whose snapshot is gone "
             "from the source.");
 DEFINE_bool(json, false, "With --list: print JSON for scripts.");
+DEFINE_bool(cluster, false,
+            "With --list: -s names a root holding one destination per node (what "
+            "-s /nas/cassandra/%h makes; a last component with %h is dropped). "
+            "One row per snapshot tag: on how many nodes it is complete, of how "
+            "many, and per incomplete node the tables missing; then each node's "
+            "newest archived commitlog segment and its age. Reads only the "
+            "destinations.");
+DEFINE_bool(all_keyspaces, false,
+            "Instead of naming keyspaces: every keyspace directory of the data "
+            "roots, system keyspaces included (so system.local and the schema "
+            "travel with the data), looked for again each cycle. --verify, "
+            "retention, --list and --restore then cover every keyspace at the "
+            "destination.");
 DEFINE_string(restore, "",
               "Restore the snapshot copies with this tag, for the named keyspaces "
               "(all with none named), from the destination into --restore_to, "
@@ -183,8 +197,8 @@ void SetUpLogging(const char* argv0, bool quiet) {
 
 int UsageError(absl::string_view message) {
   std::cerr << "snaphaven: " << message << "\n"
-            << "usage: snaphaven [flags] -s SNAPSHOT_DIR keyspace [keyspace ...]; "
-               "see snaphaven --help\n";
+            << "usage: snaphaven [flags] -s SNAPSHOT_DIR {keyspace [keyspace ...] | "
+               "--all_keyspaces}; see snaphaven --help\n";
   return kExitUsage;
 }
 
@@ -225,8 +239,10 @@ void PrintHelp() {
   std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [--move-snapshots] [--sync-sstables]\n"
                "                 [--sync_backups] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR [--fullsync]\n"
                "                 [--snapshot_regex REGEX] [--interval DURATION] [--verify]\n"
-               "                 [--dry_run] [flags below] keyspace [keyspace ...]\n"
+               "                 [--dry_run] [flags below]\n"
+               "                 {keyspace [keyspace ...] | --all_keyspaces}\n"
                "       snaphaven -s SNAPSHOT_DIR --list [--json] [keyspace ...]\n"
+               "       snaphaven -s ROOT --list --cluster [--json] [keyspace ...]\n"
                "       snaphaven -s SNAPSHOT_DIR --restore TAG --restore_to DIR [keyspace ...]\n\n"
                "Keeps a current, durable copy of a Cassandra node's snapshots in another\n"
                "directory. Each cycle scans <data root>/<keyspace>/<table>/snapshots/ and\n"
@@ -292,6 +308,21 @@ int ListDestination(const Options& options) {
   }
   std::cout << (options.json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
   return 0;
+}
+
+// --list --cluster: reads the destinations under the root, nothing else.
+int ListClusterRoot(const Options& options) {
+  absl::StatusOr<ClusterView> view =
+      ListCluster(*DefaultFileSystem(), options.destination, options.keyspaces, absl::Now());
+  if (!view.ok()) {
+    std::cerr << "snaphaven: cannot list the cluster root " << options.destination << ": "
+              << view.status().message() << "\n";
+    return 1;
+  }
+  for (const std::string& warning : view->warnings) LOG(WARNING) << warning;
+  for (const std::string& error : view->errors) LOG(ERROR) << error;
+  std::cout << (options.json ? FormatClusterJson(*view) : FormatClusterTable(*view));
+  return view->errors.empty() ? 0 : 1;
 }
 
 // --restore: copies a tag's snapshot copies out of the destination,
@@ -410,6 +441,8 @@ int Run(int argc, char** argv) {
   raw.io_priority = FLAGS_io_priority;
   raw.progress_interval = FLAGS_progress_interval;
   raw.list_only = FLAGS_list;
+  raw.cluster = FLAGS_cluster;
+  raw.all_keyspaces = FLAGS_all_keyspaces;
   raw.copy_threads = FLAGS_copy_threads;
   raw.scan_threads = FLAGS_scan_threads;
   raw.restore_tag = FLAGS_restore;
@@ -431,6 +464,7 @@ int Run(int argc, char** argv) {
   if (!options.ok()) return UsageError(options.status().message());
 
   SetUpLogging(argv[0], options->quiet);
+  if (options->mode == RunMode::kList && options->cluster) return ListClusterRoot(*options);
   if (options->mode == RunMode::kList) return ListDestination(*options);
   if (options->mode == RunMode::kRestore) return RestoreFromDestination(*options);
 
@@ -438,6 +472,7 @@ int Run(int argc, char** argv) {
   sync.data_roots = options->data_roots;
   sync.destination = options->destination;
   sync.keyspaces = options->keyspaces;
+  sync.all_keyspaces = options->all_keyspaces;
   sync.tag_filter = options->tag_filter.get();
   sync.fullsync = options->fullsync;
   sync.move = options->move_snapshots;

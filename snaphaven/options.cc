@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "snaphaven/bandwidth_limiter.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/keyspace_dirs.h"
 
 namespace snaphaven {
 namespace {
@@ -36,6 +37,64 @@ bool IsDirectoryOrSymlink(FileSystem& fs, const std::string& path) {
 std::string RealOrGiven(FileSystem& fs, const std::string& path) {
   absl::StatusOr<std::string> real = fs.RealPath(path);
   return real.ok() ? *real : path;
+}
+
+// The likeliest data root of a Cassandra home or data root `real` that
+// holds none of the keyspaces looked for: DIR/data/data, DIR/data or DIR.
+std::string LikeliestDataRoot(FileSystem& fs, const std::string& real) {
+  const std::string data = JoinPath(real, "data");
+  return IsDirectory(fs, JoinPath(data, "data")) ? JoinPath(data, "data")
+         : IsDirectory(fs, data)                 ? data
+                                                 : real;
+}
+
+// The flags that choose what is copied or listed: keyspaces or
+// --all_keyspaces, and --cluster only with --list.
+absl::Status CheckSelectionFlags(const RawOptions& raw) {
+  if (raw.all_keyspaces && !raw.keyspaces.empty()) {
+    return Invalid("give keyspaces or --all_keyspaces, not both");
+  }
+  if (raw.cluster && !raw.list_only) {
+    return Invalid("--cluster goes with --list: snaphaven --list --cluster -s ROOT");
+  }
+  if (raw.cluster && !raw.restore_tag.empty()) {
+    return Invalid("--cluster lists; it does not restore: drop --restore or --cluster");
+  }
+  return absl::OkStatus();
+}
+
+// --list --cluster: the root holding one destination per node. A -s as
+// the nodes give it (`/nas/cassandra/%h`) names its parent.
+absl::StatusOr<std::string> ClusterRoot(FileSystem& fs, const std::string& snapshot_dir) {
+  std::string root = snapshot_dir;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  const size_t slash = root.rfind('/');
+  if (absl::StrContains(root.substr(slash == std::string::npos ? 0 : slash + 1), "%h")) {
+    root = slash == std::string::npos ? "." : slash == 0 ? "/" : root.substr(0, slash);
+  }
+  absl::StatusOr<std::string> real = fs.RealPath(root);
+  if (!real.ok() || !IsDirectory(fs, *real)) {
+    return Invalid(absl::StrCat("cluster root ", root, " does not exist or is not a directory"));
+  }
+  return *real;
+}
+
+// --all_keyspaces: the keyspace directories of the data roots now (each
+// cycle looks again); none at all is refused, as an empty mount point must
+// never be taken for a node without data.
+absl::Status FindAllKeyspaces(FileSystem& fs, Options& options) {
+  absl::StatusOr<KeyspaceDirs> found = FindKeyspaceDirs(fs, options.data_roots);
+  if (!found.ok()) {
+    return Invalid(absl::StrCat("--all_keyspaces: cannot list the data roots: ",
+                                found.status().message()));
+  }
+  if (found->keyspaces.empty()) {
+    return Invalid(absl::StrCat("--all_keyspaces: no keyspace directory in ",
+                                absl::StrJoin(options.data_roots, ", ")));
+  }
+  options.keyspaces = std::move(found->keyspaces);
+  options.all_keyspaces = true;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -72,6 +131,13 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     return Invalid("missing -s/--snapshot_dir: name the destination directory");
   }
   // One NAS for a cluster: each node writes its own directory.
+  absl::Status selection = CheckSelectionFlags(raw);
+  if (!selection.ok()) return selection;
+  if (raw.cluster) {
+    absl::StatusOr<std::string> root = ClusterRoot(fs, raw.snapshot_dir);
+    if (!root.ok()) return root.status();
+    options.destination = *root;
+  }
   const std::string snapshot_dir = absl::StrReplaceAll(raw.snapshot_dir, {{"%h", raw.hostname}});
   if (!raw.restore_tag.empty() && raw.restore_to.empty()) {
     return Invalid("--restore needs --restore_to DIR: where to put the restored sstables");
@@ -81,6 +147,8 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                  : raw.verify               ? RunMode::kVerify
                                             : RunMode::kSync;
   options.json = raw.json;
+  options.cluster = raw.cluster;
+  options.all_keyspaces = raw.all_keyspaces;
   options.checksum = raw.checksum;
   options.dry_run = raw.dry_run;
   options.require_destination = raw.require_destination;
@@ -89,6 +157,13 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   if (raw.list_only || !raw.restore_tag.empty()) {
     options.restore_tag = raw.restore_tag;
     options.restore_to = raw.restore_to;
+    for (const std::string& keyspace : raw.keyspaces) {
+      absl::Status valid = ValidateKeyspaceName(keyspace);
+      if (!valid.ok()) return valid;
+      options.keyspaces.push_back(keyspace);
+    }
+    // --cluster reads the destinations only: no data root is even looked at.
+    if (options.cluster) return options;
     // The live data roots, as far as they exist, so a restore never writes
     // into one.
     for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
@@ -98,11 +173,6 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
       options.data_roots.push_back(root.ok() ? *root : *real);
       if (IsDirectory(fs, JoinPath(*real, "data"))) options.data_roots.push_back(JoinPath(*real, "data"));
     }
-    for (const std::string& keyspace : raw.keyspaces) {
-      absl::Status valid = ValidateKeyspaceName(keyspace);
-      if (!valid.ok()) return valid;
-      options.keyspaces.push_back(keyspace);
-    }
     absl::StatusOr<std::string> real = fs.RealPath(snapshot_dir);
     if (!real.ok() || !IsDirectory(fs, *real)) {
       return Invalid(absl::StrCat("destination ", snapshot_dir, " does not exist"));
@@ -110,8 +180,8 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     options.destination = *real;
     return options;
   }
-  if (raw.keyspaces.empty()) {
-    return Invalid("no keyspace given: name at least one keyspace to copy");
+  if (raw.keyspaces.empty() && !raw.all_keyspaces) {
+    return Invalid("no keyspace given: name at least one keyspace to copy, or --all_keyspaces");
   }
   for (const std::string& keyspace : raw.keyspaces) {
     absl::Status valid = ValidateKeyspaceName(keyspace);
@@ -185,19 +255,21 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     if (!fs.CheckAccess(*real, R_OK | X_OK).ok()) {
       return Invalid(absl::StrCat("cassandra dir ", dir, " cannot be read"));
     }
-    absl::StatusOr<std::string> root = FindDataRoot(fs, *real, options.keyspaces);
-    if (root.ok()) {
-      options.data_roots.push_back(*root);
-    } else {
-      // No keyspace here: keep the likeliest root so the error can name it.
-      std::string data = JoinPath(*real, "data");
-      options.data_roots.push_back(IsDirectory(fs, JoinPath(data, "data")) ? JoinPath(data, "data")
-                                   : IsDirectory(fs, data)                 ? data
-                                                                           : *real);
-    }
+    // --all_keyspaces: a data root holds the system keyspace, which a
+    // Cassandra home (data/, commitlog/, bin/...) does not.
+    absl::StatusOr<std::string> root = FindDataRoot(
+        fs, *real,
+        raw.all_keyspaces ? std::vector<std::string>{std::string(kSystemKeyspace)}
+                          : options.keyspaces);
+    // No keyspace here: keep the likeliest root (so the error can name it).
+    options.data_roots.push_back(root.ok() ? *root : LikeliestDataRoot(fs, *real));
   }
   if (options.data_roots.empty()) {
     return Invalid("empty -d/--cassandra_dir: name the Cassandra home or data root");
+  }
+  if (raw.all_keyspaces) {
+    absl::Status found = FindAllKeyspaces(fs, options);
+    if (!found.ok()) return found;
   }
   // Symlinked keyspace directories (moved to another disk): followed, as
   // Cassandra does, once their targets are known not to overlap the

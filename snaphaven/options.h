@@ -41,6 +41,11 @@ struct RawOptions {
   // --list reads only the destination: no data root, keyspaces optional,
   // the destination must exist.
   bool list_only = false;
+  // --list --cluster: -s names a root holding one destination per node.
+  bool cluster = false;
+  // --all_keyspaces: every keyspace directory of the data roots (system
+  // keyspaces included) instead of named keyspaces.
+  bool all_keyspaces = false;
   // --restore TAG --restore_to DIR: reads the destination, writes DIR.
   std::string restore_tag;
   std::string restore_to;
@@ -69,7 +74,11 @@ struct Options {
   RunMode mode = RunMode::kSync;
   std::vector<std::string> data_roots;  // resolved, absolute
   std::string destination;              // absolute, symlinks resolved
+  // Named, or with all_keyspaces those found in the data roots when the run
+  // started (a cycle looks again), or empty (--list, --restore: all).
   std::vector<std::string> keyspaces;
+  bool all_keyspaces = false;
+  bool cluster = false;  // --list --cluster: `destination` is the cluster root
   std::unique_ptr<RE2> tag_filter;  // null: every tag
   absl::Duration interval;          // zero: one cycle
   int verbosity = 0;

@@ -251,3 +251,52 @@ TEST_F(ValidateOptionsTest, RefusesKeyspaceLinksThatLoopDangleOrOverlap) {
 
 }  // namespace
 }  // namespace snaphaven
+
+namespace snaphaven {
+namespace {
+
+// --all_keyspaces: the keyspaces are those of the data root, which is the
+// directory holding `system`, even below a keyspace that is named "data".
+TEST_F(ValidateOptionsTest, AllKeyspacesFindsTheDataRootByItsSystemKeyspace) {
+  ASSERT_EQ(system(("mkdir -p " + home_ + "/data/system " + home_ + "/data/data/t " + home_ +
+                    "/data/lost+found " + home_ + "/data/commitlog " + home_ + "/commitlog")
+                       .c_str()),
+            0);
+  RawOptions raw = Raw();
+  raw.keyspaces.clear();
+  raw.all_keyspaces = true;
+  absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->all_keyspaces);
+  EXPECT_EQ(o->data_roots, std::vector<std::string>{home_ + "/data"});
+  EXPECT_EQ(o->keyspaces, (std::vector<std::string>{"data", "ks1", "ks2", "system"}));
+
+  raw.keyspaces = {"ks1"};
+  EXPECT_EQ(Error(raw), "give keyspaces or --all_keyspaces, not both");
+}
+
+TEST_F(ValidateOptionsTest, ClusterRootIsTheParentOfAPercentHComponent) {
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/nas/node1").c_str()), 0);
+  RawOptions raw;
+  raw.list_only = true;
+  raw.cluster = true;
+  raw.hostname = "node1";
+  raw.cassandra_dir = home_;  // there, and never looked at
+  for (const std::string& given : {dir_ + "/nas", dir_ + "/nas/", dir_ + "/nas/%h",
+                                   dir_ + "/nas/%h-cass2"}) {
+    raw.snapshot_dir = given;
+    absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+    ASSERT_TRUE(o.ok()) << given << ": " << o.status();
+    EXPECT_EQ(o->destination, dir_ + "/nas") << given;
+    EXPECT_TRUE(o->cluster);
+    EXPECT_TRUE(o->data_roots.empty());
+  }
+  raw.snapshot_dir = dir_ + "/nowhere";
+  EXPECT_NE(Error(raw).find("cluster root " + dir_ + "/nowhere does not exist"),
+            std::string::npos);
+  raw.list_only = false;
+  EXPECT_NE(Error(raw).find("--cluster goes with --list"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace snaphaven

@@ -41,6 +41,7 @@ const absl::flat_hash_map<std::string, Field>& Flags() {
       {"sync_backups", &R::sync_backups},   {"verify", &R::verify},
       {"verify_sample", &R::verify_sample}, {"checksum", &R::checksum},
       {"list", &R::list_only},              {"json", &R::json},
+      {"cluster", &R::cluster},             {"all_keyspaces", &R::all_keyspaces},
       {"restore", &R::restore_tag},         {"restore_to", &R::restore_to},
       {"keep_snapshots", &R::keep_snapshots}, {"keep_for", &R::keep_for},
       {"require_destination", &R::require_destination},
@@ -129,7 +130,8 @@ SandboxFileSystem& Sandbox() {
          {"", "/cassandra", "/cassandra/data", "/cassandra/data/ks1",
           "/cassandra/data/ks1/users-0123456789abcdef0123456789abcdef", "/moved", "/moved/ks2",
           "/moved/ks2/t-0123456789abcdef0123456789abcdef", "/home", "/home/data",
-          "/home/data/data", "/home/data/data/ks1", "/dest", "/dest/.snaphaven"}) {
+          "/home/data/data", "/home/data/data/ks1", "/dest", "/dest/.snaphaven",
+          "/cassandra/data/lost+found", "/cassandra/commitlog"}) {
       FUZZ_CHECK(real.MakeDir(root + dir).ok(), dir);
     }
     FUZZ_CHECK(symlink("../../moved/ks2", (root + "/cassandra/data/ks2").c_str()) == 0, "symlink");
@@ -197,8 +199,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(IsAbsolute(options->destination), options->destination);
+  FUZZ_CHECK(!options->cluster || options->mode == RunMode::kList, "--cluster without --list");
   if (options->mode == RunMode::kSync || options->mode == RunMode::kVerify) {
     FUZZ_CHECK(!options->keyspaces.empty() && !options->data_roots.empty(), "no keyspace");
+    // --all_keyspaces finds keyspaces only: never the sandbox's lost+found,
+    // nor a home's commitlog/ or data/.
+    for (const std::string& keyspace : options->keyspaces) {
+      FUZZ_CHECK(!options->all_keyspaces ||
+                     (keyspace != "lost+found" && keyspace != "commitlog" && keyspace != "data"),
+                 keyspace);
+    }
     for (const std::string& root : options->data_roots) {
       FUZZ_CHECK(IsAbsolute(root), root);
       // Never a destination inside a data root, nor one holding a data root.
