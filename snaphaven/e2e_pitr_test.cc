@@ -215,6 +215,34 @@ TEST_F(PitrTest, MicrosecondsForCassandra4AndEncryptedSegmentsSaySo) {
   EXPECT_EQ(ParseAsCassandra3(point), absl::ToUnixSeconds(until) * 1000);
 }
 
+// Before 4.1 manifest.json has no created_at: its mtime (kept by the copy)
+// is when the snapshot was taken.
+TEST_F(PitrTest, WithoutCreatedAtTheManifestsMtimeIsTheSnapshotTime) {
+  tools::TreeSpec spec = Spec(1, 1, {});
+  spec.version = "ka";
+  Generate(spec);
+  ASSERT_TRUE(tools::TakeSnapshot(data_, {"ks1"}, "s1").ok());
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  std::string manifest;
+  for (const auto& [path, record] : testing::DestinationFiles(dest_)) {
+    if (absl::EndsWith(path, "/snapshots/s1/manifest.json")) manifest = dest_ + "/" + path;
+  }
+  ASSERT_FALSE(manifest.empty());
+  ASSERT_FALSE(absl::StrContains(ReadFileOrDie(manifest), "created_at"));
+  const absl::Time taken = absl::FromUnixNanos(ReadTree(dest_)[manifest.substr(dest_.size() + 1)].mtime_ns);
+  Archive("2.1/CommitLog-4-1431529069529.log", taken - absl::Seconds(1));
+  const std::string after = Archive("2.1/CommitLog-4-1431529069530.log", taken + absl::Seconds(1));
+  RunResult r = Restore({"--restore_until", UntilFlag(taken + absl::Milliseconds(500))});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, FileRecord> staged = Staged();
+  ASSERT_EQ(staged.size(), 1u) << r.err;
+  EXPECT_EQ(staged.begin()->first, after);
+  EXPECT_TRUE(absl::StrContains(r.err, "(mtime of " + manifest + ")")) << r.err;
+  // Cassandra 2.1 (version 4) reads whole seconds.
+  EXPECT_EQ(ParseAsCassandra3(PrintedValue(r.out, "restore_point_in_time")),
+            absl::ToUnixSeconds(taken + absl::Milliseconds(500)) * 1000);
+}
+
 TEST_F(PitrTest, RefusesEachBadRestoreUntilNamingTheRange) {
   const absl::Time taken = SnapshotAndSync(Spec(1, 1, {}));
   const absl::Time newest = taken + absl::Minutes(10);
