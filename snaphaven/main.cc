@@ -127,8 +127,8 @@ DEFINE_bool(dry_run, false,
             "sizes, and the totals), then exit: nothing changes at the "
             "destination or the source, the manifest included.");
 DEFINE_string(max_bandwidth, "",
-              "Cap on bytes written per second across all copies, e.g. 50MiB, "
-              "1GB, 100M. Empty: unlimited.");
+              "Cap on bytes written per second across all copies (restores "
+              "too), e.g. 50MiB, 1GB, 100M. Empty: unlimited.");
 DEFINE_int32(copy_threads, 2,
              "Copies and links in flight at once (1 to 64): overlaps the fsync "
              "latency of many small files and of a slow NAS.");
