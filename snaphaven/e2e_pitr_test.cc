@@ -243,6 +243,43 @@ TEST_F(PitrTest, WithoutCreatedAtTheManifestsMtimeIsTheSnapshotTime) {
             absl::ToUnixSeconds(taken + absl::Milliseconds(500)) * 1000);
 }
 
+// A real 2.2 node's own snapshot (manifest.json {"files":[]}, no
+// created_at), its tag named, as Cassandra names such snapshots, after the
+// time in milliseconds it was taken; with real 2.2 segments.
+TEST_F(PitrTest, ARealCassandra22SnapshotWithRealSegments) {
+  const std::string node = testing::CassandraTestDataDir() + "/migration-sstables/2.2";
+  if (!std::filesystem::exists(node)) GTEST_SKIP() << node << " is absent";
+  std::filesystem::create_directories(data_);
+  std::filesystem::copy(node, data_, std::filesystem::copy_options::recursive);
+  ASSERT_EQ(system(("chmod -R u+w '" + data_ + "'").c_str()), 0);
+  const std::string tag = "1435298241532-compactions_in_progress";
+  const absl::Time taken = absl::FromUnixMillis(1435298241532);
+  std::string manifest;
+  for (const auto& [path, record] : testing::SnapshotFiles(data_)) {
+    if (absl::EndsWith(path, "/" + tag + "/manifest.json")) manifest = data_ + "/" + path;
+  }
+  ASSERT_FALSE(manifest.empty());
+  ASSERT_EQ(ReadFileOrDie(manifest), "{\"files\":[]}\n");
+  SetMtime(manifest, taken);
+  ASSERT_EQ(Run({}, {"system"}).exit_code, 0);
+  // Segment ids are seeded from the startup time in milliseconds.
+  Archive("2.2/CommitLog-5-1438186815314.log", taken - absl::Hours(1));
+  const std::string after =
+      Archive("2.2/CommitLog-5-1438186815315.log", absl::FromUnixMillis(1438186815315));
+  RunResult r = RunSnaphaven({"-s", dest_, "--restore", tag, "--restore_to", restore_,
+                              "--restore_until", "2015-07-01 00:00:00", "system"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::map<std::string, FileRecord> staged = Staged();
+  ASSERT_EQ(staged.size(), 1u) << r.err;
+  EXPECT_EQ(staged.begin()->first, after);
+  EXPECT_EQ(PrintedValue(r.out, "restore_point_in_time"), "2015:07:01 00:00:00");
+  // 32 ms before the snapshot is refused, with the range.
+  r = RunSnaphaven({"-s", dest_, "--restore", tag, "--restore_to", dir_ + "/r2",
+                    "--restore_until", "2015-06-26 05:57:21.5", "system"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "from 2015-06-26 05:57:21.532000 UTC")) << r.err;
+}
+
 TEST_F(PitrTest, RefusesEachBadRestoreUntilNamingTheRange) {
   const absl::Time taken = SnapshotAndSync(Spec(1, 1, {}));
   const absl::Time newest = taken + absl::Minutes(10);
