@@ -57,6 +57,10 @@ void ClearStep(const ProcedureInput& in, Lines& out) {
   }
   out.push_back(absl::StrCat("sudo rm -rf ", kHome, "/commitlog/* ", kHome, "/saved_caches/* ",
                              kHome, "/hints/*"));
+  if (PointInTime(in) && !(in.whole_node && HasSystemKeyspace(in))) {
+    Add(out, {"#    Tables not restored keep their data: the replay only adds to them what they",
+              "#    lack up to the restore point."});
+  }
 }
 
 void PlaceStep(const ProcedureInput& in, Lines& out) {
@@ -106,7 +110,8 @@ void TokenNotes(const ProcedureInput& in, Lines& out) {
 }
 
 void PropertiesStep(const ProcedureInput& in, Lines& out) {
-  Add(out, {"# 4. In commitlog_archiving.properties (/etc/cassandra/, or $CASSANDRA_HOME/conf/), set:",
+  Add(out, {"# 4. In commitlog_archiving.properties (/etc/cassandra/, or $CASSANDRA_HOME/conf/), set",
+            "#    (the cassandra user must be able to read the staged segments):",
             absl::StrCat("restore_directories=", in.segments_dir),
             "restore_command=/bin/cp -f %from %to",
             absl::StrCat("restore_point_in_time=", in.restore_point_in_time)});
@@ -114,9 +119,9 @@ void PropertiesStep(const ProcedureInput& in, Lines& out) {
     Add(out, {"#    (GMT. Cassandra 4.0.14, 4.1.7, 5.0.1 and later read the microseconds; earlier",
               "#    4.x and 5.0.0 read whole seconds and ignore the rest.)"});
   } else {
-    Add(out, {"#    (GMT, whole seconds: this Cassandra (commitlog version ",
-              absl::StrCat("#    ", in.segment_version,
-                           ") reads no fraction, so the point is cut to its second.)")});
+    Add(out, {absl::StrCat("#    (GMT, whole seconds: Cassandra before 4.0 (these segments are "
+                           "commitlog version ", in.segment_version, ")"),
+              "#    reads no fraction, so the point is cut down to its second.)"});
   }
 }
 
