@@ -29,7 +29,9 @@
 #include "snaphaven/node_record.h"
 #include "snaphaven/options.h"
 #include "snaphaven/process_priority.h"
+#include "snaphaven/commitlog/pitr.h"
 #include "snaphaven/restore.h"
+#include "snaphaven/restore_procedure.h"
 
 DEFINE_string(snapshot_dir, "",
               "Destination root (required); created if missing.");
@@ -95,12 +97,21 @@ DEFINE_bool(all_keyspaces, false,
             "destination.");
 DEFINE_string(restore, "",
               "Restore the snapshot copies with this tag, for the named keyspaces "
-              "(all with none named), from the destination into --restore_to, "
-              "verified against the manifest and the sstables' digests; prints the "
-              "commands that finish the restore.");
+              "(all with none named: the whole node), from the destination into "
+              "--restore_to, verified against the manifest and the sstables' "
+              "digests; prints the commands (for a whole node, the procedure) that "
+              "finish the restore. Run again after an interruption, it keeps what "
+              "is already staged and verified and copies the rest.");
 DEFINE_string(restore_to, "",
               "With --restore: the directory to restore into "
               "(<dir>/<keyspace>/<table dir>/); never inside a live data root.");
+DEFINE_string(restore_until, "",
+              "With --restore: a UTC time, \"YYYY-MM-DD HH:MM:SS[.ffffff]\", between "
+              "the snapshot and the newest archived commitlog segment. Also stages, "
+              "verified, in <restore_to>/commitlog_restore/ every segment of "
+              "<dest>/commitlog_archive/ written to since the snapshot, and prints "
+              "the point-in-time procedure with its commitlog_archiving.properties "
+              "lines.");
 DEFINE_int32(keep_snapshots, 0,
              "Retention at the destination: keep the newest N complete copies of "
              "snapshots per table that are gone from the source; 0: no limit.");
@@ -130,8 +141,8 @@ DEFINE_bool(dry_run, false,
             "sizes, and the totals), then exit: nothing changes at the "
             "destination or the source, the manifest included.");
 DEFINE_string(max_bandwidth, "",
-              "Cap on bytes written per second across all copies, e.g. 50MiB, "
-              "1GB, 100M. Empty: unlimited.");
+              "Cap on bytes written per second across all copies (restores "
+              "too), e.g. 50MiB, 1GB, 100M. Empty: unlimited.");
 DEFINE_int32(copy_threads, 2,
              "Copies and links in flight at once (1 to 64): overlaps the fsync "
              "latency of many small files and of a slow NAS.");
@@ -214,6 +225,7 @@ std::string MetaVariable(absl::string_view flag) {
   if (flag == "metrics_file") return "PATH";
   if (flag == "restore_to") return "DIR";
   if (flag == "restore") return "TAG";
+  if (flag == "restore_until") return "TIME";
   if (flag == "keep_for") return "DURATION";
   if (flag == "verify_sample") return "PERCENT";
   if (flag == "max_bandwidth") return "BYTES/s";
@@ -243,7 +255,8 @@ void PrintHelp() {
                "                 {keyspace [keyspace ...] | --all_keyspaces}\n"
                "       snaphaven -s SNAPSHOT_DIR --list [--json] [keyspace ...]\n"
                "       snaphaven -s ROOT --list --cluster [--json] [keyspace ...]\n"
-               "       snaphaven -s SNAPSHOT_DIR --restore TAG --restore_to DIR [keyspace ...]\n\n"
+               "       snaphaven -s SNAPSHOT_DIR --restore TAG --restore_to DIR\n"
+               "                 [--restore_until TIME] [keyspace ...]\n\n"
                "Keeps a current, durable copy of a Cassandra node's snapshots in another\n"
                "directory. Each cycle scans <data root>/<keyspace>/<table>/snapshots/ and\n"
                "copies (or hard-links) only what the destination lacks.\n\n"
@@ -325,8 +338,80 @@ int ListClusterRoot(const Options& options) {
   return view->errors.empty() ? 0 : 1;
 }
 
+// --restore_until: the segments to stage, checked before anything is
+// written. Returns 0 to go on, else the exit code after one line.
+int PlanPointInTime(FileSystem& fs, const Options& options,
+                    std::vector<commitlog::ArchivedSegment>* segments) {
+  absl::StatusOr<commitlog::SnapshotTime> snapshot = commitlog::FindSnapshotTime(
+      fs, options.destination, options.restore_tag, options.keyspaces);
+  if (!snapshot.ok()) {
+    std::cerr << "snaphaven: " << snapshot.status().message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<std::vector<commitlog::ArchivedSegment>> all =
+      commitlog::ListArchivedSegments(fs, options.destination);
+  if (!all.ok()) {
+    std::cerr << "snaphaven: cannot list the archived segments: " << all.status().message() << "\n";
+    return 1;
+  }
+  absl::Status in_range = commitlog::CheckRestorePoint(*options.restore_until, *snapshot, *all,
+                                                       options.restore_tag);
+  if (!in_range.ok()) {
+    std::cerr << "snaphaven: " << in_range.message() << "\n";
+    return kExitUsage;
+  }
+  *segments = commitlog::SegmentsSince(*all, snapshot->time);
+  absl::StatusOr<std::string> root = ResolveMaybeMissing(fs, options.restore_to, "restore directory");
+  const std::string conflict =
+      root.ok() ? commitlog::SegmentConflicts(fs, *root, *segments) : std::string();
+  if (!conflict.empty()) {
+    std::cerr << "snaphaven: restore failed: " << conflict << "\n";
+    return kExitUsage;
+  }
+  LOG(INFO) << "snapshot '" << options.restore_tag << "' was taken at "
+            << commitlog::FormatUtc(snapshot->time) << " (" << snapshot->source << "); "
+            << segments->size() << " of " << all->size()
+            << " archived segments were written to since";
+  return 0;
+}
+
+// The host the destination records, or "".
+std::string RecordedHost(FileSystem& fs, const std::string& destination) {
+  absl::StatusOr<std::string> text = fs.ReadFile(StateDir(destination).node);
+  if (!text.ok()) return "";
+  absl::StatusOr<NodeRecord> record = ParseNodeRecord(*text);
+  return record.ok() ? record->host : "";
+}
+
+// Stages the planned segments; fills the procedure's point-in-time part.
+// Returns 0, else the exit code after one line.
+int StageForPointInTime(FileSystem& fs, const Options& options, const RestoreResult& restored,
+                        const std::vector<commitlog::ArchivedSegment>& segments,
+                        ProcedureInput* procedure) {
+  absl::StatusOr<commitlog::StagedSegments> staged = commitlog::StageSegments(
+      fs, segments, restored.restore_root, JoinPath(restored.restore_root, kRestoreTempDirName));
+  if (!staged.ok()) {
+    std::cerr << "snaphaven: restore failed: " << staged.status().message() << "\n";
+    return staged.status().code() == absl::StatusCode::kAlreadyExists ? kExitUsage : 1;
+  }
+  if (options.verbosity >= 1) {
+    for (const std::string& note : staged->notes) LOG(INFO) << note;
+  }
+  LOG(INFO) << "staged " << staged->names.size() << " commitlog segments (" << staged->bytes
+            << " bytes) in " << staged->dir << ", verified: " << staged->copied << " copied, "
+            << staged->kept << " already there and kept";
+  procedure->segments_dir = staged->dir;
+  procedure->staged_segments = staged->names;
+  procedure->until = *options.restore_until;
+  procedure->segment_version = staged->max_version;
+  procedure->restore_point_in_time =
+      commitlog::FormatRestorePointInTime(*options.restore_until, staged->max_version);
+  return 0;
+}
+
 // --restore: copies a tag's snapshot copies out of the destination,
-// verified, under the destination's lock (nothing changes there).
+// verified, under the destination's lock (nothing changes there); with
+// --restore_until also the commitlog segments since the snapshot.
 int RestoreFromDestination(const Options& options) {
   FileSystem& fs = *DefaultFileSystem();
   StateDir state(options.destination);
@@ -337,22 +422,46 @@ int RestoreFromDestination(const Options& options) {
   }
   absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kLazy);
   if (!manifest.ok()) return 1;
+  std::vector<commitlog::ArchivedSegment> segments;
+  if (options.restore_until.has_value()) {
+    if (int code = PlanPointInTime(fs, options, &segments); code != 0) return code;
+  }
   RestoreOptions restore;
   restore.destination = options.destination;
   restore.keyspaces = options.keyspaces;
   restore.tag = options.restore_tag;
   restore.restore_to = options.restore_to;
   restore.data_roots = options.data_roots;
+  restore.max_bandwidth = options.max_bandwidth;
   absl::StatusOr<RestoreResult> result = RestoreSnapshot(fs, *manifest, restore);
   if (!result.ok()) {
     std::cerr << "snaphaven: restore failed: " << result.status().message() << "\n";
-    return result.status().code() == absl::StatusCode::kInvalidArgument ? kExitUsage : 1;
+    const absl::StatusCode code = result.status().code();
+    return code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kAlreadyExists
+               ? kExitUsage
+               : 1;
   }
   for (const std::string& warning : result->warnings) LOG(WARNING) << warning;
   LOG(INFO) << "restored " << result->files << " files (" << result->bytes << " bytes) of "
-            << result->tables.size() << " tables into " << result->restore_root
-            << ", verified; to finish:";
-  for (const std::string& command : result->commands) std::cout << command << "\n";
+            << result->tables.size() << " tables into " << result->restore_root << ", verified; "
+            << result->kept_files << " files (" << result->kept_bytes
+            << " bytes) already there from an interrupted restore were checked and kept";
+  ProcedureInput procedure{options.restore_tag, result->restore_root, result->tables,
+                           options.keyspaces.empty(), RecordedHost(fs, options.destination)};
+  if (options.restore_until.has_value()) {
+    if (int code = StageForPointInTime(fs, options, *result, segments, &procedure); code != 0) {
+      return code;
+    }
+  }
+  if (procedure.whole_node || !procedure.staged_segments.empty()) {
+    for (const std::string& line : RestoreProcedure(procedure)) std::cout << line << "\n";
+  }
+  if (procedure.staged_segments.empty()) {
+    if (procedure.whole_node) {
+      std::cout << "# Or load the tables into a running node (no point in time):\n";
+    }
+    for (const std::string& command : result->commands) std::cout << command << "\n";
+  }
   return 0;
 }
 
@@ -447,6 +556,7 @@ int Run(int argc, char** argv) {
   raw.scan_threads = FLAGS_scan_threads;
   raw.restore_tag = FLAGS_restore;
   raw.restore_to = FLAGS_restore_to;
+  raw.restore_until = FLAGS_restore_until;
   raw.keep_snapshots = FLAGS_keep_snapshots;
   raw.keep_for = FLAGS_keep_for;
   raw.hostname = HostName();

@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "snaphaven/bandwidth_limiter.h"
 #include "snaphaven/cassandra_path.h"
+#include "snaphaven/commitlog/pitr.h"
 #include "snaphaven/keyspace_dirs.h"
 
 namespace snaphaven {
@@ -97,6 +98,15 @@ absl::Status FindAllKeyspaces(FileSystem& fs, Options& options) {
   return absl::OkStatus();
 }
 
+// --max_bandwidth (cycles and restores).
+absl::Status SetMaxBandwidth(const RawOptions& raw, Options& options) {
+  if (raw.max_bandwidth.empty()) return absl::OkStatus();
+  absl::StatusOr<int64_t> bandwidth = ParseBandwidth(raw.max_bandwidth);
+  if (!bandwidth.ok()) return bandwidth.status();
+  options.max_bandwidth = *bandwidth;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
@@ -142,6 +152,14 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   if (!raw.restore_tag.empty() && raw.restore_to.empty()) {
     return Invalid("--restore needs --restore_to DIR: where to put the restored sstables");
   }
+  if (!raw.restore_until.empty()) {
+    if (raw.restore_tag.empty()) {
+      return Invalid("--restore_until needs --restore TAG: the snapshot to bring forward");
+    }
+    absl::StatusOr<absl::Time> until = commitlog::ParseRestoreUntil(raw.restore_until);
+    if (!until.ok()) return until.status();
+    options.restore_until = *until;
+  }
   options.mode = raw.list_only               ? RunMode::kList
                  : !raw.restore_tag.empty() ? RunMode::kRestore
                  : raw.verify               ? RunMode::kVerify
@@ -154,7 +172,13 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   options.require_destination = raw.require_destination;
   options.adopt_destination = raw.adopt_destination;
   options.metrics_file = raw.metrics_file;
+  if (raw.verbosity < 0 || raw.verbosity > 2) {
+    return Invalid(absl::StrCat("invalid -v ", raw.verbosity, ": choose 0, 1 or 2"));
+  }
+  options.verbosity = raw.verbosity;
   if (raw.list_only || !raw.restore_tag.empty()) {
+    absl::Status bandwidth = SetMaxBandwidth(raw, options);
+    if (!bandwidth.ok()) return bandwidth;
     options.restore_tag = raw.restore_tag;
     options.restore_to = raw.restore_to;
     for (const std::string& keyspace : raw.keyspaces) {
@@ -188,10 +212,6 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     if (!valid.ok()) return valid;
     options.keyspaces.push_back(keyspace);
   }
-  if (raw.verbosity < 0 || raw.verbosity > 2) {
-    return Invalid(absl::StrCat("invalid -v ", raw.verbosity, ": choose 0, 1 or 2"));
-  }
-  options.verbosity = raw.verbosity;
   options.quiet = raw.quiet;
   options.fullsync = raw.fullsync;
   if (!raw.snapshot_regex.empty()) {
@@ -218,11 +238,8 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     return Invalid(absl::StrCat("invalid --keep_snapshots ", raw.keep_snapshots, ": 0 or more"));
   }
   options.keep_snapshots = raw.keep_snapshots;
-  if (!raw.max_bandwidth.empty()) {
-    absl::StatusOr<int64_t> bandwidth = ParseBandwidth(raw.max_bandwidth);
-    if (!bandwidth.ok()) return bandwidth.status();
-    options.max_bandwidth = *bandwidth;
-  }
+  absl::Status bandwidth = SetMaxBandwidth(raw, options);
+  if (!bandwidth.ok()) return bandwidth;
   absl::StatusOr<IoPriority> io_priority = ParseIoPriority(raw.io_priority);
   if (!io_priority.ok()) return io_priority.status();
   options.io_priority = *io_priority;

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/optional.h"
 #include "re2/re2.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/process_priority.h"
@@ -49,6 +50,9 @@ struct RawOptions {
   // --restore TAG --restore_to DIR: reads the destination, writes DIR.
   std::string restore_tag;
   std::string restore_to;
+  // --restore_until "YYYY-MM-DD HH:MM:SS[.ffffff]" (UTC): with --restore,
+  // also stage the archived commitlog segments to reach that time.
+  std::string restore_until;
   int keep_snapshots = 0;
   std::string keep_for = "0";
   std::string hostname;  // what %h in --snapshot_dir becomes
@@ -98,6 +102,7 @@ struct Options {
   int scan_threads = 1;
   std::string restore_tag;
   std::string restore_to;
+  absl::optional<absl::Time> restore_until;  // none: no point in time
   int keep_snapshots = 0;
   absl::Duration keep_for;
   bool json = false;      // --list: JSON for scripts

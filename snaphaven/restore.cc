@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <map>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -16,27 +17,15 @@
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
 #include "snaphaven/sstable_components.h"
+#include "snaphaven/checksum.h"
 #include "snaphaven/copier.h"
+#include "snaphaven/bandwidth_limiter.h"
 
 namespace snaphaven {
 namespace {
 
-constexpr char kTempDirName[] = ".snaphaven-restore-tmp";
 // How many names an error lists before "and N more".
 constexpr size_t kNamesInMessage = 5;
-
-std::string ShellQuote(absl::string_view s) {
-  bool plain = !s.empty();
-  for (char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
-        !absl::StrContains("_@%+=:,./-", c)) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return std::string(s);
-  return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "'\\''"}}), "'");
-}
 
 // "users-1a2b...(32 hex)" -> "users"; a 2.x directory without an id is the
 // table name itself.
@@ -62,12 +51,29 @@ std::string NameList(const std::vector<std::string>& names) {
   return out;
 }
 
+// The CRC-32 of a whole file, read in pieces.
+absl::StatusOr<uint32_t> FileCrc32(FileSystem& fs, const std::string& path) {
+  absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs.OpenForRead(path);
+  if (!in.ok()) return in.status();
+  std::string buffer(1 << 20, '\0');
+  uint32_t crc = 0;
+  while (true) {
+    absl::StatusOr<size_t> n = (*in)->Read(buffer.data(), buffer.size());
+    if (!n.ok()) return n.status();
+    if (*n == 0) return crc;
+    crc = Crc32(crc, absl::string_view(buffer.data(), *n));
+  }
+}
+
 struct RestoreFile {
   std::string source_rel;  // below the destination
   std::string target_rel;  // below the restore root
   FileStat stat;           // of the destination copy
   absl::optional<ManifestEntry> entry;  // none: not recorded
   bool data_db = false;
+  // Already at the target, whole and the same (a restore stopped halfway
+  // placed it): kept, not copied again.
+  bool keep = false;
 };
 
 struct TableCopy {
@@ -123,6 +129,10 @@ class Restorer {
   absl::StatusOr<bool> CollectKeyspace(const std::string& keyspace);
   absl::Status CollectTable(const std::string& keyspace, const std::string& table_dir,
                             const std::set<std::string>& recorded);
+  // Sorts out a target that exists: a whole copy of `file` left by an
+  // earlier restore (same size, mtime and CRC-32) is kept; anything else
+  // is a conflict.
+  absl::Status CheckExistingTarget(RestoreFile& file, const FileStat& target);
   // Every Data.db manifest.json lists and every component each TOC.txt
   // lists must be among the files found.
   absl::Status CheckComplete(const std::string& tag_rel,
@@ -146,6 +156,7 @@ class Restorer {
   std::vector<std::string> created_dirs_;
   std::vector<std::string> placed_;
   RestoreResult result_;
+  std::unique_ptr<BandwidthLimiter> limiter_;  // --max_bandwidth
   int64_t unrecorded_ = 0;
   std::string first_unrecorded_;
   int64_t unchecked_ = 0;
@@ -203,7 +214,7 @@ absl::Status Restorer::CheckOptions() {
         "restore directory ", options_.restore_to, " (", restore_root_,
         ") is inside the snaphaven destination ", destination_));
   }
-  temp_dir_ = JoinPath(restore_root_, kTempDirName);
+  temp_dir_ = JoinPath(restore_root_, kRestoreTempDirName);
   result_.restore_root = restore_root_;
   return absl::OkStatus();
 }
@@ -310,7 +321,8 @@ absl::Status Restorer::CollectTable(const std::string& keyspace, const std::stri
     }
     absl::StatusOr<FileStat> target = fs_.Stat(JoinPath(restore_root_, file.target_rel));
     if (target.ok()) {
-      problems_.conflicts.push_back(JoinPath(restore_root_, file.target_rel));
+      absl::Status checked = CheckExistingTarget(file, *target);
+      if (!checked.ok()) return checked;
     } else if (!IsVanished(target.status())) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot restore to ", JoinPath(restore_root_, file.target_rel), ": ",
@@ -323,6 +335,32 @@ absl::Status Restorer::CollectTable(const std::string& keyspace, const std::stri
   std::stable_partition(table.files.begin(), table.files.end(),
                         [](const RestoreFile& f) { return !f.data_db; });
   tables_.push_back(std::move(table));
+  return absl::OkStatus();
+}
+
+absl::Status Restorer::CheckExistingTarget(RestoreFile& file, const FileStat& target) {
+  const std::string path = JoinPath(restore_root_, file.target_rel);
+  if (target.type != FileType::kRegular || target.size != file.stat.size ||
+      target.mtime_ns != file.stat.mtime_ns) {
+    problems_.conflicts.push_back(path);
+    return absl::OkStatus();
+  }
+  // The CRC-32 the copy was checked against when it was placed: the
+  // manifest's, else the destination copy's own bytes.
+  absl::StatusOr<uint32_t> want = file.entry.has_value() && file.entry->has_crc32
+                                      ? absl::StatusOr<uint32_t>(file.entry->crc32)
+                                      : FileCrc32(fs_, Dest(file.source_rel));
+  if (!want.ok()) return want.status();
+  absl::StatusOr<uint32_t> got = FileCrc32(fs_, path);
+  if (!got.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read ", path, " to check it: ", got.status().message()));
+  }
+  if (*got == *want) {
+    file.keep = true;
+  } else {
+    problems_.conflicts.push_back(path);
+  }
   return absl::OkStatus();
 }
 
@@ -503,8 +541,17 @@ absl::Status Restorer::CopyAll() {
   absl::StatusOr<int> cleaned = copier.CleanTempDir();
   if (!cleaned.ok()) return cleaned.status();
 
+  if (options_.max_bandwidth > 0) {
+    limiter_ = std::make_unique<BandwidthLimiter>(options_.max_bandwidth);
+    copier.set_limiter(limiter_.get());
+  }
   for (const TableCopy& table : tables_) {
     for (const RestoreFile& file : table.files) {
+      if (file.keep) {
+        ++result_.kept_files;
+        result_.kept_bytes += file.stat.size;
+        continue;
+      }
       status = CopyOne(copier, file);
       if (!status.ok()) return status;
     }
@@ -574,7 +621,8 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
   }
   if (!problems_.conflicts.empty()) {
     return absl::AlreadyExistsError(absl::StrCat(
-        "already there: ", NameList(problems_.conflicts),
+        "already there and not what this restore would put there: ",
+        NameList(problems_.conflicts),
         "; nothing restored (remove them, or restore somewhere else)"));
   }
 
@@ -616,6 +664,18 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
 
 }  // namespace
 
+std::string ShellQuote(absl::string_view s) {
+  bool plain = !s.empty();
+  for (char c : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) &&
+        !absl::StrContains("_@%+=:,./-", c)) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return std::string(s);
+  return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "'\\''"}}), "'");
+}
 
 absl::StatusOr<RestoreResult> RestoreSnapshot(FileSystem& fs, const Manifest& manifest,
                                               const RestoreOptions& options) {

@@ -23,9 +23,18 @@
 // All or nothing: before anything is written, every file the manifest lists
 // for the snapshot must be at the destination with its recorded size, every
 // Data.db listed by the snapshot's manifest.json and every component listed
-// by each TOC.txt must be there, and no target file may exist yet. A failure
-// during the copy (a checksum mismatch, an I/O error) removes the files this
-// call placed and the directories it created, so a retry starts clean.
+// by each TOC.txt must be there, and every target file that already exists
+// must be a whole copy this restore would have placed. A failure during the
+// copy (a checksum mismatch, an I/O error) removes the files this call placed
+// and the directories it created.
+//
+// Resumable: a restore stopped halfway (killed, a power cut) left only whole,
+// verified files under their final names (and maybe a temporary file, which
+// the next run removes). Run again, it keeps every target that already has
+// the destination copy's size, mtime and CRC-32 (the manifest's, else the
+// copy's own), reading it but not copying it again, and copies the rest. A
+// target that exists and differs is never overwritten: the restore is
+// refused (AlreadyExists) naming it, before anything is written.
 //
 // Takes no lock. The destination is only read; hold <dest>/.snaphaven/lock
 // (FileSystem::TryLock) around the call so no snaphaven cycle or retention
@@ -46,6 +55,13 @@
 
 namespace snaphaven {
 
+// Where a restore's files are written before they get their names, below
+// the restore directory (removed when the restore is done).
+inline constexpr char kRestoreTempDirName[] = ".snaphaven-restore-tmp";
+
+// `s` quoted for a POSIX shell where it needs it.
+std::string ShellQuote(absl::string_view s);
+
 struct RestoreOptions {
   // The snaphaven destination root (holding .snaphaven/manifest).
   std::string destination;
@@ -63,11 +79,18 @@ struct RestoreOptions {
   std::vector<std::string> data_roots;
   // The host for the sstableloader commands; empty: the placeholder "<host>".
   std::string loader_host;
+  // Cap on bytes written per second (--max_bandwidth); 0: unlimited.
+  int64_t max_bandwidth = 0;
 };
 
 struct RestoreResult {
+  // Copied by this call.
   int64_t files = 0;
   int64_t bytes = 0;
+  // Already at the target from an earlier, interrupted restore: checked and
+  // kept.
+  int64_t kept_files = 0;
+  int64_t kept_bytes = 0;
   // "ks/table dir" of every table restored, sorted.
   std::vector<std::string> tables;
   // The commands that finish the restore, shell-quoted where needed, with
@@ -92,7 +115,8 @@ struct RestoreResult {
 // lists the tags it has); FailedPrecondition naming the file for a file
 // missing at the destination, changed since it was recorded, or failing its
 // CRC-32 or sstable digest, and AlreadyExists for a target file already
-// there; the file system's error otherwise.
+// there that differs from what the restore would put there; the file
+// system's error otherwise.
 absl::StatusOr<RestoreResult> RestoreSnapshot(FileSystem& fs, const Manifest& manifest,
                                               const RestoreOptions& options);
 
