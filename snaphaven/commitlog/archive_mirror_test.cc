@@ -162,7 +162,8 @@ class ArchiveMirrorTest : public ::testing::Test {
     return name;
   }
 
-  ArchivePassResult Pass(FileSystem& archive_fs, bool move = false) {
+  // `commit_succeeds`: what the manifest commit reports.
+  ArchivePassResult Pass(FileSystem& archive_fs, bool move = false, bool commit_succeeds = true) {
     ArchiveMirrorOptions options;
     options.archive_dir = archive_;
     options.destination = dest_;
@@ -173,9 +174,9 @@ class ArchiveMirrorTest : public ::testing::Test {
     hooks.record = [this](const std::string& rel, const ManifestEntry& entry) {
       manifest_.Put(rel, entry);
     };
-    hooks.commit = [this] {
+    hooks.commit = [this, commit_succeeds] {
       ++commits_;
-      return copier_->SyncPendingDirs().ok();
+      return copier_->SyncPendingDirs().ok() && commit_succeeds;
     };
     stats_ = CommitlogStats();
     return mirror.Run(manifest_, hooks, stats_);
@@ -260,18 +261,7 @@ TEST_F(ArchiveMirrorTest, MoveModeRemovesOnlyWhatIsMirrored) {
 // A commit that fails removes nothing from the archive.
 TEST_F(ArchiveMirrorTest, NothingIsRemovedWhenTheCommitFails) {
   const std::string sound = Archive("2.2-snappy/CommitLog-5-1438186915514.log");
-  ArchiveMirrorOptions options;
-  options.archive_dir = archive_;
-  options.destination = dest_;
-  options.move = true;
-  ArchiveMirror mirror(fs_, *copier_, options);
-  ArchiveHooks hooks;
-  hooks.now = absl::Now();
-  hooks.record = [this](const std::string& rel, const ManifestEntry& entry) {
-    manifest_.Put(rel, entry);
-  };
-  hooks.commit = [] { return false; };
-  mirror.Run(manifest_, hooks, stats_);
+  Pass(fs_, /*move=*/true, /*commit_succeeds=*/false);
   EXPECT_EQ(stats_.segments_copied, 1);
   EXPECT_EQ(stats_.segments_removed, 0);
   EXPECT_TRUE(Exists(archive_ + "/" + sound));
