@@ -382,6 +382,14 @@ TEST_F(CommitlogTest, MirroredSegmentsAreKeptCheckedAndLeftOutOfListings) {
   // Without the flag, --verify checks the keyspaces only.
   r = Run({"--verify"}, {"ks1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  // --verify_sample finds it too, and the segment, still in the archive,
+  // is copied again.
+  r = Mirror({"--verify_sample=100"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "--verify_sample: ")) << r.err;
+  r = Mirror();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(ReadFileOrDie(Mirrored(kept)), ReadFileOrDie(archive_ + "/" + kept));
 
   r = testing::RunSnaphaven({"-s", dest_, "--list"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

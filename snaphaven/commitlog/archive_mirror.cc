@@ -15,7 +15,8 @@ namespace snaphaven::commitlog {
 namespace {
 
 // Cassandra keeps every offset in a segment in an int, and refuses a
-// commitlog_segment_size of 2 GiB or more (config/DatabaseDescriptor.java):
+// commitlog_segment_size of 2048 MiB or more (config/DatabaseDescriptor.java,
+// applySimpleConfig, since CASSANDRA-13622):
 // a larger file is not a segment, and is not read into memory to tell.
 constexpr int64_t kMaxSegmentBytes = (int64_t{1} << 31) - 1;
 

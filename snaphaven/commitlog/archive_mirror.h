@@ -7,9 +7,13 @@
 // CommitLogArchiver.java, ../shared/docs/commitlog-archiving.md): it runs
 // archive_command (`ln %path DIR/%name`, or `cp -f` on 2.1.0 to 2.1.8) on a
 // segment once it has switched away from it and synced it for the last
-// time, so a segment is never written again once it is there, except on
-// 2.1 with segment recycling, where the same inode is rewritten (a hard
-// link in DIR sees it), and while a `cp` is still writing it. Hence:
+// time (maybeArchive: segment.waitForFinalSync(), then exec), so a segment
+// is never written again once it is there, except on 2.1 with segment
+// recycling, where the same inode is rewritten (a hard link in DIR sees
+// it), and while a `cp` is still writing it. (Segments found in the
+// commitlog directory at startup, after a crash, are archived without a
+// final sync, CASSANDRA-6904: one a crash cut short may fail verification,
+// and is then quarantined for a person to judge.) Hence:
 //   - only files ParseSegmentName calls kSegment are mirrored;
 //   - a segment is taken once its mtime is older than --settle_time;
 //   - a segment whose size or mtime differs from its recorded copy was
