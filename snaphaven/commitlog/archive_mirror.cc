@@ -192,8 +192,8 @@ void ArchiveMirror::VerifyAndCopy(const Entry& entry, bool rewritten, Pass& pass
   }
   if (!bytes.ok()) {
     ++pass.result.failed;
-    LOG(ERROR) << "commitlog archive: cannot read " << bytes.status().message()
-               << " (tried again next cycle)";
+    LOG(ERROR) << "commitlog archive: " << bytes.status().message()
+               << " (the segment is read again next cycle)";
     return;
   }
   if (static_cast<int64_t>(bytes->size()) != entry.stat.size) {
