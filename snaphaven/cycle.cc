@@ -510,6 +510,9 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   };
   run.fullsync = options_.fullsync && first_cycle_;
   first_cycle_ = false;
+  // Also when the cycle cannot run: the metrics keep their commitlog
+  // counters (a family left out of one file would restart from zero).
+  run.stats.commitlog.enabled = archive_mirror_ != nullptr;
   if (!BeginCycle(run)) return finish();
   MirrorCommitlogArchive(run, stop);
   absl::StatusOr<TableListing> listing = ListSourceTables(retrying_, run.scan_options);

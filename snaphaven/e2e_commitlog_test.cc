@@ -199,6 +199,15 @@ TEST_F(CommitlogTest, EverySoundSegmentIsMirroredVerifiedAndRecorded) {
   m = Samples(ReadFileOrDie(metrics));
   EXPECT_EQ(m["snaphaven_commitlog_segments_total"], 18);
   EXPECT_EQ(m["snaphaven_commitlog_segments_waiting"], 18);
+
+  // A cycle that cannot run at all keeps the counters.
+  testing::WriteFileOrDie(dest_ + "/.snaphaven/id", "garbage\n");
+  r = Mirror({"--metrics_file", metrics});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  m = Samples(ReadFileOrDie(metrics));
+  EXPECT_EQ(m["snaphaven_last_cycle_exit_code"], 1);
+  EXPECT_EQ(m["snaphaven_commitlog_segments_total"], 18);
+  EXPECT_EQ(m["snaphaven_commitlog_bytes_total"], bytes);
 }
 
 TEST_F(CommitlogTest, DamagedSegmentIsReportedQuarantinedAndKept) {

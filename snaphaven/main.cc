@@ -144,7 +144,7 @@ DEFINE_string(commitlog_archive, "",
               "to <dest>/commitlog_archive/; one that fails is reported, copied to "
               "<dest>/commitlog_archive/quarantine/ and kept at the source (exit 1). With "
               "--move-snapshots a mirrored segment is removed from DIR. With --verify the "
-              "mirrored segments are checked too.");
+              "mirrored segments are checked too; --list and --restore refuse it.");
 DEFINE_string(prune_after, "1h",
               "With --sync_sstables: remove a live sstable from the destination "
               "mirror once it has been gone from the source this long.");
