@@ -413,6 +413,11 @@ TEST_F(CommitlogTest, DryRunPlansAndChangesNothing) {
   EXPECT_TRUE(absl::StrContains(r.err, "plan: verify and copy commitlog segment " + archive_ +
                                            "/" + name + " (2.0 MiB)"))
       << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "plan: remove " + archive_ + "/" + name)) << r.err;
+  EXPECT_TRUE(absl::StrContains(Summary(r.err),
+                                "commitlog archive: 1 segment copied (2.0 MiB), 1 segment removed "
+                                "from the archive, 0 segments (0 B) waiting in the archive"))
+      << r.err;
   EXPECT_FALSE(Exists(dest_));
   EXPECT_TRUE(Exists(archive_ + "/" + name));
 }

@@ -166,8 +166,12 @@ void ArchiveMirror::HandleEntry(const Entry& entry, Pass& pass) {
       break;
   }
   if (options_.dry_run) {
+    // Counted as a real cycle would, if it verifies.
     LOG(INFO) << "plan: verify and copy commitlog segment " << source << " ("
               << HumanBytes(entry.stat.size) << ")" << (decision.rewritten ? ", rewritten" : "");
+    ++pass.stats.segments_copied;
+    pass.stats.bytes_copied += entry.stat.size;
+    pass.ready.push_back(entry);
     return;
   }
   VerifyAndCopy(entry, decision.rewritten, pass);
@@ -301,11 +305,11 @@ void ArchiveMirror::CopyFailed(const std::string& rel, const absl::Status& error
 
 void ArchiveMirror::RemoveMirrored(Pass& pass) {
   if (options_.dry_run) {
-    for (const Entry& entry : pass.ready) {
-      if (options_.move) {
-        LOG(INFO) << "plan: remove " << JoinPath(options_.archive_dir, entry.name)
-                  << " from the commitlog archive (mirrored)";
-      }
+    for (const Entry& entry : options_.move ? pass.ready : std::vector<Entry>()) {
+      LOG(INFO) << "plan: remove " << JoinPath(options_.archive_dir, entry.name)
+                << " from the commitlog archive once mirrored";
+      pass.removed.insert(entry.name);
+      ++pass.stats.segments_removed;
     }
     pass.ready.clear();
     return;
