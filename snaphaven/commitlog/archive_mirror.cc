@@ -118,7 +118,7 @@ bool ArchiveMirror::ListArchive(std::vector<Entry>& entries, ArchivePassResult& 
     if (listed_entry.stat.ok()) {
       entries.push_back(Entry{std::move(listed_entry.name), *listed_entry.stat});
     } else if (!IsVanished(listed_entry.stat.status())) {
-      LOG(ERROR) << "commitlog archive: cannot read " << listed_entry.stat.status().message();
+      LOG(ERROR) << "commitlog archive: " << listed_entry.stat.status().message();
       ++result.failed;
     }
   }
