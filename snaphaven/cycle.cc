@@ -51,6 +51,15 @@ Syncer::Syncer(FileSystem& fs, SyncOptions options)
   copier_.set_spare_page_cache(options_.spare_page_cache);
   copier_.set_finish_threads(std::max(1, options_.copy_threads));
   copier_.set_concurrent_fsyncs(std::max(1, options_.concurrent_fsyncs));
+  if (!options_.commitlog_archive.empty()) {
+    commitlog::ArchiveMirrorOptions archive;
+    archive.archive_dir = options_.commitlog_archive;
+    archive.destination = options_.destination;
+    archive.settle_time = options_.settle_time;
+    archive.move = options_.move;
+    archive.dry_run = options_.dry_run;
+    archive_mirror_ = std::make_unique<commitlog::ArchiveMirror>(retrying_, copier_, archive);
+  }
 }
 
 absl::Status Syncer::PrepareDestination() {
@@ -503,7 +512,11 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
   };
   run.fullsync = options_.fullsync && first_cycle_;
   first_cycle_ = false;
+  // Also when the cycle cannot run: the metrics keep their commitlog
+  // counters (a family left out of one file would restart from zero).
+  run.stats.commitlog.enabled = archive_mirror_ != nullptr;
   if (!BeginCycle(run)) return finish();
+  MirrorCommitlogArchive(run, stop);
   absl::StatusOr<TableListing> listing = ListSourceTables(retrying_, run.scan_options);
   if (!listing.ok()) {
     run.stats.fatal = absl::StrCat("cannot scan the source: ", listing.status().message());
@@ -595,6 +608,43 @@ bool Syncer::FindCycleKeyspaces(ScanOptions& scan, CycleStats& stats) {
   }
   scan.keyspaces = std::move(found->keyspaces);
   return true;
+}
+
+void Syncer::MirrorCommitlogArchive(CycleRun& run, const std::atomic<bool>& stop) {
+  if (archive_mirror_ == nullptr) return;
+  const std::string scope(kCommitlogArchiveDirName);
+  manifest_->LoadSections([&scope](absl::string_view dir) { return dir == scope; });
+  if (!manifest_->status().ok()) {
+    // Its table loop sets the manifest aside or stops (SyncTable).
+    LOG(ERROR) << "commitlog archive: not mirrored this cycle: " << manifest_->status().message();
+    ++run.stats.failed;
+    return;
+  }
+  commitlog::ArchiveHooks hooks;
+  hooks.now = clock_.Now();
+  hooks.mtime_granularity_ns = mtime_granularity_ns_;
+  hooks.record = [this](const std::string& rel, const ManifestEntry& entry) {
+    manifest_->Put(rel, entry);
+    manifest_dirty_ = true;
+  };
+  hooks.commit = [this, &run] {
+    std::vector<int> none;
+    return CommitAndMove(ScanResult(), {}, none, run.stats);
+  };
+  hooks.stop_requested = [&stop] { return stop.load(); };
+  const commitlog::ArchivePassResult pass =
+      archive_mirror_->Run(*manifest_, hooks, run.stats.commitlog);
+  run.stats.failed += pass.failed;
+  run.stats.skipped += pass.skipped;
+  if (pass.out_of_space) {
+    run.stats.out_of_space = true;
+    run.stopping = true;
+  }
+  if (stop.load()) {
+    run.stats.interrupted = true;
+    run.stopping = true;
+  }
+  manifest_->Release(scope);  // unless changed and not committed
 }
 
 Selection Syncer::SelectTable(const ScanResult& scan, const std::vector<CopyState>& states,
@@ -1239,12 +1289,13 @@ VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {
   DestinationVerifier verifier = MakeVerifier();
   std::vector<std::string> bad;
   // --all_keyspaces: every keyspace at the destination, even one gone from
-  // the source.
-  const std::vector<std::string> keyspaces =
+  // the source. With --commitlog_archive, the mirrored segments too.
+  std::vector<std::string> scopes =
       options_.all_keyspaces && manifest_.has_value() ? KeyspacesAtDestination(*manifest_)
                                                       : options_.keyspaces;
-  for (size_t k = 0; !stats.fatal.has_value() && k < keyspaces.size(); ++k) {
-    if (!VerifyKeyspace(keyspaces[k], verifier, stop, stats, bad)) break;
+  if (archive_mirror_ != nullptr) scopes.emplace_back(kCommitlogArchiveDirName);
+  for (size_t k = 0; !stats.fatal.has_value() && k < scopes.size(); ++k) {
+    if (!VerifyKeyspace(scopes[k], verifier, stop, stats, bad)) break;
   }
   if (repair && !bad.empty() && !stats.fatal.has_value()) {
     RepairAndRecheck(bad, verifier, stop, stats);

@@ -19,6 +19,7 @@
 #include "re2/re2.h"
 #include "snaphaven/applier.h"
 #include "snaphaven/clock.h"
+#include "snaphaven/commitlog/archive_mirror.h"
 #include "snaphaven/copier.h"
 #include "snaphaven/destination.h"
 #include "snaphaven/dirty_memory.h"
@@ -102,6 +103,10 @@ struct SyncOptions {
   // file, pausing retry_backoff, then twice that, ...
   int attempts = 3;
   absl::Duration retry_backoff = absl::Milliseconds(200);
+  // --commitlog_archive: the directory Cassandra's archive_command fills
+  // (absolute, resolved); "" for none. Each cycle mirrors its segments
+  // (commitlog/archive_mirror.h) before the tables.
+  std::string commitlog_archive;
 };
 
 
@@ -160,6 +165,9 @@ class Syncer {
   bool FindCycleKeyspaces(ScanOptions& scan, CycleStats& stats);
   TableStep SyncTable(const SourceTable& table, CycleRun& run, const std::atomic<bool>& stop);
   void EndCycle(CycleRun& run);
+  // --commitlog_archive: one pass of the archive mirror, its manifest
+  // changes committed, its counts added to the cycle's.
+  void MirrorCommitlogArchive(CycleRun& run, const std::atomic<bool>& stop);
   // SyncTable's parts: the selection with its reports, then the plan's
   // application with its bookkeeping.
   Selection SelectTable(const ScanResult& scan, const std::vector<CopyState>& states,
@@ -263,6 +271,7 @@ class Syncer {
   RetryingFileSystem retrying_;
   std::string durability_;  // ChooseDurability's last choice, logged when it changes
   std::unique_ptr<BandwidthLimiter> limiter_;
+  std::unique_ptr<commitlog::ArchiveMirror> archive_mirror_;  // --commitlog_archive
   absl::optional<Manifest> manifest_;
   bool first_cycle_ = true;
   bool manifest_dirty_ = false;  // in memory differs from the committed one

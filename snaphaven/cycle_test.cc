@@ -24,11 +24,13 @@
 #include "snaphaven/checksum.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "snaphaven/testing/fault_injection_file_system.h"
+#include "snaphaven/testing/log_capture.h"
 #include "tools/tree_generator.h"
 
 namespace snaphaven {
 namespace {
 
+using testing::CapturingSink;
 using testing::DestinationFiles;
 using testing::DiffTrees;
 using testing::FaultInjectionFileSystem;
@@ -36,24 +38,6 @@ using testing::FaultRule;
 using testing::FileRecord;
 using testing::FsOp;
 using Files = std::map<std::string, FileRecord>;
-
-// Collects what the cycle logs, to check it names the file and the error.
-class CapturingSink : public google::LogSink {
- public:
-  void send(google::LogSeverity, const char*, const char*, int, const struct ::tm*,
-            const char* message, size_t length) override {
-    absl::MutexLock lock(&mu_);
-    absl::StrAppend(&text_, absl::string_view(message, length), "\n");
-  }
-  std::string Take() {
-    absl::MutexLock lock(&mu_);
-    return std::exchange(text_, "");
-  }
-
- private:
-  absl::Mutex mu_;
-  std::string text_;
-};
 
 class CycleFaultTest : public ::testing::Test {
  protected:

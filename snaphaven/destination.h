@@ -15,6 +15,13 @@ namespace snaphaven {
 // mirrored path (the manifest refuses entries in it).
 inline constexpr absl::string_view kStateDirName = ".snaphaven";
 
+// Where the mirrored commitlog segments are, relative to the destination
+// root: commitlog_archive/<segment name>, and those that failed their
+// verification in commitlog_archive/quarantine/ (--commitlog_archive, read
+// by --restore_until and --list --cluster). No keyspace of that name is
+// mirrored beside them.
+inline constexpr absl::string_view kCommitlogArchiveDirName = "commitlog_archive";
+
 struct StateDir {
   explicit StateDir(const std::string& destination);
   std::string dir;            // <dest>/.snaphaven

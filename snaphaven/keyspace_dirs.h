@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "snaphaven/destination.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
 
@@ -35,9 +36,6 @@ namespace snaphaven {
 // tells a data root from the Cassandra home holding it.
 inline constexpr absl::string_view kSystemKeyspace = "system";
 
-// Where, at a destination, the archived commitlog segments are kept: not a
-// keyspace, although its name is a valid one.
-inline constexpr absl::string_view kCommitlogArchiveDirName = "commitlog_archive";
 
 enum class KeyspaceDirName {
   kKeyspace,      // a valid keyspace name

@@ -155,12 +155,21 @@ DEFINE_string(io_priority, "idle",
               "lower the CPU priority (nice 10).");
 DEFINE_string(settle_time, "10s",
               "A snapshot's manifest.json (or a backup sstable) must be this old "
-              "before move mode deletes it.");
+              "before move mode deletes it (or a backup sstable, or an archived "
+              "commitlog segment, is copied).");
 DEFINE_string(stuck_after, "1h",
               "Anything held back (an sstable not mirrored, a snapshot move mode "
               "keeps) whose newest file is older than this is named, with the "
               "reason, in a warning at the default verbosity; every cycle counts "
               "all of it in its summary (\"N held back\") and the metrics.");
+DEFINE_string(commitlog_archive, "",
+              "The directory Cassandra's archive_command fills "
+              "(commitlog_archiving.properties: archive_command=/bin/ln %path DIR/%name). "
+              "Every cycle verifies each segment older than --settle_time and mirrors it "
+              "to <dest>/commitlog_archive/; one that fails is reported, copied to "
+              "<dest>/commitlog_archive/quarantine/ and kept at the source (exit 1). With "
+              "--move-snapshots a mirrored segment is removed from DIR. With --verify the "
+              "mirrored segments are checked too; --list and --restore refuse it.");
 DEFINE_string(prune_after, "1h",
               "With --sync_sstables: remove a live sstable from the destination "
               "mirror once it has been gone from the source this long.");
@@ -223,6 +232,7 @@ std::string MetaVariable(absl::string_view flag) {
     return "DURATION";
   }
   if (flag == "metrics_file") return "PATH";
+  if (flag == "commitlog_archive") return "DIR";
   if (flag == "restore_to") return "DIR";
   if (flag == "restore") return "TAG";
   if (flag == "restore_until") return "TIME";
@@ -251,7 +261,7 @@ void PrintHelp() {
   std::cout << "usage: snaphaven [-h] [-q] [-v {0,1,2}] [--move-snapshots] [--sync-sstables]\n"
                "                 [--sync_backups] [-d CASSANDRA_DIR] -s SNAPSHOT_DIR [--fullsync]\n"
                "                 [--snapshot_regex REGEX] [--interval DURATION] [--verify]\n"
-               "                 [--dry_run] [flags below]\n"
+               "                 [--commitlog_archive DIR] [--dry_run] [flags below]\n"
                "                 {keyspace [keyspace ...] | --all_keyspaces}\n"
                "       snaphaven -s SNAPSHOT_DIR --list [--json] [keyspace ...]\n"
                "       snaphaven -s ROOT --list --cluster [--json] [keyspace ...]\n"
@@ -567,6 +577,7 @@ int Run(int argc, char** argv) {
   raw.require_destination = FLAGS_require_destination;
   raw.adopt_destination = FLAGS_adopt_destination;
   raw.metrics_file = FLAGS_metrics_file;
+  raw.commitlog_archive = FLAGS_commitlog_archive;
   raw.keyspaces = parsed->positional;
 
   FileSystem& fs = *DefaultFileSystem();
@@ -600,6 +611,7 @@ int Run(int argc, char** argv) {
   sync.keep_snapshots = options->keep_snapshots;
   sync.keep_for = options->keep_for;
   sync.progress_interval = options->progress_interval;
+  sync.commitlog_archive = options->commitlog_archive;
   sync.progress_on_terminal = isatty(STDERR_FILENO) && !options->quiet;
   absl::Status lowered = ApplyProcessPriority(options->io_priority);
   if (!lowered.ok()) LOG(WARNING) << "cannot lower the priority: " << lowered.message();

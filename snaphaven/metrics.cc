@@ -35,6 +35,35 @@ class Writer {
   std::string out_;
 };
 
+// --commitlog_archive: what was mirrored, how far behind the newest
+// mirrored segment is (the point-in-time lag), what waits, what failed.
+void RenderCommitlogMetrics(Writer& w, const CommitlogStats& c,
+                            const absl::flat_hash_map<std::string, double>& previous,
+                            absl::Time now) {
+  w.Counter("snaphaven_commitlog_segments_total",
+            "Commitlog segments verified and mirrored to <dest>/commitlog_archive/.",
+            c.segments_copied, previous);
+  w.Counter("snaphaven_commitlog_bytes_total", "Bytes of commitlog segments mirrored.",
+            c.bytes_copied, previous);
+  if (c.newest_mirrored_mtime_ns != 0) {
+    // Absent until a first segment is mirrored (alert on absent() too).
+    w.Gauge("snaphaven_commitlog_newest_segment_age_seconds",
+            "Age (by its mtime, its last write) of the newest segment mirrored: how much a "
+            "point-in-time restore from the destination would lose now.",
+            absl::ToDoubleSeconds(now - absl::FromUnixNanos(c.newest_mirrored_mtime_ns)));
+  }
+  w.Gauge("snaphaven_commitlog_segments_waiting",
+          "Commitlog segments left in the archive directory after the last cycle (all of "
+          "them without --move-snapshots): what the archive holds on the commitlog disk.",
+          c.segments_waiting);
+  w.Gauge("snaphaven_commitlog_bytes_waiting",
+          "Bytes of the commitlog segments left in the archive directory.", c.bytes_waiting);
+  w.Gauge("snaphaven_commitlog_segments_failed",
+          "Segments of the archive that failed verification in the last cycle (quarantined "
+          "at the destination, kept at the source, named in the log).",
+          c.segments_failed);
+}
+
 }  // namespace
 
 absl::flat_hash_map<std::string, double> ReadMetricSamples(absl::string_view text) {
@@ -97,6 +126,7 @@ std::string RenderMetrics(const CycleStats& stats, int exit_code, const Manifest
           stats.pending_files);
   w.Gauge("snaphaven_pending_bytes", "Bytes planned but not copied by the last cycle (backlog).",
           stats.pending_bytes);
+  if (stats.commitlog.enabled) RenderCommitlogMetrics(w, stats.commitlog, previous, now);
   if (manifest != nullptr) {
     // Unique bytes: hard links (one source inode) count once.
     const int64_t bytes = manifest->UniqueBytes();

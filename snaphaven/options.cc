@@ -107,6 +107,53 @@ absl::Status SetMaxBandwidth(const RawOptions& raw, Options& options) {
   return absl::OkStatus();
 }
 
+// `dir` (the --`what` flag's, named `what` in messages) with its symlinks
+// resolved, once it is a readable directory.
+absl::StatusOr<std::string> ReadableDirectory(FileSystem& fs, absl::string_view what,
+                                              const std::string& dir) {
+  absl::StatusOr<std::string> real = fs.RealPath(dir);
+  if (!real.ok()) {
+    return Invalid(absl::StrCat(what, " ", dir, " does not exist or cannot be reached (",
+                                real.status().message(), ")"));
+  }
+  if (!IsDirectory(fs, *real)) {
+    return Invalid(absl::StrCat(what, " ", dir, " is not a directory"));
+  }
+  if (!fs.CheckAccess(*real, R_OK | X_OK).ok()) {
+    return Invalid(absl::StrCat(what, " ", dir, " cannot be read"));
+  }
+  return real;
+}
+
+// --commitlog_archive (commitlog/archive_mirror.h): an existing, readable
+// directory (writable in move mode, which removes mirrored segments from
+// it), apart from the destination; no keyspace may share the name of the
+// mirrored segments' directory, <dest>/commitlog_archive/.
+absl::Status ValidateCommitlogArchive(FileSystem& fs, const RawOptions& raw, Options& options) {
+  const std::string& dir = raw.commitlog_archive;
+  absl::StatusOr<std::string> real = ReadableDirectory(fs, "commitlog archive", dir);
+  if (!real.ok()) return real.status();
+  if (options.move_snapshots && !fs.CheckAccess(*real, W_OK | X_OK).ok()) {
+    return Invalid(absl::StrCat("commitlog archive ", dir,
+                                " cannot be written, and --move-snapshots removes the mirrored "
+                                "segments from it"));
+  }
+  if (IsSameOrInside(*real, options.destination) || IsSameOrInside(options.destination, *real)) {
+    return Invalid(absl::StrCat("commitlog archive ", dir, " (", *real,
+                                ") and the destination ", options.destination,
+                                " overlap: the archive must be apart from the copies"));
+  }
+  for (const std::string& keyspace : options.keyspaces) {
+    if (keyspace == "commitlog_archive") {
+      return Invalid(
+          "keyspace 'commitlog_archive' cannot be copied with --commitlog_archive: its copy and "
+          "the mirrored segments would share <dest>/commitlog_archive/");
+    }
+  }
+  options.commitlog_archive = *real;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view flag,
@@ -176,6 +223,11 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     return Invalid(absl::StrCat("invalid -v ", raw.verbosity, ": choose 0, 1 or 2"));
   }
   options.verbosity = raw.verbosity;
+  if ((raw.list_only || !raw.restore_tag.empty()) && !raw.commitlog_archive.empty()) {
+    return Invalid(
+        "--commitlog_archive is for sync cycles and --verify; --list and --restore read only the "
+        "destination (its commitlog_archive/): leave it out");
+  }
   if (raw.list_only || !raw.restore_tag.empty()) {
     absl::Status bandwidth = SetMaxBandwidth(raw, options);
     if (!bandwidth.ok()) return bandwidth;
@@ -260,18 +312,8 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
 
   // Data roots: a comma-separated list of Cassandra homes or data roots.
   for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
-    std::string dir(given);
-    absl::StatusOr<std::string> real = fs.RealPath(dir);
-    if (!real.ok()) {
-      return Invalid(absl::StrCat("cassandra dir ", dir, " does not exist or cannot be reached (",
-                                  real.status().message(), ")"));
-    }
-    if (!IsDirectory(fs, *real)) {
-      return Invalid(absl::StrCat("cassandra dir ", dir, " is not a directory"));
-    }
-    if (!fs.CheckAccess(*real, R_OK | X_OK).ok()) {
-      return Invalid(absl::StrCat("cassandra dir ", dir, " cannot be read"));
-    }
+    absl::StatusOr<std::string> real = ReadableDirectory(fs, "cassandra dir", std::string(given));
+    if (!real.ok()) return real.status();
     // --all_keyspaces: a data root holds the system keyspace, which a
     // Cassandra home (data/, commitlog/, bin/...) does not.
     absl::StatusOr<std::string> root = FindDataRoot(
@@ -362,6 +404,10 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
         return Invalid(absl::StrCat(arrow, " is inside another data root ", overlap.where,
                                     ": its files would be copied twice"));
     }
+  }
+  if (!raw.commitlog_archive.empty()) {
+    absl::Status archive = ValidateCommitlogArchive(fs, raw, options);
+    if (!archive.ok()) return archive;
   }
   absl::StatusOr<FileStat> st = fs.Stat(options.destination);
   if (st.ok()) {

@@ -63,6 +63,7 @@ struct RawOptions {
   bool require_destination = false;
   bool adopt_destination = false;
   std::string metrics_file;
+  std::string commitlog_archive;  // "" : none
   std::vector<std::string> keyspaces;
 };
 
@@ -111,6 +112,9 @@ struct Options {
   bool require_destination = false;
   bool adopt_destination = false;
   std::string metrics_file;  // "": none
+  // --commitlog_archive: the directory Cassandra's archive_command fills,
+  // absolute and resolved; "" for none. Sync cycles and --verify only.
+  std::string commitlog_archive;
 };
 
 // "90s", "5m", "1h30m", "0" (abseil syntax) for the flag --`flag`; negative

@@ -249,6 +249,60 @@ TEST_F(ValidateOptionsTest, RefusesKeyspaceLinksThatLoopDangleOrOverlap) {
                             "/c2/data: its files would be copied twice");
 }
 
+// --commitlog_archive: an existing, readable directory apart from the
+// destination, resolved; refused with --list and --restore, and beside a
+// keyspace named like the mirrored segments' directory.
+TEST_F(ValidateOptionsTest, CommitlogArchive) {
+  const std::string archive = dir_ + "/archive";
+  ASSERT_EQ(system(("mkdir -p " + archive + " && ln -s " + archive + " " + dir_ + "/link").c_str()),
+            0);
+  RawOptions raw = Raw();
+  raw.commitlog_archive = dir_ + "/link";
+  absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->commitlog_archive, archive) << "symlinks resolved";
+  EXPECT_EQ(ValidateOptions(*DefaultFileSystem(), Raw())->commitlog_archive, "");
+  raw.verify = true;
+  EXPECT_TRUE(ValidateOptions(*DefaultFileSystem(), raw).ok()) << "--verify checks them too";
+
+  raw = Raw();
+  raw.commitlog_archive = dir_ + "/missing";
+  EXPECT_EQ(Error(raw).rfind("commitlog archive " + dir_ + "/missing does not exist", 0), 0u)
+      << Error(raw);
+  ASSERT_EQ(system(("touch " + dir_ + "/file").c_str()), 0);
+  raw.commitlog_archive = dir_ + "/file";
+  EXPECT_EQ(Error(raw), "commitlog archive " + dir_ + "/file is not a directory");
+  raw.commitlog_archive = dir_;  // contains the destination
+  EXPECT_NE(Error(raw).find("overlap"), std::string::npos);
+  raw.commitlog_archive = archive;
+  raw.snapshot_dir = archive + "/dest";  // inside the archive
+  EXPECT_NE(Error(raw).find("overlap"), std::string::npos);
+  raw = Raw();
+  raw.commitlog_archive = archive;
+  ASSERT_EQ(system(("mkdir -p " + home_ + "/data/commitlog_archive").c_str()), 0);
+  raw.keyspaces = {"ks1", "commitlog_archive"};
+  EXPECT_NE(Error(raw).find("keyspace 'commitlog_archive' cannot be copied with --commitlog_archive"),
+            std::string::npos);
+  raw = Raw();
+  raw.commitlog_archive = archive;
+  raw.list_only = true;
+  EXPECT_NE(Error(raw).find("--list and --restore read only the destination"), std::string::npos);
+  raw.list_only = false;
+  raw.restore_tag = "t";
+  raw.restore_to = dir_ + "/restore";
+  EXPECT_NE(Error(raw).find("--list and --restore read only the destination"), std::string::npos);
+  if (geteuid() != 0) {  // root may write anywhere
+    ASSERT_EQ(chmod(archive.c_str(), 0555), 0);
+    raw = Raw();
+    raw.commitlog_archive = archive;
+    EXPECT_TRUE(ValidateOptions(*DefaultFileSystem(), raw).ok()) << "read-only is fine";
+    raw.move_snapshots = true;
+    EXPECT_NE(Error(raw).find("cannot be written, and --move-snapshots removes"),
+              std::string::npos);
+    ASSERT_EQ(chmod(archive.c_str(), 0755), 0);
+  }
+}
+
 }  // namespace
 }  // namespace snaphaven
 

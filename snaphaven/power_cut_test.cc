@@ -69,7 +69,24 @@ class PowerCutTest : public ::testing::Test {
   // destination may hold (a moved or retired file keeps its old bytes).
   void Remember() {
     for (auto& [path, record] : testing::SnapshotFiles(data_)) known_[path] = record;
+    for (auto& [name, record] : Archived()) known_["commitlog_archive/" + name] = record;
   }
+
+  // --commitlog_archive: an archive directory beside the data (tracked
+  // too) holding segments Cassandra 2.2 wrote. False when the fixtures are
+  // absent.
+  bool ArchiveSegments() {
+    const std::string fixtures = testing::CassandraTestDataDir();
+    if (fixtures.empty()) return false;
+    archive_ = root_ + "/commitlog_archive";
+    Shell("mkdir " + archive_ + " && cp --preserve=timestamps " + fixtures +
+          "/legacy-commitlog/2.2-snappy/CommitLog-* " + archive_ + "/");
+    Remember();
+    return true;
+  }
+
+  // The archive directory's files by name (none without one).
+  Files Archived() { return archive_.empty() ? Files() : testing::ReadTree(archive_); }
 
   // Every directory's mtime an hour back: settled, so the directory cache
   // vouches for them (and is written).
@@ -96,6 +113,7 @@ class PowerCutTest : public ::testing::Test {
     options.dirty_memory = []() -> absl::StatusOr<int64_t> { return int64_t{1} << 40; };
     options.stage_small_files = true;
     options.verbosity = 0;
+    options.commitlog_archive = archive_;
     return options;
   }
 
@@ -120,9 +138,12 @@ class PowerCutTest : public ::testing::Test {
 
   // What the destination mirrors once converged.
   Files Expected() {
-    if (!move_) return testing::SnapshotFiles(data_);
-    Files all = before_;
+    Files all = move_ ? before_ : Files();
     for (auto& [path, record] : testing::SnapshotFiles(data_)) all[path] = record;
+    // Every segment ever archived: copies are never removed.
+    for (auto& [path, record] : known_) {
+      if (absl::StartsWith(path, "commitlog_archive/")) all[path] = record;
+    }
     return all;
   }
 
@@ -158,6 +179,13 @@ class PowerCutTest : public ::testing::Test {
         EXPECT_TRUE(dest.count(path) && dest[path] == record)
             << "the move deleted " << path << " but its copy was lost";
       }
+      const Files archived = Archived();
+      for (const auto& [name, record] : archive_before_) {
+        if (archived.count(name)) continue;
+        const std::string copy = "commitlog_archive/" + name;
+        EXPECT_TRUE(dest.count(copy) && dest[copy] == record)
+            << "the move removed segment " << name << " from the archive but its copy was lost";
+      }
     }
   }
 
@@ -169,14 +197,16 @@ class PowerCutTest : public ::testing::Test {
     // size and mtime (cp --preserve=timestamps): the cycle would then link
     // a copy to the wrong bytes, a fault of the test, not of the power cut.
     Shell("rm -rf " + saved_ + " && mkdir " + saved_ + " && cp -al " + data_ + " " + saved_ +
-          "/data && { test ! -e " + dest_ + " || cp -a " + dest_ + " " + saved_ + "/dest; }");
+          "/data && { test ! -e " + dest_ + " || cp -a " + dest_ + " " + saved_ + "/dest; }" +
+          (archive_.empty() ? "" : " && cp -a " + archive_ + " " + saved_ + "/archive"));
     before_ = testing::SnapshotFiles(data_);
+    archive_before_ = Archived();
     Remember();
     int cuts = 0;
     for (int64_t n = 1;; ++n) {
       Shell("rm -rf " + root_ + " && mkdir " + root_ + " && cp -al " + saved_ + "/data " +
             data_ + " && { test ! -e " + saved_ + "/dest || cp -a " + saved_ + "/dest " + dest_ +
-            "; }");
+            "; }" + (archive_.empty() ? "" : " && cp -a " + saved_ + "/archive " + archive_));
       FaultInjectionFileSystem fs(DefaultFileSystem());
       fs.TrackDurability(root_);
       fs.CutPowerAfter(n);
@@ -216,6 +246,8 @@ class PowerCutTest : public ::testing::Test {
   }
 
   std::string dir_, root_, saved_, data_, dest_;
+  std::string archive_;  // --commitlog_archive, below root_; "" for none
+  Files archive_before_;  // the archive's files before the cycle cut
   bool move_ = false;
   absl::Duration keep_for_ = absl::ZeroDuration();
   std::string retiring_;  // the copy retention retires (relative, with a trailing slash)
@@ -306,6 +338,20 @@ TEST_F(PowerCutTest, MoveDeletesOnlyDurableCopiesEvenWhenItsDeletionsSurviveUnsy
   FaultInjectionFileSystem::PowerCutOptions options;
   options.names_survive_under = data_;
   CutEverywhere(options);
+}
+
+// (f) --commitlog_archive: segments verified and copied (each named only
+// once durable), recorded, and in move mode removed from the archive only
+// once the copy is durable and recorded: cut with the archive's removals
+// surviving unsynced, the worst case for them.
+TEST_F(PowerCutTest, CommitlogSegmentsMirroredAndDrained) {
+  if (!ArchiveSegments()) GTEST_SKIP() << "../shared/fixtures/cassandra-test-data is absent";
+  AgeDirectories();
+  move_ = true;
+  FaultInjectionFileSystem::PowerCutOptions options;
+  options.names_survive_under = archive_;
+  CutEverywhere(options);
+  EXPECT_TRUE(Archived().empty()) << "the last run drained the archive";
 }
 
 // (e) Retention: the copy of a snapshot cleared at the source is retired

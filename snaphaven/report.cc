@@ -17,6 +17,28 @@ std::string HumanBytes(int64_t bytes) {
                    : absl::StrFormat("%.1f %s", value, units[unit]);
 }
 
+namespace {
+
+// "; commitlog archive: 2 segments copied (64.0 MiB), 1 segment failed
+// verification, 3 removed from the archive, 12 segments (384.0 MiB) waiting
+// in the archive".
+std::string CommitlogSummary(const CommitlogStats& c) {
+  auto segments = [](int64_t n) { return absl::StrCat(n, n == 1 ? " segment" : " segments"); };
+  std::string part = absl::StrCat("; commitlog archive: ", segments(c.segments_copied),
+                                  " copied (", HumanBytes(c.bytes_copied), ")");
+  if (c.segments_failed > 0) {
+    absl::StrAppend(&part, ", ", segments(c.segments_failed), " failed verification");
+  }
+  if (c.segments_removed > 0) {
+    absl::StrAppend(&part, ", ", segments(c.segments_removed), " removed from the archive");
+  }
+  absl::StrAppend(&part, ", ", segments(c.segments_waiting), " (", HumanBytes(c.bytes_waiting),
+                  ") waiting in the archive");
+  return part;
+}
+
+}  // namespace
+
 int ExitCodeFor(const CycleStats& stats) {
   if (stats.fatal.has_value() || stats.out_of_space || stats.failed > 0) return 1;
   return 0;
@@ -35,6 +57,7 @@ std::string SummaryLine(const CycleStats& stats, bool show_moved, bool show_prun
       show_pruned ? absl::StrCat(stats.pruned, " pruned, ") : "", HumanBytes(stats.bytes_copied),
       " copied in ",
       absl::StrFormat("%.2fs", seconds), " (", HumanBytes(static_cast<int64_t>(rate)), "/s)");
+  if (stats.commitlog.enabled) absl::StrAppend(&line, CommitlogSummary(stats.commitlog));
   if (stats.out_of_space) absl::StrAppend(&line, "; destination out of space");
   if (stats.fatal.has_value()) absl::StrAppend(&line, "; ", *stats.fatal);
   return line;

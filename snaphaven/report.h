@@ -14,6 +14,22 @@
 
 namespace snaphaven {
 
+// What a cycle did with the commitlog archive (--commitlog_archive; see
+// commitlog/archive_mirror.h).
+struct CommitlogStats {
+  bool enabled = false;          // --commitlog_archive was given
+  int64_t segments_copied = 0;   // verified and made durable at the destination
+  int64_t bytes_copied = 0;
+  int64_t segments_failed = 0;   // failed verification: quarantined, kept at the source
+  int64_t segments_removed = 0;  // deleted from the archive (move mode)
+  int64_t segments_waiting = 0;  // still in the archive directory after the cycle
+  int64_t bytes_waiting = 0;
+  // Segments mirrored at the destination, and the newest one's mtime (its
+  // last write: the point in time a restore can reach); 0 when none.
+  int64_t segments_mirrored = 0;
+  int64_t newest_mirrored_mtime_ns = 0;
+};
+
 struct CycleStats {
   int64_t scanned = 0;
   int64_t copied = 0;
@@ -36,6 +52,7 @@ struct CycleStats {
   int64_t pending_files = 0;  // planned but not done at the end (the backlog)
   int64_t pending_bytes = 0;
   absl::Time started;
+  CommitlogStats commitlog;
   // Set when the cycle could not run at all (unreadable data root, ...).
   absl::optional<std::string> fatal;
 };

@@ -132,7 +132,7 @@ std::string FormatUtc(absl::Time time) {
 
 absl::StatusOr<std::vector<ArchivedSegment>> ListArchivedSegments(
     FileSystem& fs, const std::string& destination) {
-  const std::string dir = JoinPath(destination, kArchiveDirName);
+  const std::string dir = JoinPath(destination, kCommitlogArchiveDirName);
   std::vector<ArchivedSegment> out;
   absl::StatusOr<std::vector<std::string>> names = fs.ListDir(dir);
   if (!names.ok()) {
@@ -191,7 +191,7 @@ absl::Status CheckRestorePoint(absl::Time until, const SnapshotTime& snapshot,
   if (all.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot restore to a point in time: no archived commitlog segments at the destination (",
-        kArchiveDirName, "/ is empty or missing); ", taken));
+        kCommitlogArchiveDirName, "/ is empty or missing); ", taken));
   }
   absl::Time newest = all.front().mtime;
   for (const ArchivedSegment& segment : all) newest = std::max(newest, segment.mtime);

@@ -33,13 +33,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "snaphaven/destination.h"
 #include "absl/time/time.h"
 #include "snaphaven/file_system.h"
 
 namespace snaphaven::commitlog {
 
-// Where the mirrored segments are, below the destination.
-inline constexpr char kArchiveDirName[] = "commitlog_archive";
 // Where a point-in-time restore stages them, below --restore_to: Cassandra's
 // restore_directories (nothing else may be in it: Cassandra refuses to
 // start on a stray file there).
