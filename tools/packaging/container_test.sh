@@ -239,12 +239,13 @@ PY
 listing() { find "$1" -printf '%P %s %T@ %m %U:%G %i\n' | sort; }
 
 # make_tree NAME GEN_TREE_FLAGS...: a generated Cassandra data root at
-# $work/NAME/src/data owned by 999:999, and an empty destination volume
-# $work/NAME/backup owned by 999:999.
+# $work/NAME/src/data with an empty commitlog archive directory beside it
+# (what the example's init container makes), owned by 999:999, and an empty
+# destination volume $work/NAME/backup owned by 999:999.
 make_tree() {
   local name=$1
   shift
-  mkdir -p "$work/$name/backup"
+  mkdir -p "$work/$name/backup" "$work/$name/src/commitlog_archive"
   "$gen_tree" --out "$work/$name/src/data" "$@"
   chown -R 999:999 "$work/$name/src" "$work/$name/backup"
 }
