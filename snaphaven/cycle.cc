@@ -676,6 +676,17 @@ Selection Syncer::SelectTable(const ScanResult& scan, const std::vector<CopyStat
   return selection;
 }
 
+Syncer::TableStep Syncer::ManifestUnreadable(CycleRun& run) {
+  // Entries are missing: planning from it would copy what is there. A
+  // corrupt file is set aside and the cycle starts again from a manifest
+  // rebuilt from the destination; a read error ends it (the next cycle
+  // reads the file again).
+  if (SetAsideCorruptManifest()) return TableStep::kRestart;
+  run.stats.fatal = std::string(manifest_->status().message());
+  manifest_.reset();
+  return TableStep::kStop;
+}
+
 Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
                                     const std::atomic<bool>& stop) {
   const ScanResult scan = ScanTables(retrying_, run.scan_options, {&source});
@@ -686,21 +697,18 @@ Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
   const std::vector<CopyState> states =
       StatesOfCopies(scan.files, *manifest_, mtime_granularity_ns_);
   const Selection selection = SelectTable(scan, states, run);
+  // The planner reads only what is in memory: when something is to be
+  // copied or linked, the table's sections (where a link target may be) are
+  // read in first, and one that cannot be read stops the table here.
+  const bool to_do = std::any_of(selection.eligible.begin(), selection.eligible.end(),
+                                 [&](size_t i) { return !IsCurrent(states[i]); });
+  if (to_do) manifest_->LoadBelow(source.relative_path);
+  if (!manifest_->status().ok()) return ManifestUnreadable(run);
   PlanOptions plan_options;
   plan_options.record_decisions = options_.verbosity >= 2;
   plan_options.mtime_granularity_ns = mtime_granularity_ns_;
   plan_options.states = &states;
   const Plan plan = PlanCycle(scan.files, selection.eligible, *manifest_, plan_options);
-  if (!manifest_->status().ok()) {
-    // Entries are missing: planning from it would copy what is there. A
-    // corrupt file is set aside and the cycle starts again from a manifest
-    // rebuilt from the destination; a read error ends it (the next cycle
-    // reads the file again).
-    if (SetAsideCorruptManifest()) return TableStep::kRestart;
-    run.stats.fatal = std::string(manifest_->status().message());
-    manifest_.reset();
-    return TableStep::kStop;
-  }
   for (const std::string& decision : plan.decisions) VLOG(2) << decision;
   run.stats.unchanged += plan.unchanged + scan.skipped_files;
   if (run.fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;

@@ -164,6 +164,9 @@ class Syncer {
   // when the roots cannot be listed or hold none.
   bool FindCycleKeyspaces(ScanOptions& scan, CycleStats& stats);
   TableStep SyncTable(const SourceTable& table, CycleRun& run, const std::atomic<bool>& stop);
+  // A manifest section could not be read in: set aside and rebuilt
+  // (kRestart) when corrupt, else the cycle stops.
+  TableStep ManifestUnreadable(CycleRun& run);
   void EndCycle(CycleRun& run);
   // --commitlog_archive: one pass of the archive mirror, its manifest
   // changes committed, its counts added to the cycle's.

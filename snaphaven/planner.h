@@ -61,6 +61,9 @@ std::vector<CopyState> StatesOfCopies(const std::vector<SourceFile>& files,
 // source's size and mtime. Others are linked when a current copy of the same
 // source identity (dev, ino, size, mtime) exists or is planned, else copied.
 // Only `files[i]` for i in `selected` (ascending) are considered.
+// It reads the manifest's entries and nothing else: given `options.states`
+// and a manifest whose sections for these files' table are in memory (the
+// cycle reads them in first, Manifest::LoadBelow), it does no I/O.
 Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& selected,
                const Manifest& manifest, const PlanOptions& options);
 // Every file considered.
