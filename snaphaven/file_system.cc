@@ -227,6 +227,18 @@ struct Located {
   int nofollow = 0;
 };
 
+// The errno of a failed open of directory `name` in `dirfd` with
+// O_NOFOLLOW: ELOOP, not ENOTDIR, for a symlink (O_PATH | O_NOFOLLOW opens
+// a symlink itself, which O_DIRECTORY then refuses).
+int DirectoryOpenErrno(int error, int dirfd, const char* name) {
+  struct stat st;
+  if (error == ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(st.st_mode)) {
+    return ELOOP;
+  }
+  return error;
+}
+
 // Resolves paths to where their operations happen. The plain file system
 // takes every path as given; the confined one (below) resolves paths below
 // its roots through directory descriptors, never following a symlink.
@@ -544,7 +556,9 @@ class PosixFileSystem : public FileSystem, protected PathResolver {
     if (!at.ok()) return at.status();
     ScopedFd dirfd(openat(at->dirfd, at->name.c_str(),
                           O_PATH | O_DIRECTORY | O_CLOEXEC | at->nofollow));
-    if (dirfd.get() < 0) return ErrnoStatus(errno, "open", dir);
+    if (dirfd.get() < 0) {
+      return ErrnoStatus(DirectoryOpenErrno(errno, at->dirfd, at->name.c_str()), "open", dir);
+    }
     const LinkMethod method = ProcessLinkMethod(dirfd.get());
     if (method == LinkMethod::kNone) {
       return absl::UnimplementedError("this process cannot link an O_TMPFILE file");
@@ -617,7 +631,9 @@ class PosixFileSystem : public FileSystem, protected PathResolver {
     absl::StatusOr<Located> at = Locate(path, false);
     if (!at.ok()) return at.status();
     int fd = openat(at->dirfd, at->name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | at->nofollow);
-    if (fd < 0) return ErrnoStatus(errno, "open", path);
+    if (fd < 0) {
+      return ErrnoStatus(DirectoryOpenErrno(errno, at->dirfd, at->name.c_str()), "open", path);
+    }
     int rc = fsync(fd);
     int error = errno;
     close(fd);
@@ -702,7 +718,9 @@ class PosixFileSystem : public FileSystem, protected PathResolver {
     absl::StatusOr<Located> at = Locate(path, false);
     if (!at.ok()) return at.status();
     int fd = openat(at->dirfd, at->name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "opendir", path);
+    if (fd < 0) {
+      return ErrnoStatus(DirectoryOpenErrno(errno, at->dirfd, at->name.c_str()), "opendir", path);
+    }
     return fd;
   }
 };
@@ -740,15 +758,7 @@ absl::StatusOr<ScopedFd> OpenBeneath(int base, const std::vector<absl::string_vi
     const std::string name(component);
     ScopedFd next(openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (next.get() < 0) {
-      int error = errno;
-      struct stat st;
-      // O_PATH | O_NOFOLLOW opens a symlink itself, which O_DIRECTORY then
-      // refuses as ENOTDIR: say what it is.
-      if (error == ENOTDIR && fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-          S_ISLNK(st.st_mode)) {
-        error = ELOOP;
-      }
-      return ErrnoStatus(error, "open beneath", shown);
+      return ErrnoStatus(DirectoryOpenErrno(errno, dir.get(), name.c_str()), "open beneath", shown);
     }
     dir = std::move(next);
   }
@@ -886,7 +896,7 @@ std::unique_ptr<FileSystem> NewConfinedFileSystem(const std::vector<std::string>
   return std::make_unique<ConfinedFileSystem>(roots, data_roots);
 }
 
-void DisableOpenat2ForTesting() { openat2_unavailable.store(true); }
+void UseOpenat2ForTesting(bool use) { openat2_unavailable.store(!use); }
 
 int ErrnoOf(const absl::Status& status) {
   absl::optional<absl::Cord> payload = status.GetPayload(kErrnoPayload);

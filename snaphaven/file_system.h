@@ -320,9 +320,9 @@ FileSystem* DefaultFileSystem();
 // follows them). Reads at the source are taken as given.
 std::unique_ptr<FileSystem> NewConfinedFileSystem(const std::vector<std::string>& roots,
                                                   const std::vector<std::string>& data_roots);
-// Makes NewConfinedFileSystem walk components as on a kernel without
-// openat2, for the rest of the process.
-void DisableOpenat2ForTesting();
+// false: NewConfinedFileSystem walks components as on a kernel without
+// openat2 (process-wide); true: it tries openat2 again.
+void UseOpenat2ForTesting(bool use);
 
 // Two mtimes agree at the granularity a destination keeps (1 ns on ext4,
 // whole seconds on sshfs, 2 s on FAT): equal once both are truncated to it.
