@@ -864,8 +864,10 @@ class ConfinedFileSystem : public PosixFileSystem {
   }
 
   // A change at the source: only move mode's removals, inside a table's
-  // snapshots/<tag>/ or backups/ (cassandra_path.h), resolved beneath the
-  // table directory (which may itself be a symlink the scan followed).
+  // snapshots/<tag>/ or backups/ (Cassandra's db/Directories.java,
+  // SNAPSHOT_SUBDIR and BACKUPS_SUBDIR below a table directory
+  // <root>/<keyspace>/<table>), resolved beneath the table directory (which
+  // may itself be a symlink the scan followed).
   absl::StatusOr<Located> LocateAtSource(const std::string& data_root,
                                          const std::string& path) const {
     std::vector<absl::string_view> components;

@@ -314,7 +314,8 @@ FileSystem* DefaultFileSystem();
 //
 // Below `data_roots` (the source) nothing is ever written but move mode's
 // removals: a change there is refused (EPERM) unless it is inside a
-// table's snapshots/<tag>/ or backups/ (<root>/<keyspace>/<table>/...),
+// table's snapshots/<tag>/ or backups/ (<root>/<keyspace>/<table>/...;
+// Cassandra's db/Directories.java, SNAPSHOT_SUBDIR and BACKUPS_SUBDIR),
 // and it is resolved beneath the table directory the same way (the
 // keyspace and table directories may be symlinks, followed as the scan
 // follows them). Reads at the source are taken as given.
