@@ -883,8 +883,7 @@ class ConfinedFileSystem : public PosixFileSystem {
     ScopedFd table_fd(open(table.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (table_fd.get() < 0) return ErrnoStatus(errno, "open", table);
     const std::string below = absl::StrJoin(components.begin() + 2, components.end(), "/");
-    absl::StatusOr<Located> at = Beneath(table_fd.get(), below, path);
-    return at;
+    return Beneath(table_fd.get(), below, path);
   }
 
   std::vector<std::unique_ptr<Root>> roots_;
