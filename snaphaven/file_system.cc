@@ -12,6 +12,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -19,11 +20,16 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <utility>
+
+#include <linux/openat2.h>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -183,20 +189,78 @@ class PosixReadableFile : public ReadableFile {
 // /proc/self/fd it needs /proc. Found out once, on the first unnamed file.
 enum class LinkMethod { kUnknown, kEmptyPath, kProcFd, kNone };
 
-int LinkFd(int fd, const std::string& path, LinkMethod method) {
+// Names the unnamed file `fd` as `name` in directory `dirfd`.
+int LinkFd(int fd, int dirfd, const char* name, LinkMethod method) {
   if (method == LinkMethod::kEmptyPath) {
-    return linkat(fd, "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH);
+    return linkat(fd, "", dirfd, name, AT_EMPTY_PATH);
   }
   const std::string proc = absl::StrCat("/proc/self/fd/", fd);
-  return linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW);
+  return linkat(AT_FDCWD, proc.c_str(), dirfd, name, AT_SYMLINK_FOLLOW);
 }
+
+// Closes a descriptor when it goes out of scope (AT_FDCWD and -1 are left).
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd = -1) : fd_(fd) {}
+  ScopedFd(ScopedFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  ScopedFd& operator=(ScopedFd&& other) noexcept {
+    std::swap(fd_, other.fd_);
+    return *this;
+  }
+  ~ScopedFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Where a path operation happens: the name `name` in the directory `dirfd`
+// (AT_FDCWD and the whole path for a path taken as given). A confined path
+// holds its parent directory open in `holder`, and `nofollow` is
+// O_NOFOLLOW: its last component is never followed either.
+struct Located {
+  int dirfd = AT_FDCWD;
+  std::string name;
+  ScopedFd holder;
+  int nofollow = 0;
+};
+
+// The errno of a failed open of directory `name` in `dirfd` with
+// O_NOFOLLOW: ELOOP, not ENOTDIR, for a symlink (O_PATH | O_NOFOLLOW opens
+// a symlink itself, which O_DIRECTORY then refuses).
+int DirectoryOpenErrno(int error, int dirfd, const char* name) {
+  struct stat st;
+  if (error == ENOTDIR && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISLNK(st.st_mode)) {
+    return ELOOP;
+  }
+  return error;
+}
+
+// Resolves paths to where their operations happen. The plain file system
+// takes every path as given; the confined one (below) resolves paths below
+// its roots through directory descriptors, never following a symlink.
+class PathResolver {
+ public:
+  virtual ~PathResolver() = default;
+  // `writes`: the operation creates, links, renames or removes.
+  virtual absl::StatusOr<Located> Locate(const std::string& path, bool writes) const {
+    (void)writes;
+    Located at;
+    at.name = path;
+    return at;
+  }
+};
 
 class PosixWritableFile : public WritableFile {
  public:
   // `link_method` other than kNone: made with O_TMPFILE, to be named that
   // way; `path` is then its directory.
-  PosixWritableFile(int fd, std::string path, LinkMethod link_method = LinkMethod::kNone)
-      : fd_(fd), path_(std::move(path)), link_method_(link_method) {}
+  PosixWritableFile(int fd, std::string path, LinkMethod link_method = LinkMethod::kNone,
+                    const PathResolver* resolver = nullptr)
+      : fd_(fd), path_(std::move(path)), link_method_(link_method), resolver_(resolver) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) close(fd_);
   }
@@ -253,7 +317,9 @@ class PosixWritableFile : public WritableFile {
 
   absl::Status LinkAs(const std::string& path) override {
     if (link_method_ == LinkMethod::kNone) return WritableFile::LinkAs(path);
-    if (LinkFd(fd_, path, link_method_) != 0) {
+    absl::StatusOr<Located> at = resolver_->Locate(path, /*writes=*/true);
+    if (!at.ok()) return at.status();
+    if (LinkFd(fd_, at->dirfd, at->name.c_str(), link_method_) != 0) {
       return ErrnoStatus(errno, "link", absl::StrCat("(unnamed file in ", path_, ") -> ", path));
     }
     return absl::OkStatus();
@@ -274,22 +340,22 @@ class PosixWritableFile : public WritableFile {
   int fd_;
   const std::string path_;
   const LinkMethod link_method_;
+  const PathResolver* const resolver_;
 };
 
 // Tries the ways of naming an unnamed file in `dir`, with a throwaway one;
 // kUnknown when `dir` takes no unnamed file at all.
-LinkMethod ProbeLinkMethod(const std::string& dir) {
+LinkMethod ProbeLinkMethod(int dirfd) {
   static std::atomic<int> probes{0};
   for (LinkMethod method : {LinkMethod::kEmptyPath, LinkMethod::kProcFd}) {
-    int fd = open(dir.c_str(), O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+    int fd = openat(dirfd, ".", O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
     if (fd < 0) return LinkMethod::kUnknown;
-    const std::string probe =
-        JoinPath(dir, absl::StrCat(".unnamed-probe-", getpid(), "-", ++probes));
-    const bool linked = LinkFd(fd, probe, method) == 0;
+    const std::string probe = absl::StrCat(".unnamed-probe-", getpid(), "-", ++probes);
+    const bool linked = LinkFd(fd, dirfd, probe.c_str(), method) == 0;
     const int error = errno;
     close(fd);
     if (linked) {
-      unlink(probe.c_str());
+      unlinkat(dirfd, probe.c_str(), 0);
       return method;
     }
     // No right (AT_EMPTY_PATH), no /proc: try the next way. Anything else
@@ -299,9 +365,10 @@ LinkMethod ProbeLinkMethod(const std::string& dir) {
   return LinkMethod::kNone;
 }
 
-// The process's LinkMethod, probed in `dir` the first time. Copies on
-// several threads ask at once: one probes, the others wait for its answer.
-LinkMethod ProcessLinkMethod(const std::string& dir) {
+// The process's LinkMethod, probed in directory `dirfd` the first time.
+// Copies on several threads ask at once: one probes, the others wait for
+// its answer.
+LinkMethod ProcessLinkMethod(int dirfd) {
   static std::atomic<LinkMethod> known{LinkMethod::kUnknown};  // once settled, lock-free
   LinkMethod method = known.load();
   if (method != LinkMethod::kUnknown) return method;
@@ -309,7 +376,7 @@ LinkMethod ProcessLinkMethod(const std::string& dir) {
   absl::MutexLock lock(&mu);
   method = known.load();
   if (method == LinkMethod::kUnknown) {
-    method = ProbeLinkMethod(dir);
+    method = ProbeLinkMethod(dirfd);
     known.store(method);
   }
   return method;
@@ -380,76 +447,84 @@ bool SyncfsIsDurableOn(long magic, const std::string& type) {
          (type == "ext4" || type == "ext3" || type == "xfs" || type == "btrfs");
 }
 
-class PosixFileSystem : public FileSystem {
- public:
-  absl::StatusOr<std::vector<DirEntry>> ListDirWithStats(const std::string& path) override {
-    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "opendir", path);
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      int error = errno;
-      close(fd);
-      return ErrnoStatus(error, "opendir", path);
-    }
-    std::vector<DirEntry> entries;
-    while (true) {
-      errno = 0;
-      struct dirent* entry = readdir(dir);
-      if (entry == nullptr) break;
-      absl::string_view name = entry->d_name;
-      if (name == "." || name == "..") continue;
+// Reads the names in the open directory `fd` (which it closes); with
+// `stats`, each one's lstat relative to it (fstatat, no path lookup).
+absl::Status ReadDirectory(int fd, const std::string& path, std::vector<std::string>* names,
+                           std::vector<FileSystem::DirEntry>* stats) {
+  DIR* dir = fdopendir(fd);
+  if (dir == nullptr) {
+    int error = errno;
+    close(fd);
+    return ErrnoStatus(error, "opendir", path);
+  }
+  while (true) {
+    errno = 0;
+    struct dirent* entry = readdir(dir);
+    if (entry == nullptr) break;
+    absl::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    if (names != nullptr) names->emplace_back(name);
+    if (stats != nullptr) {
       struct stat st;
       if (fstatat(fd, entry->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        entries.push_back(DirEntry{std::string(name), ToFileStat(st)});
+        stats->push_back(FileSystem::DirEntry{std::string(name), ToFileStat(st)});
       } else {
-        entries.push_back(
-            DirEntry{std::string(name), ErrnoStatus(errno, "lstat", JoinPath(path, name))});
+        stats->push_back(FileSystem::DirEntry{std::string(name),
+                                              ErrnoStatus(errno, "lstat", JoinPath(path, name))});
       }
-      errno = 0;
     }
-    int error = errno;
-    closedir(dir);
-    if (error != 0) return ErrnoStatus(error, "readdir", path);
+    errno = 0;
+  }
+  int error = errno;
+  closedir(dir);
+  if (error != 0) return ErrnoStatus(error, "readdir", path);
+  return absl::OkStatus();
+}
+
+// The operating system's file calls. Every path goes through Locate (the
+// PathResolver), then the *at() call on the directory it gives: the plain
+// file system takes paths as given, ConfinedFileSystem resolves them
+// beneath its roots.
+class PosixFileSystem : public FileSystem, protected PathResolver {
+ public:
+  absl::StatusOr<std::vector<DirEntry>> ListDirWithStats(const std::string& path) override {
+    absl::StatusOr<int> fd = OpenDirectory(path);
+    if (!fd.ok()) return fd.status();
+    std::vector<DirEntry> entries;
+    absl::Status read = ReadDirectory(*fd, path, nullptr, &entries);
+    if (!read.ok()) return read;
     return entries;
   }
 
   absl::StatusOr<FileStat> Stat(const std::string& path) override {
+    absl::StatusOr<Located> at = Locate(path, false);
+    if (!at.ok()) return at.status();
     struct stat st;
-    if (lstat(path.c_str(), &st) != 0) return ErrnoStatus(errno, "lstat", path);
+    if (fstatat(at->dirfd, at->name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return ErrnoStatus(errno, "lstat", path);
+    }
     return ToFileStat(st);
   }
 
   absl::StatusOr<std::vector<std::string>> ListDir(
       const std::string& path) override {
-    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "opendir", path);
-    DIR* dir = fdopendir(fd);
-    if (dir == nullptr) {
-      int error = errno;
-      close(fd);
-      return ErrnoStatus(error, "opendir", path);
-    }
+    absl::StatusOr<int> fd = OpenDirectory(path);
+    if (!fd.ok()) return fd.status();
     std::vector<std::string> names;
-    while (true) {
-      errno = 0;
-      struct dirent* entry = readdir(dir);
-      if (entry == nullptr) break;
-      absl::string_view name = entry->d_name;
-      if (name == "." || name == "..") continue;
-      names.emplace_back(name);
-    }
-    int error = errno;
-    closedir(dir);
-    if (error != 0) return ErrnoStatus(error, "readdir", path);
+    absl::Status read = ReadDirectory(*fd, path, &names, nullptr);
+    if (!read.ok()) return read;
     return names;
   }
 
   absl::StatusOr<std::unique_ptr<ReadableFile>> OpenForRead(
       const std::string& path) override {
-    int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+    absl::StatusOr<Located> at = Locate(path, false);
+    if (!at.ok()) return at.status();
+    const char* name = at->name.c_str();
+    int fd = openat(at->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
     if (fd < 0 && errno == EPERM) {
       // O_NOATIME is only allowed to the file's owner (or root).
-      fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      fd = openat(at->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0) return ErrnoStatus(errno, "open", path);
     // Sequential reads: the kernel reads ahead further and drops pages sooner.
@@ -459,24 +534,36 @@ class PosixFileSystem : public FileSystem {
 
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateNew(
       const std::string& path) override {
-    int fd = open(path.c_str(),
-                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    absl::StatusOr<Located> at = Locate(path, true);
+    if (!at.ok()) return at.status();
+    int fd = openat(at->dirfd, at->name.c_str(),
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return ErrnoStatus(errno, "create", path);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
   }
 
   absl::StatusOr<std::unique_ptr<WritableFile>> OpenForAppend(const std::string& path) override {
-    int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    absl::StatusOr<Located> at = Locate(path, true);
+    if (!at.ok()) return at.status();
+    int fd = openat(at->dirfd, at->name.c_str(),
+                    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) return ErrnoStatus(errno, "open for append", path);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));
   }
 
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateUnnamed(const std::string& dir) override {
-    const LinkMethod method = ProcessLinkMethod(dir);
+    absl::StatusOr<Located> at = Locate(dir, true);
+    if (!at.ok()) return at.status();
+    ScopedFd dirfd(openat(at->dirfd, at->name.c_str(),
+                          O_PATH | O_DIRECTORY | O_CLOEXEC | at->nofollow));
+    if (dirfd.get() < 0) {
+      return ErrnoStatus(DirectoryOpenErrno(errno, at->dirfd, at->name.c_str()), "open", dir);
+    }
+    const LinkMethod method = ProcessLinkMethod(dirfd.get());
     if (method == LinkMethod::kNone) {
       return absl::UnimplementedError("this process cannot link an O_TMPFILE file");
     }
-    int fd = open(dir.c_str(), O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+    int fd = openat(dirfd.get(), ".", O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
     if (fd < 0) {
       const int error = errno;
       // Not supported here (EOPNOTSUPP), or by the kernel (EISDIR, EINVAL).
@@ -490,11 +577,15 @@ class PosixFileSystem : public FileSystem {
       close(fd);
       return absl::UnimplementedError(absl::StrCat("no unnamed files in ", dir));
     }
-    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, dir, method));
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, dir, method, this));
   }
 
   absl::Status Rename(const std::string& from, const std::string& to) override {
-    if (rename(from.c_str(), to.c_str()) != 0) {
+    absl::StatusOr<Located> a = Locate(from, true);
+    if (!a.ok()) return a.status();
+    absl::StatusOr<Located> b = Locate(to, true);
+    if (!b.ok()) return b.status();
+    if (renameat(a->dirfd, a->name.c_str(), b->dirfd, b->name.c_str()) != 0) {
       return ErrnoStatus(errno, "rename", absl::StrCat(from, " -> ", to));
     }
     return absl::OkStatus();
@@ -502,30 +593,47 @@ class PosixFileSystem : public FileSystem {
 
   absl::Status Link(const std::string& existing,
                     const std::string& to) override {
-    if (link(existing.c_str(), to.c_str()) != 0) {
+    absl::StatusOr<Located> a = Locate(existing, true);
+    if (!a.ok()) return a.status();
+    absl::StatusOr<Located> b = Locate(to, true);
+    if (!b.ok()) return b.status();
+    // Flags 0: a symlink named `existing` is linked itself, never followed.
+    if (linkat(a->dirfd, a->name.c_str(), b->dirfd, b->name.c_str(), 0) != 0) {
       return ErrnoStatus(errno, "link", absl::StrCat(existing, " -> ", to));
     }
     return absl::OkStatus();
   }
 
   absl::Status Remove(const std::string& path) override {
-    if (unlink(path.c_str()) != 0) return ErrnoStatus(errno, "unlink", path);
+    absl::StatusOr<Located> at = Locate(path, true);
+    if (!at.ok()) return at.status();
+    if (unlinkat(at->dirfd, at->name.c_str(), 0) != 0) return ErrnoStatus(errno, "unlink", path);
     return absl::OkStatus();
   }
 
   absl::Status RemoveDir(const std::string& path) override {
-    if (rmdir(path.c_str()) != 0) return ErrnoStatus(errno, "rmdir", path);
+    absl::StatusOr<Located> at = Locate(path, true);
+    if (!at.ok()) return at.status();
+    if (unlinkat(at->dirfd, at->name.c_str(), AT_REMOVEDIR) != 0) {
+      return ErrnoStatus(errno, "rmdir", path);
+    }
     return absl::OkStatus();
   }
 
   absl::Status MakeDir(const std::string& path) override {
-    if (mkdir(path.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", path);
+    absl::StatusOr<Located> at = Locate(path, true);
+    if (!at.ok()) return at.status();
+    if (mkdirat(at->dirfd, at->name.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", path);
     return absl::OkStatus();
   }
 
   absl::Status SyncDir(const std::string& path) override {
-    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "open", path);
+    absl::StatusOr<Located> at = Locate(path, false);
+    if (!at.ok()) return at.status();
+    int fd = openat(at->dirfd, at->name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | at->nofollow);
+    if (fd < 0) {
+      return ErrnoStatus(DirectoryOpenErrno(errno, at->dirfd, at->name.c_str()), "open", path);
+    }
     int rc = fsync(fd);
     int error = errno;
     close(fd);
@@ -539,7 +647,9 @@ class PosixFileSystem : public FileSystem {
 
   absl::StatusOr<std::unique_ptr<FileLock>> TryLock(
       const std::string& path) override {
-    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    absl::StatusOr<Located> at = Locate(path, true);
+    if (!at.ok()) return at.status();
+    int fd = openat(at->dirfd, at->name.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoStatus(errno, "open", path);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
       int error = errno;
@@ -569,7 +679,11 @@ class PosixFileSystem : public FileSystem {
   }
 
   absl::Status CheckAccess(const std::string& path, int mode) override {
-    if (access(path.c_str(), mode) != 0) return ErrnoStatus(errno, "access", path);
+    absl::StatusOr<Located> at = Locate(path, false);
+    if (!at.ok()) return at.status();
+    if (faccessat(at->dirfd, at->name.c_str(), mode, 0) != 0) {
+      return ErrnoStatus(errno, "access", path);
+    }
     return absl::OkStatus();
   }
 
@@ -597,9 +711,193 @@ class PosixFileSystem : public FileSystem {
     }
     return std::unique_ptr<FileSystemSync>(new PosixFileSystemSync(fd, path));
   }
+
+ private:
+  // The directory `path`, opened for reading; never a symlink.
+  absl::StatusOr<int> OpenDirectory(const std::string& path) {
+    absl::StatusOr<Located> at = Locate(path, false);
+    if (!at.ok()) return at.status();
+    int fd = openat(at->dirfd, at->name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      return ErrnoStatus(DirectoryOpenErrno(errno, at->dirfd, at->name.c_str()), "opendir", path);
+    }
+    return fd;
+  }
+};
+
+// openat2(2) (Linux 5.6): resolves a whole path beneath a directory in one
+// call. Where the kernel lacks it (ENOSYS) or a seccomp filter refuses it
+// (EPERM), each component is opened in turn instead.
+std::atomic<bool> openat2_unavailable{false};
+
+// The directory `components` (none empty, ".", or "..") below the open
+// directory `base`, opened O_PATH, never following a symlink: one found
+// on the way is ELOOP. `shown` names the path in errors.
+absl::StatusOr<ScopedFd> OpenBeneath(int base, const std::vector<absl::string_view>& components,
+                                     const std::string& shown) {
+  if (!openat2_unavailable.load(std::memory_order_relaxed)) {
+    const std::string relative =
+        components.empty() ? std::string(".") : absl::StrJoin(components, "/");
+    struct open_how how = {};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    while (true) {
+      const long fd = syscall(SYS_openat2, base, relative.c_str(), &how, sizeof(how));
+      if (fd >= 0) return ScopedFd(static_cast<int>(fd));
+      if (errno == EINTR || errno == EAGAIN) continue;
+      if (errno == ENOSYS) openat2_unavailable.store(true, std::memory_order_relaxed);
+      if (errno != ENOSYS && errno != EPERM && errno != E2BIG) {
+        return ErrnoStatus(errno, "open beneath", shown);
+      }
+      break;  // the component walk
+    }
+  }
+  ScopedFd dir(fcntl(base, F_DUPFD_CLOEXEC, 0));
+  if (dir.get() < 0) return ErrnoStatus(errno, "dup", shown);
+  for (absl::string_view component : components) {
+    const std::string name(component);
+    ScopedFd next(openat(dir.get(), name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.get() < 0) {
+      return ErrnoStatus(DirectoryOpenErrno(errno, dir.get(), name.c_str()), "open beneath", shown);
+    }
+    dir = std::move(next);
+  }
+  return dir;
+}
+
+// The components of `relative`, without empty ones and "."; false when
+// one is "..".
+bool SplitComponents(absl::string_view relative, std::vector<absl::string_view>* components) {
+  for (absl::string_view component : absl::StrSplit(relative, '/', absl::SkipEmpty())) {
+    if (component == ".") continue;
+    if (component == "..") return false;
+    components->push_back(component);
+  }
+  return true;
+}
+
+// See NewConfinedFileSystem.
+class ConfinedFileSystem : public PosixFileSystem {
+ public:
+  ConfinedFileSystem(const std::vector<std::string>& roots,
+                     const std::vector<std::string>& data_roots)
+      : data_roots_(data_roots) {
+    for (const std::string& root : roots) roots_.push_back(std::make_unique<Root>(root));
+    // The innermost root first (a restore directory inside the destination).
+    std::sort(roots_.begin(), roots_.end(), [](const auto& a, const auto& b) {
+      return a->path.size() > b->path.size();
+    });
+  }
+
+ protected:
+  absl::StatusOr<Located> Locate(const std::string& path, bool writes) const override {
+    for (const auto& root : roots_) {
+      if (path == root->path || !IsSameOrInside(path, root->path)) continue;
+      absl::StatusOr<int> fd = root->Open();
+      if (!fd.ok()) return fd.status();
+      return Beneath(*fd, path.substr(root->path == "/" ? 1 : root->path.size() + 1), path);
+    }
+    if (!writes) return PathResolver::Locate(path, writes);
+    for (const std::string& data_root : data_roots_) {
+      if (!IsSameOrInside(path, data_root)) continue;
+      return LocateAtSource(data_root, path);
+    }
+    return PathResolver::Locate(path, writes);
+  }
+
+ private:
+  // A confined root, opened at its first use and again when the path
+  // names another directory (a file system mounted on it since).
+  struct Root {
+    explicit Root(std::string p) : path(std::move(p)) {}
+    absl::StatusOr<int> Open() {
+      struct stat now;
+      if (stat(path.c_str(), &now) != 0) return ErrnoStatus(errno, "stat", path);
+      absl::MutexLock lock(&mu);
+      if (fd.get() < 0 || now.st_dev != dev || now.st_ino != ino) {
+        ScopedFd opened(open(path.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        struct stat st;
+        if (opened.get() < 0 || fstat(opened.get(), &st) != 0) {
+          return ErrnoStatus(errno, "open", path);
+        }
+        dev = st.st_dev;
+        ino = st.st_ino;
+        // Descriptors handed out stay valid: the old one is kept open.
+        retired.push_back(std::move(fd));
+        fd = std::move(opened);
+      }
+      return fd.get();
+    }
+    const std::string path;
+    absl::Mutex mu;
+    ScopedFd fd ABSL_GUARDED_BY(mu);
+    dev_t dev ABSL_GUARDED_BY(mu) = 0;
+    ino_t ino ABSL_GUARDED_BY(mu) = 0;
+    std::vector<ScopedFd> retired ABSL_GUARDED_BY(mu);
+  };
+
+  // `relative` (to the open directory `base`): its parent opened beneath
+  // `base`, and its last name.
+  static absl::StatusOr<Located> Beneath(int base, absl::string_view relative,
+                                         const std::string& path) {
+    std::vector<absl::string_view> components;
+    if (!SplitComponents(relative, &components)) {
+      return ErrnoStatus(EXDEV, "refusing '..' in", path);
+    }
+    Located at;
+    at.nofollow = O_NOFOLLOW;
+    if (components.empty()) {
+      at.name = ".";
+      absl::StatusOr<ScopedFd> self = OpenBeneath(base, {}, path);
+      if (!self.ok()) return self.status();
+      at.holder = *std::move(self);
+      at.dirfd = at.holder.get();
+      return at;
+    }
+    at.name = std::string(components.back());
+    components.pop_back();
+    absl::StatusOr<ScopedFd> parent = OpenBeneath(base, components, path);
+    if (!parent.ok()) return parent.status();
+    at.holder = *std::move(parent);
+    at.dirfd = at.holder.get();
+    return at;
+  }
+
+  // A change at the source: only move mode's removals, inside a table's
+  // snapshots/<tag>/ or backups/ (Cassandra's db/Directories.java,
+  // SNAPSHOT_SUBDIR and BACKUPS_SUBDIR below a table directory
+  // <root>/<keyspace>/<table>), resolved beneath the table directory (which
+  // may itself be a symlink the scan followed).
+  absl::StatusOr<Located> LocateAtSource(const std::string& data_root,
+                                         const std::string& path) const {
+    std::vector<absl::string_view> components;
+    const bool plain = SplitComponents(
+        absl::string_view(path).substr(std::min(path.size(), data_root.size() + 1)), &components);
+    const bool inside = plain && components.size() >= 4 &&
+                        (components[2] == "snapshots" || components[2] == "backups");
+    if (!inside) {
+      return ErrnoStatus(EPERM, "refusing to change the source outside snapshots/<tag>/ or backups/:",
+                         path);
+    }
+    const std::string table = JoinPath(JoinPath(data_root, components[0]), components[1]);
+    ScopedFd table_fd(open(table.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (table_fd.get() < 0) return ErrnoStatus(errno, "open", table);
+    const std::string below = absl::StrJoin(components.begin() + 2, components.end(), "/");
+    return Beneath(table_fd.get(), below, path);
+  }
+
+  std::vector<std::unique_ptr<Root>> roots_;
+  const std::vector<std::string> data_roots_;
 };
 
 }  // namespace
+
+std::unique_ptr<FileSystem> NewConfinedFileSystem(const std::vector<std::string>& roots,
+                                                  const std::vector<std::string>& data_roots) {
+  return std::make_unique<ConfinedFileSystem>(roots, data_roots);
+}
+
+void UseOpenat2ForTesting(bool use) { openat2_unavailable.store(!use); }
 
 int ErrnoOf(const absl::Status& status) {
   absl::optional<absl::Cord> payload = status.GetPayload(kErrnoPayload);

@@ -299,6 +299,32 @@ class RetryingFileSystem : public ForwardingFileSystem {
 // The real file system.
 FileSystem* DefaultFileSystem();
 
+// The real file system, with every operation on a path below one of
+// `roots` (the destination, a restore directory) resolved beneath it: the
+// root is opened once (again only when its path names another directory,
+// e.g. a file system mounted on it since), each directory below it is
+// opened from its parent without following a symlink (openat2(2) with
+// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS, else one
+// openat(O_NOFOLLOW | O_DIRECTORY) per component), and the operation itself
+// is the *at() call on that directory with the last name, never following
+// it either. A symlink anywhere below a root is an ELOOP error, and ".."
+// is refused (EXDEV): a directory swapped for a symlink at any instant
+// cannot move a write, a link or a removal out of the root. The root's
+// own path, and what is above it, are taken as given.
+//
+// Below `data_roots` (the source) nothing is ever written but move mode's
+// removals: a change there is refused (EPERM) unless it is inside a
+// table's snapshots/<tag>/ or backups/ (<root>/<keyspace>/<table>/...;
+// Cassandra's db/Directories.java, SNAPSHOT_SUBDIR and BACKUPS_SUBDIR),
+// and it is resolved beneath the table directory the same way (the
+// keyspace and table directories may be symlinks, followed as the scan
+// follows them). Reads at the source are taken as given.
+std::unique_ptr<FileSystem> NewConfinedFileSystem(const std::vector<std::string>& roots,
+                                                  const std::vector<std::string>& data_roots);
+// false: NewConfinedFileSystem walks components as on a kernel without
+// openat2 (process-wide); true: it tries openat2 again.
+void UseOpenat2ForTesting(bool use);
+
 // Two mtimes agree at the granularity a destination keeps (1 ns on ext4,
 // whole seconds on sshfs, 2 s on FAT): equal once both are truncated to it.
 // Any int64 is fine (the mtimes in a manifest and the granularity in the

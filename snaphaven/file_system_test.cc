@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -227,6 +228,158 @@ TEST_F(UnnamedFileTest, FileSystemSyncRefusesExt2) {
   EXPECT_TRUE(absl::StrContains(sync.status().message(), "ext2")) << sync.status();
   sync = absl::UnimplementedError("");  // closes the descriptor before the unmount
   EXPECT_EQ(system(("umount " + mnt).c_str()), 0);
+}
+
+// NewConfinedFileSystem, with openat2 and with the component walk.
+class ConfinedTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    UseOpenat2ForTesting(GetParam());
+    dir_ = testing::MakeTempDir("confined");
+    root_ = dir_ + "/dest";
+    canary_ = dir_ + "/canary";
+    data_ = dir_ + "/data";
+    for (const std::string& d : {root_, canary_, root_ + "/a", data_}) {
+      ASSERT_TRUE(plain_.MakeDir(d).ok()) << d;
+    }
+    ASSERT_TRUE(plain_.WriteFileAtomically(canary_ + "/x", "canary").ok());
+    ASSERT_TRUE(plain_.WriteFileAtomically(root_ + "/a/g", "mine").ok());
+    ASSERT_EQ(symlink(canary_.c_str(), (root_ + "/link").c_str()), 0);
+    ASSERT_EQ(symlink(canary_.c_str(), (root_ + "/a/link").c_str()), 0);
+    confined_ = NewConfinedFileSystem({root_}, {data_});
+  }
+  void TearDown() override { UseOpenat2ForTesting(true); }
+
+  // The canary holds exactly its file, unchanged.
+  void ExpectCanaryUntouched() {
+    absl::StatusOr<std::vector<std::string>> names = plain_.ListDir(canary_);
+    ASSERT_TRUE(names.ok());
+    EXPECT_EQ(*names, std::vector<std::string>{"x"});
+    EXPECT_EQ(plain_.ReadFile(canary_ + "/x").value_or("(unreadable)"), "canary");
+  }
+
+  FileSystem& plain_ = *DefaultFileSystem();
+  std::unique_ptr<FileSystem> confined_;
+  std::string dir_, root_, canary_, data_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Openat2OrWalk, ConfinedTest, ::testing::Bool());
+
+TEST_P(ConfinedTest, EveryOperationWorksBeneathTheRoot) {
+  FileSystem& fs = *confined_;
+  ASSERT_TRUE(fs.MakeDir(root_ + "/a/b").ok());
+  EXPECT_EQ(ErrnoOf(fs.MakeDir(root_ + "/a/b")), EEXIST);
+  ASSERT_TRUE(fs.WriteFileAtomically(root_ + "/a/b/m", "manifest").ok());
+  EXPECT_EQ(*fs.ReadFile(root_ + "/a/b/m"), "manifest");
+  ASSERT_TRUE(fs.Rename(root_ + "/a/b/m", root_ + "/a/n").ok());
+  ASSERT_TRUE(fs.Link(root_ + "/a/n", root_ + "/a/b/o").ok());
+  absl::StatusOr<FileStat> st = fs.Stat(root_ + "/a/b/o");
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->nlink, 2u);
+  absl::StatusOr<std::unique_ptr<WritableFile>> log = fs.OpenForAppend(root_ + "/a/log");
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE((*log)->Append("entry").ok());
+  ASSERT_TRUE((*log)->Close().ok());
+  absl::StatusOr<std::unique_ptr<WritableFile>> unnamed = fs.CreateUnnamed(root_ + "/a/b");
+  if (!absl::IsUnimplemented(unnamed.status())) {
+    ASSERT_TRUE(unnamed.ok()) << unnamed.status();
+    ASSERT_TRUE((*unnamed)->Append("whole").ok());
+    ASSERT_TRUE((*unnamed)->LinkAs(root_ + "/a/b/u").ok());
+    ASSERT_TRUE((*unnamed)->Close().ok());
+    EXPECT_EQ(*fs.ReadFile(root_ + "/a/b/u"), "whole");
+    ASSERT_TRUE(fs.Remove(root_ + "/a/b/u").ok());
+  }
+  absl::StatusOr<std::unique_ptr<FileLock>> lock = fs.TryLock(root_ + "/lock");
+  ASSERT_TRUE(lock.ok()) << lock.status();
+  EXPECT_TRUE(fs.SyncDir(root_ + "/a").ok());
+  EXPECT_TRUE(fs.SyncDir(root_).ok());
+  EXPECT_TRUE(fs.CheckAccess(root_ + "/a/n", R_OK).ok());
+  absl::StatusOr<std::vector<std::string>> names = fs.ListDir(root_ + "/a/b");
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_EQ(*names, std::vector<std::string>{"o"});
+  absl::StatusOr<std::vector<FileSystem::DirEntry>> entries = fs.ListDirWithStats(root_);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  EXPECT_EQ(entries->size(), 3u);  // a, link, lock
+  ASSERT_TRUE(fs.Remove(root_ + "/a/b/o").ok());
+  ASSERT_TRUE(fs.RemoveDir(root_ + "/a/b").ok());
+  // Outside the roots, paths are taken as given.
+  ASSERT_TRUE(fs.WriteFileAtomically(dir_ + "/outside", "o").ok());
+  ExpectCanaryUntouched();
+}
+
+TEST_P(ConfinedTest, ASymlinkBelowTheRootIsNeverFollowed) {
+  FileSystem& fs = *confined_;
+  for (const std::string& link : {root_ + "/link", root_ + "/a/link"}) {
+    SCOPED_TRACE(link);
+    EXPECT_EQ(ErrnoOf(fs.CreateNew(link + "/new").status()), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.OpenForAppend(link + "/x").status()), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.MakeDir(link + "/d")), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.Remove(link + "/x")), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.RemoveDir(link + "/x")), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.Rename(root_ + "/a/g", link + "/x")), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.Link(root_ + "/a/g", link + "/y")), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.Link(link + "/x", root_ + "/a/y")), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.Stat(link + "/x").status()), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.OpenForRead(link + "/x").status()), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.TryLock(link + "/lock").status()), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.CreateUnnamed(link).status()), ELOOP);
+    EXPECT_FALSE(fs.WriteFileAtomically(link + "/x", "attacker's").ok());
+    EXPECT_EQ(ErrnoOf(fs.ListDir(link).status()), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.ListDirWithStats(link).status()), ELOOP);
+    EXPECT_EQ(ErrnoOf(fs.SyncDir(link)), ELOOP);
+    // The link itself is an entry like any other, never its target.
+    absl::StatusOr<FileStat> st = fs.Stat(link);
+    ASSERT_TRUE(st.ok());
+    EXPECT_EQ(st->type, FileType::kSymlink);
+  }
+  // ".." is refused, even where it would stay inside.
+  EXPECT_EQ(ErrnoOf(fs.CreateNew(root_ + "/a/../../escape").status()), EXDEV);
+  EXPECT_EQ(ErrnoOf(fs.CreateNew(root_ + "/a/../b").status()), EXDEV);
+  EXPECT_FALSE(plain_.Stat(dir_ + "/escape").ok());
+  ExpectCanaryUntouched();
+  EXPECT_EQ(fs.ReadFile(root_ + "/a/g").value_or("(unreadable)"), "mine");
+}
+
+TEST_P(ConfinedTest, TheSourceChangesOnlyInsideSnapshotsOrBackups) {
+  FileSystem& fs = *confined_;
+  const std::string table = data_ + "/ks/t-1";
+  for (const std::string& d : {data_ + "/ks", table, table + "/snapshots",
+                               table + "/snapshots/tag", table + "/backups"}) {
+    ASSERT_TRUE(plain_.MakeDir(d).ok()) << d;
+  }
+  for (const std::string& f :
+       {table + "/nb-1-big-Data.db", table + "/snapshots/tag/nb-1-big-Data.db",
+        table + "/backups/nb-1-big-Data.db"}) {
+    ASSERT_TRUE(plain_.WriteFileAtomically(f, "sstable").ok()) << f;
+  }
+  // Live sstables, and anything outside a table's snapshots/<tag>/ or
+  // backups/, are never changed; reads are as ever.
+  EXPECT_EQ(ErrnoOf(fs.Remove(table + "/nb-1-big-Data.db")), EPERM);
+  EXPECT_EQ(ErrnoOf(fs.RemoveDir(table + "/snapshots")), EPERM);
+  EXPECT_EQ(ErrnoOf(fs.MakeDir(table + "/new")), EPERM);
+  EXPECT_EQ(ErrnoOf(fs.CreateNew(data_ + "/ks/x").status()), EPERM);
+  EXPECT_EQ(ErrnoOf(fs.Remove(table + "/snapshots/tag/../../nb-1-big-Data.db")), EPERM);
+  EXPECT_TRUE(fs.Stat(table + "/nb-1-big-Data.db").ok());
+  // A tag directory swapped for a symlink: not followed.
+  ASSERT_EQ(symlink(canary_.c_str(), (table + "/snapshots/evil").c_str()), 0);
+  EXPECT_EQ(ErrnoOf(fs.Remove(table + "/snapshots/evil/x")), ELOOP);
+  ExpectCanaryUntouched();
+  // Move mode's removals.
+  EXPECT_TRUE(fs.Remove(table + "/snapshots/tag/nb-1-big-Data.db").ok());
+  EXPECT_TRUE(fs.RemoveDir(table + "/snapshots/tag").ok());
+  EXPECT_TRUE(fs.Remove(table + "/backups/nb-1-big-Data.db").ok());
+  EXPECT_TRUE(plain_.Stat(table + "/nb-1-big-Data.db").ok());
+  // A keyspace directory moved to another disk, a symlink in its place, is
+  // followed as the scan follows it; below the table, nothing is.
+  const std::string moved = dir_ + "/other-disk";
+  for (const std::string& d : {moved, moved + "/t-2", moved + "/t-2/snapshots",
+                               moved + "/t-2/snapshots/tag"}) {
+    ASSERT_TRUE(plain_.MakeDir(d).ok()) << d;
+  }
+  ASSERT_TRUE(plain_.WriteFileAtomically(moved + "/t-2/snapshots/tag/f", "s").ok());
+  ASSERT_EQ(symlink(moved.c_str(), (data_ + "/ks2").c_str()), 0);
+  EXPECT_TRUE(fs.Remove(data_ + "/ks2/t-2/snapshots/tag/f").ok());
+  EXPECT_FALSE(plain_.Stat(moved + "/t-2/snapshots/tag/f").ok());
 }
 
 TEST(SameMtime, EqualOnceTruncatedToTheGranularity) {

@@ -314,7 +314,8 @@ absl::StatusOr<Manifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state
 
 // --list: reads the manifest and the destination, nothing else.
 int ListDestination(const Options& options) {
-  FileSystem& fs = *DefaultFileSystem();
+  std::unique_ptr<FileSystem> confined = NewConfinedFileSystem({options.destination}, {});
+  FileSystem& fs = *confined;
   StateDir state(options.destination);
   absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kLazy);
   if (!manifest.ok()) return 1;
@@ -423,7 +424,14 @@ int StageForPointInTime(FileSystem& fs, const Options& options, const RestoreRes
 // verified, under the destination's lock (nothing changes there); with
 // --restore_until also the commitlog segments since the snapshot.
 int RestoreFromDestination(const Options& options) {
-  FileSystem& fs = *DefaultFileSystem();
+  // Reads of the destination and writes into the restore directory, each
+  // beneath its root (NewConfinedFileSystem).
+  std::vector<std::string> roots = {options.destination};
+  absl::StatusOr<std::string> restore_root =
+      ResolveMaybeMissing(*DefaultFileSystem(), options.restore_to, "restore directory");
+  if (restore_root.ok()) roots.push_back(*restore_root);  // else RestoreSnapshot says why
+  std::unique_ptr<FileSystem> confined = NewConfinedFileSystem(roots, {});
+  FileSystem& fs = *confined;
   StateDir state(options.destination);
   absl::StatusOr<std::unique_ptr<FileLock>> lock = fs.TryLock(state.lock);
   if (!lock.ok()) {
@@ -580,8 +588,7 @@ int Run(int argc, char** argv) {
   raw.commitlog_archive = FLAGS_commitlog_archive;
   raw.keyspaces = parsed->positional;
 
-  FileSystem& fs = *DefaultFileSystem();
-  absl::StatusOr<Options> options = ValidateOptions(fs, raw);
+  absl::StatusOr<Options> options = ValidateOptions(*DefaultFileSystem(), raw);
   if (!options.ok()) return UsageError(options.status().message());
 
   SetUpLogging(argv[0], options->quiet);
@@ -589,6 +596,11 @@ int Run(int argc, char** argv) {
   if (options->mode == RunMode::kList) return ListDestination(*options);
   if (options->mode == RunMode::kRestore) return RestoreFromDestination(*options);
 
+  // Every operation at the destination beneath its root; at the source,
+  // only move mode's removals, beneath the table directory.
+  std::unique_ptr<FileSystem> confined =
+      NewConfinedFileSystem({options->destination}, options->data_roots);
+  FileSystem& fs = *confined;
   SyncOptions sync;
   sync.data_roots = options->data_roots;
   sync.destination = options->destination;
