@@ -620,12 +620,22 @@ bool IsCurrentCopy(const ManifestEntry* entry, const FileStat& source,
          SameMtime(entry->mtime_ns, source.mtime_ns, mtime_granularity_ns);
 }
 
+ManifestEntry EntryForSource(const FileStat& stat) {
+  ManifestEntry entry;
+  entry.size = stat.size;
+  entry.mtime_ns = stat.mtime_ns;
+  entry.mode = stat.mode;
+  entry.source_dev = stat.dev;
+  entry.source_ino = stat.ino;
+  return entry;
+}
+
 CopyState StateOfCopy(const ManifestEntry* entry, const FileStat& source,
                       int64_t mtime_granularity_ns) {
   if (entry == nullptr) return CopyState::kNone;
   if (!IsCurrentCopy(entry, source, mtime_granularity_ns)) return CopyState::kStale;
-  const SourceIdentity id{source.dev, source.ino, source.size, source.mtime_ns};
-  return entry->source() == id ? CopyState::kCurrentSameSource : CopyState::kCurrent;
+  return entry->source() == IdentityOf(source) ? CopyState::kCurrentSameSource
+                                               : CopyState::kCurrent;
 }
 
 std::vector<std::string> Manifest::Directories() const {

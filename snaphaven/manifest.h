@@ -113,6 +113,13 @@ struct ManifestEntry {
 bool IsCurrentCopy(const ManifestEntry* entry, const FileStat& source,
                    int64_t mtime_granularity_ns);
 
+// A source file's identity, as entries record it.
+inline SourceIdentity IdentityOf(const FileStat& stat) {
+  return SourceIdentity{stat.dev, stat.ino, stat.size, stat.mtime_ns};
+}
+// The entry of a copy of the source file with `stat` (no checksum yet).
+ManifestEntry EntryForSource(const FileStat& stat);
+
 // What the manifest holds for one source file, by the rule above: looked up
 // once per file and cycle, and shared by the selector and the planner.
 enum class CopyState : uint8_t {

@@ -12,20 +12,6 @@
 
 namespace snaphaven {
 
-SourceIdentity IdentityOf(const FileStat& stat) {
-  return SourceIdentity{stat.dev, stat.ino, stat.size, stat.mtime_ns};
-}
-
-ManifestEntry EntryFor(const SourceFile& file) {
-  ManifestEntry entry;
-  entry.size = file.stat.size;
-  entry.mtime_ns = file.stat.mtime_ns;
-  entry.mode = file.stat.mode;
-  entry.source_dev = file.stat.dev;
-  entry.source_ino = file.stat.ino;
-  return entry;
-}
-
 Plan PlanCycle(const std::vector<SourceFile>& files, const Manifest& manifest,
                const PlanOptions& options) {
   std::vector<size_t> all(files.size());

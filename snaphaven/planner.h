@@ -89,9 +89,7 @@ PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& sc
                     absl::Duration prune_after);
 
 // The manifest entry describing a destination copy of `file`.
-ManifestEntry EntryFor(const SourceFile& file);
-
-SourceIdentity IdentityOf(const FileStat& stat);
+inline ManifestEntry EntryFor(const SourceFile& file) { return EntryForSource(file.stat); }
 
 }  // namespace snaphaven
 

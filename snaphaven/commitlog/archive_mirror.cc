@@ -26,20 +26,13 @@ constexpr int64_t kMaxSegmentBytes = (int64_t{1} << 31) - 1;
 constexpr int64_t kSegmentsPerCommit = 32;
 
 ManifestEntry EntryFor(const FileStat& stat, const CopyResult& copy) {
-  ManifestEntry entry;
-  entry.size = stat.size;
-  entry.mtime_ns = stat.mtime_ns;
-  entry.mode = stat.mode;
-  entry.source_dev = stat.dev;
-  entry.source_ino = stat.ino;
+  ManifestEntry entry = EntryForSource(stat);
   entry.has_crc32 = copy.has_crc32;
   entry.crc32 = copy.crc32;
   return entry;
 }
 
-bool SameSource(const FileStat& a, const FileStat& b) {
-  return a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns;
-}
+bool SameSource(const FileStat& a, const FileStat& b) { return IdentityOf(a) == IdentityOf(b); }
 
 }  // namespace
 
