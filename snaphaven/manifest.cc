@@ -1,6 +1,7 @@
 #include "snaphaven/manifest.h"
 
 #include <algorithm>
+#include <limits>
 #include <cstring>
 #include <vector>
 
@@ -690,7 +691,12 @@ class UniqueBytesCounter {
       seen_.reserve(size);
       scope_ = scope;
     }
-    if (!entry.source().known() || seen_.insert(entry.source()).second) bytes_ += entry.size;
+    if (!entry.source().known() || seen_.insert(entry.source()).second) {
+      // Saturating: a crafted manifest's sizes may add up past int64.
+      const int64_t size = std::max<int64_t>(entry.size, 0);
+      bytes_ = size > std::numeric_limits<int64_t>::max() - bytes_ ? std::numeric_limits<int64_t>::max()
+                                                                   : bytes_ + size;
+    }
   }
   int64_t bytes() const { return bytes_; }
 
