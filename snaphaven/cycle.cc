@@ -544,6 +544,9 @@ CycleStats Syncer::RunCycle(const std::atomic<bool>& stop) {
 
 bool Syncer::BeginCycle(CycleRun& run) {
   CycleStats& stats = run.stats;
+  // Nothing resolved in an earlier cycle is trusted: the destination may
+  // have been replaced or mounted over since.
+  fs_.ForgetResolvedDirectories();
   absl::Status identity = CheckDestinationIdentity();
   if (!identity.ok()) {
     stats.fatal = std::string(identity.message());

@@ -224,6 +224,8 @@ struct Located {
   int dirfd = AT_FDCWD;
   std::string name;
   ScopedFd holder;
+  // Or held with ConfinedFileSystem's cache of resolved directories.
+  std::shared_ptr<const ScopedFd> shared_holder;
   int nofollow = 0;
 };
 
@@ -793,9 +795,7 @@ class ConfinedFileSystem : public PosixFileSystem {
   absl::StatusOr<Located> Locate(const std::string& path, bool writes) const override {
     for (const auto& root : roots_) {
       if (path == root->path || !IsSameOrInside(path, root->path)) continue;
-      absl::StatusOr<int> fd = root->Open();
-      if (!fd.ok()) return fd.status();
-      return Beneath(*fd, path.substr(root->path == "/" ? 1 : root->path.size() + 1), path);
+      return LocateBeneathRoot(*root, path);
     }
     if (!writes) return PathResolver::Locate(path, writes);
     for (const std::string& data_root : data_roots_) {
@@ -805,7 +805,82 @@ class ConfinedFileSystem : public PosixFileSystem {
     return PathResolver::Locate(path, writes);
   }
 
+ public:
+  // A directory renamed or removed through this file system is forgotten
+  // first: no later call may reach it (or what is inside it) through a
+  // descriptor resolved before.
+  absl::Status Rename(const std::string& from, const std::string& to) override {
+    ForgetResolvedBelow(from);
+    ForgetResolvedBelow(to);
+    return PosixFileSystem::Rename(from, to);
+  }
+  absl::Status RemoveDir(const std::string& path) override {
+    ForgetResolvedBelow(path);
+    return PosixFileSystem::RemoveDir(path);
+  }
+  void ForgetResolvedDirectories() override {
+    absl::MutexLock lock(&resolved_mu_);
+    resolved_.clear();
+  }
+
  private:
+  // The parent directories of the last few paths, as resolved beneath their
+  // root. A first copy links and copies hundreds of files into each
+  // directory; resolving the whole path again for each (a stat of the root,
+  // an openat2, a close) cost about a third of its system time. An entry is
+  // used for at most kResolvedFor, and the cycle forgets them all at its
+  // start (ForgetResolvedDirectories), so a destination replaced between
+  // cycles, or a file system mounted on the root, is seen as before.
+  struct Root;
+  struct ResolvedDir {
+    std::string path;  // absolute, as the callers name it
+    std::shared_ptr<const ScopedFd> fd;
+    int64_t resolved_at_ns;
+  };
+  static constexpr int64_t kResolvedForNs = 1'000'000'000;
+  static constexpr size_t kResolvedDirs = 16;
+
+  absl::StatusOr<Located> LocateBeneathRoot(Root& root, const std::string& path) const {
+    const size_t slash = path.rfind('/');
+    const std::string parent = path.substr(0, slash == 0 ? 1 : slash);
+    const int64_t now = absl::GetCurrentTimeNanos();
+    Located at;
+    at.nofollow = O_NOFOLLOW;
+    at.name = path.substr(slash + 1);
+    if (at.name != "." && at.name != ".." && !at.name.empty() && parent != root.path &&
+        IsSameOrInside(parent, root.path)) {
+      absl::MutexLock lock(&resolved_mu_);
+      for (const ResolvedDir& dir : resolved_) {
+        if (dir.path == parent && now - dir.resolved_at_ns < kResolvedForNs) {
+          at.shared_holder = dir.fd;
+          at.dirfd = dir.fd->get();
+          return at;
+        }
+      }
+    }
+    absl::StatusOr<int> fd = root.Open();
+    if (!fd.ok()) return fd.status();
+    absl::StatusOr<Located> located =
+        Beneath(*fd, path.substr(root.path == "/" ? 1 : root.path.size() + 1), path);
+    if (!located.ok() || located->name != at.name || located->holder.get() < 0) return located;
+    // Remember it (the name is the last component: the parent was resolved).
+    auto shared = std::make_shared<const ScopedFd>(std::move(located->holder));
+    located->shared_holder = shared;
+    absl::MutexLock lock(&resolved_mu_);
+    if (resolved_.size() >= kResolvedDirs) resolved_.erase(resolved_.begin());
+    resolved_.push_back(ResolvedDir{parent, std::move(shared), now});
+    return located;
+  }
+
+  void ForgetResolvedBelow(const std::string& path) {
+    absl::MutexLock lock(&resolved_mu_);
+    resolved_.erase(std::remove_if(resolved_.begin(), resolved_.end(),
+                                   [&](const ResolvedDir& dir) {
+                                     return IsSameOrInside(dir.path, path);
+                                   }),
+                    resolved_.end());
+  }
+
   // A confined root, opened at its first use and again when the path
   // names another directory (a file system mounted on it since).
   struct Root {
@@ -888,6 +963,8 @@ class ConfinedFileSystem : public PosixFileSystem {
 
   std::vector<std::unique_ptr<Root>> roots_;
   const std::vector<std::string> data_roots_;
+  mutable absl::Mutex resolved_mu_;
+  mutable std::vector<ResolvedDir> resolved_ ABSL_GUARDED_BY(resolved_mu_);
 };
 
 }  // namespace

@@ -210,6 +210,9 @@ class FileSystem {
     (void)path;
     return absl::UnimplementedError("no syncfs");
   }
+  // A file system that keeps directories it resolved (the confined one)
+  // forgets them: the next call resolves its path afresh. A cycle starts so.
+  virtual void ForgetResolvedDirectories() {}
   // Replaces a file's contents atomically and durably: temp file beside it,
   // fsync, rename, fsync of the directory.
   absl::Status WriteFileAtomically(const std::string& path,
@@ -272,6 +275,7 @@ class ForwardingFileSystem : public FileSystem {
       const std::string& path) override {
     return base_->OpenFileSystemSync(path);
   }
+  void ForgetResolvedDirectories() override { base_->ForgetResolvedDirectories(); }
 
  private:
   FileSystem* const base_;

@@ -340,6 +340,41 @@ TEST_P(ConfinedTest, ASymlinkBelowTheRootIsNeverFollowed) {
   EXPECT_EQ(fs.ReadFile(root_ + "/a/g").value_or("(unreadable)"), "mine");
 }
 
+// The confined file system keeps the directories it resolved a short while
+// (a first copy puts hundreds of files in each); a directory renamed or
+// removed since, or replaced before a new cycle, must never be written to.
+TEST_P(ConfinedTest, AResolvedDirectoryIsNeverUsedOnceItWasReplaced) {
+  FileSystem& fs = *confined_;
+  const std::string b = root_ + "/a/b";
+  ASSERT_TRUE(fs.MakeDir(b).ok());
+  ASSERT_TRUE(fs.WriteFileAtomically(b + "/1", "one").ok());  // b resolved
+  // Renamed through it, and made again: the new b.
+  ASSERT_TRUE(fs.Rename(b, root_ + "/a/renamed").ok());
+  ASSERT_TRUE(fs.MakeDir(b).ok());
+  ASSERT_TRUE(fs.WriteFileAtomically(b + "/2", "two").ok());
+  EXPECT_EQ(plain_.ReadFile(b + "/2").value_or("(not there)"), "two");
+  EXPECT_FALSE(plain_.Stat(root_ + "/a/renamed/2").ok()) << "written into the renamed directory";
+  // Removed through it, and made again.
+  ASSERT_TRUE(fs.Remove(b + "/2").ok());
+  ASSERT_TRUE(fs.RemoveDir(b).ok());
+  ASSERT_TRUE(fs.MakeDir(b).ok());
+  EXPECT_TRUE(fs.WriteFileAtomically(b + "/3", "three").ok());
+  EXPECT_EQ(plain_.ReadFile(b + "/3").value_or("(not there)"), "three");
+  // Replaced behind its back: a new cycle forgets what it resolved.
+  ASSERT_TRUE(plain_.Rename(b, root_ + "/a/moved").ok());
+  ASSERT_TRUE(plain_.MakeDir(b).ok());
+  fs.ForgetResolvedDirectories();
+  ASSERT_TRUE(fs.WriteFileAtomically(b + "/4", "four").ok());
+  EXPECT_EQ(plain_.ReadFile(b + "/4").value_or("(not there)"), "four");
+  // And within a cycle, once a second has passed.
+  ASSERT_TRUE(plain_.Rename(b, root_ + "/a/moved2").ok());
+  ASSERT_TRUE(plain_.MakeDir(b).ok());
+  absl::SleepFor(absl::Milliseconds(1100));
+  ASSERT_TRUE(fs.WriteFileAtomically(b + "/5", "five").ok());
+  EXPECT_EQ(plain_.ReadFile(b + "/5").value_or("(not there)"), "five");
+  ExpectCanaryUntouched();
+}
+
 TEST_P(ConfinedTest, TheSourceChangesOnlyInsideSnapshotsOrBackups) {
   FileSystem& fs = *confined_;
   const std::string table = data_ + "/ks/t-1";
