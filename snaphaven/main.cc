@@ -444,14 +444,7 @@ int RestoreFromDestination(const Options& options) {
   if (options.restore_until.has_value()) {
     if (int code = PlanPointInTime(fs, options, &segments); code != 0) return code;
   }
-  RestoreOptions restore;
-  restore.destination = options.destination;
-  restore.keyspaces = options.keyspaces;
-  restore.tag = options.restore_tag;
-  restore.restore_to = options.restore_to;
-  restore.data_roots = options.data_roots;
-  restore.max_bandwidth = options.max_bandwidth;
-  absl::StatusOr<RestoreResult> result = RestoreSnapshot(fs, *manifest, restore);
+  absl::StatusOr<RestoreResult> result = RestoreSnapshot(fs, *manifest, options);
   if (!result.ok()) {
     std::cerr << "snaphaven: restore failed: " << result.status().message() << "\n";
     const absl::StatusCode code = result.status().code();
