@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snaphaven/cycle.h"
+#include "snaphaven/testing/cycle_config.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "snaphaven/testing/fault_injection_file_system.h"
 #include "snaphaven/testing/log_capture.h"
@@ -56,17 +57,10 @@ class CommitlogCycleTest : public ::testing::Test {
   void TearDown() override { google::RemoveLogSink(&sink_); }
 
   CycleStats Cycle(bool move = false) {
-    SyncOptions options;
-    options.data_roots = {data_};
-    options.destination = dest_;
-    options.keyspaces = {"ks1"};
-    options.move = move;
-    options.settle_time = absl::ZeroDuration();
-    options.retry_backoff = absl::ZeroDuration();
-    options.copy_threads = 1;
-    options.concurrent_fsyncs = 1;
+    Options options = testing::CycleOptions(data_, dest_);
+    options.move_snapshots = move;
     options.commitlog_archive = archive_;
-    Syncer syncer(*fs_, options);
+    Syncer syncer(*fs_, options, testing::CycleSettings());
     std::atomic<bool> stop{false};
     EXPECT_TRUE(syncer.PrepareDestination().ok());
     CycleStats stats = syncer.RunCycle(stop);

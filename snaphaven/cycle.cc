@@ -25,38 +25,39 @@
 
 namespace snaphaven {
 
-Syncer::Syncer(FileSystem& fs, SyncOptions options)
+Syncer::Syncer(FileSystem& fs, const Options& options, EngineSettings settings)
     : fs_(fs),
-      options_(std::move(options)),
-      clock_(*options_.clock),
+      options_(options),
+      settings_(std::move(settings)),
+      clock_(*settings_.clock),
       state_(options_.destination),
-      copier_(fs, options_.destination, state_.temp, options_.preserve_owner,
+      copier_(fs, options_.destination, state_.temp, settings_.preserve_owner,
               options_.checksum),
       applier_(fs, copier_, [this] {
         ApplierOptions applier;
         applier.data_roots = options_.data_roots;
         applier.copy_threads = std::max(1, options_.copy_threads);
         applier.checksum = options_.checksum;
-        applier.stage_small_files = options_.stage_small_files;
+        applier.stage_small_files = settings_.stage_small_files;
         applier.stage_batch_files = StageBatchFiles(std::max(1, options_.copy_threads));
-        applier.attempts = options_.attempts;
-        applier.retry_backoff = options_.retry_backoff;
+        applier.attempts = settings_.attempts;
+        applier.retry_backoff = settings_.retry_backoff;
         return applier;
       }()),
-      retrying_(&fs, options_.attempts, options_.retry_backoff) {
+      retrying_(&fs, settings_.attempts, settings_.retry_backoff) {
   if (options_.max_bandwidth > 0) {
     limiter_ = std::make_unique<BandwidthLimiter>(options_.max_bandwidth);
     copier_.set_limiter(limiter_.get());
   }
-  copier_.set_spare_page_cache(options_.spare_page_cache);
+  copier_.set_spare_page_cache(settings_.spare_page_cache);
   copier_.set_finish_threads(std::max(1, options_.copy_threads));
-  copier_.set_concurrent_fsyncs(std::max(1, options_.concurrent_fsyncs));
+  copier_.set_concurrent_fsyncs(std::max(1, settings_.concurrent_fsyncs));
   if (!options_.commitlog_archive.empty()) {
     commitlog::ArchiveMirrorOptions archive;
     archive.archive_dir = options_.commitlog_archive;
     archive.destination = options_.destination;
     archive.settle_time = options_.settle_time;
-    archive.move = options_.move;
+    archive.move = options_.move_snapshots;
     archive.dry_run = options_.dry_run;
     archive_mirror_ = std::make_unique<commitlog::ArchiveMirror>(retrying_, copier_, archive);
   }
@@ -79,7 +80,8 @@ absl::Status Syncer::PrepareDestination() {
     absl::Status made = MakeDurableDir(*it);
     if (!made.ok()) return made;
   }
-  for (const std::string* dir : {&options_.destination, &state_.dir, &state_.temp}) {
+  const std::string* const dirs[] = {&options_.destination, &state_.dir, &state_.temp};
+  for (const std::string* dir : dirs) {
     absl::StatusOr<FileStat> st = fs_.Stat(*dir);
     if (!st.ok() && IsVanished(st.status())) {
       absl::Status made = MakeDurableDir(*dir);
@@ -242,15 +244,15 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
 }
 
 void Syncer::ChooseDurability() {
-  using Mode = SyncOptions::WholeFileSystemSync;
+  using Mode = EngineSettings::WholeFileSystemSync;
   // Opened now, before this cycle writes anything: a syncfs reports the
   // write-back errors seen on the file system since its handle was opened.
   absl::StatusOr<std::unique_ptr<FileSystemSync>> sync =
       absl::UnimplementedError("whole-file-system syncs are off");
-  if (options_.whole_file_system_sync != Mode::kNever) sync = fs_.OpenFileSystemSync(state_.temp);
+  if (settings_.whole_file_system_sync != Mode::kNever) sync = fs_.OpenFileSystemSync(state_.temp);
   absl::StatusOr<FileStat> destination = fs_.Stat(state_.temp);
   std::string shared_root;  // a data root on the destination's file system
-  if (sync.ok() && options_.whole_file_system_sync == Mode::kAuto) {
+  if (sync.ok() && settings_.whole_file_system_sync == Mode::kAuto) {
     for (const std::string& root : options_.data_roots) {
       absl::StatusOr<FileStat> data = fs_.Stat(root);
       if (!destination.ok() || !data.ok()) {
@@ -272,10 +274,10 @@ void Syncer::ChooseDurability() {
     // for it: only while there is little of it (it would be written within
     // seconds anyway), so that a batch never waits for a flush or a
     // compaction, and Cassandra's I/O is not brought forward in bulk.
-    gate = [probe = options_.dirty_memory](int64_t own_unwritten) {
+    gate = [probe = settings_.dirty_memory](int64_t own_unwritten) {
       absl::StatusOr<int64_t> dirty = probe();
       const bool quiet =
-          LittleOtherUnwrittenData(dirty, own_unwritten, SyncOptions::kQuietDirtyBytes);
+          LittleOtherUnwrittenData(dirty, own_unwritten, EngineSettings::kQuietDirtyBytes);
       VLOG(2) << "batch: " << (quiet ? "one syncfs" : "an fsync per file") << " ("
               << (dirty.ok() ? absl::StrCat(HumanBytes(*dirty), " unwritten in memory, ",
                                             HumanBytes(own_unwritten), " of it ours")
@@ -285,7 +287,7 @@ void Syncer::ChooseDurability() {
     };
     choice = absl::StrCat(
         "one syncfs per batch of small copies while the system holds at most ",
-        HumanBytes(SyncOptions::kQuietDirtyBytes),
+        HumanBytes(EngineSettings::kQuietDirtyBytes),
         " of other unwritten data, else one fsync per file (", shared_root,
         " is on the destination's file system: a syncfs also writes out Cassandra's data)");
   }
@@ -580,8 +582,8 @@ bool Syncer::BeginCycle(CycleRun& run) {
   scan.data_roots = options_.data_roots;
   scan.keyspaces = options_.keyspaces;
   if (options_.all_keyspaces && !FindCycleKeyspaces(scan, stats)) return false;
-  scan.tag_filter = options_.tag_filter;
-  scan.include_live = options_.sync_live;
+  scan.tag_filter = options_.tag_filter.get();
+  scan.include_live = options_.sync_sstables;
   scan.include_backups = options_.sync_backups;
   scan.record_decisions = options_.verbosity >= 2;
   scan.threads = options_.scan_threads;
@@ -592,7 +594,9 @@ bool Syncer::BeginCycle(CycleRun& run) {
   // trust what it recorded (--fullsync, a rebuilt manifest), or move mode
   // must look at every snapshot (a settling one becomes movable without
   // changing).
-  if (!run.fullsync && !manifest_rebuilt_ && !options_.move) scan.unchanged_dirs = &*dir_cache_;
+  if (!run.fullsync && !manifest_rebuilt_ && !options_.move_snapshots) {
+    scan.unchanged_dirs = &*dir_cache_;
+  }
   return true;
 }
 
@@ -662,7 +666,7 @@ Selection Syncer::SelectTable(const ScanResult& scan, const std::vector<CopyStat
   run.stats.scanned += static_cast<int64_t>(scan.files.size()) + scan.skipped_files;
 
   SelectOptions select_options;
-  select_options.move = options_.move;
+  select_options.move = options_.move_snapshots;
   select_options.settle_time = options_.settle_time;
   select_options.now = clock_.Now();
   select_options.record_decisions = options_.verbosity >= 2;
@@ -716,7 +720,7 @@ Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
   run.stats.unchanged += plan.unchanged + scan.skipped_files;
   if (run.fullsync || !plan.manifest_updates.empty()) manifest_dirty_ = true;
   for (const auto& [path, entry] : plan.manifest_updates) manifest_->Put(path, entry);
-  if (options_.sync_live) run.tables_seen.insert(source.relative_path);
+  if (options_.sync_sstables) run.tables_seen.insert(source.relative_path);
   if (options_.dry_run) {
     ReportPlan(source.relative_path, scan, selection, plan, run.stats);
     manifest_->Release(source.relative_path);  // unless changed in memory
@@ -726,7 +730,7 @@ Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
   TableRun table{scan, selection, plan};
   ApplyTable(table, run, stop);
   if (run.stats.fatal.has_value()) return TableStep::kStop;  // the destination is not ours now
-  if (options_.sync_live && !run.stopping) {
+  if (options_.sync_sstables && !run.stopping) {
     Prune({source.relative_path}, selection.live_sstables, run.stats);
   }
   if (!CommitAndMove(scan, selection.units, table.ready, run.stats)) return TableStep::kStop;
@@ -864,8 +868,8 @@ bool Syncer::CommitIfDue(TableRun& table, CycleRun& run) {
   // what changed to the manifest's log (Manifest::Commit), so it costs what
   // changed; the odd one that compacts the log is paid back by waiting ten
   // times what the last commit took.
-  const absl::Duration time_due = std::max(options_.commit_every, 10 * run.last_commit_took);
-  if (run.since_commit < options_.commit_every_files &&
+  const absl::Duration time_due = std::max(settings_.commit_every, 10 * run.last_commit_took);
+  if (run.since_commit < settings_.commit_every_files &&
       (run.since_commit == 0 || clock_.Now() - run.last_commit < time_due)) {
     return true;
   }
@@ -909,7 +913,7 @@ void Syncer::ReportProgress(CycleRun& run, const TableRun& table) {
       "progress: %d/%d tables (%.0f%%), %d files, %s copied, %s/s, ETA %s",
       run.tables_done, run.tables_total, 100.0 * done, stats.copied + stats.linked,
       HumanBytes(stats.bytes_copied), HumanBytes(static_cast<int64_t>(rate)), eta);
-  if (options_.progress_on_terminal) {
+  if (settings_.progress_on_terminal) {
     std::cerr << "\r" << line << "\x1b[K" << std::flush;
     run.progress_shown = true;
   } else {
@@ -928,7 +932,7 @@ void Syncer::EndCycle(CycleRun& run) {
     manifest_.reset();  // it was changed in memory only; never commit it
     return;
   }
-  if (options_.sync_live && whole) {
+  if (options_.sync_sstables && whole) {
     // Tables gone from the source altogether (dropped): their copies are
     // pruned like any sstable gone.
     std::vector<std::string> gone;
@@ -1011,7 +1015,7 @@ void Syncer::ForgetCopy(const std::string& rel) {
 }
 
 void Syncer::VerifySample(CycleStats& stats) {
-  if (options_.verify_sample_percent <= 0 || manifest_->size() == 0) return;
+  if (options_.verify_sample <= 0 || manifest_->size() == 0) return;
   const std::string& cursor_file = state_.verify_cursor;
   if (!sample_cursor_loaded_) {
     absl::StatusOr<std::string> saved = fs_.ReadFile(cursor_file);
@@ -1024,7 +1028,7 @@ void Syncer::VerifySample(CycleStats& stats) {
   const int64_t budget = std::min<int64_t>(
       static_cast<int64_t>(manifest_->size()),
       static_cast<int64_t>(std::ceil(static_cast<double>(manifest_->size()) *
-                                     options_.verify_sample_percent / 100)));
+                                     options_.verify_sample / 100)));
   std::vector<std::pair<std::string, ManifestEntry>> taken;
   const std::vector<std::string> dirs = manifest_->Directories();
   auto take_from = [&](const std::string& dir, const std::string& after) {
@@ -1094,7 +1098,7 @@ void Syncer::ReportPlan(const std::string& table, const ScanResult& scan,
       ++stats.moved;
     }
   }
-  if (options_.sync_live) {
+  if (options_.sync_sstables) {
     PrunePlan prune = PlanPrune(*manifest_, {table}, selection.live_sstables, clock_.Now(),
                                 options_.prune_after);
     for (const std::string& path : prune.remove) {
@@ -1151,7 +1155,7 @@ void Syncer::ApplyRetentionLimits(CycleStats& stats) {
 }
 
 void Syncer::UpdateDirCache(const ScanResult& scan, absl::Time cycle_start, DirCache& next) {
-  if (options_.move) return;
+  if (options_.move_snapshots) return;
   for (const std::string& dir : scan.skipped_dirs) {
     if (const CachedDir* cached = dir_cache_->Find(dir)) next.Put(dir, *cached);
   }
@@ -1188,7 +1192,7 @@ bool Syncer::TableUnchanged(const SourceTable& source, const ScanResult& scan,
   if (!scan.walked_dirs.empty() || !scan.errors.empty() || !scan.warnings.empty()) return false;
   // Every root's table directory listed (one that vanished since the
   // tables were listed has its live copies to prune).
-  if (options_.sync_live) {
+  if (options_.sync_sstables) {
     for (const TableDir& dir : source.dirs) {
       bool listed = false;
       for (const ScanResult::ListedDir& l : scan.listed_dirs) {
@@ -1216,7 +1220,7 @@ void Syncer::SkipUnchangedTable(const SourceTable& source, const ScanResult& sca
   for (const std::string& decision : scan.decisions) VLOG(2) << decision;
   VLOG(2) << "unchanged table " << source.relative_path << " (" << files
           << " files; its directories list as when all were current)";
-  if (options_.sync_live) run.tables_seen.insert(source.relative_path);
+  if (options_.sync_sstables) run.tables_seen.insert(source.relative_path);
   UpdateDirCache(scan, run.start, run.next_dir_cache);  // the snapshot directories
   for (const ScanResult::ListedDir& listed : scan.listed_dirs) {
     const std::string dir = JoinPath(options_.data_roots[listed.root], listed.relative_path);
@@ -1226,7 +1230,7 @@ void Syncer::SkipUnchangedTable(const SourceTable& source, const ScanResult& sca
 
 void Syncer::RememberListings(const ScanResult& scan, bool clean, absl::Time cycle_start,
                               DirCache& next) {
-  if (options_.move || !clean) return;
+  if (options_.move_snapshots || !clean) return;
   // (A file changed within the last moments may change again at a
   // granularity its mtime cannot show: SettledAt.)
   // Per directory (relative: one manifest directory for every root): its
@@ -1273,7 +1277,7 @@ bool Syncer::ManifestHoldsExactly(absl::string_view dir, size_t files) const {
 }
 
 void Syncer::SaveDirCache(DirCache next) {
-  if (options_.move) return;
+  if (options_.move_snapshots) return;
   dir_cache_ = std::move(next);
   // Saved whenever it changed, once the manifest on disk records every file
   // it vouches for (the commit before this made it so): also by a cycle

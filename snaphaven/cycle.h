@@ -26,6 +26,7 @@
 #include "snaphaven/dir_cache.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
+#include "snaphaven/options.h"
 #include "snaphaven/planner.h"
 #include "snaphaven/report.h"
 #include "snaphaven/scanner.h"
@@ -35,37 +36,21 @@
 
 namespace snaphaven {
 
-struct SyncOptions {
-  std::vector<std::string> data_roots;  // resolved, absolute
-  std::string destination;              // resolved, absolute
-  std::vector<std::string> keyspaces;
-  // --all_keyspaces: each cycle copies every keyspace directory of the data
-  // roots (keyspace_dirs.h), found again each time, instead of `keyspaces`;
-  // --verify and retention cover every keyspace at the destination.
-  bool all_keyspaces = false;
-  const RE2* tag_filter = nullptr;  // not owned; null: every tag
-  bool fullsync = false;            // first cycle only
-  bool move = false;                // delete complete snapshots (and backups) once copied
-  bool sync_live = false;           // also mirror live sstables
-  bool sync_backups = false;        // also mirror backups/
-  absl::Duration settle_time = absl::Seconds(10);
-  absl::Duration prune_after = absl::Hours(1);
-  // Something held back whose newest file is older than this is stuck, not
-  // on its way: it is named in a warning at the default verbosity.
-  absl::Duration stuck_after = absl::Hours(1);
+// How the engine runs, as opposed to what the user asked for (Options, the
+// one validated configuration, which the Syncer reads and never copies).
+// None of these is a flag: they are facts main derives from the process
+// (preserve_owner, progress_on_terminal) and knobs that tests turn so that
+// a fault lands on a known file or time stands still. The defaults are what
+// the binary runs with.
+struct EngineSettings {
+  // Running as root: copies are chowned to the source's owner (only root
+  // may).
   bool preserve_owner = false;
-  bool checksum = true;  // CRC-32 every copy (and check Data.db digests)
-  // Each cycle also re-reads this share (percent) of the files already at
-  // the destination, continuing where the last cycle stopped.
-  double verify_sample_percent = 0;
-  int64_t max_bandwidth = 0;      // bytes per second written; 0: unlimited
   bool spare_page_cache = true;   // drop only the pages a copy brought in
-  int copy_threads = 2;           // copies and links in flight at once
   // Without a syncfs, the fsyncs of a batch of small copies run this many
   // at a time, so that they share journal commits (tests: 1, so that a
   // fault aimed at the first fsync lands on a known file).
   int concurrent_fsyncs = Copier::kConcurrentFsyncs;
-  int scan_threads = 1;           // table directories scanned at once
   // Small copies are made durable in batches (Copier::FinishStaged) rather
   // than one fsync each. Off only in tests that aim a fault at the fsync
   // of one particular file.
@@ -82,16 +67,9 @@ struct SyncOptions {
   static constexpr int64_t kQuietDirtyBytes = 32 << 20;
   // The system's unwritten bytes (DirtyMemoryBytes; tests replace it).
   std::function<absl::StatusOr<int64_t>()> dirty_memory = [] { return DirtyMemoryBytes(); };
-  // Retention at the destination (never the source), after each cycle.
-  int keep_snapshots = 0;                           // 0: no limit
-  absl::Duration keep_for = absl::ZeroDuration();   // 0: no limit
-  // Plan and print, change nothing (destination, source, manifest).
-  bool dry_run = false;
-  // During a cycle with copies to make, a progress line this often.
-  absl::Duration progress_interval = absl::Seconds(10);
-  // stderr is a terminal: one self-updating line instead of log lines.
+  // stderr is a terminal (and not --quiet): one self-updating progress line
+  // instead of log lines.
   bool progress_on_terminal = false;
-  int verbosity = 0;  // 2: log every decision
   // Where the cycle takes the time from (settle and stuck ages, pruning,
   // retention, progress, commit spacing); tests set a FakeClock.
   Clock* clock = &RealClock();
@@ -103,18 +81,14 @@ struct SyncOptions {
   // file, pausing retry_backoff, then twice that, ...
   int attempts = 3;
   absl::Duration retry_backoff = absl::Milliseconds(200);
-  // --commitlog_archive: the directory Cassandra's archive_command fills
-  // (absolute, resolved); "" for none. Each cycle mirrors its segments
-  // (commitlog/archive_mirror.h) before the tables.
-  std::string commitlog_archive;
 };
-
-
-
 
 class Syncer {
  public:
-  Syncer(FileSystem& fs, SyncOptions options);
+  // `options` is validated (ValidateOptions) and outlives the Syncer.
+  Syncer(FileSystem& fs, const Options& options, EngineSettings settings = {});
+  // A temporary Options would be gone before the first cycle.
+  Syncer(FileSystem& fs, const Options&& options, EngineSettings settings = {}) = delete;
 
   // Creates the destination root and its state directory if missing.
   absl::Status PrepareDestination();
@@ -147,7 +121,7 @@ class Syncer {
   absl::Status CreateMarker();
   absl::Status LoadManifest(bool from_destination);
   // Each cycle: whether batches of small copies are made durable with one
-  // syncfs (see SyncOptions::whole_file_system_sync) or an fsync each.
+  // syncfs (see EngineSettings::whole_file_system_sync) or an fsync each.
   void ChooseDurability();
   // One cycle's state, from its start to its summary.
   struct CycleRun;
@@ -264,7 +238,8 @@ class Syncer {
   void ReportHeldBack(const Selection& selection, absl::Time now, CycleStats& stats);
 
   FileSystem& fs_;
-  SyncOptions options_;
+  const Options& options_;
+  const EngineSettings settings_;
   Clock& clock_;
   StateDir state_;
   Copier copier_;

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <fstream>
 #include <set>
+#include <type_traits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -22,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "snaphaven/checksum.h"
+#include "snaphaven/testing/cycle_config.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "snaphaven/testing/fault_injection_file_system.h"
 #include "snaphaven/testing/log_capture.h"
@@ -66,28 +68,28 @@ class CycleFaultTest : public ::testing::Test {
     original_ = testing::SnapshotFiles(data_);
   }
 
-  SyncOptions Options(bool move = false) {
-    SyncOptions options;
-    options.data_roots = {data_};
-    options.destination = dest_;
-    options.keyspaces = {"ks1"};
-    options.move = move;
-    options.settle_time = absl::ZeroDuration();
-    options.retry_backoff = absl::ZeroDuration();
+  Options Config(bool move = false) {
+    Options options = testing::CycleOptions(data_, dest_);
+    options.move_snapshots = move;
     options.copy_threads = copy_threads_;  // 1: faults land deterministically
-    options.concurrent_fsyncs = concurrent_fsyncs_;
     options.keep_for = keep_for_;
-    options.whole_file_system_sync = whole_file_system_sync_;
-    options.dirty_memory = [this]() -> absl::StatusOr<int64_t> { return dirty_memory_; };
     options.verbosity = 2;
     return options;
   }
 
+  EngineSettings Settings(bool stage_small_files = true) {
+    EngineSettings settings = testing::CycleSettings();
+    settings.concurrent_fsyncs = concurrent_fsyncs_;
+    settings.whole_file_system_sync = whole_file_system_sync_;
+    settings.dirty_memory = [this]() -> absl::StatusOr<int64_t> { return dirty_memory_; };
+    settings.stage_small_files = stage_small_files;
+    return settings;
+  }
+
   // One cycle with a fresh Syncer, as one run of the binary.
   CycleStats Cycle(bool move = false, bool stage_small_files = true) {
-    SyncOptions options = Options(move);
-    options.stage_small_files = stage_small_files;
-    Syncer syncer(*fs_, options);
+    const Options options = Config(move);
+    Syncer syncer(*fs_, options, Settings(stage_small_files));
     std::atomic<bool> stop{false};
     CycleStats stats;
     absl::Status prepared = syncer.PrepareDestination();
@@ -169,8 +171,8 @@ class CycleFaultTest : public ::testing::Test {
   absl::Duration keep_for_ = absl::ZeroDuration();
   int copy_threads_ = 1;
   int concurrent_fsyncs_ = 1;  // faults aimed at the first fsync land on a known file
-  SyncOptions::WholeFileSystemSync whole_file_system_sync_ =
-      SyncOptions::WholeFileSystemSync::kAuto;
+  EngineSettings::WholeFileSystemSync whole_file_system_sync_ =
+      EngineSettings::WholeFileSystemSync::kAuto;
   // The system's unwritten bytes as the cycle sees them: by default too
   // many for a syncfs of the data's file system (the test's destination
   // shares it), so that faults aimed at fsyncs land.
@@ -184,6 +186,12 @@ struct OutOfSpaceCase {
   FsOp op;
   int error;
 };
+
+// A Syncer holds the one validated Options by reference: built from a
+// temporary, it would read freed memory from its first cycle on.
+static_assert(!std::is_constructible_v<Syncer, FileSystem&, Options&&, EngineSettings>,
+              "a Syncer must not be built from a temporary Options");
+static_assert(std::is_constructible_v<Syncer, FileSystem&, const Options&, EngineSettings>);
 
 TEST_F(CycleFaultTest, OutOfSpaceEndsTheCycleAtOnce) {
   for (OutOfSpaceCase c : {OutOfSpaceCase{FsOp::kWrite, ENOSPC}, {FsOp::kWrite, EDQUOT},
@@ -391,7 +399,7 @@ TEST_F(CycleFaultTest, BatchesSyncTheFileSystemAndFallBackToFsyncs) {
   if (absl::IsUnimplemented(fs_->OpenFileSystemSync(dir_).status())) {
     GTEST_SKIP() << "syncfs is not trusted on " << dir_;
   }
-  whole_file_system_sync_ = SyncOptions::WholeFileSystemSync::kAlways;
+  whole_file_system_sync_ = EngineSettings::WholeFileSystemSync::kAlways;
   CycleStats stats = Cycle(/*move=*/true);
   EXPECT_EQ(ExitCodeFor(stats), 0) << log_;
   EXPECT_GT(fs_->Calls(FsOp::kSyncFs, ""), 0);
@@ -442,11 +450,11 @@ TEST_F(CycleFaultTest, CommitsAppendWhatChangedToTheManifestLog) {
   ASSERT_TRUE(tools::GenerateTree(data_, spec).ok());
   original_ = testing::SnapshotFiles(data_);
   ASSERT_GT(original_.size(), 400u);
-  SyncOptions options = Options();
-  options.commit_every_files = 1;  // as often as allowed
-  options.commit_every = absl::Hours(1);
-  options.stage_small_files = false;  // each copy recorded as it is done
-  Syncer syncer(*fs_, options);
+  const Options options = Config();
+  EngineSettings settings = Settings(/*stage_small_files=*/false);  // each copy recorded as done
+  settings.commit_every_files = 1;  // as often as allowed
+  settings.commit_every = absl::Hours(1);
+  Syncer syncer(*fs_, options, settings);
   ASSERT_TRUE(syncer.PrepareDestination().ok());
   std::atomic<bool> stop{false};
   CycleStats stats = syncer.RunCycle(stop);
@@ -519,13 +527,14 @@ TEST_F(CycleFaultTest, DestinationUnmountedMidRunLeavesTheMountPointEmpty) {
 }
 
 TEST_F(CycleFaultTest, SwappedDestinationIsRefusedInLoopMode) {
-  Syncer syncer(*fs_, Options());
+  const Options options = Config();
+  Syncer syncer(*fs_, options, Settings());
   ASSERT_TRUE(syncer.PrepareDestination().ok());
   std::atomic<bool> stop{false};
   EXPECT_EQ(ExitCodeFor(syncer.RunCycle(stop)), 0);
   // Another destination (another NAS share) appears at the same path.
   ASSERT_EQ(rename(dest_.c_str(), (dest_ + ".old").c_str()), 0);
-  Syncer other(*fs_, Options());
+  Syncer other(*fs_, options, Settings());
   ASSERT_TRUE(other.PrepareDestination().ok());
   EXPECT_EQ(ExitCodeFor(other.RunCycle(stop)), 0);
   CycleStats stats = syncer.RunCycle(stop);
@@ -536,7 +545,8 @@ TEST_F(CycleFaultTest, SwappedDestinationIsRefusedInLoopMode) {
 // Regression: in loop mode the copier remembered destination directories it
 // had made; one removed between cycles made every later copy into it fail.
 TEST_F(CycleFaultTest, LoopModeRecreatesADestinationDirectoryRemovedBetweenCycles) {
-  Syncer syncer(*fs_, Options());
+  const Options options = Config();
+  Syncer syncer(*fs_, options, Settings());
   ASSERT_TRUE(syncer.PrepareDestination().ok());
   std::atomic<bool> stop{false};
   ASSERT_EQ(ExitCodeFor(syncer.RunCycle(stop)), 0);
@@ -599,7 +609,8 @@ TEST_F(CycleFaultTest, VerifyNeverPassesOverCopiesItCouldNotReadTheManifestOf) {
     SCOPED_TRACE(absl::StrCat("read-back failing after ", skip, " reads"));
     fs_->ClearRules();
     fs_->AddRule({FsOp::kRead, "/\\.snaphaven/manifest$", EIO, skip, 1});
-    Syncer syncer(*fs_, Options());
+    const Options options = Config();
+    Syncer syncer(*fs_, options, Settings());
     std::atomic<bool> stop{false};
     VerifyStats stats = syncer.Verify(/*repair=*/false, stop);
     EXPECT_TRUE(ExitCodeFor(stats) != 0 || stats.files == total)
@@ -679,7 +690,8 @@ TEST_F(CycleFaultTest, VerifyReadsEachInodeOnceAndReportsEveryNameOfACorruptOne)
   const std::string data_db = "/dest/.*-Data\\.db$";
   std::atomic<bool> stop{false};
   int opened = fs_->Calls(FsOp::kOpenForRead, data_db);
-  VerifyStats stats = Syncer(*fs_, Options()).Verify(/*repair=*/false, stop);
+  const Options options = Config();
+  VerifyStats stats = Syncer(*fs_, options, Settings()).Verify(/*repair=*/false, stop);
   log_ = sink_.Take();
   EXPECT_EQ(ExitCodeFor(stats), 0) << SummaryLine(stats) << "\n" << log_;
   EXPECT_EQ(stats.files, names) << "every name is checked";
@@ -691,7 +703,7 @@ TEST_F(CycleFaultTest, VerifyReadsEachInodeOnceAndReportsEveryNameOfACorruptOne)
   // One byte flipped: the inode is read once, and every name of it is corrupt.
   testing::FlipByteKeepingMtime(dest_ + "/" + linked_data_db[0], 1000);
   opened = fs_->Calls(FsOp::kOpenForRead, data_db);
-  stats = Syncer(*fs_, Options()).Verify(/*repair=*/false, stop);
+  stats = Syncer(*fs_, options, Settings()).Verify(/*repair=*/false, stop);
   log_ = sink_.Take();
   EXPECT_NE(ExitCodeFor(stats), 0) << SummaryLine(stats);
   EXPECT_EQ(stats.corrupt, static_cast<int64_t>(linked_data_db.size()))
@@ -713,13 +725,14 @@ TEST_F(CycleFaultTest, VerifyReadsEachInodeOnceAndReportsEveryNameOfACorruptOne)
 // named as stuck.
 TEST_F(CycleFaultTest, SettleAndStuckAgesFollowTheCyclesClock) {
   FakeClock clock(absl::Now());
-  SyncOptions options = Options(/*move=*/true);
-  options.clock = &clock;
+  Options options = Config(/*move=*/true);
   options.settle_time = absl::Hours(1);
   options.stuck_after = absl::Minutes(30);
+  EngineSettings settings = Settings();
+  settings.clock = &clock;
   std::atomic<bool> stop{false};
   {
-    Syncer syncer(*fs_, options);
+    Syncer syncer(*fs_, options, settings);
     ASSERT_TRUE(syncer.PrepareDestination().ok());
     CycleStats stats = syncer.RunCycle(stop);
     log_ = sink_.Take();
@@ -729,7 +742,7 @@ TEST_F(CycleFaultTest, SettleAndStuckAgesFollowTheCyclesClock) {
   }
   clock.Advance(absl::Minutes(45));  // stuck (30 min) but not settled (1 h)
   {
-    Syncer syncer(*fs_, options);
+    Syncer syncer(*fs_, options, settings);
     CycleStats stats = syncer.RunCycle(stop);
     log_ = sink_.Take();
     EXPECT_EQ(stats.moved, 0) << log_;
@@ -739,7 +752,7 @@ TEST_F(CycleFaultTest, SettleAndStuckAgesFollowTheCyclesClock) {
   }
   clock.Advance(absl::Minutes(20));  // settled
   {
-    Syncer syncer(*fs_, options);
+    Syncer syncer(*fs_, options, settings);
     CycleStats stats = syncer.RunCycle(stop);
     log_ = sink_.Take();
     EXPECT_EQ(stats.held_back_snapshots, 0) << log_;

@@ -445,14 +445,7 @@ int RestoreFromDestination(const Options& options) {
   if (options.restore_until.has_value()) {
     if (int code = PlanPointInTime(fs, options, &segments); code != 0) return code;
   }
-  RestoreOptions restore;
-  restore.destination = options.destination;
-  restore.keyspaces = options.keyspaces;
-  restore.tag = options.restore_tag;
-  restore.restore_to = options.restore_to;
-  restore.data_roots = options.data_roots;
-  restore.max_bandwidth = options.max_bandwidth;
-  absl::StatusOr<RestoreResult> result = RestoreSnapshot(fs, *manifest, restore);
+  absl::StatusOr<RestoreResult> result = RestoreSnapshot(fs, *manifest, options);
   if (!result.ok()) {
     std::cerr << "snaphaven: restore failed: " << result.status().message() << "\n";
     const absl::StatusCode code = result.status().code();
@@ -491,8 +484,8 @@ int RestoreFromDestination(const Options& options) {
 // changes, so a refused run leaves it exactly as it was; then under the
 // lock, to record this instance (never in a dry run). Returns 0 to go on,
 // else the exit code after one clear line.
-int CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& sync,
-                      bool adopt, bool refuse_only) {
+int CheckNodeIdentity(FileSystem& fs, const StateDir& state, const Options& options,
+                      bool refuse_only) {
   const std::string& path = state.node;
   absl::optional<std::string> recorded;
   absl::StatusOr<std::string> text = fs.ReadFile(path);
@@ -504,19 +497,20 @@ int CheckNodeIdentity(FileSystem& fs, const StateDir& state, const SyncOptions& 
               << text.status().message() << "\n";
     return 1;
   }
-  const NodeDecision decision = DecideNodeRecord(recorded, NodeRecord{HostName(), sync.data_roots},
-                                                 sync.destination, adopt);
+  const NodeDecision decision =
+      DecideNodeRecord(recorded, NodeRecord{HostName(), options.data_roots}, options.destination,
+                       options.adopt_destination);
   if (decision.action == NodeAction::kRefuse) {
     std::cerr << "snaphaven: " << decision.refusal << "\n";
     return kExitUsage;
   }
   if (refuse_only || decision.action == NodeAction::kKeep) return 0;
   if (!decision.warning.empty()) {
-    LOG(WARNING) << decision.warning << (sync.dry_run ? " (dry run: not recorded)" : "");
-  } else if (!decision.note.empty() && !sync.dry_run) {
+    LOG(WARNING) << decision.warning << (options.dry_run ? " (dry run: not recorded)" : "");
+  } else if (!decision.note.empty() && !options.dry_run) {
     VLOG(1) << decision.note;
   }
-  if (!sync.dry_run) {
+  if (!options.dry_run) {
     absl::Status written = fs.WriteFileAtomically(path, decision.record);
     if (!written.ok()) LOG(WARNING) << "cannot record the node in " << path << ": "
                                     << written.message();
@@ -532,24 +526,9 @@ absl::optional<FlagKind> LookupFlag(absl::string_view name) {
   return info.type == "bool" ? FlagKind::kBool : FlagKind::kValue;
 }
 
-int Run(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, LookupFlag);
-  if (!parsed.ok()) return UsageError(parsed.status().message());
-  if (parsed->help) {
-    PrintHelp();
-    return 0;
-  }
-  if (parsed->version) {
-    std::cout << kVersion << "\n";
-    return 0;
-  }
-  for (const auto& [name, value] : parsed->flags) {
-    if (gflags::SetCommandLineOption(name.c_str(), value.c_str()).empty()) {
-      return UsageError(absl::StrCat("invalid value '", value, "' for --", name));
-    }
-  }
-
+// The flags as given (ValidateOptions checks them); nowhere else are flags
+// read.
+RawOptions RawOptionsFromFlags(std::vector<std::string> keyspaces) {
   RawOptions raw;
   raw.snapshot_dir = FLAGS_snapshot_dir;
   raw.cassandra_dir = FLAGS_cassandra_dir;
@@ -587,66 +566,88 @@ int Run(int argc, char** argv) {
   raw.adopt_destination = FLAGS_adopt_destination;
   raw.metrics_file = FLAGS_metrics_file;
   raw.commitlog_archive = FLAGS_commitlog_archive;
-  raw.keyspaces = parsed->positional;
+  raw.keyspaces = std::move(keyspaces);
+  return raw;
+}
 
-  absl::StatusOr<Options> options = ValidateOptions(*DefaultFileSystem(), raw);
-  if (!options.ok()) return UsageError(options.status().message());
+// What this process is, not what the user configured: the Syncer's engine
+// settings (cycle.h), the rest left at their defaults.
+EngineSettings EngineSettingsFor(const Options& options) {
+  EngineSettings settings;
+  settings.progress_on_terminal = isatty(STDERR_FILENO) && !options.quiet;
+  settings.preserve_owner = geteuid() == 0;  // only root may chown
+  return settings;
+}
 
-  SetUpLogging(argv[0], options->quiet);
-  if (options->mode == RunMode::kList && options->cluster) return ListClusterRoot(*options);
-  if (options->mode == RunMode::kList) return ListDestination(*options);
-  if (options->mode == RunMode::kRestore) return RestoreFromDestination(*options);
+// --verify: one summary line; the exit code.
+int VerifyDestination(Syncer& syncer, const Options& options) {
+  VerifyStats verified = syncer.Verify(/*repair=*/options.fullsync, stop_requested);
+  if (ExitCodeFor(verified) == 0) {
+    LOG(INFO) << SummaryLine(verified);
+  } else {
+    LOG(ERROR) << SummaryLine(verified);
+  }
+  return ExitCodeFor(verified);
+}
 
+// Sync cycles: one, or with --interval until a signal; a summary line (and
+// the metrics file) after each. Returns the exit code.
+int RunCycles(FileSystem& fs, Syncer& syncer, const Options& options) {
+  while (true) {
+    const absl::Time started = absl::Now();
+    CycleStats stats = syncer.RunCycle(stop_requested);
+    if (stats.fatal.has_value() || stats.failed > 0 || stats.out_of_space) {
+      LOG(ERROR) << SummaryLine(stats, options.move_snapshots, options.sync_sstables);
+    } else {
+      LOG(INFO) << SummaryLine(stats, options.move_snapshots, options.sync_sstables);
+    }
+    if (!options.metrics_file.empty() && !options.dry_run) {
+      absl::Status written = WriteMetricsFile(fs, options.metrics_file, stats, ExitCodeFor(stats),
+                                              syncer.manifest());
+      if (!written.ok()) LOG(WARNING) << "cannot write --metrics_file: " << written.message();
+    }
+    if (options.interval == absl::ZeroDuration() || options.dry_run) return ExitCodeFor(stats);
+    if (stop_requested.load()) return 0;
+    // The next cycle starts `interval` after this one started (at once if
+    // this one overran). Sleep in short steps so a signal ends it promptly.
+    const absl::Time next = started + options.interval;
+    while (!stop_requested.load() && absl::Now() < next) {
+      absl::SleepFor(std::min(absl::Milliseconds(100), next - absl::Now()));
+    }
+    if (stop_requested.load()) {
+      LOG(INFO) << "stopping on signal";
+      return 0;
+    }
+  }
+}
+
+// Sync cycles and --verify: at the destination as this node's, under its
+// lock. Returns the exit code.
+int SyncOrVerify(const Options& options) {
   // Every operation at the destination beneath its root; at the source,
   // only move mode's removals, beneath the table directory.
   std::unique_ptr<FileSystem> confined =
-      NewConfinedFileSystem({options->destination}, options->data_roots);
+      NewConfinedFileSystem({options.destination}, options.data_roots);
   FileSystem& fs = *confined;
-  SyncOptions sync;
-  sync.data_roots = options->data_roots;
-  sync.destination = options->destination;
-  sync.keyspaces = options->keyspaces;
-  sync.all_keyspaces = options->all_keyspaces;
-  sync.tag_filter = options->tag_filter.get();
-  sync.fullsync = options->fullsync;
-  sync.move = options->move_snapshots;
-  sync.sync_live = options->sync_sstables;
-  sync.sync_backups = options->sync_backups;
-  sync.settle_time = options->settle_time;
-  sync.prune_after = options->prune_after;
-  sync.stuck_after = options->stuck_after;
-  sync.checksum = options->checksum;
-  sync.verify_sample_percent = options->verify_sample;
-  sync.max_bandwidth = options->max_bandwidth;
-  sync.dry_run = options->dry_run;
-  sync.copy_threads = options->copy_threads;
-  sync.scan_threads = options->scan_threads;
-  sync.keep_snapshots = options->keep_snapshots;
-  sync.keep_for = options->keep_for;
-  sync.progress_interval = options->progress_interval;
-  sync.commitlog_archive = options->commitlog_archive;
-  sync.progress_on_terminal = isatty(STDERR_FILENO) && !options->quiet;
-  absl::Status lowered = ApplyProcessPriority(options->io_priority);
+  absl::Status lowered = ApplyProcessPriority(options.io_priority);
   if (!lowered.ok()) LOG(WARNING) << "cannot lower the priority: " << lowered.message();
   (void)RaiseOpenFileLimit();
-  sync.preserve_owner = geteuid() == 0;
-  sync.verbosity = options->quiet ? 0 : options->verbosity;
-  Syncer syncer(fs, sync);
+  Syncer syncer(fs, options, EngineSettingsFor(options));
 
-  StateDir state(sync.destination);
-  if (options->require_destination && !fs.Stat(state.marker).ok()) {
-    std::cerr << "snaphaven: destination " << sync.destination
+  StateDir state(options.destination);
+  if (options.require_destination && !fs.Stat(state.marker).ok()) {
+    std::cerr << "snaphaven: destination " << options.destination
               << " has no identity marker (" << state.marker
               << "): not mounted? (--require_destination refuses to start a new one)\n";
     return kExitUsage;
   }
   // Another instance's destination is refused before anything in it changes.
-  if (int refused = CheckNodeIdentity(fs, state, sync, options->adopt_destination, /*refuse_only=*/true)) return refused;
+  if (int refused = CheckNodeIdentity(fs, state, options, /*refuse_only=*/true)) return refused;
   // A dry run creates nothing: it locks only a destination that exists.
-  const bool prepare = !sync.dry_run || fs.Stat(state.dir).ok();
+  const bool prepare = !options.dry_run || fs.Stat(state.dir).ok();
   absl::Status prepared = prepare ? syncer.PrepareDestination() : absl::OkStatus();
   if (!prepared.ok()) {
-    LOG(ERROR) << "cannot prepare the destination " << sync.destination << ": "
+    LOG(ERROR) << "cannot prepare the destination " << options.destination << ": "
                << prepared.message();
     return 1;
   }
@@ -656,9 +657,7 @@ int Run(int argc, char** argv) {
     std::cerr << "snaphaven: " << lock.status().message() << "\n";
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
-
-  if (int refused = prepare ? CheckNodeIdentity(fs, state, sync, options->adopt_destination,
-                                                     /*refuse_only=*/false) : 0) {
+  if (int refused = prepare ? CheckNodeIdentity(fs, state, options, /*refuse_only=*/false) : 0) {
     return refused;
   }
 
@@ -669,43 +668,38 @@ int Run(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
 
-  VLOG(1) << "data roots: " << absl::StrJoin(sync.data_roots, ", ")
-          << "; destination: " << sync.destination;
-  if (options->mode == RunMode::kVerify) {
-    VerifyStats verified = syncer.Verify(/*repair=*/sync.fullsync, stop_requested);
-    if (ExitCodeFor(verified) == 0) {
-      LOG(INFO) << SummaryLine(verified);
-    } else {
-      LOG(ERROR) << SummaryLine(verified);
-    }
-    return ExitCodeFor(verified);
+  VLOG(1) << "data roots: " << absl::StrJoin(options.data_roots, ", ")
+          << "; destination: " << options.destination;
+  if (options.mode == RunMode::kVerify) return VerifyDestination(syncer, options);
+  return RunCycles(fs, syncer, options);
+}
+
+int Run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  absl::StatusOr<ParsedArgs> parsed = ParseArgs(args, LookupFlag);
+  if (!parsed.ok()) return UsageError(parsed.status().message());
+  if (parsed->help) {
+    PrintHelp();
+    return 0;
   }
-  while (true) {
-    const absl::Time started = absl::Now();
-    CycleStats stats = syncer.RunCycle(stop_requested);
-    if (stats.fatal.has_value() || stats.failed > 0 || stats.out_of_space) {
-      LOG(ERROR) << SummaryLine(stats, sync.move, sync.sync_live);
-    } else {
-      LOG(INFO) << SummaryLine(stats, sync.move, sync.sync_live);
-    }
-    if (!options->metrics_file.empty() && !sync.dry_run) {
-      absl::Status written = WriteMetricsFile(fs, options->metrics_file, stats, ExitCodeFor(stats),
-                                              syncer.manifest());
-      if (!written.ok()) LOG(WARNING) << "cannot write --metrics_file: " << written.message();
-    }
-    if (options->interval == absl::ZeroDuration() || sync.dry_run) return ExitCodeFor(stats);
-    if (stop_requested.load()) return 0;
-    // The next cycle starts `interval` after this one started (at once if
-    // this one overran). Sleep in short steps so a signal ends it promptly.
-    const absl::Time next = started + options->interval;
-    while (!stop_requested.load() && absl::Now() < next) {
-      absl::SleepFor(std::min(absl::Milliseconds(100), next - absl::Now()));
-    }
-    if (stop_requested.load()) {
-      LOG(INFO) << "stopping on signal";
-      return 0;
+  if (parsed->version) {
+    std::cout << kVersion << "\n";
+    return 0;
+  }
+  for (const auto& [name, value] : parsed->flags) {
+    if (gflags::SetCommandLineOption(name.c_str(), value.c_str()).empty()) {
+      return UsageError(absl::StrCat("invalid value '", value, "' for --", name));
     }
   }
+  absl::StatusOr<Options> options =
+      ValidateOptions(*DefaultFileSystem(), RawOptionsFromFlags(parsed->positional));
+  if (!options.ok()) return UsageError(options.status().message());
+
+  SetUpLogging(argv[0], options->quiet);
+  if (options->mode == RunMode::kList && options->cluster) return ListClusterRoot(*options);
+  if (options->mode == RunMode::kList) return ListDestination(*options);
+  if (options->mode == RunMode::kRestore) return RestoreFromDestination(*options);
+  return SyncOrVerify(*options);
 }
 
 }  // namespace

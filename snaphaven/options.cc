@@ -265,6 +265,7 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     options.keyspaces.push_back(keyspace);
   }
   options.quiet = raw.quiet;
+  if (options.quiet) options.verbosity = 0;  // -q wins over -v
   options.fullsync = raw.fullsync;
   if (!raw.snapshot_regex.empty()) {
     options.tag_filter = std::make_unique<RE2>(raw.snapshot_regex, RE2::Quiet);

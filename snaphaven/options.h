@@ -75,6 +75,9 @@ enum class RunMode {
   kRestore,  // --restore TAG --restore_to DIR
 };
 
+// What ValidateOptions returns; a default Options holds the flags' defaults
+// (tests fill in the rest). Read where it is needed, never copied into a
+// second configuration: the Syncer holds it by reference (cycle.h).
 struct Options {
   RunMode mode = RunMode::kSync;
   std::vector<std::string> data_roots;  // resolved, absolute
@@ -86,26 +89,31 @@ struct Options {
   bool cluster = false;  // --list --cluster: `destination` is the cluster root
   std::unique_ptr<RE2> tag_filter;  // null: every tag
   absl::Duration interval;          // zero: one cycle
+  // -v in effect: 0 with --quiet (2: log every decision).
   int verbosity = 0;
   bool quiet = false;
-  bool fullsync = false;
-  bool move_snapshots = false;
-  bool sync_sstables = false;
-  bool sync_backups = false;
-  absl::Duration settle_time;
-  absl::Duration prune_after;
-  absl::Duration stuck_after;
+  bool fullsync = false;        // first cycle (or --verify: repair) only
+  bool move_snapshots = false;  // delete complete snapshots (and backups) once copied
+  bool sync_sstables = false;   // also mirror live sstables
+  bool sync_backups = false;    // also mirror backups/
+  absl::Duration settle_time = absl::Seconds(10);
+  absl::Duration prune_after = absl::Hours(1);
+  // Something held back whose newest file is older than this is stuck, not
+  // on its way: it is named in a warning at the default verbosity.
+  absl::Duration stuck_after = absl::Hours(1);
+  // Each cycle also re-reads this share (percent) of the files already at
+  // the destination, continuing where the last cycle stopped.
   double verify_sample = 0;
   int64_t max_bandwidth = 0;  // bytes per second; 0: unlimited
   IoPriority io_priority = IoPriority::kIdle;
-  absl::Duration progress_interval;
+  absl::Duration progress_interval = absl::Seconds(10);
   int copy_threads = 2;
   int scan_threads = 1;
   std::string restore_tag;
   std::string restore_to;
   absl::optional<absl::Time> restore_until;  // none: no point in time
   int keep_snapshots = 0;
-  absl::Duration keep_for;
+  absl::Duration keep_for;  // zero: no limit
   bool json = false;      // --list: JSON for scripts
   bool checksum = true;   // --nochecksum: benchmarks only
   bool dry_run = false;

@@ -78,6 +78,21 @@ TEST_F(ValidateOptionsTest, TheRunModeComesFromTheFlagsOnce) {
   EXPECT_EQ(mode(raw), RunMode::kList);
 }
 
+// The Syncer takes its verbosity from Options alone (no second copy that
+// main adjusts): with -q it is 0, whatever -v says.
+TEST_F(ValidateOptionsTest, QuietWinsOverVerbosity) {
+  RawOptions raw = Raw();
+  raw.verbosity = 2;
+  absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->verbosity, 2);
+  raw.quiet = true;
+  o = ValidateOptions(*DefaultFileSystem(), raw);
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_TRUE(o->quiet);
+  EXPECT_EQ(o->verbosity, 0);
+}
+
 TEST_F(ValidateOptionsTest, AcceptsHomeOrDataRootAndResolvesSymlinks) {
   absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), Raw());
   ASSERT_TRUE(o.ok()) << o.status();

@@ -27,6 +27,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snaphaven/cycle.h"
+#include "snaphaven/testing/cycle_config.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "snaphaven/testing/fault_injection_file_system.h"
 #include "tools/tree_generator.h"
@@ -98,28 +99,27 @@ class PowerCutTest : public ::testing::Test {
     }
   }
 
-  SyncOptions Options() {
-    SyncOptions options;
-    options.data_roots = {data_};
-    options.destination = dest_;
-    options.keyspaces = {"ks1"};
-    options.move = move_;
-    options.settle_time = absl::ZeroDuration();
-    options.retry_backoff = absl::ZeroDuration();
-    options.copy_threads = 1;  // one order of calls: cut N is the same step each time
-    options.concurrent_fsyncs = 1;
+  // One copy at a time (CycleOptions): cut N is the same step each time.
+  Options Config() {
+    Options options = testing::CycleOptions(data_, dest_);
+    options.move_snapshots = move_;
     options.keep_for = keep_for_;
-    options.whole_file_system_sync = SyncOptions::WholeFileSystemSync::kNever;  // fsyncs
-    options.dirty_memory = []() -> absl::StatusOr<int64_t> { return int64_t{1} << 40; };
-    options.stage_small_files = true;
-    options.verbosity = 0;
     options.commitlog_archive = archive_;
     return options;
   }
 
+  EngineSettings Settings() {
+    EngineSettings settings = testing::CycleSettings();
+    settings.whole_file_system_sync = EngineSettings::WholeFileSystemSync::kNever;  // fsyncs
+    settings.dirty_memory = []() -> absl::StatusOr<int64_t> { return int64_t{1} << 40; };
+    settings.stage_small_files = true;
+    return settings;
+  }
+
   // One run of the binary: a fresh Syncer.
   CycleStats Cycle(FileSystem& fs) {
-    Syncer syncer(fs, Options());
+    const Options options = Config();
+    Syncer syncer(fs, options, Settings());
     std::atomic<bool> stop{false};
     CycleStats stats;
     absl::Status prepared = syncer.PrepareDestination();

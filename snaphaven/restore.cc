@@ -118,8 +118,9 @@ std::string TargetOf(const std::string& source_rel, const std::string& tag_rel,
 
 class Restorer {
  public:
-  Restorer(FileSystem& fs, const Manifest& manifest, const RestoreOptions& options)
-      : fs_(fs), manifest_(manifest), options_(options) {}
+  Restorer(FileSystem& fs, const Manifest& manifest, const Options& options,
+           const std::string& loader_host)
+      : fs_(fs), manifest_(manifest), options_(options), loader_host_(loader_host) {}
 
   absl::StatusOr<RestoreResult> Run();
 
@@ -147,7 +148,8 @@ class Restorer {
 
   FileSystem& fs_;
   const Manifest& manifest_;
-  const RestoreOptions& options_;
+  const Options& options_;
+  const std::string& loader_host_;
   std::string destination_;   // resolved
   std::string restore_root_;  // resolved
   std::string temp_dir_;
@@ -168,7 +170,7 @@ absl::Status Restorer::CheckOptions() {
   if (options_.restore_to.empty()) {
     return absl::InvalidArgumentError("no restore directory given");
   }
-  const std::string& tag = options_.tag;
+  const std::string& tag = options_.restore_tag;
   if (tag.empty() || tag == "." || tag == ".." || absl::StrContains(tag, '/') ||
       absl::StrContains(tag, '\0')) {
     return absl::InvalidArgumentError(
@@ -237,7 +239,7 @@ absl::StatusOr<bool> Restorer::CollectKeyspace(const std::string& keyspace) {
   for (const std::string& dir : manifest_.Directories()) {
     PathInfo info = ClassifyPath(JoinPath(dir, "x"));
     if (info.kind == PathKind::kSnapshot && info.keyspace == keyspace &&
-        info.tag == options_.tag) {
+        info.tag == options_.restore_tag) {
       tables[info.table_dir];
     }
   }
@@ -246,7 +248,7 @@ absl::StatusOr<bool> Restorer::CollectKeyspace(const std::string& keyspace) {
     // Table by table: the copy's sections read in, its files taken (with
     // their entries), then let go of.
     const std::string table_rel = JoinPath(keyspace, table_dir);
-    const std::string tag_rel = JoinPath(JoinPath(table_rel, "snapshots"), options_.tag);
+    const std::string tag_rel = JoinPath(JoinPath(table_rel, "snapshots"), options_.restore_tag);
     manifest_.LoadBelow(tag_rel);
     if (!manifest_.status().ok()) {
       // Not a usage error: the manifest is damaged or unreadable.
@@ -268,7 +270,7 @@ absl::StatusOr<bool> Restorer::CollectKeyspace(const std::string& keyspace) {
 absl::Status Restorer::CollectTable(const std::string& keyspace, const std::string& table_dir,
                                     const std::set<std::string>& recorded) {
   const std::string table_rel = JoinPath(keyspace, table_dir);
-  const std::string tag_rel = JoinPath(JoinPath(table_rel, "snapshots"), options_.tag);
+  const std::string tag_rel = JoinPath(JoinPath(table_rel, "snapshots"), options_.restore_tag);
   std::map<std::string, FileStat> found;
   absl::StatusOr<FileStat> tag_stat = fs_.Stat(Dest(tag_rel));
   if (tag_stat.ok()) {
@@ -430,8 +432,8 @@ std::string Restorer::NoCopyMessage(const std::string& keyspace) {
         fs_.ListDir(Dest(JoinPath(JoinPath(keyspace, table), "snapshots")));
     if (names.ok()) tags.insert(names->begin(), names->end());
   }
-  std::string message = absl::StrCat("no copy of snapshot '", options_.tag, "' of keyspace ",
-                                     keyspace, " at ", destination_);
+  std::string message = absl::StrCat("no copy of snapshot '", options_.restore_tag,
+                                     "' of keyspace ", keyspace, " at ", destination_);
   if (tags.empty()) return absl::StrCat(message, " (it has no snapshot copies)");
   std::vector<std::string> listed;
   for (const std::string& tag : tags) listed.push_back(absl::StrCat("'", tag, "'"));
@@ -606,13 +608,14 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
     if (!*any && !all) return absl::InvalidArgumentError(NoCopyMessage(keyspace));
   }
   if (tables_.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("no copy of snapshot '", options_.tag,
+    return absl::InvalidArgumentError(absl::StrCat("no copy of snapshot '", options_.restore_tag,
                                                    "' at ", destination_));
   }
   if (!problems_.missing.empty()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("snapshot '", options_.tag, "' is incomplete at the destination: missing ",
-                     NameList(problems_.missing), "; nothing restored"));
+        absl::StrCat("snapshot '", options_.restore_tag,
+                     "' is incomplete at the destination: missing ", NameList(problems_.missing),
+                     "; nothing restored"));
   }
   if (!problems_.changed.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -649,7 +652,7 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
         ", ...) were not checked"));
   }
   std::vector<std::string> loaders;
-  const std::string host = options_.loader_host.empty() ? "<host>" : ShellQuote(options_.loader_host);
+  const std::string host = loader_host_.empty() ? "<host>" : ShellQuote(loader_host_);
   for (const TableCopy& table : tables_) {
     const std::string dir = JoinPath(JoinPath(restore_root_, table.keyspace), table.table_dir);
     result_.tables.push_back(JoinPath(table.keyspace, table.table_dir));
@@ -678,8 +681,9 @@ std::string ShellQuote(absl::string_view s) {
 }
 
 absl::StatusOr<RestoreResult> RestoreSnapshot(FileSystem& fs, const Manifest& manifest,
-                                              const RestoreOptions& options) {
-  return Restorer(fs, manifest, options).Run();
+                                              const Options& options,
+                                              const std::string& loader_host) {
+  return Restorer(fs, manifest, options, loader_host).Run();
 }
 
 }  // namespace snaphaven

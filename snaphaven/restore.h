@@ -51,6 +51,7 @@
 #include "absl/types/optional.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
+#include "snaphaven/options.h"
 #include "snaphaven/sstable_digest.h"
 
 namespace snaphaven {
@@ -61,27 +62,6 @@ inline constexpr char kRestoreTempDirName[] = ".snaphaven-restore-tmp";
 
 // `s` quoted for a POSIX shell where it needs it.
 std::string ShellQuote(absl::string_view s);
-
-struct RestoreOptions {
-  // The snaphaven destination root (holding .snaphaven/manifest).
-  std::string destination;
-  // Keyspaces to restore; empty: every keyspace of the destination. Each
-  // named keyspace must have a copy of the snapshot in at least one table.
-  std::vector<std::string> keyspaces;
-  // The snapshot tag (one plain directory name).
-  std::string tag;
-  // Where to put the files; created (with its parents) if missing. Refused
-  // when equal to or inside a live data root or the destination, after
-  // resolving symlinks (a not-yet-existing tail is taken as given, and may
-  // not hold "..").
-  std::string restore_to;
-  // The live Cassandra data roots.
-  std::vector<std::string> data_roots;
-  // The host for the sstableloader commands; empty: the placeholder "<host>".
-  std::string loader_host;
-  // Cap on bytes written per second (--max_bandwidth); 0: unlimited.
-  int64_t max_bandwidth = 0;
-};
 
 struct RestoreResult {
   // Copied by this call.
@@ -110,6 +90,18 @@ struct RestoreResult {
   std::vector<std::string> warnings;
 };
 
+// Reads from `options` (the validated --restore configuration):
+// `destination` (the snaphaven destination root, holding
+// .snaphaven/manifest); `keyspaces` to restore (empty: every keyspace of the
+// destination; each named one must have a copy of the snapshot in at least
+// one table); `restore_tag` (one plain directory name); `restore_to`, where
+// to put the files, created (with its parents) if missing and refused when
+// equal to or inside a live data root or the destination, after resolving
+// symlinks (a not-yet-existing tail is taken as given, and may not hold
+// ".."); `data_roots`, the live Cassandra data roots; `max_bandwidth`
+// (bytes per second written; 0: unlimited). `loader_host` goes into the
+// sstableloader commands; empty: the placeholder "<host>".
+//
 // Errors: InvalidArgument for bad options, a restore_to inside a data root
 // or the destination, a keyspace without a copy of the tag (the message
 // lists the tags it has); FailedPrecondition naming the file for a file
@@ -118,7 +110,8 @@ struct RestoreResult {
 // there that differs from what the restore would put there; the file
 // system's error otherwise.
 absl::StatusOr<RestoreResult> RestoreSnapshot(FileSystem& fs, const Manifest& manifest,
-                                              const RestoreOptions& options);
+                                              const Options& options,
+                                              const std::string& loader_host = "");
 
 
 }  // namespace snaphaven

@@ -90,18 +90,21 @@ class RestoreTest : public testing::CassandraTreeTest {
     return out;
   }
 
-  RestoreOptions Options(const std::string& tag) {
-    RestoreOptions options;
+  // The validated configuration of `snaphaven --restore TAG ks1 ks2`.
+  Options Config(const std::string& tag) {
+    Options options;
+    options.mode = RunMode::kRestore;
     options.destination = dest_;
     options.keyspaces = {"ks1", "ks2"};
-    options.tag = tag;
+    options.restore_tag = tag;
     options.restore_to = restore_;
     options.data_roots = {data_};
     return options;
   }
 
-  absl::StatusOr<RestoreResult> Restore(const RestoreOptions& options) {
-    return RestoreSnapshot(*DefaultFileSystem(), LoadManifest(), options);
+  absl::StatusOr<RestoreResult> Restore(const Options& options,
+                                        const std::string& loader_host = "") {
+    return RestoreSnapshot(*DefaultFileSystem(), LoadManifest(), options, loader_host);
   }
 
   // The destination copy of the first file of snapshot `tag` whose name ends
@@ -140,7 +143,7 @@ TEST_F(RestoreTest, RoundTripIsByteIdentical) {
   ASSERT_TRUE(has_index && has_schema && has_manifest);
   WipeSourceSnapshot("snap1");
 
-  RestoreOptions options = Options("snap1");
+  Options options = Config("snap1");
   options.restore_to = dir_ + "/re store/deeper";  // missing parents, a space
   absl::StatusOr<RestoreResult> result = Restore(options);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -174,10 +177,9 @@ TEST_F(RestoreTest, RoundTripIsByteIdentical) {
 TEST_F(RestoreTest, AllKeyspacesWhenNoneNamedAndAHostForTheLoader) {
   GenerateDefault();
   Sync();
-  RestoreOptions options = Options("tag with space");
+  Options options = Config("tag with space");
   options.keyspaces = {};
-  options.loader_host = "10.0.0.1";
-  absl::StatusOr<RestoreResult> result = Restore(options);
+  absl::StatusOr<RestoreResult> result = Restore(options, /*loader_host=*/"10.0.0.1");
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(DiffTrees(SourceSnapshot("tag with space"), Files(restore_)), "");
   EXPECT_EQ(result->tables.size(), 4u);
@@ -198,7 +200,7 @@ TEST_P(RestoreFormatTest, RoundTripAndDamageCaught) {
   Sync({"ks1"});
   const std::map<std::string, FileRecord> want = SourceSnapshot("s1");
   WipeSourceSnapshot("s1");
-  RestoreOptions options = Options("s1");
+  Options options = Config("s1");
   options.keyspaces = {"ks1"};
   absl::StatusOr<RestoreResult> result = Restore(options);
   ASSERT_TRUE(result.ok()) << result.status();
@@ -215,7 +217,7 @@ TEST_P(RestoreFormatTest, RoundTripAndDamageCaught) {
     unknown.has_crc32 = false;
     manifest.Put(path, unknown);
   }
-  options = Options("s2");
+  options = Config("s2");
   options.keyspaces = {"ks1"};
   options.restore_to = dir_ + "/second";
   result = RestoreSnapshot(*DefaultFileSystem(), manifest, options);
@@ -235,7 +237,7 @@ INSTANTIATE_TEST_SUITE_P(Formats, RestoreFormatTest,
 TEST_F(RestoreTest, RefusesARestoreDirectoryInsideTheDataRoot) {
   Generate(Spec(1, 1, {"s1"}));
   Sync({"ks1"});
-  RestoreOptions options = Options("s1");
+  Options options = Config("s1");
   options.keyspaces = {"ks1"};
   for (const std::string& inside : {data_, data_ + "/restore", data_ + "/ks1/new/deeper"}) {
     options.restore_to = inside;
@@ -269,7 +271,7 @@ TEST_F(RestoreTest, RefusesARestoreDirectoryInsideTheDataRoot) {
 TEST_F(RestoreTest, RefusesAnUnknownTagOrKeyspace) {
   Generate(Spec(1, 1, {"s1", "s2"}));
   Sync({"ks1"});
-  RestoreOptions options = Options("nosuch");
+  Options options = Config("nosuch");
   options.keyspaces = {"ks1"};
   absl::StatusOr<RestoreResult> result = Restore(options);
   ASSERT_FALSE(result.ok());
@@ -277,7 +279,7 @@ TEST_F(RestoreTest, RefusesAnUnknownTagOrKeyspace) {
   EXPECT_TRUE(absl::StrContains(result.status().message(), "'nosuch'")) << result.status();
   EXPECT_TRUE(absl::StrContains(result.status().message(), "'s1', 's2'")) << result.status();
 
-  options = Options("s1");
+  options = Config("s1");
   options.keyspaces = {"ks1", "ks9"};
   result = Restore(options);
   ASSERT_FALSE(result.ok());
@@ -285,7 +287,7 @@ TEST_F(RestoreTest, RefusesAnUnknownTagOrKeyspace) {
   EXPECT_TRUE(absl::StrContains(result.status().message(), "ks9")) << result.status();
 
   for (const char* bad : {"", "..", "a/b"}) {
-    options = Options(bad);
+    options = Config(bad);
     options.keyspaces = {"ks1"};
     EXPECT_EQ(Restore(options).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
@@ -295,7 +297,7 @@ TEST_F(RestoreTest, RefusesAnUnknownTagOrKeyspace) {
 TEST_F(RestoreTest, AFlippedByteFailsNamingTheFileAndLeavesNothing) {
   Generate(Spec(2, 2, {"s1"}));
   Sync({"ks1"});
-  RestoreOptions options = Options("s1");
+  Options options = Config("s1");
   options.keyspaces = {"ks1"};
   // A Data.db (its sstable digest and its CRC-32), then a component only
   // the destination manifest's CRC-32 covers.
@@ -320,7 +322,7 @@ TEST_F(RestoreTest, AFlippedByteFailsNamingTheFileAndLeavesNothing) {
 TEST_F(RestoreTest, AMissingFileFailsBeforeAnythingIsWritten) {
   Generate(Spec(1, 2, {"s1"}));
   Sync({"ks1"});
-  RestoreOptions options = Options("s1");
+  Options options = Config("s1");
   options.keyspaces = {"ks1"};
   // Recorded in the manifest, gone at the destination.
   const std::string summary = dest_ + "/" + DestinationFile("s1", "nb-1-big-Summary.db");
@@ -352,7 +354,7 @@ TEST_F(RestoreTest, NeverOverwritesAndCleansAKilledRestoresTemporaryFiles) {
   Generate(Spec(1, 1, {"s1"}));
   Sync({"ks1"});
   const std::map<std::string, FileRecord> want = SourceSnapshot("s1");
-  RestoreOptions options = Options("s1");
+  Options options = Config("s1");
   options.keyspaces = {"ks1"};
   const std::string taken = restore_ + "/" + want.begin()->first;
   std::filesystem::create_directories(std::filesystem::path(taken).parent_path());

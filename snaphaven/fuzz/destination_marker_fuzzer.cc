@@ -20,6 +20,7 @@
 #include "snaphaven/destination.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/fuzz/fuzz_util.h"
+#include "snaphaven/options.h"
 #include "tools/tree_generator.h"
 
 namespace snaphaven {
@@ -71,16 +72,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(fs.MakeDir(state.dir).ok(), state.dir);
   fuzz::WriteFileOrDie(state.marker, marker);
 
-  SyncOptions options;
+  Options options;
   options.data_roots = {DataRoot()};
   options.keyspaces = {"ks1"};
   options.destination = dest;
   options.settle_time = absl::ZeroDuration();
-  options.retry_backoff = absl::ZeroDuration();
   options.copy_threads = 1;
-  options.whole_file_system_sync = SyncOptions::WholeFileSystemSync::kNever;
-  options.dirty_memory = []() -> absl::StatusOr<int64_t> { return 0; };
-  Syncer syncer(fs, options);
+  EngineSettings settings;
+  settings.retry_backoff = absl::ZeroDuration();
+  settings.whole_file_system_sync = EngineSettings::WholeFileSystemSync::kNever;
+  settings.dirty_memory = []() -> absl::StatusOr<int64_t> { return 0; };
+  Syncer syncer(fs, options, settings);
   FUZZ_CHECK(syncer.PrepareDestination().ok(), "PrepareDestination");
   const std::atomic<bool> stop{false};
   const std::string id = ExpectedId(marker);
