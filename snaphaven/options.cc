@@ -223,6 +223,9 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     return Invalid(absl::StrCat("invalid -v ", raw.verbosity, ": choose 0, 1 or 2"));
   }
   options.verbosity = raw.verbosity;
+  // Every mode (--list and --restore too): -q wins over -v.
+  options.quiet = raw.quiet;
+  if (options.quiet) options.verbosity = 0;
   if ((raw.list_only || !raw.restore_tag.empty()) && !raw.commitlog_archive.empty()) {
     return Invalid(
         "--commitlog_archive is for sync cycles and --verify; --list and --restore read only the "
@@ -264,8 +267,6 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     if (!valid.ok()) return valid;
     options.keyspaces.push_back(keyspace);
   }
-  options.quiet = raw.quiet;
-  if (options.quiet) options.verbosity = 0;  // -q wins over -v
   options.fullsync = raw.fullsync;
   if (!raw.snapshot_regex.empty()) {
     options.tag_filter = std::make_unique<RE2>(raw.snapshot_regex, RE2::Quiet);

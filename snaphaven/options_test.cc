@@ -93,6 +93,25 @@ TEST_F(ValidateOptionsTest, QuietWinsOverVerbosity) {
   EXPECT_EQ(o->verbosity, 0);
 }
 
+// --list and --restore are quiet with -q too (they returned early, before
+// -q was read: a restore with -q still logged its INFO lines).
+TEST_F(ValidateOptionsTest, QuietHoldsInEveryMode) {
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/dest").c_str()), 0);
+  RawOptions restore = Raw();
+  restore.restore_tag = "t";
+  restore.restore_to = dir_ + "/restore";
+  RawOptions list = Raw();
+  list.list_only = true;
+  for (RawOptions raw : {restore, list}) {
+    raw.verbosity = 2;
+    raw.quiet = true;
+    absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_TRUE(o->quiet);
+    EXPECT_EQ(o->verbosity, 0);
+  }
+}
+
 TEST_F(ValidateOptionsTest, AcceptsHomeOrDataRootAndResolvesSymlinks) {
   absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), Raw());
   ASSERT_TRUE(o.ok()) << o.status();
