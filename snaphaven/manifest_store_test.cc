@@ -3,16 +3,22 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "snaphaven/checksum.h"
+#include "snaphaven/destination.h"
 #include "snaphaven/file_system.h"
+#include "snaphaven/testing/fault_injection_file_system.h"
 #include "snaphaven/testing/test_files.h"
 
 namespace snaphaven {
@@ -675,6 +681,113 @@ TEST_F(ManifestReleaseTest, ACompactionOfAManifestBuiltInMemoryReadsInOneTableAt
   EXPECT_LE(built.peak_loaded_entries(), 51u) << "more than the table changed was read in";
   expected_.Put("ks/b/nb-99-big-Data.db", {9, 9, 0644, 7, 9999});
   EXPECT_EQ(Load(StoredManifest::Loading::kLazy).UniqueBytes(), expected_.UniqueBytes());
+}
+
+// ------------------------------------------- manifests older binaries wrote
+
+// (Runfiles are symbolic links, which FileSystem does not follow.)
+std::string ReadTestdata(const std::string& name) {
+  std::ifstream in("testdata/destination_manifest/" + name, std::ios::binary);
+  EXPECT_TRUE(in.good()) << name;
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Every manifest of testdata/destination_manifest (each format version,
+// with and without its log, a log of another base, a torn last record)
+// loads, eagerly and lazily alike, to what it holds; the first commit
+// appends to a current base's log and compacts anything else; and what
+// was committed loads back.
+TEST(ManifestStore, LoadsAndCommitsEveryManifestInTestdata) {
+  struct Case {
+    const char* file;
+    size_t entries;
+    int version;
+    bool appends;  // the first commit appends to the log, not compacts
+  };
+  FileSystem& fs = *DefaultFileSystem();
+  for (const Case& c : std::vector<Case>{{"v1.txt", 2, 1, false},
+                                         {"v2.txt", 2, 2, false},
+                                         {"v3.txt", 2, 3, false},
+                                         {"v3_with_log.txt", 3, 3, false},
+                                         {"v4.txt", 2, 4, false},
+                                         {"v5.txt", 5, 5, true},
+                                         {"v5_escaped.txt", 3, 5, true},
+                                         {"v5_stale_log.txt", 2, 5, false},
+                                         {"v5_torn_log.txt", 1, 5, false},
+                                         {"v5_with_log.txt", 6, 5, true}}) {
+    SCOPED_TRACE(c.file);
+    const std::string text = ReadTestdata(c.file);
+    const size_t log_at = text.find("\nsnaphaven-manifest-log ");
+    const std::string base = text.substr(0, log_at == std::string::npos ? text.size() : log_at + 1);
+    const std::string path = testing::MakeTempDir("testdata") + "/manifest";
+    ASSERT_TRUE(fs.WriteFileAtomically(path, base).ok());
+    if (log_at != std::string::npos) {
+      const std::string log = text.substr(log_at + 1);
+      ASSERT_TRUE(fs.WriteFileAtomically(path + ".log", log).ok());  // the name on disk
+    }
+    absl::StatusOr<StoredManifest> eager = StoredManifest::Load(fs, path);
+    absl::StatusOr<StoredManifest> lazy =
+        StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
+    ASSERT_TRUE(eager.ok()) << eager.status();
+    ASSERT_TRUE(lazy.ok()) << lazy.status();
+    EXPECT_EQ(eager->entries().size(), c.entries);
+    EXPECT_EQ(eager->format_version(), c.version);
+    // (Not the unique bytes: lazily they come from the trailer, which
+    // these crafted files do not keep right.)
+    EXPECT_EQ(lazy->entries(), eager->entries());
+
+    lazy->Put("ks/t/snapshots/new/nb-9-big-Data.db", {9, 9, 0644, 1, 99});
+    ASSERT_TRUE(lazy->Commit(fs, path).ok());
+    absl::StatusOr<std::string> now = fs.ReadFile(path);
+    ASSERT_TRUE(now.ok());
+    EXPECT_EQ(*now == base, c.appends) << "appended to the log, or compacted";
+    EXPECT_EQ(lazy->log_bytes() > 0, c.appends);
+    absl::StatusOr<StoredManifest> reloaded = StoredManifest::Load(fs, path);
+    ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+    EXPECT_EQ(reloaded->entries(), lazy->entries());
+    EXPECT_EQ(reloaded->entries().size(), c.entries + 1);
+  }
+}
+
+// The log lives where the destination names it (destination.h), beside
+// the base: both a run and the store agree on it.
+TEST(ManifestStore, KeepsItsLogWhereTheDestinationNamesIt) {
+  const StateDir state("/dest");
+  EXPECT_EQ(StoredManifest::LogPath(state.manifest), state.manifest_log);
+  EXPECT_EQ(state.manifest_log, "/dest/.snaphaven/manifest.log");
+}
+
+// When the log cannot be opened again to read records back from, the
+// tables read in stay in memory for good: counting a table's unique bytes
+// reads its other sections in and must not let go of them (they would be
+// lost from the manifest, and from every later commit).
+TEST(ManifestStore, KeepsEntriesItCanNoLongerReadBack) {
+  const std::string path = testing::MakeTempDir("unpositioned") + "/manifest";
+  StoredManifest expected = TwoTables();
+  ASSERT_TRUE(expected.CommitWhole(*DefaultFileSystem(), path).ok());
+  testing::FaultInjectionFileSystem fs(DefaultFileSystem());
+  absl::StatusOr<StoredManifest> loaded =
+      StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  testing::FaultRule no_log_reads;
+  no_log_reads.op = testing::FsOp::kOpenForRead;
+  no_log_reads.path_pattern = "manifest\\.log$";
+  no_log_reads.error = EIO;
+  no_log_reads.times = -1;
+  fs.AddRule(no_log_reads);
+  for (const char* table : {"ks/b", "ks/a"}) {
+    const std::string name = absl::StrCat(table, "/nb-999-big-Data.db");
+    loaded->Put(name, {9, 9, 0644, 7, 9999});
+    expected.Put(name, {9, 9, 0644, 7, 9999});
+    ASSERT_TRUE(loaded->Commit(fs, path).ok());
+    loaded->Release(table);
+  }
+  EXPECT_EQ(loaded->entries(), expected.entries());
+  EXPECT_EQ(loaded->UniqueBytes(), expected.UniqueBytes());
+  ASSERT_TRUE(loaded->CommitWhole(fs, path).ok());
+  absl::StatusOr<StoredManifest> reloaded = StoredManifest::Load(*DefaultFileSystem(), path);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_EQ(reloaded->entries(), expected.entries());
 }
 
 }  // namespace
