@@ -432,6 +432,7 @@ void Syncer::ReportHeldBack(const Selection& selection, absl::Time now, CycleSta
 
 void Syncer::Prune(const std::vector<std::string>& scopes,
                    const absl::flat_hash_set<std::string>& live_sstables, CycleStats& stats) {
+  LoadLiveMirror(*manifest_, scopes);
   PrunePlan prune = PlanPrune(*manifest_, scopes, live_sstables, clock_.Now(),
                               options_.prune_after);
   if (!manifest_->status().ok()) {
@@ -1092,6 +1093,7 @@ void Syncer::ReportPlan(const std::string& table, const ScanResult& scan,
     }
   }
   if (options_.sync_live) {
+    LoadLiveMirror(*manifest_, {table});
     PrunePlan prune = PlanPrune(*manifest_, {table}, selection.live_sstables, clock_.Now(),
                                 options_.prune_after);
     for (const std::string& path : prune.remove) {
