@@ -14,7 +14,7 @@
 #include "snaphaven/destination.h"
 #include "snaphaven/keyspace_dirs.h"
 #include "snaphaven/lister.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 
 namespace snaphaven {
 namespace {
@@ -23,8 +23,8 @@ namespace {
 // manifest yet: a destination whose first cycle has not committed).
 absl::StatusOr<std::vector<SnapshotCopy>> NodeCopies(FileSystem& fs, const std::string& dest,
                                                      const std::vector<std::string>& keyspaces) {
-  absl::StatusOr<Manifest> manifest =
-      Manifest::Load(fs, StateDir(dest).manifest, Manifest::Loading::kLazy);
+  absl::StatusOr<StoredManifest> manifest =
+      StoredManifest::Load(fs, StateDir(dest).manifest, StoredManifest::Loading::kLazy);
   if (!manifest.ok()) {
     if (IsVanished(manifest.status())) return std::vector<SnapshotCopy>();
     return manifest.status();

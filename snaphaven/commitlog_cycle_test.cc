@@ -77,8 +77,8 @@ class CommitlogCycleTest : public ::testing::Test {
       ASSERT_TRUE(archived_.count(name)) << "unexpected " << name;
       EXPECT_TRUE(record == archived_.at(name)) << name << " under its final name is not whole";
     }
-    absl::StatusOr<Manifest> manifest =
-        Manifest::Load(*DefaultFileSystem(), dest_ + "/.snaphaven/manifest");
+    absl::StatusOr<StoredManifest> manifest =
+        StoredManifest::Load(*DefaultFileSystem(), dest_ + "/.snaphaven/manifest");
     if (!IsVanished(manifest.status())) ASSERT_TRUE(manifest.ok()) << manifest.status();
     for (const auto& [path, entry] : manifest.ok() ? manifest->entries() : Manifest::Map()) {
       if (!absl::StartsWith(path, "commitlog_archive/")) continue;

@@ -210,8 +210,8 @@ absl::Status Syncer::AddDestinationFiles(const std::string& top, bool recurse,
   return absl::OkStatus();
 }
 
-absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous) {
-  Manifest rebuilt;
+absl::StatusOr<StoredManifest> Syncer::RebuildFromDestination(const Manifest* previous) {
+  StoredManifest rebuilt;
   // Table by table, each committed to a scratch manifest and let go of, so
   // that memory follows the largest table; written in place of the
   // manifest at the end. (A dry run writes nothing, and holds it all.) An
@@ -236,7 +236,7 @@ absl::StatusOr<Manifest> Syncer::RebuildFromDestination(const Manifest* previous
   }
   if (status.ok() && streaming) status = rebuilt.CommitWhole(fs_, state_.manifest);
   if (streaming) {
-    (void)fs_.Remove(Manifest::LogPath(scratch));
+    (void)fs_.Remove(StoredManifest::LogPath(scratch));
     (void)fs_.Remove(scratch);
   }
   if (!status.ok()) return status;
@@ -297,12 +297,12 @@ void Syncer::ChooseDurability() {
 }
 
 absl::Status Syncer::LoadManifest(bool from_destination) {
-  absl::optional<Manifest> loaded;
+  absl::optional<StoredManifest> loaded;
   bool missing = false;
   // Lazily: a cycle reads in only the sections of the directories it looks
   // at, so the snapshots the scan skips cost nothing.
-  absl::StatusOr<Manifest> parsed =
-      Manifest::Load(fs_, state_.manifest, Manifest::Loading::kLazy);
+  absl::StatusOr<StoredManifest> parsed =
+      StoredManifest::Load(fs_, state_.manifest, StoredManifest::Loading::kLazy);
   if (parsed.ok()) {
     loaded = *std::move(parsed);
   } else if (IsVanished(parsed.status())) {
@@ -321,7 +321,7 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
     if (manifest_->format_version() < 5) manifest_dirty_ = true;
     return absl::OkStatus();
   }
-  absl::StatusOr<Manifest> rebuilt =
+  absl::StatusOr<StoredManifest> rebuilt =
       RebuildFromDestination(loaded.has_value() ? &*loaded : nullptr);
   if (!rebuilt.ok()) return rebuilt.status();
   if (missing && rebuilt->size() > 0) {
@@ -434,6 +434,7 @@ void Syncer::ReportHeldBack(const Selection& selection, absl::Time now, CycleSta
 
 void Syncer::Prune(const std::vector<std::string>& scopes,
                    const absl::flat_hash_set<std::string>& live_sstables, CycleStats& stats) {
+  LoadLiveMirror(*manifest_, scopes);
   PrunePlan prune = PlanPrune(*manifest_, scopes, live_sstables, clock_.Now(),
                               options_.prune_after);
   if (!manifest_->status().ok()) {
@@ -865,7 +866,7 @@ bool Syncer::RecordFailure(CycleRun& run, const Action& action, const std::strin
 bool Syncer::CommitIfDue(TableRun& table, CycleRun& run) {
   // Commit now and then, so a crash in a long cycle costs little re-copy
   // and moved snapshots free their space as the run goes. A commit appends
-  // what changed to the manifest's log (Manifest::Commit), so it costs what
+  // what changed to the manifest's log (StoredManifest::Commit), so it costs what
   // changed; the odd one that compacts the log is paid back by waiting ten
   // times what the last commit took.
   const absl::Duration time_due = std::max(settings_.commit_every, 10 * run.last_commit_took);
@@ -1099,6 +1100,7 @@ void Syncer::ReportPlan(const std::string& table, const ScanResult& scan,
     }
   }
   if (options_.sync_sstables) {
+    LoadLiveMirror(*manifest_, {table});
     PrunePlan prune = PlanPrune(*manifest_, {table}, selection.live_sstables, clock_.Now(),
                                 options_.prune_after);
     for (const std::string& path : prune.remove) {

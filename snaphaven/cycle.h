@@ -26,6 +26,7 @@
 #include "snaphaven/dir_cache.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 #include "snaphaven/options.h"
 #include "snaphaven/planner.h"
 #include "snaphaven/report.h"
@@ -74,7 +75,7 @@ struct EngineSettings {
   // retention, progress, commit spacing); tests set a FakeClock.
   Clock* clock = &RealClock();
   // The manifest is committed at least this often during a long cycle
-  // (a commit appends what changed to its log: see Manifest::Commit).
+  // (a commit appends what changed to its log: see StoredManifest::Commit).
   int commit_every_files = 1000;
   absl::Duration commit_every = absl::Seconds(10);
   // Transient errors (IsTransient) are retried this many times in all per
@@ -206,7 +207,7 @@ class Syncer {
   void LoadDirCache();
   // After a cycle: the directory cache is `next` now; saved when it changed.
   void SaveDirCache(DirCache next);
-  absl::StatusOr<Manifest> RebuildFromDestination(const Manifest* previous);
+  absl::StatusOr<StoredManifest> RebuildFromDestination(const Manifest* previous);
   // RebuildFromDestination's walk: the regular files below `top` (only its
   // own unless `recurse`) go into `rebuilt`, with the source identity
   // `previous` recorded where the file is still what it recorded; its
@@ -232,7 +233,7 @@ class Syncer {
              const absl::flat_hash_set<std::string>& live_sstables, CycleStats& stats);
   // After a cycle whose commits appended a large share of the manifest to
   // its log (a first copy), writes the base whole: later loads then replay
-  // little (Manifest::WorthCompactingAfter).
+  // little (StoredManifest::WorthCompactingAfter).
   void FoldLogIfLarge(uint64_t log_bytes_at_start);
   // Counts what the selection held back and names what is stuck.
   void ReportHeldBack(const Selection& selection, absl::Time now, CycleStats& stats);
@@ -250,7 +251,7 @@ class Syncer {
   std::string durability_;  // ChooseDurability's last choice, logged when it changes
   std::unique_ptr<BandwidthLimiter> limiter_;
   std::unique_ptr<commitlog::ArchiveMirror> archive_mirror_;  // --commitlog_archive
-  absl::optional<Manifest> manifest_;
+  absl::optional<StoredManifest> manifest_;
   bool first_cycle_ = true;
   bool manifest_dirty_ = false;  // in memory differs from the committed one
   bool manifest_set_aside_ = false;  // a corrupt one was, once: never loop

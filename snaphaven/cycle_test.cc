@@ -111,8 +111,8 @@ class CycleFaultTest : public ::testing::Test {
       EXPECT_TRUE(record == it->second) << path << " under its final name is not whole";
     }
     // The manifest as the next run reads it: its base and its log.
-    absl::StatusOr<Manifest> manifest =
-        Manifest::Load(*DefaultFileSystem(), dest_ + "/.snaphaven/manifest");
+    absl::StatusOr<StoredManifest> manifest =
+        StoredManifest::Load(*DefaultFileSystem(), dest_ + "/.snaphaven/manifest");
     if (!IsVanished(manifest.status())) {
       ASSERT_TRUE(manifest.ok()) << manifest.status();
       for (const auto& [path, entry] : manifest->entries()) {
@@ -641,7 +641,7 @@ TEST_F(CycleFaultTest, ACorruptManifestWithGoodChecksumsIsRebuilt) {
   std::vector<std::string> trailer = absl::StrSplit(text.substr(pos), ' ');
   absl::StrAppend(&out, "end ", trailer[1], " ", trailer[2], " ");
   absl::StrAppend(&out, absl::Hex(Crc32(0, out), absl::kZeroPad8), "\n");
-  ASSERT_FALSE(Manifest::Parse(out).ok());
+  ASSERT_FALSE(StoredManifest::Parse(out).ok());
   testing::WriteFileOrDie(path, out);
   // Every directory listed again, so the cycle reads every section in (a
   // section is checked when read; a trusted directory's is not read).

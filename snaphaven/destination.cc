@@ -1,14 +1,15 @@
 #include "snaphaven/destination.h"
 
 #include "snaphaven/file_system.h"
-#include "snaphaven/manifest.h"
 
 namespace snaphaven {
+
+std::string ManifestLogPath(const std::string& manifest) { return manifest + ".log"; }
 
 StateDir::StateDir(const std::string& destination)
     : dir(JoinPath(destination, std::string(kStateDirName))),
       manifest(JoinPath(dir, "manifest")),
-      manifest_log(Manifest::LogPath(manifest)),
+      manifest_log(ManifestLogPath(manifest)),
       manifest_rebuild(manifest + ".rebuild"),
       lock(JoinPath(dir, "lock")),
       temp(JoinPath(dir, "tmp")),

@@ -22,10 +22,15 @@ inline constexpr absl::string_view kStateDirName = ".snaphaven";
 // mirrored beside them.
 inline constexpr absl::string_view kCommitlogArchiveDirName = "commitlog_archive";
 
+// The log that goes with the manifest base `manifest` (manifest_store.h):
+// StateDir::manifest_log for the manifest, and the log of a manifest being
+// rebuilt beside it.
+std::string ManifestLogPath(const std::string& manifest);
+
 struct StateDir {
   explicit StateDir(const std::string& destination);
   std::string dir;            // <dest>/.snaphaven
-  std::string manifest;       // the manifest's base (manifest.h)
+  std::string manifest;       // the manifest's base (manifest_store.h)
   std::string manifest_log;   // its log
   std::string manifest_rebuild;  // a manifest being rebuilt from the destination (and its log)
   std::string lock;           // flock held by the running snaphaven

@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "snaphaven/checksum.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 #include "absl/time/clock.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "tools/tree_generator.h"
@@ -163,7 +163,7 @@ TEST_F(FastPathTest, AnOlderManifestIsRewrittenInTheCurrentVersion) {
   Generate(Spec(1, 2, {"d1"}));
   ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
   const std::string path = dest_ + "/.snaphaven/manifest";
-  absl::StatusOr<Manifest> current = Manifest::Parse(testing::ReadFileOrDie(path));
+  absl::StatusOr<StoredManifest> current = StoredManifest::Parse(testing::ReadFileOrDie(path));
   ASSERT_TRUE(current.ok()) << current.status();
   // Version 3: one line per whole path (nothing shared with the line before).
   std::string v3 = "snaphaven-manifest 3\n";
@@ -181,7 +181,7 @@ TEST_F(FastPathTest, AnOlderManifestIsRewrittenInTheCurrentVersion) {
   EXPECT_EQ(SummaryCount(r.err, "copied"), 0) << "the old manifest was understood";
   std::string text = testing::ReadFileOrDie(path);
   EXPECT_TRUE(absl::StartsWith(text, "snaphaven-manifest 5\nepoch ")) << text.substr(0, 40);
-  absl::StatusOr<Manifest> rewritten = Manifest::Parse(text);
+  absl::StatusOr<StoredManifest> rewritten = StoredManifest::Parse(text);
   ASSERT_TRUE(rewritten.ok()) << rewritten.status();
   EXPECT_EQ(rewritten->entries(), current->entries());
 }

@@ -14,7 +14,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 #include "snaphaven/testing/e2e_util.h"
 
 namespace snaphaven {
@@ -154,7 +154,7 @@ TEST_F(HostileTest, OddNamesAreCopiedExactlyOrReported) {
   // Nothing under any other (mangled) name.
   EXPECT_EQ(DiffTrees(SnapshotFiles(data_), dest), "");
   // The manifest round-trips the odd names.
-  Manifest manifest = testing::DestinationManifest(dest_);
+  StoredManifest manifest = testing::DestinationManifest(dest_);
   for (const std::string& name : names) EXPECT_NE(manifest.Find(table_rel + name), nullptr);
   // And a second run is quiet about them (nothing recopied).
   r = Run({}, {"ks1"});
@@ -164,7 +164,7 @@ TEST_F(HostileTest, OddNamesAreCopiedExactlyOrReported) {
 TEST_F(HostileTest, CraftedManifestPointingOutsideIsRejectedAsCorrupt) {
   ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
   // A manifest with a valid checksum whose entry escapes the destination.
-  Manifest evil;
+  StoredManifest evil;
   evil.Put("../outside/secret", {15, 1, 0644, 0, 0});
   WriteFileOrDie(dest_ + "/.snaphaven/manifest", evil.Serialize());
   auto outside_before = ReadTree(outside_);

@@ -490,7 +490,7 @@ TEST_F(OpsTest, ListTellsAPartialCopyWhoseSnapshotIsGoneAndRetentionRemovesIt) {
   Generate(Spec(1, 2, {"s1", "s2"}));
   ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
   // s1's copy cut short: one Data.db neither at the destination nor recorded.
-  Manifest manifest = testing::DestinationManifest(dest_);
+  StoredManifest manifest = testing::DestinationManifest(dest_);
   std::string lost;
   for (const auto& [path, entry] : manifest.entries()) {
     if (absl::StrContains(path, "/snapshots/s1/") && absl::EndsWith(path, "-Data.db")) {

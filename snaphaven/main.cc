@@ -26,6 +26,7 @@
 #include "snaphaven/command_line.h"
 #include "snaphaven/cycle.h"
 #include "snaphaven/lister.h"
+#include "snaphaven/manifest_store.h"
 #include "snaphaven/metrics.h"
 #include "snaphaven/node_record.h"
 #include "snaphaven/options.h"
@@ -303,9 +304,9 @@ std::string HostName() {
 
 // The destination's manifest, or one line saying why not. Lazily, its
 // sections are read in as they are asked for (check status() afterwards).
-absl::StatusOr<Manifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state,
-                                           Manifest::Loading loading) {
-  absl::StatusOr<Manifest> manifest = Manifest::Load(fs, state.manifest, loading);
+absl::StatusOr<StoredManifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state,
+                                                 StoredManifest::Loading loading) {
+  absl::StatusOr<StoredManifest> manifest = StoredManifest::Load(fs, state.manifest, loading);
   if (!manifest.ok()) {
     std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
               << manifest.status().message() << "\n";
@@ -318,7 +319,8 @@ int ListDestination(const Options& options) {
   std::unique_ptr<FileSystem> confined = NewConfinedFileSystem({options.destination}, {});
   FileSystem& fs = *confined;
   StateDir state(options.destination);
-  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kLazy);
+  absl::StatusOr<StoredManifest> manifest =
+      LoadManifestOrSay(fs, state, StoredManifest::Loading::kLazy);
   if (!manifest.ok()) return 1;
   // Where to tell whether an incomplete copy's snapshot has vanished from
   // the source: the data roots recorded for the destination, else -d's.
@@ -373,7 +375,8 @@ int PlanPointInTime(FileSystem& fs, const Options& options,
     return kExitUsage;
   }
   *segments = commitlog::SegmentsSince(*all, snapshot->time);
-  absl::StatusOr<std::string> root = ResolveMaybeMissing(fs, options.restore_to, "restore directory");
+  absl::StatusOr<std::string> root =
+      ResolveMaybeMissing(fs, options.restore_to, "restore directory");
   const std::string conflict =
       root.ok() ? commitlog::SegmentConflicts(fs, *root, *segments) : std::string();
   if (!conflict.empty()) {
@@ -439,7 +442,8 @@ int RestoreFromDestination(const Options& options) {
     std::cerr << "snaphaven: " << lock.status().message() << "\n";
     return lock.status().code() == absl::StatusCode::kFailedPrecondition ? kExitLocked : 1;
   }
-  absl::StatusOr<Manifest> manifest = LoadManifestOrSay(fs, state, Manifest::Loading::kLazy);
+  absl::StatusOr<StoredManifest> manifest =
+      LoadManifestOrSay(fs, state, StoredManifest::Loading::kLazy);
   if (!manifest.ok()) return 1;
   std::vector<commitlog::ArchivedSegment> segments;
   if (options.restore_until.has_value()) {

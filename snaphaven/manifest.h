@@ -1,46 +1,16 @@
-// The destination manifest: what snaphaven has placed at the destination,
-// keyed by path relative to the destination root. It is a cache of the
-// destination (the destination is the truth) that spares a walk of a slow
-// NAS on every cycle, and it remembers which source inode each copy came
+// The destination manifest's index: what snaphaven has placed at the
+// destination, keyed by path relative to the destination root. It is a cache
+// of the destination (the destination is the truth) that spares a walk of a
+// slow NAS on every cycle, and it remembers which source inode each copy came
 // from so later snapshots of the same sstable are hard-linked, not copied.
 //
-// On disk (<dest>/.snaphaven/manifest), one section per destination
-// directory, sections sorted by directory and entries by name:
-//   snaphaven-manifest 5
-//   epoch <16 hex digits: random, new at every compaction>
-//   dir\t<directory>\t<entries>\t<body bytes>\t<crc32 hex of the body>
-//   <name>\t<size>\t<mtime ns>\t<mode hex>\t<src dev>\t<src ino>
-//     \t<crc32 hex, or - when unknown>\t<missing since, ns>      (the body)
-//   ...
-//   end <entries> <unique bytes> <crc32 hex of every byte before it>
-// Names and directories are C-escaped when not plain. Version 4 (the same
-// without the epoch) and versions 1 to 3 (one line per whole path, without
-// sections) are still read, and rewritten at the next commit.
-//
-// Sections are what make a cycle with nothing to do cheap on a big node: the
-// scan skips snapshot directories that cannot have changed, and a lazily
-// loaded manifest (Loading::kLazy) only checks the sections of those
-// directories and keeps their place in the file; it parses a section the
-// first time something asks about a path in it. A commit copies the bytes of
-// sections never parsed, after checking them again.
-//
-// A file that does not parse, fails a checksum or names a path outside the
-// destination is corrupt and must be rebuilt from the destination.
-//
-// The manifest is a log (after leveldb's MANIFEST of version edits): the
-// file above is its base, and <manifest>.log holds what changed since,
-//   snaphaven-manifest-log 1 <crc32 hex of the base's trailer: its epoch too>
-//   rec\t<body bytes>\t<crc32 hex of the body>\n<body>
-//   ...
-// each body a run of lines "put\t<path><the entry's columns>" and
-// "del\t<path>". A commit appends one record of the paths changed since the
-// last one and syncs it: the bytes written follow the change, not the node.
-// Once the log has grown past a quarter of the base (or the base is of an
-// older format, or was rebuilt), a commit compacts instead: it writes the
-// base whole (atomically) and removes the log. A log whose header names
-// another base (a compaction killed before it removed the log) is already
-// in that base and is ignored. A torn last record (cut by a crash) is
-// ignored; any other bad record makes the manifest corrupt.
+// This file holds the entries in memory and the rules on them (is a copy
+// current, which source a path came from, unique bytes); it does no file
+// I/O. The bytes on disk (format, checksums, the log, compaction, lazy
+// loading, older formats) are manifest_store.h's: a StoredManifest is a
+// Manifest with its place on disk. A lazily loaded manifest holds only the
+// directories ("sections") asked about so far; the index reads one in
+// through ReadSection, the one thing it asks of the store.
 
 #ifndef SNAPHAVEN_MANIFEST_H_
 #define SNAPHAVEN_MANIFEST_H_
@@ -55,9 +25,10 @@
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/hash/hash.h"
-#include "absl/status/statusor.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "snaphaven/file_system.h"
 
@@ -134,11 +105,33 @@ inline bool IsCurrent(CopyState state) {
   return state == CopyState::kCurrent || state == CopyState::kCurrentSameSource;
 }
 
+// Sums the sizes of entries taken in path order, each source counted once
+// per table directory (its hard links there are the same bytes). The one
+// rule for a manifest's unique bytes, which its file also records.
+class UniqueBytesCounter {
+ public:
+  // `same_directory`: `path` is in the directory of the path added last.
+  void Add(absl::string_view path, const ManifestEntry& entry, bool same_directory = false);
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  absl::flat_hash_set<SourceIdentity> seen_;
+  absl::string_view scope_;
+  int64_t bytes_ = 0;
+};
+
 // Not thread-safe, not even its const methods: they may read sections in.
 class Manifest {
  public:
   // Entries sorted by path.
   using Map = absl::btree_map<std::string, ManifestEntry>;
+
+  Manifest() = default;
+  Manifest(const Manifest&) = default;
+  Manifest(Manifest&&) = default;
+  Manifest& operator=(const Manifest&) = default;
+  Manifest& operator=(Manifest&&) = default;
+  virtual ~Manifest() = default;
 
   // The entry for `path`, reading its directory's section in if need be.
   // Like every pointer into the map, it is valid until the next call that
@@ -195,9 +188,6 @@ class Manifest {
   // An estimate while sections changed by the log are not read in (their
   // count is the base's, plus the puts, less the erasures, since).
   size_t size() const { return entries_.size() + unloaded_entries_; }
-  // The version of the file it was read from (5, the current one, when
-  // built in memory): an older one is rewritten at the next commit.
-  int format_version() const { return format_version_; }
   // Bytes of all entries, those sharing a source identity (hard links) in
   // one table directory counted once. Kept in the file, so a lazily loaded
   // manifest answers from it, plus what changed in the tables changed since
@@ -209,148 +199,57 @@ class Manifest {
   // planned from nor committed.
   const absl::Status& status() const { return load_error_; }
 
-  // The file's text, piece by piece; fails when a section not in memory
-  // cannot be read back (status()).
-  absl::Status WriteTo(const std::function<absl::Status(absl::string_view)>& sink) const;
-  // Makes every change since the last commit (or load) durable at `path`:
-  // appends one record to <path>.log, or compacts (see above). Writing the
-  // base starts the write-back as it goes, so that the final fsync of a
-  // large manifest finds most of it on disk already. On failure nothing is
-  // lost in memory: the next commit compacts.
-  absl::Status Commit(FileSystem& fs, const std::string& path);
-  // What Commit does once the log has grown: writes the base whole, with a
-  // new epoch, and removes the log.
-  absl::Status CommitWhole(FileSystem& fs, const std::string& path);
   // Paths changed since the last commit or load.
   size_t pending_changes() const { return changed_paths_.size(); }
-  // Bytes in <path>.log as of the last load or commit (0: none).
-  uint64_t log_bytes() const { return log_bytes_; }
-  // Whether a log that grew by `appended` bytes in one go (a big first
-  // copy) is better folded into the base now: every load replays the log,
-  // reading in the sections it names, so a large part of the manifest left
-  // in it costs every later cycle memory and time.
-  bool WorthCompactingAfter(uint64_t appended) const;
-  // The log that goes with the manifest file `path`.
-  static std::string LogPath(const std::string& path) { return path + ".log"; }
-  // The whole text at once (small manifests, tests); empty on failure.
-  std::string Serialize() const;
 
-  // InvalidArgument (naming the line) when `text` is not a whole, valid
-  // manifest. Everything is in memory.
-  static absl::StatusOr<Manifest> Parse(absl::string_view text);
-  enum class Loading {
-    kEager,  // every section parsed now
-    kLazy,   // sections checked now, parsed on first use (the file stays open)
-  };
-  // Reads the manifest file at `path` piece by piece, so a large manifest is
-  // never held twice in memory (as text and as entries), then replays the
-  // records of its log. Open and read
-  // errors carry their errno (ErrnoOf, IsVanished); a file that is not a
-  // valid manifest gives InvalidArgument without one.
-  static absl::StatusOr<Manifest> Load(FileSystem& fs, const std::string& path,
-                                       Loading loading = Loading::kEager);
+ protected:
+  // What the index asks of the store (manifest_store.h), for the sections
+  // the store put in unloaded_: the entries of directory `dir` as stored,
+  // names ascending. Only called for a directory in unloaded_, which only
+  // the store fills; a Manifest built in memory never calls it.
+  virtual absl::Status ReadSection(
+      absl::string_view dir, std::vector<std::pair<std::string, ManifestEntry>>* out) const;
+  // Whether a directory read in keeps its place on disk to be released to
+  // (a lazily loaded or compacted manifest).
+  virtual bool CanReadBack() const { return false; }
+  // `dir` has no entries left in memory nor a place to be read back from.
+  virtual void ForgetPlace(absl::string_view dir) const {}
 
- private:
-  friend class ManifestReader;
-  friend class LegacyManifestParser;
-
-  // One record of the log, by place: its body's bytes and their CRC-32.
-  struct LogRef {
-    std::shared_ptr<ReadableFile> file;
-    uint64_t offset = 0;
-    uint64_t length = 0;
-    uint32_t crc = 0;
-  };
-  // Where a directory's entries are on disk: its section of a base (if it
-  // has one), then the log records that changed it since, in order.
-  struct StoredSection {
-    std::shared_ptr<ReadableFile> base;  // null: no section in the base
-    uint64_t offset = 0;
-    uint64_t length = 0;
-    uint64_t count = 0;       // entries; an estimate once records are added
-    uint64_t base_count = 0;  // entries in the base section
-    uint32_t crc = 0;
-    std::vector<LogRef> records;
-  };
-  using StoredMap = absl::btree_map<std::string, StoredSection>;
-
-  void EnsureSection(absl::string_view dir) const;
-  // WriteTo, also listing each section written with its place in the text.
-  absl::Status WriteTo(const std::function<absl::Status(absl::string_view)>& sink,
-                       std::vector<std::pair<std::string, StoredSection>>* written) const;
-  // The entries of `dir` as stored (its base section with its records
-  // applied), names ascending.
-  absl::Status ReadStoredEntries(absl::string_view dir, const StoredSection& stored,
-                                 std::vector<std::pair<std::string, ManifestEntry>>* out) const;
-  // Release() of the directories in `dirs`, all at or below `scope`.
-  void ReleaseDirs(const absl::btree_set<std::string>& dirs, absl::string_view scope) const;
-  // After a compaction wrote `written` (dir -> its section in the new base
-  // `base`): every directory's place is that section, with no records.
-  void Reposition(std::shared_ptr<ReadableFile> base,
-                  std::vector<std::pair<std::string, StoredSection>> written);
   // Reads in the sections of `dir` and below it ("": all).
   void LoadSectionsBelow(absl::string_view dir) const;
-  // The bytes of a stored section, checked against its CRC.
-  absl::Status ReadStored(absl::string_view dir, const StoredSection& stored,
-                          std::string* body) const;
-  void EnsureAll() const;
-  // Reads in one stored section; on failure records status().
-  void LoadStored(StoredMap::iterator it) const;
-  // Parses a section body into `out` (entries of `dir`, names ascending).
-  static absl::Status ParseBody(absl::string_view dir, absl::string_view body, uint64_t count,
-                                std::vector<std::pair<std::string, ManifestEntry>>* out);
-  // One line of a version 1 to 3 manifest.
-  absl::Status ParseLegacyLine(absl::string_view line, int version, size_t line_number,
-                               std::string* previous_path);
-  absl::Status ParseLineV3(absl::string_view line, size_t line_number,
-                           std::string* previous_path);
-
-  // Appends the pending changes as one record to the log, creating it.
-  absl::Status AppendToLog(FileSystem& fs, const std::string& path);
-  // Replays the log of the base just loaded from `path`: applies its
-  // records, or (`lazy`) only notes which directories each one changes.
-  absl::Status ReplayLog(FileSystem& fs, const std::string& path, bool lazy);
-  absl::Status ApplyLogRecord(absl::string_view body);
-  // Lazily loaded: remembers, for each directory the record (at `ref`)
-  // changes, to apply it when the directory is read in.
-  absl::Status IndexLogRecord(absl::string_view body, const LogRef& ref);
-  // The body of the next log record: the pending changes.
-  std::string RenderLogBody() const;
-
-  // Paths put or erased since the last commit: the next log record.
-  absl::btree_set<std::string> changed_paths_;
-  bool replaying_ = false;     // applying the log: nothing to record
-  bool has_base_ = false;      // loaded from, or committed to, a file
-  uint32_t base_crc_ = 0;      // the base's trailer checksum: its identity
-  uint64_t base_bytes_ = 0;
-  uint64_t log_bytes_ = 0;
-  bool compact_next_ = false;  // the log cannot take another record
-  mutable uint32_t written_crc_ = 0;  // the trailer checksum WriteTo wrote last
-  mutable int64_t written_unique_bytes_ = 0;  // and the unique bytes in its trailer
-
-  // Mutable: const lookups read sections in on first use.
-  mutable Map entries_;
-  mutable StoredMap unloaded_;
-  // Where the directories read in are on disk, to be released to: kept
-  // only while every change is recorded on disk as it is committed (a lazily
-  // loaded or compacted manifest: `positioned_`).
-  mutable StoredMap stored_of_loaded_;
-  mutable size_t peak_loaded_ = 0;
-  bool positioned_ = false;
-  std::shared_ptr<ReadableFile> log_file_;  // the log, read back by records
-  mutable size_t unloaded_entries_ = 0;
-  mutable absl::Status load_error_;
-  int format_version_ = 5;
-  uint64_t epoch_ = 0;  // chosen at each compaction: the base's identity
-  // UniqueBytes() as of the file; -1 when unknown (older versions).
-  int64_t stored_unique_bytes_ = -1;
-  // Unique bytes of the entries below `scope`, reading their sections in.
-  int64_t UniqueBytesBelow(absl::string_view scope) const;
   // Before an entry below `path`'s scope changes: remembers the scope's
   // unique bytes as they were (for UniqueBytes of a lazy manifest).
   void NoteChange(absl::string_view path);
+
+  // The state the store fills and keeps in step with the file.
+  // Paths put or erased since the last commit: the next log record.
+  absl::btree_set<std::string> changed_paths_;
+  bool replaying_ = false;  // applying the log: nothing to record
+  // Mutable: const lookups read sections in on first use.
+  mutable Map entries_;
+  // Directories on disk and not in memory -> their entries (an estimate
+  // once the log changed them).
+  mutable absl::btree_map<std::string, uint64_t> unloaded_;
+  // Directories in memory that can be released to their place on disk.
+  mutable absl::btree_set<std::string> releasable_;
+  mutable size_t unloaded_entries_ = 0;
+  // UniqueBytes() as of the file; -1 when unknown (older versions).
+  int64_t stored_unique_bytes_ = -1;
   // Scope -> its unique bytes when first changed since loading.
   absl::flat_hash_map<std::string, int64_t> unique_bytes_before_;
+
+ private:
+  void EnsureSection(absl::string_view dir) const;
+  void EnsureAll() const;
+  // Reads in one directory not in memory; on failure records status().
+  void LoadStored(absl::btree_map<std::string, uint64_t>::iterator it) const;
+  // Release() of the directories in `dirs`, all at or below `scope`.
+  void ReleaseDirs(const absl::btree_set<std::string>& dirs, absl::string_view scope) const;
+  // Unique bytes of the entries below `scope`, reading their sections in.
+  int64_t UniqueBytesBelow(absl::string_view scope) const;
+
+  mutable size_t peak_loaded_ = 0;
+  mutable absl::Status load_error_;
   mutable bool by_source_built_ = false;
   // Node-based: FindBySource's answers stay valid while sections are read in.
   mutable absl::node_hash_map<SourceIdentity, std::string> by_source_;

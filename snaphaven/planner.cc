@@ -111,6 +111,15 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
   return plan;
 }
 
+void LoadLiveMirror(const Manifest& manifest, const std::vector<std::string>& scopes) {
+  // Only the live mirror's sections are needed, so a lazily loaded manifest
+  // leaves the snapshots' alone.
+  auto is_live_dir = [](absl::string_view dir) {
+    return ClassifyPath(absl::StrCat(dir, "/x")).kind == PathKind::kLive;
+  };
+  for (const std::string& scope : scopes) manifest.LoadSectionsBelow(scope, is_live_dir);
+}
+
 PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& scopes,
                     const absl::flat_hash_set<std::string>& live_sstables, absl::Time now,
                     absl::Duration prune_after) {
@@ -123,12 +132,6 @@ PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& sc
     int64_t since = 0;
   };
   std::map<std::string, Gone> gone;
-  // Only the live mirror's sections are needed, so a lazily loaded manifest
-  // leaves the snapshots' alone.
-  auto is_live_dir = [](absl::string_view dir) {
-    return ClassifyPath(absl::StrCat(dir, "/x")).kind == PathKind::kLive;
-  };
-  for (const std::string& scope : scopes) manifest.LoadSectionsBelow(scope, is_live_dir);
   const Manifest::Map& loaded = manifest.loaded_entries();
   for (const std::string& scope : scopes) {
     const std::string prefix = absl::StrCat(scope, "/");

@@ -79,11 +79,15 @@ struct PrunePlan {
   std::vector<std::string> remove;
 };
 
+// Reads in the manifest's live-mirror sections ("ks/t", "ks/t/.idx") below
+// `scopes` (keyspaces "ks", or tables "ks/<table dir>"), and only those:
+// what PlanPrune looks at, read in before it runs.
+void LoadLiveMirror(const Manifest& manifest, const std::vector<std::string>& scopes);
+
 // Looks at the manifest's live-mirror entries ("ks/t/[.idx/]<component>")
-// below `scopes` (keyspaces "ks", or tables "ks/<table dir>"); only their
-// sections are read in. `live_sstables` holds the "ks/t/[.idx/]<prefix>"
-// keys that still have a file at the source. Snapshot and backup copies are
-// never pruned.
+// in memory below `scopes` (LoadLiveMirror reads them in first): it does
+// no I/O. `live_sstables` holds the "ks/t/[.idx/]<prefix>" keys that still
+// have a file at the source. Snapshot and backup copies are never pruned.
 PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& scopes,
                     const absl::flat_hash_set<std::string>& live_sstables, absl::Time now,
                     absl::Duration prune_after);

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -297,6 +299,59 @@ TEST(PlanPrune, FilesOfNoSSTableAreLeftAlone) {
   PrunePlan plan = PlanPrune(manifest, {"ks"}, {}, kPruneNow, kPruneAfter);
   EXPECT_TRUE(plan.updates.empty());
   EXPECT_TRUE(plan.remove.empty());
+}
+
+// A manifest whose every section is elsewhere (as a lazily loaded one's are
+// on disk), read in only through the store's interface, which notes each
+// directory it is asked for.
+class SectionedManifest : public Manifest {
+ public:
+  explicit SectionedManifest(const Manifest& all) {
+    for (const auto& [path, entry] : all.loaded_entries()) {
+      stored_[std::string(DirName(path))].emplace_back(path, entry);
+    }
+    for (const auto& [dir, entries] : stored_) {
+      unloaded_[dir] = entries.size();
+      unloaded_entries_ += entries.size();
+    }
+  }
+  const std::vector<std::string>& read() const { return read_; }
+
+ protected:
+  absl::Status ReadSection(
+      absl::string_view dir,
+      std::vector<std::pair<std::string, ManifestEntry>>* out) const override {
+    read_.emplace_back(dir);
+    *out = stored_.at(std::string(dir));
+    return absl::OkStatus();
+  }
+  bool CanReadBack() const override { return true; }
+
+ private:
+  std::map<std::string, std::vector<std::pair<std::string, ManifestEntry>>> stored_;
+  mutable std::vector<std::string> read_;
+};
+
+// The planner is pure: PlanPrune reads nothing in; LoadLiveMirror, before
+// it, reads in the live mirror's sections of the scopes, and no others.
+TEST(PlanPrune, ReadsNothingInItselfAndLoadLiveMirrorOnlyTheLiveSections) {
+  Manifest all;
+  const std::string gone = absl::StrCat(kPruneTable, "/nb-1-big");
+  PutSSTable(all, gone);
+  PutSSTable(all, absl::StrCat(kPruneTable, "/.idx/nb-1-big"));
+  PutSSTable(all, absl::StrCat(kPruneTable, "/snapshots/s/nb-1-big"));
+  PutSSTable(all, "ks2/t/nb-1-big");
+  SectionedManifest manifest(all);
+  PrunePlan plan = PlanPrune(manifest, {"ks"}, {}, kPruneNow, kPruneAfter);
+  EXPECT_TRUE(manifest.read().empty());
+  EXPECT_TRUE(plan.updates.empty()) << "nothing in memory to plan from";
+
+  LoadLiveMirror(manifest, {"ks"});
+  EXPECT_EQ(manifest.read(), (std::vector<std::string>{std::string(kPruneTable),
+                                                       absl::StrCat(kPruneTable, "/.idx")}));
+  plan = PlanPrune(manifest, {"ks"}, {}, kPruneNow, kPruneAfter);
+  EXPECT_EQ(plan.updates.size(), 2 * kComponents.size());
+  EXPECT_EQ(manifest.read().size(), 2u);
 }
 
 }  // namespace

@@ -158,8 +158,8 @@ class PowerCutTest : public ::testing::Test {
           << path << " under its final name is not whole (" << record.size << " of "
           << it->second.size << " bytes)";
     }
-    absl::StatusOr<Manifest> manifest =
-        Manifest::Load(*DefaultFileSystem(), dest_ + "/.snaphaven/manifest");
+    absl::StatusOr<StoredManifest> manifest =
+        StoredManifest::Load(*DefaultFileSystem(), dest_ + "/.snaphaven/manifest");
     if (!IsVanished(manifest.status())) {
       ASSERT_TRUE(manifest.ok()) << "the manifest does not load: " << manifest.status();
       for (const auto& [path, entry] : manifest->entries()) {

@@ -24,7 +24,7 @@
 #include "absl/time/time.h"
 #include "snaphaven/cassandra_path.h"
 #include "snaphaven/file_system.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 #include "snaphaven/testing/e2e_util.h"
 #include "tools/tree_generator.h"
 
@@ -102,7 +102,7 @@ class RetentionTest : public testing::CassandraTreeTest {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
 
-  Manifest LoadManifest() { return testing::DestinationManifest(dest_); }
+  StoredManifest LoadManifest() { return testing::DestinationManifest(dest_); }
 
   // "ks1/<table n>/snapshots/<tag>".
   std::string Copy(int table, const std::string& tag) {
@@ -189,7 +189,7 @@ TEST_F(RetentionTest, KeepSnapshotsRemovesTheOldestClearedCompleteCopies) {
     }
   }
   const auto tree_before = ReadTree(dest_, {".snaphaven"});
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   const Manifest manifest_before = manifest;
   RetentionOptions options = Options();
   options.keep_snapshots = 2;
@@ -238,7 +238,7 @@ TEST_F(RetentionTest, KeepSnapshotsRemovesTheOldestClearedCompleteCopies) {
 TEST_F(RetentionTest, KeepForRemovesByAge) {
   MakeTree();
   const auto tree_before = ReadTree(dest_, {".snaphaven"});
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   const Manifest manifest_before = manifest;
   RetentionOptions options = Options();
   options.keep_for = absl::Hours(24 * 50);  // since Feb 25th: t3 and t4
@@ -254,7 +254,7 @@ TEST_F(RetentionTest, NeverRemovesACopyStillAtTheSourceAndNeverCountsAnIncomplet
   const std::string lost = dest_ + "/" + Copy(0, "t2") + "/nb-3-big-Data.db";
   ASSERT_EQ(unlink(lost.c_str()), 0);
   const auto tree_before = ReadTree(dest_, {".snaphaven"});
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   const Manifest manifest_before = manifest;
   RetentionOptions options = Options();
   options.keep_snapshots = 1;
@@ -322,8 +322,8 @@ class PartialCopyTest : public RetentionTest {
     }
   }
 
-  Manifest manifest_;
-  Manifest manifest_before_;
+  StoredManifest manifest_;
+  StoredManifest manifest_before_;
   std::map<std::string, FileRecord> tree_before_;
 };
 
@@ -399,7 +399,7 @@ TEST_F(PartialCopyTest, KeptWhenNoLimitApplies) {
 TEST_F(RetentionTest, DryRunChangesNothingAndPredictsTheRealRun) {
   MakeTree();
   const auto tree_before = ReadTree(dest_);  // .snaphaven included
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   const std::string serialized = manifest.Serialize();
   RetentionOptions options = Options();
   options.keep_snapshots = 1;
@@ -436,7 +436,7 @@ TEST_F(RetentionTest, AgeFromTheCopyTimeWithoutCreatedAt) {
   SetMtime(dest_ + "/" + table + "/snapshots/a", Day(2024, 3, 1));
   SetMtime(dest_ + "/" + table + "/snapshots/b", Day(2024, 1, 1));
   SetMtime(dest_ + "/" + table + "/snapshots/c", Day(2024, 2, 1));
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   RetentionOptions options = Options();
   options.keep_for = absl::Hours(24 * 60);  // since Feb 15th
   options.dry_run = true;
@@ -457,7 +457,7 @@ TEST_F(RetentionTest, AgeFromTheCopyTimeWithoutCreatedAt) {
 
 TEST_F(RetentionTest, TheSourceIndexFollowsTheRemoval) {
   MakeTree(/*sync_live=*/false);
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   const std::string in_t2 = Copy(0, "t2") + "/nb-3-big-Data.db";
   ASSERT_NE(manifest.Find(in_t2), nullptr);
   const SourceIdentity source = manifest.Find(in_t2)->source();
@@ -481,7 +481,7 @@ TEST_F(RetentionTest, FinishesAnInterruptedRemovalAndForgetsVanishedCopies) {
   WriteFileOrDie(trash + "/1/manifest.json", "{}");
   // A copy removed by hand (or whose removal was never committed).
   std::filesystem::remove_all(dest_ + "/" + Copy(1, "t1"));
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   const size_t entries = manifest.size();
   RetentionOptions options = Options();
   options.keep_snapshots = 10;
@@ -500,7 +500,7 @@ TEST_F(RetentionTest, FinishesAnInterruptedRemovalAndForgetsVanishedCopies) {
 
 TEST_F(RetentionTest, RefusesBadOptionsAndDoesNothingWithoutLimits) {
   MakeTree(/*sync_live=*/false);
-  Manifest manifest = LoadManifest();
+  StoredManifest manifest = LoadManifest();
   const std::string serialized = manifest.Serialize();
   RetentionOptions options = Options();
   absl::StatusOr<RetentionResult> result = Apply(manifest, options, {});
@@ -531,11 +531,12 @@ TEST(RetentionLazyManifest, ReadsNoSectionItDoesNotNeedAndNeverCommitsADamagedOn
   FileSystem& fs = *DefaultFileSystem();
   const std::string dir = snaphaven::testing::MakeTempDir("retention_lazy");
   const std::string path = dir + "/manifest";
-  Manifest m;
+  StoredManifest m;
   m.Put("ks/t/snapshots/gone/nb-1-big-Data.db", {10, 1, 0644, 1, 1});
   m.Put("zz/u/nb-1-big-Data.db", {20, 1, 0644, 1, 2});  // live: no business of retention
   ASSERT_TRUE(fs.WriteFileAtomically(path, m.Serialize()).ok());
-  absl::StatusOr<Manifest> lazy = Manifest::Load(fs, path, Manifest::Loading::kLazy);
+  absl::StatusOr<StoredManifest> lazy =
+      StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
   ASSERT_TRUE(lazy.ok()) << lazy.status();
   // The zz/u section damaged in place (the same inode the manifest reads).
   std::string text = snaphaven::testing::ReadFileOrDie(path);

@@ -46,7 +46,7 @@ void RemoveTree(const std::string& path);
 // Writes `text` to `path` (replacing it); aborts on failure.
 void WriteFileOrDie(const std::string& path, absl::string_view text);
 
-// A destination manifest (manifest.h), its log after it when present
+// A destination manifest (manifest_store.h), its log after it when present
 // (starting at a line "snaphaven-manifest-log ..."), with every length,
 // count and CRC-32 recomputed from the text: each section header's count
 // (its lines), byte length and CRC; the trailer's count and CRC (a trailer

@@ -1,4 +1,4 @@
-// The destination manifest's text (manifest.h Manifest::Parse), every
+// The destination manifest's text (manifest_store.h StoredManifest::Parse), every
 // version: as read, and with its counts and checksums made right so that
 // the sections and entries behind them are fuzzed too. What parses must
 // write back to text that parses to the same entries.
@@ -9,13 +9,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 
 namespace snaphaven {
 namespace {
 
 void Check(absl::string_view text) {
-  absl::StatusOr<Manifest> manifest = Manifest::Parse(text);
+  absl::StatusOr<StoredManifest> manifest = StoredManifest::Parse(text);
   if (!manifest.ok()) {
     FUZZ_CHECK(manifest.status().code() == absl::StatusCode::kInvalidArgument,
                manifest.status().ToString());
@@ -31,7 +31,8 @@ void Check(absl::string_view text) {
     const ManifestEntry* found = manifest->Find(path);
     FUZZ_CHECK(found != nullptr && *found == entry, path);
     if (entry.source().known()) {
-      const std::string* by_source = manifest->FindBySource(entry.source(), Manifest::LinkScope(path));
+      const std::string* by_source =
+          manifest->FindBySource(entry.source(), Manifest::LinkScope(path));
       FUZZ_CHECK(by_source != nullptr, path);
       const ManifestEntry* linked = manifest->Find(*by_source);
       FUZZ_CHECK(linked != nullptr && linked->source() == entry.source(), *by_source);
@@ -41,7 +42,7 @@ void Check(absl::string_view text) {
   // the same text when written again.
   const std::string written = manifest->Serialize();
   FUZZ_CHECK(!written.empty(), "Serialize failed");
-  absl::StatusOr<Manifest> again = Manifest::Parse(written);
+  absl::StatusOr<StoredManifest> again = StoredManifest::Parse(written);
   FUZZ_CHECK(again.ok(), absl::StrCat(again.status().ToString(), "\n", written));
   FUZZ_CHECK(again->entries() == manifest->entries(), written);
   FUZZ_CHECK(again->UniqueBytes() == manifest->UniqueBytes(), written);
@@ -54,7 +55,7 @@ void Check(absl::string_view text) {
   // (A copy of the key: Erase uses its argument after erasing the entry, so a
   // reference into the map itself would dangle; every caller passes a copy.)
   if (!manifest->entries().empty()) manifest->Erase(std::string(manifest->entries().begin()->first));
-  absl::StatusOr<Manifest> changed = Manifest::Parse(manifest->Serialize());
+  absl::StatusOr<StoredManifest> changed = StoredManifest::Parse(manifest->Serialize());
   FUZZ_CHECK(changed.ok(), changed.status().ToString());
   FUZZ_CHECK(changed->entries() == manifest->entries(), "a change did not read back");
 }

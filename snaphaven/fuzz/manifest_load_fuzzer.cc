@@ -1,4 +1,4 @@
-// The destination manifest as a run reads it (manifest.h Manifest::Load):
+// The destination manifest as a run reads it (manifest_store.h StoredManifest::Load):
 // the base file and its log (the input holds both: the log from its line
 // "snaphaven-manifest-log ..."), through a file, read eagerly and lazily.
 // Both must agree; what loads must commit (as a log record and compacted)
@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 
 namespace snaphaven {
 namespace {
@@ -24,10 +24,12 @@ void Check(absl::string_view input) {
   std::string base, log;
   fuzz::SplitManifestAndLog(input, &base, &log);
   fuzz::WriteFileOrDie(path, base);
-  if (!log.empty()) fuzz::WriteFileOrDie(Manifest::LogPath(path), log);
+  if (!log.empty()) fuzz::WriteFileOrDie(StoredManifest::LogPath(path), log);
 
-  absl::StatusOr<Manifest> eager = Manifest::Load(fs, path, Manifest::Loading::kEager);
-  absl::StatusOr<Manifest> lazy = Manifest::Load(fs, path, Manifest::Loading::kLazy);
+  absl::StatusOr<StoredManifest> eager =
+      StoredManifest::Load(fs, path, StoredManifest::Loading::kEager);
+  absl::StatusOr<StoredManifest> lazy =
+      StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
   // A lazy load finds a bad section only when it reads it in.
   const bool lazy_ok = lazy.ok() && (lazy->entries(), lazy->status().ok());
   FUZZ_CHECK(eager.ok() == lazy_ok,
@@ -41,7 +43,7 @@ void Check(absl::string_view input) {
   FUZZ_CHECK(lazy->entries() == eager->entries(), "lazy and eager loads differ");
   FUZZ_CHECK(lazy->UniqueBytes() == eager->UniqueBytes(), "unique bytes differ");
   if (log.empty()) {
-    absl::StatusOr<Manifest> parsed = Manifest::Parse(base);
+    absl::StatusOr<StoredManifest> parsed = StoredManifest::Parse(base);
     FUZZ_CHECK(parsed.ok() && parsed->entries() == eager->entries(), "Parse and Load differ");
   }
   // A change committed (a log record, or a compaction for an older base),
@@ -54,12 +56,14 @@ void Check(absl::string_view input) {
   eager->Put("ks/t-1/snapshots/s/nb-1-big-Data.db", entry);
   absl::Status committed = lazy->Commit(fs, path);
   FUZZ_CHECK(committed.ok(), committed.ToString());
-  absl::StatusOr<Manifest> reloaded = Manifest::Load(fs, path, Manifest::Loading::kEager);
+  absl::StatusOr<StoredManifest> reloaded =
+      StoredManifest::Load(fs, path, StoredManifest::Loading::kEager);
   FUZZ_CHECK(reloaded.ok(), reloaded.status().ToString());
   FUZZ_CHECK(reloaded->entries() == eager->entries(), "a committed change did not load back");
   committed = reloaded->CommitWhole(fs, path);
   FUZZ_CHECK(committed.ok(), committed.ToString());
-  absl::StatusOr<Manifest> compacted = Manifest::Load(fs, path, Manifest::Loading::kLazy);
+  absl::StatusOr<StoredManifest> compacted =
+      StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
   FUZZ_CHECK(compacted.ok(), compacted.status().ToString());
   FUZZ_CHECK(compacted->entries() == eager->entries(), "a compacted manifest did not load back");
 }

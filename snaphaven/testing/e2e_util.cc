@@ -245,12 +245,12 @@ std::map<std::string, FileRecord> SnapshotFiles(const std::string& data_root) {
   return out;
 }
 
-Manifest DestinationManifest(const std::string& destination) {
+StoredManifest DestinationManifest(const std::string& destination) {
   // The base and its log, as the binary reads them.
-  absl::StatusOr<Manifest> manifest =
-      Manifest::Load(*DefaultFileSystem(), destination + "/.snaphaven/manifest");
+  absl::StatusOr<StoredManifest> manifest =
+      StoredManifest::Load(*DefaultFileSystem(), destination + "/.snaphaven/manifest");
   EXPECT_TRUE(manifest.ok()) << manifest.status();
-  return manifest.ok() ? *std::move(manifest) : Manifest();
+  return manifest.ok() ? *std::move(manifest) : StoredManifest();
 }
 
 std::map<std::string, FileRecord> LiveFiles(const std::string& data_root) {

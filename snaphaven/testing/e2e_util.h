@@ -17,7 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 #include "snaphaven/testing/test_files.h"
 #include "tools/tree_generator.h"
 
@@ -84,7 +84,7 @@ std::map<std::string, FileRecord> LiveFiles(const std::string& data_root);
 
 // The destination's committed manifest (a test failure, and an empty one,
 // when it does not parse).
-Manifest DestinationManifest(const std::string& destination);
+StoredManifest DestinationManifest(const std::string& destination);
 
 // The regular files of a destination (its .snaphaven state excluded).
 std::map<std::string, FileRecord> DestinationFiles(const std::string& destination);

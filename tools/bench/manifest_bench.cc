@@ -20,7 +20,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "snaphaven/file_system.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 
 namespace {
 
@@ -38,14 +38,14 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using snaphaven::Manifest;
+  using snaphaven::StoredManifest;
   const int entries = argc > 1 ? std::atoi(argv[1]) : 1000000;
   const std::string dir = argc > 2 ? argv[2] : "/tmp";
   const std::string path = dir + "/manifest-bench";
   const char* components[] = {"Data.db",       "Index.db",   "Summary.db", "Filter.db",
                               "Statistics.db", "TOC.txt",    "CompressionInfo.db",
                               "Digest.crc32"};
-  Manifest manifest;
+  StoredManifest manifest;
   const long rss_before = PeakRssKib();
   for (int i = 0; i < entries; ++i) {
     int sstable = i / 8, table = sstable / 1000, snapshot = table % 8;
@@ -64,11 +64,11 @@ int main(int argc, char** argv) {
     if (!manifest.CommitWhole(fs, path).ok()) return 1;
     commits.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
     t0 = absl::Now();
-    absl::StatusOr<Manifest> loaded = Manifest::Load(fs, path);
+    absl::StatusOr<StoredManifest> loaded = StoredManifest::Load(fs, path);
     if (!loaded.ok() || loaded->size() != manifest.size()) return 1;
     loads.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
     t0 = absl::Now();
-    loaded = Manifest::Load(fs, path, Manifest::Loading::kLazy);
+    loaded = StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
     if (!loaded.ok() || loaded->size() != manifest.size()) return 1;
     lazy_loads.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
     // One new file in one snapshot directory, as a cycle would record it:
@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     if (!loaded->Commit(fs, path).ok()) return 1;
     lazy_commits.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
     log_bytes = loaded->log_bytes();
-    (void)fs.Remove(Manifest::LogPath(path));
+    (void)fs.Remove(StoredManifest::LogPath(path));
   }
   absl::StatusOr<snaphaven::FileStat> st = fs.Stat(path);
   (void)fs.Remove(path);

@@ -25,7 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 #include "tools/tree_generator.h"
 
 namespace snaphaven::crash {
@@ -112,7 +112,7 @@ void CheckManifest(const std::string& destination, const Files& at_destination,
   // The base is replaced by rename and the log is appended to, so even a
   // kill in the middle of a commit must leave a whole base and a log whose
   // last record, if torn, is ignored: loaded as the next run loads it.
-  absl::StatusOr<Manifest> manifest = Manifest::Load(*DefaultFileSystem(), path);
+  absl::StatusOr<StoredManifest> manifest = StoredManifest::Load(*DefaultFileSystem(), path);
   if (!manifest.ok()) {
     out.push_back(
         {"b", rel,

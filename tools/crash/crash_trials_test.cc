@@ -17,7 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/manifest_store.h"
 #include "snaphaven/testing/e2e_util.h"
 
 namespace snaphaven::crash {
@@ -98,7 +98,7 @@ class CheckerTest : public ::testing::Test {
 
   std::string dir_;
   TrialTree tree_;
-  Manifest manifest_;
+  StoredManifest manifest_;
 };
 
 TEST_F(CheckerTest, AWholeRecordedMirrorViolatesNothing) {
