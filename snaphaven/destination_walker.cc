@@ -9,6 +9,9 @@
 namespace snaphaven {
 namespace {
 
+// The fsck directory at the root of an ext2/3/4 file system (mke2fs).
+constexpr absl::string_view kLostAndFound = "lost+found";
+
 // A directory being walked: its listing, sorted, and how far the walk is.
 struct Frame {
   std::string rel;
@@ -105,7 +108,9 @@ DestinationTopLevel ClassifyDestinationTopLevel(absl::string_view name) {
   if (name == kCommitlogArchiveDirName) return DestinationTopLevel::kCommitlogArchive;
   // kStateDirName begins with '.' too: one test covers both.
   static_assert(kStateDirName[0] == '.', "the state directory is a dot-name");
-  if (absl::StartsWith(name, ".")) return DestinationTopLevel::kNotMirrored;
+  if (absl::StartsWith(name, ".") || name == kLostAndFound) {
+    return DestinationTopLevel::kNotMirrored;
+  }
   return DestinationTopLevel::kKeyspace;
 }
 

@@ -13,7 +13,11 @@
 //  - every other name beginning with '.': never a keyspace (Cassandra's
 //    keyspace names are \w+, src/java/org/apache/cassandra/schema/
 //    SchemaConstants.java; ValidateKeyspaceName refuses a leading '.'), so
-//    never a copy snaphaven made: a NAS's .snapshot/, a .Trash-1000/.
+//    never a copy snaphaven made: a NAS's .snapshot/, a .Trash-1000/;
+//  - lost+found: mke2fs makes it at the root of every ext2/3/4 file system
+//    (root's, mode 0700; fsck puts orphaned files there), so a destination
+//    that is a disk of its own has one, and '+' is no keyspace name either.
+//    Walked, it made every rebuild as another user than root fail.
 // Below the root, dot-names are the mirror's like any other: a table's
 // secondary index sstables are in .<index name>/ (Cassandra's
 // db/Directories.java, SECONDARY_INDEX_NAME_SEPARATOR), in its live
@@ -46,7 +50,7 @@ namespace snaphaven {
 enum class DestinationTopLevel {
   kKeyspace,          // a keyspace's mirror
   kCommitlogArchive,  // commitlog_archive/: mirrored segments (not a keyspace)
-  kNotMirrored,       // the state directory, or another dot-name
+  kNotMirrored,       // the state directory, another dot-name, lost+found
 };
 DestinationTopLevel ClassifyDestinationTopLevel(absl::string_view name);
 

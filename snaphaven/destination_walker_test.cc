@@ -87,6 +87,7 @@ class DestinationWalkerTest : public ::testing::Test {
     Write(JoinPath(state.retention_trash, "1/nb-9-big-Data.db"));
     Write(JoinPath(state.quarantine, "ks1/t1-abc/nb-1-big-Data.db.0badf00d"));
     Write(dest_ + "/.snapshot/hourly.0/ks1/t1-abc/nb-1-big-Data.db");  // a NAS's own
+    Write(dest_ + "/lost+found/#1234");  // an orphan fsck found
     Write(dest_ + "/commitlog_archive/CommitLog-7-1.log");
     Write(dest_ + "/commitlog_archive/quarantine/CommitLog-7-2.log");
     Write(dest_ + "/ks1/t1-abc/nb-1-big-Data.db");
@@ -340,6 +341,7 @@ TEST_F(DestinationWalkerTest, KeyspacesAreTheRootsDirectoriesThatCanBeOne) {
   EXPECT_EQ(*keyspaces, (std::vector<std::string>{"ks1", "ks2"}));
   EXPECT_EQ(ClassifyDestinationTopLevel(".snaphaven"), DestinationTopLevel::kNotMirrored);
   EXPECT_EQ(ClassifyDestinationTopLevel(".snapshot"), DestinationTopLevel::kNotMirrored);
+  EXPECT_EQ(ClassifyDestinationTopLevel("lost+found"), DestinationTopLevel::kNotMirrored);
   EXPECT_EQ(ClassifyDestinationTopLevel("commitlog_archive"),
             DestinationTopLevel::kCommitlogArchive);
   EXPECT_EQ(ClassifyDestinationTopLevel("system_auth"), DestinationTopLevel::kKeyspace);
