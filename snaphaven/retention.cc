@@ -18,9 +18,9 @@
 namespace snaphaven {
 namespace {
 
-// Relative to the destination (StateDir::retention_trash).
+// Relative to the destination: StateDir's own name for it, of a root "".
 const std::string& TrashDir() {
-  static const std::string* const dir = new std::string(absl::StrCat(kStateDirName, "/retention-trash"));
+  static const std::string* const dir = new std::string(StateDir("").retention_trash);
   return *dir;
 }
 
