@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "snaphaven/cassandra_path.h"
 #include "snaphaven/checksum.h"
+#include "snaphaven/destination_walker.h"
 #include "snaphaven/keyspace_dirs.h"
 #include "snaphaven/mover.h"
 #include "snaphaven/planner.h"
@@ -170,46 +171,6 @@ absl::Status Syncer::CheckDestinationIdentity() {
   return absl::OkStatus();
 }
 
-absl::Status Syncer::AddDestinationFiles(const std::string& top, bool recurse,
-                                         const Manifest* previous, Manifest& rebuilt,
-                                         std::vector<std::string>* subdirs) {
-  std::vector<std::string> pending = {top};
-  while (!pending.empty()) {
-    std::string rel = std::move(pending.back());
-    pending.pop_back();
-    absl::StatusOr<std::vector<std::string>> names =
-        fs_.ListDir(JoinPath(options_.destination, rel));
-    if (!names.ok() && rel.empty() && IsVanished(names.status())) break;  // not created yet
-    if (!names.ok()) return names.status();
-    for (const std::string& name : *names) {
-      if (rel.empty() && name == kStateDirName) continue;
-      std::string child = rel.empty() ? name : JoinPath(rel, name);
-      absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
-      if (!st.ok()) return st.status();
-      if (st->type == FileType::kDirectory) {
-        if (recurse) {
-          pending.push_back(child);
-        } else {
-          subdirs->push_back(child);
-        }
-      } else if (st->type == FileType::kRegular) {
-        ManifestEntry entry;
-        entry.size = st->size;
-        entry.mtime_ns = st->mtime_ns;
-        entry.mode = st->mode;
-        // Keep the source identity where the file is still what was recorded.
-        const ManifestEntry* old = previous ? previous->Find(child) : nullptr;
-        if (old != nullptr && old->size == entry.size &&
-            SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
-          entry = *old;  // the source's exact mtime and identity
-        }
-        rebuilt.Put(child, entry);
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<StoredManifest> Syncer::RebuildFromDestination(const Manifest* previous) {
   StoredManifest rebuilt;
   // Table by table, each committed to a scratch manifest and let go of, so
@@ -219,21 +180,40 @@ absl::StatusOr<StoredManifest> Syncer::RebuildFromDestination(const Manifest* pr
   const bool stream = !options_.dry_run;
   const std::string& scratch = state_.manifest_rebuild;
   bool streaming = false;  // the scratch manifest was started
-  std::vector<std::string> keyspaces, tables;
-  absl::Status status = AddDestinationFiles("", false, previous, rebuilt, &keyspaces);
-  for (size_t k = 0; status.ok() && k < keyspaces.size(); ++k) {
-    tables.clear();
-    status = AddDestinationFiles(keyspaces[k], false, previous, rebuilt, &tables);
-    for (size_t t = 0; status.ok() && t < tables.size(); ++t) {
-      status = AddDestinationFiles(tables[t], true, previous, rebuilt, nullptr);
-      if (status.ok() && stream && rebuilt.pending_changes() > 0) {
-        status = streaming ? rebuilt.Commit(fs_, scratch) : rebuilt.CommitWhole(fs_, scratch);
-        streaming = true;
-      }
-      rebuilt.Release(tables[t]);
-      if (previous != nullptr) previous->Release(tables[t]);
+  DestinationVisitor visitor;
+  visitor.file = [&](const std::string& rel, const FileStat& st) {
+    // Only a regular file is a copy: a symlink or a device never is.
+    if (st.type != FileType::kRegular) return absl::OkStatus();
+    ManifestEntry entry;
+    entry.size = st.size;
+    entry.mtime_ns = st.mtime_ns;
+    entry.mode = st.mode;
+    // Keep the source identity where the file is still what was recorded.
+    const ManifestEntry* old = previous ? previous->Find(rel) : nullptr;
+    if (old != nullptr && old->size == entry.size &&
+        SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
+      entry = *old;  // the source's exact mtime and identity
     }
-  }
+    rebuilt.Put(rel, entry);
+    return absl::OkStatus();
+  };
+  visitor.leave = [&](const std::string& rel) {
+    if (!IsTableUnit(rel)) return absl::OkStatus();
+    absl::Status status;
+    if (stream && rebuilt.pending_changes() > 0) {
+      status = streaming ? rebuilt.Commit(fs_, scratch) : rebuilt.CommitWhole(fs_, scratch);
+      streaming = true;
+    }
+    rebuilt.Release(rel);
+    if (previous != nullptr) previous->Release(rel);
+    return status;
+  };
+  visitor.error = [](const std::string& rel, const absl::Status& error) {
+    // A destination not created yet holds nothing; anything else unread
+    // would leave copies out of the manifest.
+    return rel.empty() && IsVanished(error) ? absl::OkStatus() : error;
+  };
+  absl::Status status = WalkDestination(fs_, options_.destination, "", visitor);
   if (status.ok() && streaming) status = rebuilt.CommitWhole(fs_, state_.manifest);
   if (streaming) {
     (void)fs_.Remove(StoredManifest::LogPath(scratch));
@@ -954,27 +934,36 @@ void Syncer::EndCycle(CycleRun& run) {
 }
 
 
-void Syncer::ReportUnknownFiles(const std::string& scope, VerifyStats& stats) {
-  std::vector<std::string> pending = {scope};
-  while (!pending.empty()) {
-    std::string rel = std::move(pending.back());
-    pending.pop_back();
-    absl::StatusOr<std::vector<std::string>> names =
-        fs_.ListDir(JoinPath(options_.destination, rel));
-    if (!names.ok()) continue;
-    std::sort(names->begin(), names->end());
-    for (const std::string& name : *names) {
-      std::string child = JoinPath(rel, name);
-      absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
-      if (!st.ok()) continue;
-      if (st->type == FileType::kDirectory) {
-        pending.push_back(child);
-      } else if (manifest_->Find(child) == nullptr) {
-        ++stats.unknown;
-        LOG(ERROR) << "unknown (not in the manifest): " << child;
-      }
+void Syncer::ReportUnknownFiles(const std::string& scope,
+                                const std::vector<std::string>& known_tables,
+                                VerifyStats& stats) {
+  DestinationVisitor visitor;
+  visitor.enter = [&known_tables](const std::string& rel, const FileStat&) {
+    return !std::binary_search(known_tables.begin(), known_tables.end(), rel);
+  };
+  visitor.file = [&](const std::string& rel, const FileStat&) {
+    if (manifest_->Find(rel) == nullptr) {
+      ++stats.unknown;
+      LOG(ERROR) << "unknown (not in the manifest): " << rel;
     }
-  }
+    return absl::OkStatus();
+  };
+  // A table the manifest does not know: what the lookups read in, let go of.
+  visitor.leave = [this](const std::string& rel) {
+    if (IsTableUnit(rel)) manifest_->Release(rel);
+    return absl::OkStatus();
+  };
+  visitor.error = [&stats](const std::string& rel, const absl::Status& error) {
+    // A directory that cannot be searched could hide anything: a problem,
+    // never a pass. One gone holds nothing (a recorded copy gone is
+    // reported missing).
+    if (!IsVanished(error)) {
+      ++stats.unreadable;
+      LOG(ERROR) << "cannot look for unknown files in " << rel << ": " << error.message();
+    }
+    return absl::OkStatus();
+  };
+  (void)WalkDestination(fs_, options_.destination, scope, visitor);
 }
 
 void Syncer::LoadDirCache() {
@@ -1364,7 +1353,7 @@ bool Syncer::VerifyKeyspace(const std::string& keyspace, DestinationVerifier& ve
     manifest_->LoadBelow(table);
     if (unreadable()) return false;
     const bool finished = check_below(table + "/", [](absl::string_view) { return true; });
-    ReportUnknownFiles(table, stats);
+    ReportUnknownFiles(table, {}, stats);
     manifest_->Release(table);
     if (!finished) return false;
   }
@@ -1375,25 +1364,9 @@ bool Syncer::VerifyKeyspace(const std::string& keyspace, DestinationVerifier& ve
                    [&](absl::string_view path) { return DirName(path) == keyspace; })) {
     return false;
   }
-  // And the destination's tables the manifest does not know at all.
-  absl::StatusOr<std::vector<std::string>> names =
-      fs_.ListDir(JoinPath(options_.destination, keyspace));
-  if (!names.ok()) return true;
-  std::sort(names->begin(), names->end());
-  for (const std::string& name : *names) {
-    const std::string child = JoinPath(keyspace, name);
-    absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(options_.destination, child));
-    if (!st.ok()) continue;
-    if (st->type != FileType::kDirectory) {
-      if (manifest_->Find(child) == nullptr) {
-        ++stats.unknown;
-        LOG(ERROR) << "unknown (not in the manifest): " << child;
-      }
-    } else if (!std::binary_search(tables.begin(), tables.end(), child)) {
-      ReportUnknownFiles(child, stats);
-      manifest_->Release(child);
-    }
-  }
+  // And what else the keyspace directory holds: its own files, and the
+  // tables the manifest does not know at all.
+  ReportUnknownFiles(keyspace, tables, stats);
   return true;
 }
 

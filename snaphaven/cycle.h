@@ -174,8 +174,10 @@ class Syncer {
   void RepairAndRecheck(const std::vector<std::string>& bad, DestinationVerifier& verifier,
                         const std::atomic<bool>& stop, VerifyStats& stats);
   // --verify: counts and names the files at the destination below `scope`
-  // that the manifest does not know.
-  void ReportUnknownFiles(const std::string& scope, VerifyStats& stats);
+  // that the manifest does not know, and what could not be searched for
+  // them; the tables in `known_tables` (sorted) are not walked.
+  void ReportUnknownFiles(const std::string& scope, const std::vector<std::string>& known_tables,
+                          VerifyStats& stats);
   // Forgets (in the manifest) every path whose destination file is the same
   // inode as `rel`'s, so the next plan copies them afresh.
   void ForgetCopy(const std::string& rel);
@@ -207,15 +209,10 @@ class Syncer {
   void LoadDirCache();
   // After a cycle: the directory cache is `next` now; saved when it changed.
   void SaveDirCache(DirCache next);
+  // The regular files of the mirror (destination_walker.h), with the
+  // source identity `previous` recorded where the file is still what it
+  // recorded.
   absl::StatusOr<StoredManifest> RebuildFromDestination(const Manifest* previous);
-  // RebuildFromDestination's walk: the regular files below `top` (only its
-  // own unless `recurse`) go into `rebuilt`, with the source identity
-  // `previous` recorded where the file is still what it recorded; its
-  // subdirectories go to `subdirs` unless `recurse`. The state directory is
-  // ours, not part of the mirror.
-  absl::Status AddDestinationFiles(const std::string& top, bool recurse,
-                                   const Manifest* previous, Manifest& rebuilt,
-                                   std::vector<std::string>* subdirs);
   absl::Status CommitManifest();
   // When the manifest failed to read a section back because the file is
   // corrupt (not an I/O error): renames it to manifest.corrupt, so the next

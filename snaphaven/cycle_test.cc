@@ -717,6 +717,24 @@ TEST_F(CycleFaultTest, VerifyReadsEachInodeOnceAndReportsEveryNameOfACorruptOne)
   }
 }
 
+// --verify looks for files the manifest does not know in every directory
+// of the copies; one it cannot list is an error it names, never a pass.
+TEST_F(CycleFaultTest, VerifyReportsADestinationDirectoryItCannotSearch) {
+  ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;
+  fs_->AddRule({FsOp::kListDir, "/dest/ks1/[^/]+/snapshots/s1$", EACCES, 0, -1});
+  std::atomic<bool> stop{false};
+  const Options options = Options();
+  VerifyStats stats = Syncer(*fs_, options, Settings()).Verify(/*repair=*/false, stop);
+  log_ = sink_.Take();
+  EXPECT_EQ(ExitCodeFor(stats), 1) << SummaryLine(stats) << "\n" << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "cannot look for unknown files in ks1/")) << log_;
+  EXPECT_TRUE(absl::StrContains(log_, "/snapshots/s1: ")) << log_;
+  EXPECT_TRUE(absl::StrContains(SummaryLine(stats), "; 1 unreadable"))
+      << SummaryLine(stats);
+  EXPECT_EQ(stats.corrupt + stats.missing + stats.changed + stats.unknown, 0)
+      << "the copies themselves are fine";
+}
+
 // Settle and stuck ages come from the cycle's clock: a test moves it
 // instead of sleeping. The manifest.json of each snapshot was just written
 // (the generated tree's mtimes are now), so with a 1 h settle time move

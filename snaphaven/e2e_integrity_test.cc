@@ -111,6 +111,34 @@ TEST_F(IntegrityTest, VerifyReportsMissingAndUnknownFiles) {
   EXPECT_EQ(DiffTrees(before, ReadTree(dest_)), "") << "copies nothing, deletes nothing";
 }
 
+// Unknown files are looked for in the whole keyspace directory: in a table
+// directory the manifest does not know at all, directly in the keyspace
+// directory, and a symlink (reported, never followed) among the copies.
+TEST_F(IntegrityTest, VerifyReportsUnknownFilesAnywhereInTheKeyspace) {
+  Generate(Spec(1, 2, {"s1"}));
+  ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);
+  const std::string data = FirstDataDb(dest_);
+  const std::string table_dir = data.substr(0, data.find("/snapshots/"));
+  const std::string elsewhere = dir_ + "/elsewhere";
+  ASSERT_EQ(mkdir(elsewhere.c_str(), 0755), 0);
+  testing::WriteFileOrDie(elsewhere + "/not-a-copy", "x");
+  ASSERT_EQ(mkdir((dest_ + "/ks1/other-0123456789abcdef0123456789abcdef").c_str(), 0755), 0);
+  const std::vector<std::string> unknown = {
+      "ks1/other-0123456789abcdef0123456789abcdef/nb-9-big-Data.db", "ks1/notes.txt",
+      table_dir + "/snapshots/s1/link"};
+  testing::WriteFileOrDie(dest_ + "/" + unknown[0], "x");
+  testing::WriteFileOrDie(dest_ + "/" + unknown[1], "x");
+  ASSERT_EQ(symlink(elsewhere.c_str(), (dest_ + "/" + unknown[2]).c_str()), 0);
+  RunResult r = Run({"--verify"}, {"ks1"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  for (const std::string& path : unknown) {
+    EXPECT_TRUE(absl::StrContains(r.err, "unknown (not in the manifest): " + path + "\n"))
+        << path << "\n" << r.err;
+  }
+  EXPECT_TRUE(absl::StrContains(r.err, " 3 unknown")) << r.err;
+  EXPECT_FALSE(absl::StrContains(r.err, "not-a-copy")) << r.err;
+}
+
 TEST_F(IntegrityTest, VerifySampleCatchesSilentCorruptionInOrdinaryCycles) {
   Generate(Spec(1, 2, {"s1"}));
   ASSERT_EQ(Run({}, {"ks1"}).exit_code, 0);

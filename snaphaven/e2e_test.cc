@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -163,6 +164,74 @@ TEST_F(EndToEnd, FullsyncRepairsDeletedAndTruncatedFiles) {
   ExpectExactMirror();
   r = Run();
   EXPECT_EQ(SummaryCount(r.err, "copied"), 0);
+}
+
+// A manifest rebuilt from the destination (--fullsync) records the mirror
+// and nothing else: not a NAS's own .snapshot/ at the destination root,
+// nor a desktop's .Trash-0/ (a name with a leading '.' is never a
+// keyspace), which the restore never took for keyspaces either.
+TEST_F(EndToEnd, FullsyncRebuildsTheManifestFromTheMirrorOnly) {
+  GenerateDefault();
+  ASSERT_EQ(Run().exit_code, 0);
+  const auto copies = DestinationFiles(dest_);
+  ASSERT_FALSE(copies.empty());
+  const std::string copy = copies.begin()->first;
+  std::filesystem::create_directories(std::filesystem::path(dest_ + "/.snapshot/hourly.0/" + copy)
+                                          .parent_path());
+  std::filesystem::create_directories(dest_ + "/.Trash-0/files");
+  testing::WriteFileOrDie(dest_ + "/.snapshot/hourly.0/" + copy, "an older copy");
+  testing::WriteFileOrDie(dest_ + "/.Trash-0/files/nb-1-big-Data.db", "thrown away");
+
+  RunResult r = Run({"--fullsync"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(SummaryCount(r.err, "copied"), 0) << r.err;
+  std::vector<std::string> recorded;
+  const Manifest manifest = testing::DestinationManifest(dest_);
+  for (const auto& [path, entry] : manifest.entries()) {
+    recorded.push_back(path);
+    EXPECT_TRUE(copies.count(path)) << "recorded, not a copy: " << path;
+  }
+  EXPECT_EQ(recorded.size(), copies.size());
+  r = Run({"--verify"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, " 0 unknown")) << r.err;
+  // Left alone.
+  EXPECT_EQ(testing::ReadFileOrDie(dest_ + "/.snapshot/hourly.0/" + copy), "an older copy");
+}
+
+// A destination that is the root of a disk of its own holds that file
+// system's lost+found/ (root's, mode 0700). It is not part of the mirror:
+// snaphaven running as another user (Cassandra's) rebuilds its manifest
+// from the destination on the first run, and with --fullsync, without
+// trying to read it.
+TEST_F(EndToEnd, LostAndFoundAtTheDestinationRootIsNotPartOfTheMirror) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to make a lost+found another user cannot read";
+  // Somewhere nobody can reach ($TEST_TMPDIR's parents may not let it in).
+  char reachable[] = "/tmp/e2e_lost_found_XXXXXX";
+  ASSERT_NE(mkdtemp(reachable), nullptr);
+  dir_ = reachable;
+  home_ = dir_ + "/cassandra";
+  data_ = home_ + "/data";
+  dest_ = dir_ + "/backup";
+  Generate(Spec(1, 2, {"s1"}));
+  const std::string binary = dir_ + "/snaphaven";
+  std::filesystem::copy_file(testing::SnaphavenBinary(), binary);
+  ASSERT_EQ(system(("chmod -R a+rX " + dir_).c_str()), 0);
+  ASSERT_EQ(mkdir(dest_.c_str(), 0755), 0);
+  ASSERT_EQ(chown(dest_.c_str(), 65534, 65534), 0);
+  ASSERT_EQ(mkdir((dest_ + "/lost+found").c_str(), 0700), 0);
+  for (const std::vector<std::string>& extra :
+       std::vector<std::vector<std::string>>{{}, {"--fullsync"}}) {
+    const std::string log = dir_ + "/log";
+    std::vector<std::string> args = {"--reuid=65534", "--regid=65534", "--clear-groups", binary,
+                                     "-d", home_, "-s", dest_, "ks1"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const pid_t pid = testing::StartProgram("/usr/bin/setpriv", args, log, log);
+    EXPECT_EQ(testing::WaitForExit(pid, absl::Seconds(60)), 0) << testing::ReadFileOrDie(log);
+    unlink(log.c_str());
+  }
+  ExpectExactMirror();
+  std::filesystem::remove_all(dir_);
 }
 
 TEST_F(EndToEnd, BadInputExitsTwoWithOneClearLineAndTouchesNothing) {

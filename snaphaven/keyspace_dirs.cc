@@ -57,7 +57,10 @@ std::vector<std::string> KeyspacesAtDestination(const Manifest& manifest) {
   std::set<std::string> keyspaces;
   for (const std::string& dir : manifest.Directories()) {
     std::string keyspace = dir.substr(0, dir.find('/'));
-    if (!keyspace.empty() && keyspace != kCommitlogArchiveDirName) {
+    // The destination walker's rule: not the commitlog archive, nor what a
+    // manifest rebuilt by an older snaphaven may hold (.snapshot/, lost+found/).
+    if (!keyspace.empty() &&
+        ClassifyDestinationTopLevel(keyspace) == DestinationTopLevel::kKeyspace) {
       keyspaces.insert(std::move(keyspace));
     }
   }

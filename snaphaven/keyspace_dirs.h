@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "snaphaven/destination.h"
+#include "snaphaven/destination_walker.h"
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
 
@@ -58,7 +59,9 @@ absl::StatusOr<KeyspaceDirs> FindKeyspaceDirs(FileSystem& fs,
                                               const std::vector<std::string>& data_roots);
 
 // The keyspaces a destination holds: the first directory of every path its
-// manifest records, except the commitlog archive. Sorted.
+// manifest records that can be a keyspace at the destination root
+// (destination_walker.h: not the commitlog archive, a dot-name or
+// lost+found). Sorted.
 std::vector<std::string> KeyspacesAtDestination(const Manifest& manifest);
 
 }  // namespace snaphaven

@@ -44,8 +44,10 @@ TEST(FindKeyspaceDirs, TheUnionOfTheRootsDirectoriesAndLinksThatAreKeyspaces) {
 
 TEST(KeyspacesAtDestination, EveryKeyspaceRecordedButTheCommitlogArchive) {
   Manifest manifest;
+  // .snapshot/ and lost+found/ as an older snaphaven's rebuild recorded them.
   for (const char* path : {"ks1/t-1/snapshots/a/x-Data.db", "system/local-2/snapshots/a/m",
-                           "commitlog_archive/CommitLog-7-1.log", "ks1/t-1/y-Data.db"}) {
+                           "commitlog_archive/CommitLog-7-1.log", "ks1/t-1/y-Data.db",
+                           ".snapshot/hourly.0/ks1/t-1/x-Data.db", "lost+found/#12/x"}) {
     manifest.Put(path, ManifestEntry());
   }
   EXPECT_EQ(KeyspacesAtDestination(manifest), (std::vector<std::string>{"ks1", "system"}));

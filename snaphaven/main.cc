@@ -67,7 +67,8 @@ DEFINE_bool(verify, false,
             "Instead of a cycle: read every file the manifest records for the "
             "keyspaces at the destination, check it against its recorded CRC-32 "
             "and, for Data.db, its sstable's digest; report missing, changed, "
-            "corrupt and unknown files. Copies and deletes nothing (with "
+            "corrupt and unknown files, and each directory it cannot search "
+            "for unknown ones (N unreadable). Copies and deletes nothing (with "
             "--fullsync: copies again every file that failed). Exit 0 when all "
             "is well.");
 DEFINE_double(verify_sample, 0,

@@ -78,6 +78,7 @@ std::string SummaryLine(const VerifyStats& stats) {
       HumanBytes(static_cast<int64_t>(rate)), "/s); ", stats.missing, " missing, ", stats.changed,
       " changed, ", stats.corrupt, " corrupt, ", stats.unknown, " unknown, ", stats.unchecked,
       " without a checksum");
+  if (stats.unreadable > 0) absl::StrAppend(&line, "; ", stats.unreadable, " unreadable");
   if (stats.repaired > 0) absl::StrAppend(&line, "; ", stats.repaired, " repaired");
   if (stats.fatal.has_value()) absl::StrAppend(&line, "; ", *stats.fatal);
   return line;

@@ -19,6 +19,7 @@
 #include "snaphaven/sstable_components.h"
 #include "snaphaven/checksum.h"
 #include "snaphaven/copier.h"
+#include "snaphaven/destination_walker.h"
 #include "snaphaven/bandwidth_limiter.h"
 
 namespace snaphaven {
@@ -279,24 +280,27 @@ absl::Status Restorer::CollectTable(const std::string& keyspace, const std::stri
           absl::StrCat(Dest(tag_rel), " is not a directory"));
     }
     // The tag dir and its index dirs (one level, as Cassandra makes them).
-    std::vector<std::string> dirs = {tag_rel};
-    for (size_t d = 0; d < dirs.size(); ++d) {
-      absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(Dest(dirs[d]));
-      if (!names.ok()) return names.status();
-      for (const std::string& name : *names) {
-        const std::string rel = JoinPath(dirs[d], name);
-        absl::StatusOr<FileStat> st = fs_.Stat(Dest(rel));
-        if (!st.ok()) return st.status();
-        if (st->type == FileType::kRegular) {
-          found[rel] = *st;
-        } else if (st->type == FileType::kDirectory && d == 0 && absl::StartsWith(name, ".")) {
-          dirs.push_back(rel);
-        } else {
-          result_.warnings.push_back(absl::StrCat(
-              Dest(rel), " skipped: not a snapshot file nor a secondary index directory"));
-        }
+    auto skipped = [this](const std::string& rel) {
+      result_.warnings.push_back(absl::StrCat(
+          Dest(rel), " skipped: not a snapshot file nor a secondary index directory"));
+    };
+    DestinationVisitor visitor;
+    visitor.enter = [&](const std::string& rel, const FileStat&) {
+      // ".<index>" directly in the tag directory.
+      const bool index_dir = DirName(rel) == tag_rel && rel[tag_rel.size() + 1] == '.';
+      if (!index_dir) skipped(rel);
+      return index_dir;
+    };
+    visitor.file = [&](const std::string& rel, const FileStat& st) {
+      if (st.type == FileType::kRegular) {
+        found[rel] = st;
+      } else {
+        skipped(rel);
       }
-    }
+      return absl::OkStatus();
+    };
+    absl::Status walked = WalkDestination(fs_, destination_, tag_rel, visitor);
+    if (!walked.ok()) return walked;
   } else if (!IsVanished(tag_stat.status())) {
     return tag_stat.status();
   }
@@ -591,14 +595,10 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
   std::vector<std::string> keyspaces = options_.keyspaces;
   const bool all = keyspaces.empty();
   if (all) {
-    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(destination_);
+    // Every keyspace at the destination, by the one rule of what is one.
+    absl::StatusOr<std::vector<std::string>> names = DestinationKeyspaces(fs_, destination_);
     if (!names.ok()) return names.status();
-    for (const std::string& name : *names) {
-      if (absl::StartsWith(name, ".")) continue;
-      absl::StatusOr<FileStat> st = fs_.Stat(JoinPath(destination_, name));
-      if (st.ok() && st->type == FileType::kDirectory) keyspaces.push_back(name);
-    }
-    std::sort(keyspaces.begin(), keyspaces.end());
+    keyspaces = *std::move(names);
   }
   std::set<std::string> seen;
   for (const std::string& keyspace : keyspaces) {

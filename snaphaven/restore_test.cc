@@ -22,6 +22,7 @@
 #include "snaphaven/file_system.h"
 #include "snaphaven/manifest.h"
 #include "snaphaven/testing/e2e_util.h"
+#include "snaphaven/testing/fault_injection_file_system.h"
 #include "tools/tree_generator.h"
 
 namespace snaphaven {
@@ -185,6 +186,27 @@ TEST_F(RestoreTest, AllKeyspacesWhenNoneNamedAndAHostForTheLoader) {
   EXPECT_EQ(result->tables.size(), 4u);
   EXPECT_EQ(result->commands.back(),
             absl::StrCat("sstableloader -d 10.0.0.1 ", restore_, "/", result->tables.back()));
+}
+
+// A whole-node restore takes the destination's keyspaces by the walker's
+// rule: not lost+found (the disk's own; root's, 0700: unreadable to the
+// user restoring, as injected here), not a dot-directory, not the
+// commitlog archive.
+TEST_F(RestoreTest, AWholeNodeRestoreTakesOnlyKeyspacesFromTheDestinationRoot) {
+  GenerateDefault();
+  Sync();
+  std::filesystem::create_directories(dest_ + "/lost+found");
+  std::filesystem::create_directories(dest_ + "/.snapshot/hourly.0");
+  std::filesystem::create_directories(dest_ + "/commitlog_archive/quarantine");
+  testing::FaultInjectionFileSystem fs(DefaultFileSystem());
+  fs.AddRule({testing::FsOp::kListDir, "/lost\\+found$", EACCES, 0, -1});
+  fs.AddRule({testing::FsOp::kListDir, "/\\.snapshot$", EACCES, 0, -1});
+  Options options = Config("snap1");
+  options.keyspaces = {};
+  absl::StatusOr<RestoreResult> result = RestoreSnapshot(fs, LoadManifest(), options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(DiffTrees(SourceSnapshot("snap1"), Files(restore_)), "");
+  EXPECT_EQ(fs.Calls(testing::FsOp::kListDir, "/commitlog_archive$"), 0);
 }
 
 // The sstable digests of older formats: whole-file Adler-32 (la, ka

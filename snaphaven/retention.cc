@@ -12,14 +12,15 @@
 #include "snaphaven/cassandra_metadata.h"
 #include "snaphaven/cassandra_path.h"
 #include "snaphaven/destination.h"
+#include "snaphaven/destination_walker.h"
 #include "snaphaven/snapshot_copy.h"
 
 namespace snaphaven {
 namespace {
 
-// Relative to the destination (StateDir::retention_trash).
+// Relative to the destination: StateDir's own name for it, of a root "".
 const std::string& TrashDir() {
-  static const std::string* const dir = new std::string(absl::StrCat(kStateDirName, "/retention-trash"));
+  static const std::string* const dir = new std::string(StateDir("").retention_trash);
   return *dir;
 }
 
@@ -58,10 +59,6 @@ struct Doomed {
   std::vector<std::string> dirs;  // below the tag directory, parents first
 };
 
-std::string Join(const std::string& a, const std::string& b) {
-  return b.empty() ? a : JoinPath(a, b);
-}
-
 class Retention {
  public:
   Retention(FileSystem& fs, Manifest& manifest, const std::string& destination,
@@ -78,8 +75,8 @@ class Retention {
  private:
   std::string Dest(const std::string& rel) const { return JoinPath(destination_, rel); }
   void EmptyTrash();
-  // Removes `dir` (absolute) and everything below it; counts the names.
-  int64_t RemoveTree(const std::string& dir);
+  // Removes `rel` and everything below it; counts the names.
+  int64_t RemoveTree(const std::string& rel);
   // Fills completeness/age_from; false when its tag directory is gone.
   absl::StatusOr<bool> Evaluate(SnapshotCopy& copy);
   absl::Status Walk(Doomed& doomed);
@@ -97,30 +94,31 @@ class Retention {
   int trash_counter_ = 0;
 };
 
-int64_t Retention::RemoveTree(const std::string& dir) {
+int64_t Retention::RemoveTree(const std::string& rel) {
   int64_t removed = 0;
-  absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(dir);
-  if (!names.ok()) {
-    if (!IsVanished(names.status())) result_.warnings.push_back(std::string(names.status().message()));
-    return 0;
-  }
-  for (const std::string& name : *names) {
-    const std::string path = JoinPath(dir, name);
-    absl::StatusOr<FileStat> st = fs_.Stat(path);
-    if (!st.ok()) continue;
-    if (st->type == FileType::kDirectory) {
-      removed += RemoveTree(path);
-      continue;
-    }
-    absl::Status status = fs_.Remove(path);
-    if (status.ok()) {
-      ++removed;
-    } else if (!IsVanished(status)) {
-      result_.warnings.push_back(std::string(status.message()));
-    }
-  }
-  absl::Status status = fs_.RemoveDir(dir);
-  if (!status.ok() && !IsVanished(status)) result_.warnings.push_back(std::string(status.message()));
+  bool scope_is_file = false;
+  auto warn = [this](const absl::Status& status) {
+    if (!status.ok() && !IsVanished(status)) result_.warnings.push_back(std::string(status.message()));
+  };
+  DestinationVisitor visitor;
+  visitor.file = [&](const std::string& path, const FileStat&) {
+    scope_is_file |= path == rel;
+    absl::Status status = fs_.Remove(Dest(path));
+    if (status.ok()) ++removed;
+    warn(status);
+    return absl::OkStatus();
+  };
+  // Children first: each directory is empty by the time it is left.
+  visitor.leave = [&](const std::string& path) {
+    warn(fs_.RemoveDir(Dest(path)));
+    return absl::OkStatus();
+  };
+  visitor.error = [&](const std::string&, const absl::Status& error) {
+    warn(error);  // what is left of it stays for the next pass
+    return absl::OkStatus();
+  };
+  (void)WalkDestination(fs_, destination_, rel, visitor);
+  if (!scope_is_file) warn(fs_.RemoveDir(Dest(rel)));
   return removed;
 }
 
@@ -129,7 +127,7 @@ void Retention::EmptyTrash() {
   absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(trash);
   if (!names.ok()) return;  // none (the usual case)
   int64_t removed = 0;
-  for (const std::string& name : *names) removed += RemoveTree(JoinPath(trash, name));
+  for (const std::string& name : *names) removed += RemoveTree(JoinPath(TrashDir(), name));
   (void)fs_.RemoveDir(trash);
   if (!names->empty()) {
     result_.warnings.push_back(absl::StrCat("removed ", removed,
@@ -187,26 +185,19 @@ absl::StatusOr<bool> Retention::Evaluate(SnapshotCopy& copy) {
 }
 
 absl::Status Retention::Walk(Doomed& doomed) {
-  std::vector<std::string> pending = {""};
-  while (!pending.empty()) {
-    std::string rel = std::move(pending.back());
-    pending.pop_back();
-    absl::StatusOr<std::vector<std::string>> names = fs_.ListDir(Dest(Join(doomed.rel, rel)));
-    if (!names.ok()) return names.status();
-    std::sort(names->begin(), names->end());
-    for (const std::string& name : *names) {
-      const std::string child = Join(rel, name);
-      absl::StatusOr<FileStat> st = fs_.Stat(Dest(JoinPath(doomed.rel, child)));
-      if (!st.ok()) return st.status();
-      if (st->type == FileType::kDirectory) {
-        doomed.dirs.push_back(child);
-        pending.push_back(child);
-      } else {
-        doomed.files.push_back(DoomedFile{child, *st});
-      }
-    }
-  }
-  return absl::OkStatus();
+  // Paths below the tag directory; any error stops the pass before
+  // anything is removed.
+  const size_t below = doomed.rel.size() + 1;
+  DestinationVisitor visitor;
+  visitor.enter = [&doomed, below](const std::string& rel, const FileStat&) {
+    doomed.dirs.push_back(rel.substr(below));  // parents first
+    return true;
+  };
+  visitor.file = [&doomed, below](const std::string& rel, const FileStat& stat) {
+    doomed.files.push_back(DoomedFile{rel.substr(below), stat});
+    return absl::OkStatus();
+  };
+  return WalkDestination(fs_, destination_, doomed.rel, visitor);
 }
 
 void Retention::EraseEntries(const std::string& tag_rel) {

@@ -473,6 +473,30 @@ TEST_F(RetentionTest, TheSourceIndexFollowsTheRemoval) {
   EXPECT_EQ(*now, Copy(0, "t3") + "/nb-3-big-Data.db");
 }
 
+// The trash is emptied through the destination walker: whatever was left
+// in it goes, a file as well as a directory, and a symlink there is
+// removed, never followed (what it points to stays whole).
+TEST_F(RetentionTest, EmptiesTheTrashOfAnythingLeftInItWithoutFollowingSymlinks) {
+  MakeTree(/*sync_live=*/false);
+  const std::string trash = dest_ + "/.snaphaven/retention-trash";
+  std::filesystem::create_directories(trash + "/1/.idx");
+  WriteFileOrDie(trash + "/1/.idx/nb-1-big-Data.db", "x");
+  WriteFileOrDie(trash + "/2", "a file put there by hand");
+  const std::string elsewhere = dir_ + "/elsewhere";
+  std::filesystem::create_directories(elsewhere);
+  WriteFileOrDie(elsewhere + "/keep-me", "not snaphaven's");
+  std::filesystem::create_directory_symlink(elsewhere, trash + "/3");
+  Manifest manifest = LoadManifest();
+  RetentionOptions options = Options();
+  options.keep_snapshots = 10;
+  absl::StatusOr<RetentionResult> result = Apply(manifest, options, {});
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->warnings.size(), 1u) << result->warnings.back();
+  EXPECT_TRUE(absl::StrContains(result->warnings[0], "removed 3 leftover")) << result->warnings[0];
+  EXPECT_FALSE(Exists(trash));
+  EXPECT_EQ(ReadFileOrDie(elsewhere + "/keep-me"), "not snaphaven's");
+}
+
 TEST_F(RetentionTest, FinishesAnInterruptedRemovalAndForgetsVanishedCopies) {
   MakeTree(/*sync_live=*/false);
   const std::string trash = dest_ + "/.snaphaven/retention-trash";

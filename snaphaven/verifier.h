@@ -36,10 +36,11 @@ struct VerifyStats {
   int64_t corrupt = 0;    // checksum or sstable digest mismatch
   int64_t unknown = 0;    // at the destination, not in the manifest
   int64_t unchecked = 0;  // no recorded checksum and no digest to compare with
+  int64_t unreadable = 0;  // names or directories that could not be searched for unknown files
   int64_t repaired = 0;   // with repair: re-copied
   absl::Duration duration;
   absl::optional<std::string> fatal;
-  int64_t problems() const { return missing + changed + corrupt + unknown; }
+  int64_t problems() const { return missing + changed + corrupt + unknown + unreadable; }
 };
 
 // A manifest entry to check, by its path relative to the destination.
