@@ -723,7 +723,7 @@ TEST_F(CycleFaultTest, VerifyReportsADestinationDirectoryItCannotSearch) {
   ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;
   fs_->AddRule({FsOp::kListDir, "/dest/ks1/[^/]+/snapshots/s1$", EACCES, 0, -1});
   std::atomic<bool> stop{false};
-  const Options options = Options();
+  const Options options = Config();
   VerifyStats stats = Syncer(*fs_, options, Settings()).Verify(/*repair=*/false, stop);
   log_ = sink_.Take();
   EXPECT_EQ(ExitCodeFor(stats), 1) << SummaryLine(stats) << "\n" << log_;
