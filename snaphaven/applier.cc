@@ -18,20 +18,23 @@ namespace {
 // ahead of the consumer, which takes the results strictly in order. Work i
 // may depend on an earlier item (`dependency(i)`, -1 for none): it starts
 // once that one is done, and `ok(dependency result)` tells whether it may
-// run at all (else its result is nullopt). Cancel() stops handing out work;
-// items already started finish. A result for which `halt` holds (the
-// destination is full) cancels at once, from the worker.
+// run at all (else its result is nullopt). A done result for which
+// `pending` holds (a copy written but not yet durable) is waited for until
+// the consumer settles it (Settle) with its final result. Cancel() stops
+// handing out work; items already started finish. A result for which
+// `halt` holds (the destination is full) cancels at once, from the worker.
 template <typename Result>
 class Pipeline {
  public:
   Pipeline(int threads, size_t count, size_t window, std::function<Result(size_t)> work,
            std::function<int(size_t)> dependency, std::function<bool(const Result&)> ok,
-           std::function<bool(const Result&)> halt)
+           std::function<bool(const Result&)> pending, std::function<bool(const Result&)> halt)
       : count_(count),
         window_(window),
         work_(std::move(work)),
         dependency_(std::move(dependency)),
         ok_(std::move(ok)),
+        pending_(std::move(pending)),
         halt_(std::move(halt)),
         results_(count),
         done_(count, false) {
@@ -54,6 +57,11 @@ class Pipeline {
   void Cancel() {
     absl::MutexLock lock(&mu_);
     cancelled_ = true;
+  }
+  // Item i (taken before, pending) has its final result now.
+  void Settle(size_t i, Result result) {
+    absl::MutexLock lock(&mu_);
+    results_[i] = std::move(result);
   }
   // How many items were started (all of them finish).
   size_t Started() {
@@ -78,8 +86,11 @@ class Pipeline {
       bool run = true;
       if (dep >= 0) {
         absl::MutexLock lock(&mu_);
-        auto dep_done = [this, dep] { return static_cast<bool>(done_[dep]); };
-        mu_.Await(absl::Condition(&dep_done));
+        auto dep_final = [this, dep] {
+          if (!done_[dep]) return false;
+          return cancelled_ || !results_[dep].has_value() || !pending_(*results_[dep]);
+        };
+        mu_.Await(absl::Condition(&dep_final));
         run = results_[dep].has_value() && ok_(*results_[dep]);
       }
       absl::optional<Result> result;
@@ -95,6 +106,7 @@ class Pipeline {
   std::function<Result(size_t)> work_;
   std::function<int(size_t)> dependency_;
   std::function<bool(const Result&)> ok_;
+  std::function<bool(const Result&)> pending_;
   std::function<bool(const Result&)> halt_;
   absl::Mutex mu_;
   std::vector<absl::optional<Result>> results_;
@@ -210,7 +222,8 @@ ApplyReport Applier::Run(const Plan& plan, const std::vector<SourceFile>& files,
       [&](size_t a) {
         return plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1;
       },
-      is_done, [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); });
+      is_done, [](const Result& r) { return r.ok() && r->kind == Applied::kStaged; },
+      [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); });
   bool stopping = false;  // after a stop, only what was already started is taken
   // Set once a sync, close or rename found the destination full: staged
   // copies are then dropped rather than tried. (A write that found no room
@@ -245,9 +258,13 @@ ApplyReport Applier::Run(const Plan& plan, const std::vector<SourceFile>& files,
       finished = copier_.FinishStaged(staged);
     }
     for (size_t k = 0; k < staged.size(); ++k) {
-      if (absl::IsCancelled(finished[k])) continue;  // pending
+      if (absl::IsCancelled(finished[k])) {  // left for the next cycle
+        pipeline.Settle(staged_actions[k], finished[k]);
+        continue;
+      }
       if (!finished[k].ok()) {
         record(staged_actions[k], finished[k]);
+        pipeline.Settle(staged_actions[k], finished[k]);
         continue;
       }
       AppliedFile& done = staged_results[k];
@@ -255,6 +272,8 @@ ApplyReport Applier::Run(const Plan& plan, const std::vector<SourceFile>& files,
       done.copy.outcome = CopyOutcome::kDone;
       done.copy.staged.reset();
       record(staged_actions[k], done);
+      // The links to it may run now, on the workers.
+      pipeline.Settle(staged_actions[k], done);
     }
     staged.clear();
     staged_actions.clear();
@@ -270,6 +289,13 @@ ApplyReport Applier::Run(const Plan& plan, const std::vector<SourceFile>& files,
       pipeline.Cancel();
     }
     if (a >= pipeline.Started() && stopping) break;
+    // A link to a copy of the batch being staged waits for that batch to
+    // be durable: finish it before waiting for the link.
+    const int link_to = plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1;
+    if (link_to >= 0 && was_staged[link_to] && !staged_actions.empty() &&
+        static_cast<size_t>(link_to) >= staged_actions.front()) {
+      finish_staged();
+    }
     const absl::optional<Result>* taken = pipeline.Take(a);
     if (taken == nullptr) break;
     const Action& action = plan.actions[a];

@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <fstream>
 #include <set>
+#include <thread>
 #include <type_traits>
 
 #include "absl/strings/match.h"
@@ -560,6 +561,40 @@ TEST_F(CycleFaultTest, LoopModeRecreatesADestinationDirectoryRemovedBetweenCycle
       EXPECT_TRUE(DestinationFiles(dest_).count(path)) << path;
     }
   }
+}
+
+// Links to small copies made durable in a batch run on the copy threads,
+// like every other action: on the caller's thread, one after the other,
+// they left a first copy (most of whose actions are links) on one core.
+TEST_F(CycleFaultTest, LinksToBatchedCopiesRunOnTheCopyThreads) {
+  class LinkThreads : public ForwardingFileSystem {
+   public:
+    using ForwardingFileSystem::ForwardingFileSystem;
+    absl::Status Link(const std::string& existing, const std::string& to) override {
+      {
+        absl::MutexLock lock(&mu_);
+        ++(std::this_thread::get_id() == caller_ ? on_caller_ : on_workers_);
+      }
+      return ForwardingFileSystem::Link(existing, to);
+    }
+    absl::Mutex mu_;
+    std::thread::id caller_ = std::this_thread::get_id();
+    int on_caller_ = 0, on_workers_ = 0;
+  };
+  LinkThreads fs(fs_.get());
+  copy_threads_ = 2;
+  const Options options = Config();
+  Syncer syncer(fs, options, Settings(/*stage_small_files=*/true));
+  ASSERT_TRUE(syncer.PrepareDestination().ok());
+  std::atomic<bool> stop{false};
+  CycleStats stats = syncer.RunCycle(stop);
+  log_ = sink_.Take();
+  ASSERT_EQ(ExitCodeFor(stats), 0) << log_;
+  ASSERT_GT(stats.linked, 10) << SummaryLine(stats);
+  absl::MutexLock lock(&fs.mu_);
+  EXPECT_EQ(fs.on_caller_, 0) << fs.on_workers_ << " links on the copy threads";
+  EXPECT_EQ(fs.on_workers_, stats.linked);
+  ExpectInvariants();
 }
 
 TEST_F(CycleFaultTest, RandomFaultsNeverBreakTheInvariants) {
