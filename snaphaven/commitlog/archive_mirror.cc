@@ -7,9 +7,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "snaphaven/checksum.h"
+#include "snaphaven/storage/checksum.h"
 #include "snaphaven/commitlog/segment.h"
-#include "snaphaven/sstable_digest.h"
+#include "snaphaven/cassandra/sstable_digest.h"
 
 namespace snaphaven::commitlog {
 namespace {

@@ -40,12 +40,12 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/string_view.h"
-#include "snaphaven/destination.h"
+#include "snaphaven/state/destination.h"
 #include "absl/time/time.h"
-#include "snaphaven/copier.h"
-#include "snaphaven/file_system.h"
-#include "snaphaven/manifest.h"
-#include "snaphaven/report.h"
+#include "snaphaven/storage/copier.h"
+#include "snaphaven/storage/file_system.h"
+#include "snaphaven/state/manifest.h"
+#include "snaphaven/ops/report.h"
 
 namespace snaphaven::commitlog {
 

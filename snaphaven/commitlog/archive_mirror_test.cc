@@ -16,11 +16,11 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "snaphaven/checksum.h"
+#include "snaphaven/storage/checksum.h"
 #include "snaphaven/commitlog/segment.h"
-#include "snaphaven/copier.h"
-#include "snaphaven/file_system.h"
-#include "snaphaven/manifest.h"
+#include "snaphaven/storage/copier.h"
+#include "snaphaven/storage/file_system.h"
+#include "snaphaven/state/manifest.h"
 #include "snaphaven/testing/test_files.h"
 
 namespace snaphaven::commitlog {

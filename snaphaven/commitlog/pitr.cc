@@ -7,10 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "re2/re2.h"
-#include "snaphaven/cassandra_metadata.h"
-#include "snaphaven/checksum.h"
+#include "snaphaven/cassandra/cassandra_metadata.h"
+#include "snaphaven/storage/checksum.h"
 #include "snaphaven/commitlog/segment.h"
-#include "snaphaven/copier.h"
+#include "snaphaven/storage/copier.h"
 
 namespace snaphaven::commitlog {
 namespace {

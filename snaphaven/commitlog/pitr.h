@@ -33,9 +33,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "snaphaven/destination.h"
+#include "snaphaven/state/destination.h"
 #include "absl/time/time.h"
-#include "snaphaven/file_system.h"
+#include "snaphaven/storage/file_system.h"
 
 namespace snaphaven::commitlog {
 

@@ -18,7 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/strip.h"
-#include "snaphaven/checksum.h"
+#include "snaphaven/storage/checksum.h"
 
 namespace snaphaven::commitlog {
 namespace {

@@ -19,10 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "snaphaven/command_line.h"
-#include "snaphaven/file_system.h"
+#include "snaphaven/cli/command_line.h"
+#include "snaphaven/storage/file_system.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/options.h"
+#include "snaphaven/cli/options.h"
 
 namespace snaphaven {
 namespace {

@@ -16,11 +16,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "snaphaven/cycle.h"
-#include "snaphaven/destination.h"
-#include "snaphaven/file_system.h"
+#include "snaphaven/cycle/cycle.h"
+#include "snaphaven/state/destination.h"
+#include "snaphaven/storage/file_system.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/options.h"
+#include "snaphaven/cli/options.h"
 #include "tools/tree_generator.h"
 
 namespace snaphaven {

@@ -5,9 +5,9 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
-#include "snaphaven/checksum.h"
+#include "snaphaven/storage/checksum.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/sstable_digest.h"
+#include "snaphaven/cassandra/sstable_digest.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace snaphaven;

@@ -6,8 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "snaphaven/checksum.h"
-#include "snaphaven/dir_cache.h"
+#include "snaphaven/storage/checksum.h"
+#include "snaphaven/state/dir_cache.h"
 #include "snaphaven/fuzz/fuzz_util.h"
 
 namespace snaphaven {

@@ -12,7 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "snaphaven/checksum.h"
+#include "snaphaven/storage/checksum.h"
 
 namespace snaphaven::fuzz {
 

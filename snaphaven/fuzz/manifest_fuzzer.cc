@@ -9,7 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/manifest_store.h"
+#include "snaphaven/state/manifest_store.h"
 
 namespace snaphaven {
 namespace {

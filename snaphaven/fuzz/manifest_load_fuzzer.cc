@@ -8,9 +8,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "snaphaven/file_system.h"
+#include "snaphaven/storage/file_system.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/manifest_store.h"
+#include "snaphaven/state/manifest_store.h"
 
 namespace snaphaven {
 namespace {

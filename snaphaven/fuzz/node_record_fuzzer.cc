@@ -5,7 +5,7 @@
 #include <string>
 
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/node_record.h"
+#include "snaphaven/state/node_record.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace snaphaven;

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "snaphaven/cassandra_metadata.h"
-#include "snaphaven/cassandra_path.h"
+#include "snaphaven/cassandra/cassandra_metadata.h"
+#include "snaphaven/cassandra/cassandra_path.h"
 #include "snaphaven/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

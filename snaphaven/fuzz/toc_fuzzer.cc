@@ -8,10 +8,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "snaphaven/cassandra_metadata.h"
-#include "snaphaven/cassandra_path.h"
+#include "snaphaven/cassandra/cassandra_metadata.h"
+#include "snaphaven/cassandra/cassandra_path.h"
 #include "snaphaven/fuzz/fuzz_util.h"
-#include "snaphaven/sstable_components.h"
+#include "snaphaven/cassandra/sstable_components.h"
 
 namespace snaphaven {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "snaphaven/cassandra_metadata.h"
+#include "snaphaven/cassandra/cassandra_metadata.h"
 #include "snaphaven/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

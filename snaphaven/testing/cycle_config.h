@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "snaphaven/cycle.h"
-#include "snaphaven/options.h"
+#include "snaphaven/cycle/cycle.h"
+#include "snaphaven/cli/options.h"
 
 namespace snaphaven::testing {
 

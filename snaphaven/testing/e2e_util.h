@@ -17,7 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
-#include "snaphaven/manifest_store.h"
+#include "snaphaven/state/manifest_store.h"
 #include "snaphaven/testing/test_files.h"
 #include "tools/tree_generator.h"
 

@@ -37,7 +37,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "re2/re2.h"
-#include "snaphaven/file_system.h"
+#include "snaphaven/storage/file_system.h"
 
 namespace snaphaven::testing {
 

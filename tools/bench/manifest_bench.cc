@@ -19,8 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "snaphaven/file_system.h"
-#include "snaphaven/manifest_store.h"
+#include "snaphaven/storage/file_system.h"
+#include "snaphaven/state/manifest_store.h"
 
 namespace {
 

@@ -25,7 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "snaphaven/manifest_store.h"
+#include "snaphaven/state/manifest_store.h"
 #include "tools/tree_generator.h"
 
 namespace snaphaven::crash {

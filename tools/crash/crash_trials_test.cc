@@ -17,7 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "snaphaven/manifest_store.h"
+#include "snaphaven/state/manifest_store.h"
 #include "snaphaven/testing/e2e_util.h"
 
 namespace snaphaven::crash {

@@ -15,7 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "snaphaven/cassandra_metadata.h"
+#include "snaphaven/cassandra/cassandra_metadata.h"
 #include "tools/tree_generator.h"
 
 namespace snaphaven::soak {
