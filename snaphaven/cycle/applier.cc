@@ -199,139 +199,190 @@ absl::StatusOr<AppliedFile> Applier::Apply(const Action& action, const SourceFil
   }
 }
 
-ApplyReport Applier::Run(const Plan& plan, const std::vector<SourceFile>& files,
-                         const ApplyHooks& hooks) {
-  ApplyReport report;
-  const size_t n = plan.actions.size();
-  report.succeeded.assign(n, false);
-  if (n == 0) return report;
-  using Result = absl::StatusOr<AppliedFile>;
-  auto is_done = [](const Result& r) {
-    return r.ok() && (r->kind == Applied::kCopied || r->kind == Applied::kLinked);
-  };
-  const size_t threads = static_cast<size_t>(std::max(1, options_.copy_threads));
-  const size_t batch_files = options_.stage_small_files ? options_.stage_batch_files : 0;
-  Pipeline<Result> pipeline(
-      static_cast<int>(threads), n,
-      // Workers may run a batch of staged copies ahead of this thread,
-      // which makes the batch before durable meanwhile.
-      4 * threads + batch_files,
-      [&](size_t a) {
-        return Apply(plan.actions[a], files[plan.actions[a].file], options_.stage_small_files);
-      },
-      [&](size_t a) {
-        return plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1;
-      },
-      is_done, [](const Result& r) { return r.ok() && r->kind == Applied::kStaged; },
-      [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); });
-  bool stopping = false;  // after a stop, only what was already started is taken
-  // Set once a sync, close or rename found the destination full: staged
-  // copies are then dropped rather than tried. (A write that found no room
-  // does not stop the files already written from being placed.)
-  bool staged_out_of_space = false;
-  auto record = [&](size_t a, const Result& outcome) {
-    if (!outcome.ok() && IsOutOfSpace(outcome.status())) {
-      const std::string op = OperationOf(outcome.status());
-      if (op != "write" && op != "copy_file_range") staged_out_of_space = true;
-    }
-    report.succeeded[a] = is_done(outcome);
-    if (!hooks.record(a, outcome) && !stopping) {
-      stopping = true;
-      pipeline.Cancel();
-    }
-  };
+namespace {
 
-  // Small copies come back written but not yet durable (staged): a batch of
-  // them is made durable at once, then recorded like any other copy.
-  std::vector<size_t> staged_actions;
-  std::vector<AppliedFile> staged_results;
-  std::vector<std::shared_ptr<StagedCopy>> staged;
-  std::vector<bool> was_staged(n, false);
-  int64_t staged_bytes = 0;
-  auto finish_staged = [&]() {
-    if (staged.empty()) return;
-    std::vector<absl::Status> finished;
-    if (staged_out_of_space || hooks.discard_staged()) {
-      copier_.DiscardStaged(staged);  // left for the next cycle
-      finished.assign(staged.size(), absl::CancelledError("discarded"));
-    } else {
-      finished = copier_.FinishStaged(staged);
+using Result = absl::StatusOr<AppliedFile>;
+
+bool IsDone(const Result& r) {
+  return r.ok() && (r->kind == Applied::kCopied || r->kind == Applied::kLinked);
+}
+
+}  // namespace
+
+// One Applier::Run: the pipeline of workers, the batch of staged small
+// copies, and the outcomes reported in plan order, on the caller's thread.
+class Applier::PlanRun {
+ public:
+  PlanRun(Applier& applier, const Plan& plan, const std::vector<SourceFile>& files,
+          const ApplyHooks& hooks)
+      : applier_(applier),
+        plan_(plan),
+        files_(files),
+        hooks_(hooks),
+        batch_files_(applier.options_.stage_small_files ? applier.options_.stage_batch_files : 0),
+        was_staged_(plan.actions.size(), false),
+        pipeline_(Threads(), plan.actions.size(),
+                  // Workers may run a batch of staged copies ahead of this
+                  // thread, which makes the batch before durable meanwhile.
+                  4 * static_cast<size_t>(Threads()) + batch_files_,
+                  [this](size_t a) {
+                    return applier_.Apply(plan_.actions[a], files_[plan_.actions[a].file],
+                                          applier_.options_.stage_small_files);
+                  },
+                  [this](size_t a) {
+                    const Action& action = plan_.actions[a];
+                    return action.kind == ActionKind::kLink ? action.after : -1;
+                  },
+                  IsDone, [](const Result& r) { return r.ok() && r->kind == Applied::kStaged; },
+                  [](const Result& r) { return !r.ok() && IsOutOfSpace(r.status()); }) {
+    report_.succeeded.assign(plan.actions.size(), false);
+  }
+
+  ApplyReport Run() {
+    for (size_t a = 0; a < plan_.actions.size(); ++a) {
+      hooks_.progress(a);
+      if (!stopping_ && hooks_.stop_requested()) {
+        report_.interrupted = true;
+        Stop();
+      }
+      if (a >= pipeline_.Started() && stopping_) break;
+      if (!Take(a)) break;
+      if (!stopping_ && !hooks_.checkpoint()) Stop();
     }
-    for (size_t k = 0; k < staged.size(); ++k) {
+    // Whatever was staged is whole: make it durable and record it, even
+    // when stopping.
+    FinishStaged();
+    return std::move(report_);
+  }
+
+ private:
+  int Threads() const { return std::max(1, applier_.options_.copy_threads); }
+
+  void Stop() {
+    stopping_ = true;
+    pipeline_.Cancel();
+  }
+
+  // Takes action a's outcome from the pipeline; false when it was never
+  // started (stopped).
+  bool Take(size_t a) {
+    // A link to a copy of the batch being staged waits for that batch to
+    // be durable: finish it before waiting for the link.
+    const Action& action = plan_.actions[a];
+    const int link_to = action.kind == ActionKind::kLink ? action.after : -1;
+    if (link_to >= 0 && InBatch(link_to)) FinishStaged();
+    const absl::optional<Result>* taken = pipeline_.Take(a);
+    if (taken == nullptr) return false;
+    if (!taken->has_value()) {
+      NotRun(a);
+    } else if ((*taken)->ok() && (**taken)->kind == Applied::kStaged) {
+      Stage(a, ***taken);
+    } else {
+      Record(a, **taken);
+    }
+    return true;
+  }
+
+  bool InBatch(int action) const {
+    return was_staged_[action] && !batch_.actions.empty() &&
+           static_cast<size_t>(action) >= batch_.actions.front();
+  }
+
+  // A link not run: the copy it links to had not succeeded when it was
+  // due, or was still staged when the run stopped. In the second case,
+  // finish the batch and link now.
+  void NotRun(size_t a) {
+    const Action& action = plan_.actions[a];
+    const bool after_staged = action.after >= 0 && was_staged_[action.after];
+    if (after_staged) FinishStaged();
+    if (after_staged && report_.succeeded[action.after] && !stopping_) {
+      Record(a, applier_.Apply(action, files_[action.file], /*may_stage=*/false));
+      return;
+    }
+    AppliedFile not_run;
+    not_run.kind = Applied::kNotRun;
+    Record(a, not_run);
+  }
+
+  // Small copies come back written but not yet durable (staged): a batch
+  // of them is made durable at once, then recorded like any other copy.
+  void Stage(size_t a, const AppliedFile& applied) {
+    was_staged_[a] = true;
+    batch_.actions.push_back(a);
+    batch_.results.push_back(applied);
+    batch_.copies.push_back(applied.copy.staged);
+    batch_.bytes += files_[plan_.actions[a].file].stat.size;
+    if (batch_.copies.size() >= batch_files_ || batch_.bytes >= kStageBatchBytes) {
+      FinishStaged();
+    }
+  }
+
+  void FinishStaged() {
+    if (batch_.copies.empty()) return;
+    std::vector<absl::Status> finished;
+    if (staged_out_of_space_ || hooks_.discard_staged()) {
+      applier_.copier_.DiscardStaged(batch_.copies);  // left for the next cycle
+      finished.assign(batch_.copies.size(), absl::CancelledError("discarded"));
+    } else {
+      finished = applier_.copier_.FinishStaged(batch_.copies);
+    }
+    for (size_t k = 0; k < batch_.copies.size(); ++k) {
+      const size_t a = batch_.actions[k];
       if (absl::IsCancelled(finished[k])) {  // left for the next cycle
-        pipeline.Settle(staged_actions[k], finished[k]);
+        pipeline_.Settle(a, finished[k]);
         continue;
       }
       if (!finished[k].ok()) {
-        record(staged_actions[k], finished[k]);
-        pipeline.Settle(staged_actions[k], finished[k]);
+        Record(a, finished[k]);
+        pipeline_.Settle(a, finished[k]);
         continue;
       }
-      AppliedFile& done = staged_results[k];
+      AppliedFile& done = batch_.results[k];
       done.kind = Applied::kCopied;
       done.copy.outcome = CopyOutcome::kDone;
       done.copy.staged.reset();
-      record(staged_actions[k], done);
-      // The links to it may run now, on the workers.
-      pipeline.Settle(staged_actions[k], done);
+      Record(a, done);
+      pipeline_.Settle(a, done);  // the links to it may run now, on the workers
     }
-    staged.clear();
-    staged_actions.clear();
-    staged_results.clear();
-    staged_bytes = 0;
+    batch_ = StagedBatch();
+  }
+
+  void Record(size_t a, const Result& outcome) {
+    // A sync, close or rename that found the destination full: staged
+    // copies are then dropped rather than tried. (A write that found no
+    // room does not stop the files already written from being placed.)
+    if (!outcome.ok() && IsOutOfSpace(outcome.status())) {
+      const std::string op = OperationOf(outcome.status());
+      if (op != "write" && op != "copy_file_range") staged_out_of_space_ = true;
+    }
+    report_.succeeded[a] = IsDone(outcome);
+    if (!hooks_.record(a, outcome) && !stopping_) Stop();
+  }
+
+  struct StagedBatch {
+    std::vector<size_t> actions;  // ascending
+    std::vector<AppliedFile> results;
+    std::vector<std::shared_ptr<StagedCopy>> copies;
+    int64_t bytes = 0;
   };
 
-  for (size_t a = 0; a < n; ++a) {
-    hooks.progress(a);
-    if (!stopping && hooks.stop_requested()) {
-      report.interrupted = true;
-      stopping = true;
-      pipeline.Cancel();
-    }
-    if (a >= pipeline.Started() && stopping) break;
-    // A link to a copy of the batch being staged waits for that batch to
-    // be durable: finish it before waiting for the link.
-    const int link_to = plan.actions[a].kind == ActionKind::kLink ? plan.actions[a].after : -1;
-    if (link_to >= 0 && was_staged[link_to] && !staged_actions.empty() &&
-        static_cast<size_t>(link_to) >= staged_actions.front()) {
-      finish_staged();
-    }
-    const absl::optional<Result>* taken = pipeline.Take(a);
-    if (taken == nullptr) break;
-    const Action& action = plan.actions[a];
-    if (!taken->has_value()) {
-      // Not run: the copy it links to had not succeeded when it was due,
-      // or was still staged. In the second case, finish the batch and link
-      // now.
-      const int after = action.after;
-      const bool after_staged = after >= 0 && was_staged[after];
-      if (after_staged) finish_staged();
-      if (after_staged && report.succeeded[after] && !stopping) {
-        record(a, Apply(action, files[action.file], /*may_stage=*/false));
-      } else {
-        AppliedFile not_run;
-        not_run.kind = Applied::kNotRun;
-        record(a, not_run);
-      }
-    } else if ((*taken)->ok() && (**taken)->kind == Applied::kStaged) {
-      was_staged[a] = true;
-      staged_actions.push_back(a);
-      staged_results.push_back(***taken);
-      staged.push_back((**taken)->copy.staged);
-      staged_bytes += files[action.file].stat.size;
-      if (staged.size() >= batch_files || staged_bytes >= kStageBatchBytes) finish_staged();
-    } else {
-      record(a, **taken);
-    }
-    if (!stopping && !hooks.checkpoint()) {
-      stopping = true;
-      pipeline.Cancel();
-    }
-  }
-  // Whatever was staged is whole: make it durable and record it, even when
-  // stopping.
-  finish_staged();
-  return report;
+  Applier& applier_;
+  const Plan& plan_;
+  const std::vector<SourceFile>& files_;
+  const ApplyHooks& hooks_;
+  const size_t batch_files_;
+  ApplyReport report_;
+  StagedBatch batch_;
+  std::vector<bool> was_staged_;
+  bool stopping_ = false;  // after a stop, only what was already started is taken
+  bool staged_out_of_space_ = false;
+  Pipeline<Result> pipeline_;  // last: its workers start at once and use the above
+};
+
+ApplyReport Applier::Run(const Plan& plan, const std::vector<SourceFile>& files,
+                         const ApplyHooks& hooks) {
+  if (plan.actions.empty()) return ApplyReport();
+  return PlanRun(*this, plan, files, hooks).Run();
 }
 
 }  // namespace snaphaven

@@ -107,6 +107,7 @@ class Applier {
  private:
   absl::StatusOr<AppliedFile> ApplyOnce(const Action& action, const SourceFile& file,
                                         bool may_stage);
+  class PlanRun;  // one Run, in applier.cc
 
   FileSystem& fs_;
   Copier& copier_;
