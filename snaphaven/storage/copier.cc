@@ -96,26 +96,41 @@ absl::Status Copier::EnsureParentDirs(const std::string& relative_path) {
   return absl::OkStatus();
 }
 
+// One copy's bytes on their way: what Copier::Copy carries from one step
+// to the next.
+struct Copier::Transfer {
+  std::unique_ptr<ReadableFile> in;
+  std::unique_ptr<WritableFile> out;
+  std::string temp;  // its name, "" for an unnamed file
+  int64_t copied = 0;
+  uint32_t crc = 0;
+  // The expected digest when its algorithm is not CRC-32 (a CRC-32 digest
+  // is the copy's own checksum: no second pass).
+  absl::optional<DigestHasher> hasher;
+};
+
 absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileStat& expected,
                                         const std::string& relative_path,
                                         const ExpectedDigest* digest, bool may_stage) {
   CopyResult result;
-  auto outcome = [&result](CopyOutcome o) {
-    result.outcome = o;
-    return result;
-  };
+  Transfer t;
   absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs_.OpenForRead(source);
   if (!in.ok()) {
-    if (IsVanished(in.status())) return outcome(CopyOutcome::kVanished);
-    return in.status();
+    if (!IsVanished(in.status())) return in.status();
+    result.outcome = CopyOutcome::kVanished;
+    return result;
   }
-  absl::StatusOr<FileStat> before = (*in)->Stat();
+  t.in = *std::move(in);
+  absl::StatusOr<FileStat> before = t.in->Stat();
   if (!before.ok()) return before.status();
-  if (!SameContentStat(*before, expected)) return outcome(CopyOutcome::kChanged);
+  if (!SameContentStat(*before, expected)) {
+    result.outcome = CopyOutcome::kChanged;
+    return result;
+  }
   // Pages already cached belong to Cassandra's working set: keep them, and
   // drop the rest once read (whatever happens to the copy).
   std::vector<bool> resident;
-  if (spare_page_cache_) resident = (*in)->ResidentPages();
+  if (spare_page_cache_) resident = t.in->ResidentPages();
   struct DropSourcePages {
     ~DropSourcePages() {
       if (enabled) file->DropPagesExcept(*keep);
@@ -124,38 +139,39 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     ReadableFile* file;
     const std::vector<bool>* keep;
   } drop_source_pages{spare_page_cache_ && (!resident.empty() || expected.size == 0),
-                      in->get(), &resident};
+                      t.in.get(), &resident};
 
   // The temporary file comes first: if the state directory is gone (the
   // destination was removed or unmounted), this fails before anything is
   // created in what may now be the wrong place.
-  std::string temp;
-  absl::StatusOr<std::unique_ptr<WritableFile>> out = CreateTemporary(temp);
+  absl::StatusOr<std::unique_ptr<WritableFile>> out = CreateTemporary(t.temp);
   if (!out.ok()) return out.status();
-  // From here on every failure removes the temporary file (if it has a name).
-  auto fail = [&](absl::Status error) -> absl::Status {
-    out->reset();
-    if (!temp.empty()) (void)fs_.Remove(temp);
-    return error;
-  };
+  t.out = *std::move(out);
+  absl::Status status = TransferBytes(t, expected, digest, result);
+  // Every failure from here on removes the temporary file (if it has a name).
+  if (status.ok()) status = FinishCopy(t, expected, relative_path, digest, may_stage, result);
+  if (!status.ok() || result.outcome == CopyOutcome::kChanged) {
+    t.out.reset();
+    if (!t.temp.empty()) (void)fs_.Remove(t.temp);
+  }
+  if (!status.ok()) return status;
+  return result;
+}
 
-  absl::Status status;
-  std::unique_ptr<char[]> buffer(new char[kCopyBufferSize]);
-  int64_t copied = 0;
-  uint32_t crc = 0;
-  absl::optional<DigestHasher> hasher;
-  // A CRC-32 digest is the copy's own checksum: no second pass.
-  const bool separate_digest = digest != nullptr && digest->algorithm != DigestAlgorithm::kCrc32;
-  if (separate_digest) hasher.emplace(*digest, expected.size);
+absl::Status Copier::TransferBytes(Transfer& t, const FileStat& expected,
+                                   const ExpectedDigest* digest, CopyResult& result) {
+  if (digest != nullptr && digest->algorithm != DigestAlgorithm::kCrc32) {
+    t.hasher.emplace(*digest, expected.size);
+  }
   // With no checksum to compute, the kernel copies (copy_file_range: no
   // trip through user space; a server-side copy on NFS 4.2) until it says
   // it cannot, then the read/write loop goes on from there.
   bool kernel = !checksum_ && digest == nullptr;
-  while (kernel && copied < expected.size) {
+  while (kernel && t.copied < expected.size) {
     const size_t want =
-        static_cast<size_t>(std::min<int64_t>(kCopyBufferSize, expected.size - copied));
-    absl::StatusOr<size_t> got = (*out)->AppendFromKernel(**in, want);
-    if (!got.ok() && !absl::IsUnimplemented(got.status())) return fail(got.status());
+        static_cast<size_t>(std::min<int64_t>(kCopyBufferSize, expected.size - t.copied));
+    absl::StatusOr<size_t> got = t.out->AppendFromKernel(*t.in, want);
+    if (!got.ok() && !absl::IsUnimplemented(got.status())) return got.status();
     if (!got.ok() || *got == 0) {
       // Refused, or nothing where bytes were expected: read/write goes on
       // from here and tells a short file from a kernel that would not.
@@ -163,41 +179,49 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
       break;
     }
     if (limiter_ != nullptr) limiter_->Acquire(static_cast<int64_t>(*got));
-    copied += static_cast<int64_t>(*got);
+    t.copied += static_cast<int64_t>(*got);
     result.kernel_bytes += static_cast<int64_t>(*got);
   }
   // Reading stops at the size the scan saw: the stat after the copy tells a
   // file that grew (or shrank) meanwhile, so no read is spent to find EOF.
-  while (!kernel && copied < expected.size) {
+  std::unique_ptr<char[]> buffer(kernel ? nullptr : new char[kCopyBufferSize]);
+  while (!kernel && t.copied < expected.size) {
     const size_t want =
-        static_cast<size_t>(std::min<int64_t>(kCopyBufferSize, expected.size - copied));
-    absl::StatusOr<size_t> got = (*in)->Read(buffer.get(), want);
-    if (!got.ok()) return fail(got.status());
+        static_cast<size_t>(std::min<int64_t>(kCopyBufferSize, expected.size - t.copied));
+    absl::StatusOr<size_t> got = t.in->Read(buffer.get(), want);
+    if (!got.ok()) return got.status();
     if (*got == 0) break;
     absl::string_view piece(buffer.get(), *got);
     if (limiter_ != nullptr) limiter_->Acquire(static_cast<int64_t>(*got));
-    status = (*out)->Append(piece);
-    if (!status.ok()) return fail(status);
-    if (checksum_ || digest != nullptr) crc = Crc32(crc, piece);
-    if (hasher.has_value()) hasher->Update(piece);
-    copied += static_cast<int64_t>(*got);
+    absl::Status appended = t.out->Append(piece);
+    if (!appended.ok()) return appended;
+    if (checksum_ || digest != nullptr) t.crc = Crc32(t.crc, piece);
+    if (t.hasher.has_value()) t.hasher->Update(piece);
+    t.copied += static_cast<int64_t>(*got);
   }
-  absl::StatusOr<FileStat> after = (*in)->Stat();
-  if (!after.ok()) return fail(after.status());
-  if (copied != expected.size || !SameContentStat(*after, expected)) {
-    (void)fail(absl::OkStatus());
-    return outcome(CopyOutcome::kChanged);
+  return absl::OkStatus();
+}
+
+absl::Status Copier::FinishCopy(Transfer& t, const FileStat& expected,
+                                const std::string& relative_path, const ExpectedDigest* digest,
+                                bool may_stage, CopyResult& result) {
+  absl::StatusOr<FileStat> after = t.in->Stat();
+  if (!after.ok()) return after.status();
+  if (t.copied != expected.size || !SameContentStat(*after, expected)) {
+    result.outcome = CopyOutcome::kChanged;
+    return absl::OkStatus();
   }
   result.has_crc32 = checksum_ || digest != nullptr;
-  result.crc32 = crc;
-  status = (*out)->SetAttributes(expected, preserve_owner_);
-  if (!status.ok()) return fail(status);
+  result.crc32 = t.crc;
+  absl::Status status = t.out->SetAttributes(expected, preserve_owner_);
+  if (!status.ok()) return status;
+  const bool separate_digest = t.hasher.has_value();
   if (digest != nullptr) {
-    result.digest_value = separate_digest ? hasher->Value() : crc;
-    result.digest_text = separate_digest ? hasher->Describe() : absl::StrCat(crc);
+    result.digest_value = separate_digest ? t.hasher->Value() : t.crc;
+    result.digest_text = separate_digest ? t.hasher->Describe() : absl::StrCat(t.crc);
   }
   const bool corrupt =
-      digest != nullptr && (separate_digest ? !hasher->Matches() : crc != digest->value);
+      digest != nullptr && (separate_digest ? !t.hasher->Matches() : t.crc != digest->value);
   if (may_stage && !corrupt && expected.size <= kStageMaxBytes) {
     // Write-back starts now, so that the batch's fsyncs find their data
     // written, or, before a syncfs, so that the pages waiting for it stay
@@ -205,29 +229,30 @@ absl::StatusOr<CopyResult> Copier::Copy(const std::string& source, const FileSta
     // hold a gigabyte dirty); the smallest are left to a syncfs, when the
     // batch is likely to get one.
     const bool writeback = !expect_syncfs_.load() || expected.size > kStageWritebackBytes;
-    if (writeback) (*out)->StartWriteback();
+    if (writeback) t.out->StartWriteback();
     result.staged = std::make_shared<StagedCopy>(
-        StagedCopy{*std::move(out), temp, relative_path, expected.size, !writeback,
+        StagedCopy{std::move(t.out), t.temp, relative_path, expected.size, !writeback,
                    writeback ? 0 : unwritten_.Add(expected.size)});
-    return outcome(CopyOutcome::kStaged);
+    result.outcome = CopyOutcome::kStaged;
+    return absl::OkStatus();
   }
-  status = (*out)->Sync();
-  if (status.ok() && spare_page_cache_) (*out)->DropPages();
-  if (!status.ok()) return fail(status);
-
+  status = t.out->Sync();
+  if (status.ok() && spare_page_cache_) t.out->DropPages();
+  if (!status.ok()) return status;
   if (corrupt) {
     // The source is damaged or was read wrong: keep the evidence, never
     // under the final name.
     std::string kept = absl::StrCat(kStateDirName, "/quarantine/", relative_path, ".",
-                                    absl::Hex(crc, absl::kZeroPad8));
-    status = PlaceDurable(**out, temp, kept);
-    if (!status.ok()) return fail(status);
+                                    absl::Hex(t.crc, absl::kZeroPad8));
+    status = PlaceDurable(*t.out, t.temp, kept);
+    if (!status.ok()) return status;
     result.quarantined = kept;
-    return outcome(CopyOutcome::kCorrupt);
+    result.outcome = CopyOutcome::kCorrupt;
+    return absl::OkStatus();
   }
-  status = PlaceDurable(**out, temp, relative_path);
-  if (!status.ok()) return fail(status);
-  return outcome(CopyOutcome::kDone);
+  status = PlaceDurable(*t.out, t.temp, relative_path);
+  if (status.ok()) result.outcome = CopyOutcome::kDone;
+  return status;
 }
 
 absl::StatusOr<std::unique_ptr<WritableFile>> Copier::CreateTemporary(std::string& temp) {

@@ -182,6 +182,13 @@ class Copier {
   absl::StatusOr<int> CleanTempDir();
 
  private:
+  // Copy's steps: the bytes (and their checksums) into the temporary file,
+  // then the checks after the copy and its placement (or staging).
+  struct Transfer;
+  absl::Status TransferBytes(Transfer& t, const FileStat& expected, const ExpectedDigest* digest,
+                             CopyResult& result);
+  absl::Status FinishCopy(Transfer& t, const FileStat& expected, const std::string& relative_path,
+                          const ExpectedDigest* digest, bool may_stage, CopyResult& result);
   std::string NextTempName();
   // A new temporary file: unnamed where the destination allows (`temp`
   // cleared), else named `temp` in the state directory.
