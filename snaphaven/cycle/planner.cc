@@ -30,20 +30,21 @@ std::vector<CopyState> StatesOfCopies(const std::vector<SourceFile>& files,
   return states;
 }
 
-Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& selected,
-               const Manifest& manifest, const PlanOptions& options) {
-  Plan plan;
-  // Where each source identity is (or will be) at the destination this
-  // cycle: the path and the action index producing it (-1: already there).
-  struct Holder {
-    const std::string* path;
-    int action;
-  };
-  absl::flat_hash_map<SourceIdentity, Holder> holders;
+namespace {
 
-  // Pass 1: find what is current, so pass 2 can link to it whatever the
-  // order of paths.
-  std::vector<size_t> current, pending;
+// Where each source identity is (or will be) at the destination this
+// cycle: the path and the action index producing it (-1: already there).
+struct Holder {
+  const std::string* path;
+  int action;
+};
+using Holders = absl::flat_hash_map<SourceIdentity, Holder>;
+
+// Pass 1: what is current (counted, its manifest entry refreshed where only
+// the source identity changed) into `current`, the rest into `pending`.
+void SortOutCurrent(const std::vector<SourceFile>& files, const std::vector<size_t>& selected,
+                    const Manifest& manifest, const PlanOptions& options, Plan& plan,
+                    std::vector<size_t>& current, std::vector<size_t>& pending) {
   for (size_t i : selected) {
     const SourceFile& file = files[i];
     const CopyState state =
@@ -64,18 +65,18 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
       plan.decisions.push_back(absl::StrCat("unchanged ", file.relative_path));
     }
   }
-  if (pending.empty()) return plan;  // nothing to link: no holders needed
-  for (size_t i : current) {
-    holders.emplace(IdentityOf(files[i].stat), Holder{&files[i].relative_path, -1});
-  }
+}
 
+// Pass 2: one copy per source identity, links for the rest (to a current
+// copy, one recorded earlier in the table, or a copy planned this cycle).
+void PlanCopiesAndLinks(const std::vector<SourceFile>& files, const std::vector<size_t>& pending,
+                        const Manifest& manifest, const PlanOptions& options, Holders& holders,
+                        Plan& plan) {
   // Paths this cycle writes over: an earlier copy recorded there is about
   // to be replaced (Cassandra rewrote Statistics.db under the same name),
   // so it must not be linked to.
   absl::flat_hash_set<absl::string_view> rewritten;
   for (size_t i : pending) rewritten.insert(files[i].relative_path);
-
-  // Pass 2: one copy per source identity, links for the rest.
   for (size_t i : pending) {
     const SourceFile& file = files[i];
     SourceIdentity id = IdentityOf(file.stat);
@@ -88,15 +89,13 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
         it = holders.emplace(id, Holder{earlier, -1}).first;
       }
     }
-    const ManifestEntry* entry = manifest.Find(file.relative_path);
-    const char* why = entry == nullptr ? "new" : "changed";
+    const char* why = manifest.Find(file.relative_path) == nullptr ? "new" : "changed";
     if (it != holders.end()) {
       plan.actions.push_back(Action{ActionKind::kLink, i, *it->second.path,
                                     it->second.action});
       if (options.record_decisions) {
-        plan.decisions.push_back(absl::StrCat("link ", file.relative_path, " (",
-                                              why, ", same inode as ",
-                                              *it->second.path, ")"));
+        plan.decisions.push_back(absl::StrCat("link ", file.relative_path, " (", why,
+                                              ", same inode as ", *it->second.path, ")"));
       }
       continue;
     }
@@ -108,6 +107,21 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
       plan.decisions.push_back(absl::StrCat("copy ", file.relative_path, " (", why, ")"));
     }
   }
+}
+
+}  // namespace
+
+Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& selected,
+               const Manifest& manifest, const PlanOptions& options) {
+  Plan plan;
+  std::vector<size_t> current, pending;
+  SortOutCurrent(files, selected, manifest, options, plan, current, pending);
+  if (pending.empty()) return plan;  // nothing to link: no holders needed
+  Holders holders;
+  for (size_t i : current) {
+    holders.emplace(IdentityOf(files[i].stat), Holder{&files[i].relative_path, -1});
+  }
+  PlanCopiesAndLinks(files, pending, manifest, options, holders, plan);
   return plan;
 }
 
