@@ -303,8 +303,8 @@ std::string HostName() {
   return name;
 }
 
-// The destination's manifest, or one line saying why not. Lazily, its
-// sections are read in as they are asked for (check status() afterwards).
+// The destination's manifest, or one line saying why not. Lazily loaded,
+// its sections are read in by the Load calls of those who read it.
 absl::StatusOr<StoredManifest> LoadManifestOrSay(FileSystem& fs, const StateDir& state,
                                                  StoredManifest::Loading loading) {
   absl::StatusOr<StoredManifest> manifest = StoredManifest::Load(fs, state.manifest, loading);
@@ -325,16 +325,16 @@ int ListDestination(const Options& options) {
   if (!manifest.ok()) return 1;
   // Where to tell whether an incomplete copy's snapshot has vanished from
   // the source: the data roots recorded for the destination, else -d's.
-  std::vector<SnapshotCopy> copies =
+  absl::StatusOr<std::vector<SnapshotCopy>> copies =
       ListSnapshotCopies(fs, *manifest, options.destination, options.keyspaces,
                          ListingDataRoots(fs, options.destination, options.data_roots));
-  if (!manifest->status().ok()) {
+  if (!copies.ok()) {
     // A section could not be read back: the listing would lack copies.
     std::cerr << "snaphaven: cannot read the manifest " << state.manifest << ": "
-              << manifest->status().message() << "\n";
+              << copies.status().message() << "\n";
     return 1;
   }
-  std::cout << (options.json ? FormatSnapshotJson(copies) : FormatSnapshotTable(copies));
+  std::cout << (options.json ? FormatSnapshotJson(*copies) : FormatSnapshotTable(*copies));
   return 0;
 }
 

@@ -189,13 +189,22 @@ absl::StatusOr<StoredManifest> Syncer::RebuildFromDestination(const Manifest* pr
     entry.mtime_ns = st.mtime_ns;
     entry.mode = st.mode;
     // Keep the source identity where the file is still what was recorded.
-    const ManifestEntry* old = previous ? previous->Find(rel) : nullptr;
+    const ManifestEntry* old =
+        previous != nullptr && previous->Loaded(DirName(rel)) ? previous->Find(rel) : nullptr;
     if (old != nullptr && old->size == entry.size &&
         SameMtime(old->mtime_ns, entry.mtime_ns, mtime_granularity_ns_)) {
       entry = *old;  // the source's exact mtime and identity
     }
     rebuilt.Put(rel, entry);
     return absl::OkStatus();
+  };
+  visitor.enter = [&](const std::string& rel, const FileStat&) {
+    // The old entries of its files (a section that cannot be read back
+    // leaves them out: their copies are read again by --verify, not lost).
+    if (previous != nullptr) {
+      (void)previous->LoadSectionsBelow(rel, [&](absl::string_view dir) { return dir == rel; });
+    }
+    return true;
   };
   visitor.leave = [&](const std::string& rel) {
     if (!IsTableUnit(rel)) return absl::OkStatus();
@@ -295,6 +304,7 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
                  << parsed.status().message() << "); rebuilding it from the destination";
     from_destination = true;
   }
+  manifest_unreadable_ = absl::OkStatus();
   if (!from_destination) {
     manifest_ = *std::move(loaded);
     // An older format is rewritten in the current one at the first commit.
@@ -314,8 +324,13 @@ absl::Status Syncer::LoadManifest(bool from_destination) {
   return absl::OkStatus();
 }
 
+bool Syncer::ManifestReadable(const absl::Status& loaded) {
+  if (!loaded.ok() && manifest_unreadable_.ok()) manifest_unreadable_ = loaded;
+  return manifest_unreadable_.ok();
+}
+
 bool Syncer::SetAsideCorruptManifest() {
-  const absl::Status& status = manifest_->status();
+  const absl::Status status = manifest_unreadable_;
   // Only a file that does not parse (no errno): a read error may pass.
   if (status.ok() || ErrnoOf(status) != 0 || manifest_set_aside_) return false;
   const std::string aside = state_.manifest + ".corrupt";
@@ -329,8 +344,9 @@ bool Syncer::SetAsideCorruptManifest() {
 }
 
 absl::Status Syncer::CommitManifest() {
-  // A section that could not be read back would be dropped by a commit.
-  if (!manifest_->status().ok()) return manifest_->status();
+  // A section that could not be read back would be dropped by a commit
+  // (the store refuses it too).
+  if (!manifest_unreadable_.ok()) return manifest_unreadable_;
   absl::Status status = manifest_->Commit(fs_, state_.manifest);
   if (status.ok()) manifest_dirty_ = false;
   return status;
@@ -414,15 +430,14 @@ void Syncer::ReportHeldBack(const Selection& selection, absl::Time now, CycleSta
 
 void Syncer::Prune(const std::vector<std::string>& scopes,
                    const absl::flat_hash_set<std::string>& live_sstables, CycleStats& stats) {
-  LoadLiveMirror(*manifest_, scopes);
-  PrunePlan prune = PlanPrune(*manifest_, scopes, live_sstables, clock_.Now(),
-                              options_.prune_after);
-  if (!manifest_->status().ok()) {
+  if (!ManifestReadable(LoadLiveMirror(*manifest_, scopes))) {
     // Live sections missing: nothing is removed (the commit is refused too).
-    LOG(ERROR) << "cannot prune: " << manifest_->status().message();
+    LOG(ERROR) << "cannot prune: " << manifest_unreadable_.message();
     ++stats.failed;
     return;
   }
+  PrunePlan prune = PlanPrune(*manifest_, scopes, live_sstables, clock_.Now(),
+                              options_.prune_after);
   for (const auto& [path, entry] : prune.updates) {
     manifest_->Put(path, entry);
     manifest_dirty_ = true;
@@ -546,7 +561,7 @@ bool Syncer::BeginCycle(CycleRun& run) {
   if (!options_.dry_run) ChooseDurability();
   manifest_rebuilt_ = false;
   // (A manifest that failed to read a section back is read again.)
-  if (!manifest_.has_value() || run.fullsync || !manifest_->status().ok()) {
+  if (!manifest_.has_value() || run.fullsync || !manifest_unreadable_.ok()) {
     absl::Status loaded = LoadManifest(run.fullsync);
     if (!loaded.ok()) {
       stats.fatal = absl::StrCat("cannot load the manifest: ", loaded.message());
@@ -601,10 +616,10 @@ bool Syncer::FindCycleKeyspaces(ScanOptions& scan, CycleStats& stats) {
 void Syncer::MirrorCommitlogArchive(CycleRun& run, const std::atomic<bool>& stop) {
   if (archive_mirror_ == nullptr) return;
   const std::string scope(kCommitlogArchiveDirName);
-  manifest_->LoadSections([&scope](absl::string_view dir) { return dir == scope; });
-  if (!manifest_->status().ok()) {
+  if (!ManifestReadable(
+          manifest_->LoadSections([&scope](absl::string_view dir) { return dir == scope; }))) {
     // Its table loop sets the manifest aside or stops (SyncTable).
-    LOG(ERROR) << "commitlog archive: not mirrored this cycle: " << manifest_->status().message();
+    LOG(ERROR) << "commitlog archive: not mirrored this cycle: " << manifest_unreadable_.message();
     ++run.stats.failed;
     return;
   }
@@ -670,7 +685,7 @@ Syncer::TableStep Syncer::ManifestUnreadable(CycleRun& run) {
   // rebuilt from the destination; a read error ends it (the next cycle
   // reads the file again).
   if (SetAsideCorruptManifest()) return TableStep::kRestart;
-  run.stats.fatal = std::string(manifest_->status().message());
+  run.stats.fatal = std::string(manifest_unreadable_.message());
   manifest_.reset();
   return TableStep::kStop;
 }
@@ -682,6 +697,7 @@ Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
     SkipUnchangedTable(source, scan, run);
     return run.stopping ? TableStep::kStop : TableStep::kNext;
   }
+  if (!ManifestReadable(LoadScannedSections(source, scan))) return ManifestUnreadable(run);
   const std::vector<CopyState> states =
       StatesOfCopies(scan.files, *manifest_, mtime_granularity_ns_);
   const Selection selection = SelectTable(scan, states, run);
@@ -690,8 +706,9 @@ Syncer::TableStep Syncer::SyncTable(const SourceTable& source, CycleRun& run,
   // read in first, and one that cannot be read stops the table here.
   const bool to_do = std::any_of(selection.eligible.begin(), selection.eligible.end(),
                                  [&](size_t i) { return !IsCurrent(states[i]); });
-  if (to_do) manifest_->LoadBelow(source.relative_path);
-  if (!manifest_->status().ok()) return ManifestUnreadable(run);
+  if (!ManifestReadable(to_do ? manifest_->LoadBelow(source.relative_path) : absl::OkStatus())) {
+    return ManifestUnreadable(run);
+  }
   PlanOptions plan_options;
   plan_options.record_decisions = options_.verbosity >= 2;
   plan_options.mtime_granularity_ns = mtime_granularity_ns_;
@@ -991,7 +1008,7 @@ void Syncer::ForgetCopy(const std::string& rel) {
   // Hard links stay in the table directory: only its entries are looked at.
   const std::string scope = Manifest::LinkScope(rel);
   const std::string prefix = scope.empty() ? std::string() : scope + "/";
-  manifest_->LoadBelow(scope);
+  if (!ManifestReadable(manifest_->LoadBelow(scope))) return;  // the cycle fails for it
   std::vector<std::string> twins;
   const Manifest::Map& entries = manifest_->loaded_entries();
   for (auto it = entries.lower_bound(prefix);
@@ -1022,7 +1039,10 @@ void Syncer::VerifySample(CycleStats& stats) {
   std::vector<std::pair<std::string, ManifestEntry>> taken;
   const std::vector<std::string> dirs = manifest_->Directories();
   auto take_from = [&](const std::string& dir, const std::string& after) {
-    manifest_->LoadSections([&dir](absl::string_view d) { return d == dir; });
+    if (!ManifestReadable(
+            manifest_->LoadSections([&dir](absl::string_view d) { return d == dir; }))) {
+      return;
+    }
     const std::string prefix = dir.empty() ? std::string() : dir + "/";
     const Manifest::Map& entries = manifest_->loaded_entries();
     for (auto it = entries.upper_bound(std::max(after, prefix));
@@ -1042,7 +1062,7 @@ void Syncer::VerifySample(CycleStats& stats) {
       take_from(*d, round == 0 && *d == cursor_dir ? sample_cursor_ : std::string());
     }
   }
-  if (!manifest_->status().ok()) return;  // the cycle fails for it after planning
+  if (!manifest_unreadable_.ok()) return;  // the cycle fails for it after planning
   std::vector<RecordedFile> sample;
   for (const auto& [rel, entry] : taken) sample.push_back({&rel, &entry});
   if (!taken.empty()) sample_cursor_ = taken.back().first;
@@ -1089,7 +1109,7 @@ void Syncer::ReportPlan(const std::string& table, const ScanResult& scan,
     }
   }
   if (options_.sync_sstables) {
-    LoadLiveMirror(*manifest_, {table});
+    if (!ManifestReadable(LoadLiveMirror(*manifest_, {table}))) return;
     PrunePlan prune = PlanPrune(*manifest_, {table}, selection.live_sstables, clock_.Now(),
                                 options_.prune_after);
     for (const std::string& path : prune.remove) {
@@ -1103,7 +1123,7 @@ void Syncer::ReportPlan(const std::string& table, const ScanResult& scan,
 
 void Syncer::ApplyRetentionLimits(CycleStats& stats) {
   if (options_.keep_snapshots <= 0 && options_.keep_for <= absl::ZeroDuration()) return;
-  if (!manifest_->status().ok()) return;  // the cycle already failed for it
+  if (!manifest_unreadable_.ok()) return;  // the cycle already failed for it
   RetentionOptions retention;
   // --all_keyspaces: every keyspace at the destination (none named: all).
   if (!options_.all_keyspaces) retention.keyspaces = options_.keyspaces;
@@ -1252,9 +1272,19 @@ void Syncer::RememberListings(const ScanResult& scan, bool clean, absl::Time cyc
   }
 }
 
-bool Syncer::ManifestHoldsExactly(absl::string_view dir, size_t files) const {
+absl::Status Syncer::LoadScannedSections(const SourceTable& source, const ScanResult& scan) {
+  absl::flat_hash_set<absl::string_view> dirs;
+  for (const SourceFile& file : scan.files) dirs.insert(DirName(file.relative_path));
+  return manifest_->LoadSectionsBelow(source.relative_path,
+                                      [&](absl::string_view dir) { return dirs.contains(dir); });
+}
+
+bool Syncer::ManifestHoldsExactly(absl::string_view dir, size_t files) {
   const std::string d(dir);
-  manifest_->LoadSectionsBelow(d, [&](absl::string_view section) { return section == d; });
+  if (!ManifestReadable(manifest_->LoadSectionsBelow(
+          d, [&](absl::string_view section) { return section == d; }))) {
+    return false;
+  }
   const std::string prefix = absl::StrCat(d, "/");
   size_t held = 0;
   const Manifest::Map& entries = manifest_->loaded_entries();
@@ -1315,10 +1345,10 @@ bool Syncer::VerifyKeyspace(const std::string& keyspace, DestinationVerifier& ve
                             std::vector<std::string>& bad) {
   // A section that cannot be read back ends the verify: it must not pass
   // over a part of the copies.
-  auto unreadable = [&]() {
-    if (manifest_->status().ok()) return false;
-    stats.fatal = absl::StrCat(manifest_->status().message(),
-                               ErrnoOf(manifest_->status()) == 0
+  auto unreadable = [&](const absl::Status& loaded) {
+    if (ManifestReadable(loaded)) return false;
+    stats.fatal = absl::StrCat(manifest_unreadable_.message(),
+                               ErrnoOf(manifest_unreadable_) == 0
                                    ? " (a sync cycle rebuilds it from the destination)"
                                    : "");
     manifest_.reset();
@@ -1350,16 +1380,17 @@ bool Syncer::VerifyKeyspace(const std::string& keyspace, DestinationVerifier& ve
   // largest table, not the keyspace.
   const std::vector<std::string> tables = manifest_->TablesBelow({keyspace});
   for (const std::string& table : tables) {
-    manifest_->LoadBelow(table);
-    if (unreadable()) return false;
+    if (unreadable(manifest_->LoadBelow(table))) return false;
     const bool finished = check_below(table + "/", [](absl::string_view) { return true; });
     ReportUnknownFiles(table, {}, stats);
     manifest_->Release(table);
     if (!finished) return false;
   }
   // Files directly in the keyspace directory (no table's).
-  manifest_->LoadSections([&](absl::string_view dir) { return dir == keyspace; });
-  if (unreadable()) return false;
+  if (unreadable(
+          manifest_->LoadSections([&](absl::string_view dir) { return dir == keyspace; }))) {
+    return false;
+  }
   if (!check_below(keyspace + "/",
                    [&](absl::string_view path) { return DirName(path) == keyspace; })) {
     return false;

@@ -204,7 +204,10 @@ class Syncer {
                         DirCache& next);
   // Whether the manifest's entries directly in `dir` are `files` in number,
   // none missing at the source.
-  bool ManifestHoldsExactly(absl::string_view dir, size_t files) const;
+  bool ManifestHoldsExactly(absl::string_view dir, size_t files);
+  // The manifest sections of the directories `scan` listed in `source`,
+  // read in: what the lookups of this table's states need.
+  absl::Status LoadScannedSections(const SourceTable& source, const ScanResult& scan);
   // Reads <dest>/.snaphaven/dircache once (an unreadable one is empty).
   void LoadDirCache();
   // After a cycle: the directory cache is `next` now; saved when it changed.
@@ -214,6 +217,9 @@ class Syncer {
   // recorded.
   absl::StatusOr<StoredManifest> RebuildFromDestination(const Manifest* previous);
   absl::Status CommitManifest();
+  // Keeps the error of a Load call on the manifest (the first one) in
+  // manifest_unreadable_; whether the manifest is still whole.
+  bool ManifestReadable(const absl::Status& loaded);
   // When the manifest failed to read a section back because the file is
   // corrupt (not an I/O error): renames it to manifest.corrupt, so the next
   // load rebuilds it from the destination, and says so. Once per Syncer.
@@ -249,6 +255,10 @@ class Syncer {
   std::unique_ptr<BandwidthLimiter> limiter_;
   std::unique_ptr<commitlog::ArchiveMirror> archive_mirror_;  // --commitlog_archive
   absl::optional<StoredManifest> manifest_;
+  // The first error of a Load call on manifest_ since it was loaded: a
+  // section could not be read back, so entries are missing and nothing may
+  // be planned from it or committed (ManifestReadable).
+  absl::Status manifest_unreadable_;
   bool first_cycle_ = true;
   bool manifest_dirty_ = false;  // in memory differs from the committed one
   bool manifest_set_aside_ = false;  // a corrupt one was, once: never loop

@@ -125,13 +125,17 @@ Plan PlanCycle(const std::vector<SourceFile>& files, const std::vector<size_t>& 
   return plan;
 }
 
-void LoadLiveMirror(const Manifest& manifest, const std::vector<std::string>& scopes) {
+absl::Status LoadLiveMirror(const Manifest& manifest, const std::vector<std::string>& scopes) {
   // Only the live mirror's sections are needed, so a lazily loaded manifest
   // leaves the snapshots' alone.
   auto is_live_dir = [](absl::string_view dir) {
     return ClassifyPath(absl::StrCat(dir, "/x")).kind == PathKind::kLive;
   };
-  for (const std::string& scope : scopes) manifest.LoadSectionsBelow(scope, is_live_dir);
+  for (const std::string& scope : scopes) {
+    absl::Status loaded = manifest.LoadSectionsBelow(scope, is_live_dir);
+    if (!loaded.ok()) return loaded;
+  }
+  return absl::OkStatus();
 }
 
 PrunePlan PlanPrune(const Manifest& manifest, const std::vector<std::string>& scopes,

@@ -82,7 +82,7 @@ struct PrunePlan {
 // Reads in the manifest's live-mirror sections ("ks/t", "ks/t/.idx") below
 // `scopes` (keyspaces "ks", or tables "ks/<table dir>"), and only those:
 // what PlanPrune looks at, read in before it runs.
-void LoadLiveMirror(const Manifest& manifest, const std::vector<std::string>& scopes);
+absl::Status LoadLiveMirror(const Manifest& manifest, const std::vector<std::string>& scopes);
 
 // Looks at the manifest's live-mirror entries ("ks/t/[.idx/]<component>")
 // in memory below `scopes` (LoadLiveMirror reads them in first): it does

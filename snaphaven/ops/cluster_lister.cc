@@ -30,9 +30,7 @@ absl::StatusOr<std::vector<SnapshotCopy>> NodeCopies(FileSystem& fs, const std::
     return manifest.status();
   }
   // No data roots: whether a snapshot is still at its source is not asked.
-  std::vector<SnapshotCopy> copies = ListSnapshotCopies(fs, *manifest, dest, keyspaces, {});
-  if (!manifest->status().ok()) return manifest->status();
-  return copies;
+  return ListSnapshotCopies(fs, *manifest, dest, keyspaces, {});
 }
 
 using TableKey = std::pair<std::string, std::string>;  // keyspace, table dir

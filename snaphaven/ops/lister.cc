@@ -98,7 +98,7 @@ void ListTableCopies(FileSystem& fs, const Manifest& manifest, const std::string
 
 }  // namespace
 
-std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& manifest,
+absl::StatusOr<std::vector<SnapshotCopy>> ListSnapshotCopies(FileSystem& fs, const Manifest& manifest,
                                              const std::string& destination,
                                              const std::vector<std::string>& keyspaces,
                                              const std::vector<std::string>& data_roots) {
@@ -115,7 +115,8 @@ std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& man
   // Table by table (a snapshot's files are all in its table directory),
   // each let go of once listed: memory follows the largest table.
   for (const std::string& table : manifest.TablesBelow(wanted)) {
-    manifest.LoadBelow(table);
+    absl::Status loaded = manifest.LoadBelow(table);
+    if (!loaded.ok()) return loaded;
     ListTableCopies(fs, manifest, destination, table, data_roots, out);
     manifest.Release(table);
   }

@@ -33,7 +33,7 @@ struct SnapshotCopy {
 
 // Sorted by keyspace, table, tag. `keyspaces` empty: all. `data_roots`: where
 // to look for the snapshots at the source (see ListingDataRoots).
-std::vector<SnapshotCopy> ListSnapshotCopies(FileSystem& fs, const Manifest& manifest,
+absl::StatusOr<std::vector<SnapshotCopy>> ListSnapshotCopies(FileSystem& fs, const Manifest& manifest,
                                              const std::string& destination,
                                              const std::vector<std::string>& keyspaces,
                                              const std::vector<std::string>& data_roots = {});

@@ -1,5 +1,7 @@
 #include "snaphaven/state/manifest.h"
 
+#include <glog/logging.h>
+
 #include <algorithm>
 #include <limits>
 #include <vector>
@@ -46,42 +48,48 @@ absl::btree_set<std::string> DirsBelow(const Sorted& stored, absl::string_view s
 
 // ---------------------------------------------------------------- lookups
 
-void Manifest::EnsureSection(absl::string_view dir) const {
-  if (unloaded_.empty()) return;
-  auto it = unloaded_.find(dir);
-  if (it != unloaded_.end()) LoadStored(it);
-}
-
-void Manifest::EnsureAll() const {
-  while (!unloaded_.empty() && load_error_.ok()) LoadStored(unloaded_.begin());
-}
-
-void Manifest::LoadSections(const std::function<bool(absl::string_view dir)>& wanted) const {
-  for (auto it = unloaded_.begin(); it != unloaded_.end() && load_error_.ok();) {
+absl::Status Manifest::LoadSections(
+    const std::function<bool(absl::string_view dir)>& wanted) const {
+  for (auto it = unloaded_.begin(); it != unloaded_.end();) {
     auto next = std::next(it);
     if (wanted(it->first)) {
       const std::string dir = it->first;
-      LoadStored(it);
+      absl::Status loaded = LoadStored(it);
+      if (!loaded.ok()) return loaded;
       next = unloaded_.upper_bound(dir);  // the map changed
     }
     it = next;
   }
+  return absl::OkStatus();
 }
 
-void Manifest::LoadSectionsBelow(absl::string_view scope,
-                                 const std::function<bool(absl::string_view dir)>& wanted) const {
+absl::Status Manifest::LoadSectionsBelow(
+    absl::string_view scope, const std::function<bool(absl::string_view dir)>& wanted) const {
   for (const std::string& dir : DirsBelow(unloaded_, scope)) {
-    if (!load_error_.ok()) return;
     if (!wanted(dir)) continue;
     auto it = unloaded_.find(dir);
-    if (it != unloaded_.end()) LoadStored(it);
+    if (it == unloaded_.end()) continue;
+    absl::Status loaded = LoadStored(it);
+    if (!loaded.ok()) return loaded;
   }
+  return absl::OkStatus();
 }
 
-void Manifest::LoadSectionsBelow(absl::string_view dir) const {
-  if (dir.empty()) return EnsureAll();
-  if (unloaded_.empty()) return;  // the common case in a cycle: nothing to look up
-  LoadSectionsBelow(dir, [](absl::string_view) { return true; });
+absl::Status Manifest::LoadSectionsBelow(absl::string_view dir) const {
+  if (unloaded_.empty()) return absl::OkStatus();  // the common case in a cycle
+  if (dir.empty()) {
+    while (!unloaded_.empty()) {
+      absl::Status loaded = LoadStored(unloaded_.begin());
+      if (!loaded.ok()) return loaded;
+    }
+    return absl::OkStatus();
+  }
+  return LoadSectionsBelow(dir, [](absl::string_view) { return true; });
+}
+
+void Manifest::LoadSection(absl::string_view dir) {
+  auto it = unloaded_.find(dir);
+  if (it != unloaded_.end()) (void)LoadStored(it);  // a failure is kept in load_error_
 }
 
 absl::Status Manifest::ReadSection(
@@ -89,17 +97,16 @@ absl::Status Manifest::ReadSection(
   return absl::InternalError(absl::StrCat("no stored section for \"", dir, "\""));
 }
 
-void Manifest::LoadStored(absl::btree_map<std::string, uint64_t>::iterator it) const {
+absl::Status Manifest::LoadStored(absl::btree_map<std::string, uint64_t>::iterator it) const {
   const std::string dir = it->first;
   const uint64_t count = it->second;
   std::vector<std::pair<std::string, ManifestEntry>> parsed;
   absl::Status status = ReadSection(dir, &parsed);
   if (!status.ok()) {
-    if (load_error_.ok()) {
-      load_error_ = absl::Status(status.code(),
-                                 absl::StrCat("cannot read back the manifest: ", status.message()));
-    }
-    return;
+    status = absl::Status(status.code(),
+                          absl::StrCat("cannot read back the manifest: ", status.message()));
+    if (load_error_.ok()) load_error_ = status;
+    return status;
   }
   for (auto& [path, entry] : parsed) {
     if (by_source_built_ && entry.source().known()) by_source_.emplace(entry.source(), path);
@@ -114,6 +121,7 @@ void Manifest::LoadStored(absl::btree_map<std::string, uint64_t>::iterator it) c
   } else {
     ForgetPlace(dir);
   }
+  return absl::OkStatus();
 }
 
 void Manifest::Release(absl::string_view scope) const {
@@ -161,19 +169,20 @@ void Manifest::ReleaseDirs(const absl::btree_set<std::string>& candidates,
 }
 
 const ManifestEntry* Manifest::Find(absl::string_view path) const {
-  EnsureSection(DirName(path));
+  DCHECK(Loaded(DirName(path))) << "Find(" << path << ") before its section was read in";
   auto it = entries_.find(path);
   return it == entries_.end() ? nullptr : &it->second;
 }
 
 const Manifest::Map& Manifest::entries() const {
-  EnsureAll();
+  DCHECK(fully_loaded()) << "entries() before LoadAll()";
   return entries_;
 }
 
 const std::string* Manifest::FindBySource(const SourceIdentity& source,
                                           absl::string_view within) const {
-  LoadSectionsBelow(within);
+  DCHECK(DirsBelow(unloaded_, within).empty())
+      << "FindBySource below " << within << " before its sections were read in";
   if (!by_source_built_) {
     // Of the entries in memory; sections read in later are added as they come.
     for (const auto& [path, entry] : entries_) {
@@ -190,7 +199,7 @@ const std::string* Manifest::FindBySource(const SourceIdentity& source,
 }
 
 void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
-  EnsureSection(DirName(path));
+  LoadSection(DirName(path));
   auto it = entries_.find(path);
   if (!replaying_ && (it == entries_.end() || !(it->second == entry))) {
     changed_paths_.insert(path);
@@ -210,7 +219,7 @@ void Manifest::Put(const std::string& path, const ManifestEntry& entry) {
 }
 
 void Manifest::Erase(const std::string& path) {
-  EnsureSection(DirName(path));
+  LoadSection(DirName(path));
   if (entries_.contains(path)) {
     NoteChange(path);
     entries_.erase(path);
@@ -305,7 +314,7 @@ int64_t Manifest::UniqueBytesBelow(absl::string_view scope) const {
   const std::string prefix = scope.empty() ? std::string() : absl::StrCat(scope, "/");
   // What it reads in only to count, it lets go of again (when it can).
   const absl::btree_set<std::string> read_in = DirsBelow(unloaded_, scope);
-  LoadSectionsBelow(scope);
+  (void)LoadSectionsBelow(scope);  // a failure is kept in load_error_: never committed
   UniqueBytesCounter counter;
   for (auto it = entries_.lower_bound(prefix);
        it != entries_.end() && absl::StartsWith(it->first, prefix); ++it) {

@@ -120,7 +120,10 @@ class UniqueBytesCounter {
   int64_t bytes_ = 0;
 };
 
-// Not thread-safe, not even its const methods: they may read sections in.
+// Lookups (Find, FindBySource, entries) answer from memory only and never
+// read: what they need is read in first, explicitly, by a Load call that
+// returns its error (the planner and the selector thus do no I/O). Not
+// thread-safe.
 class Manifest {
  public:
   // Entries sorted by path.
@@ -133,15 +136,15 @@ class Manifest {
   Manifest& operator=(Manifest&&) = default;
   virtual ~Manifest() = default;
 
-  // The entry for `path`, reading its directory's section in if need be.
-  // Like every pointer into the map, it is valid until the next call that
-  // may add entries (Put, and any lookup that reads a section in).
+  // The entry for `path`; its directory's section must be in memory (a
+  // Load call). Like every pointer into the map, it is valid until the next
+  // call that may add entries (Put, a Load).
   const ManifestEntry* Find(absl::string_view path) const;
   // A path below directory `within` ("" for anywhere) whose entry came from
-  // `source`, or nullptr. Reads in the sections below `within`: hard links
-  // of a Cassandra file stay in its table directory, so that is where to
-  // look. The index behind it is built on first use: a cycle with nothing
-  // to copy never pays for it.
+  // `source`, or nullptr; the sections below `within` must be in memory:
+  // hard links of a Cassandra file stay in its table directory, so that is
+  // where to look. The index behind it is built on first use: a cycle with
+  // nothing to copy never pays for it.
   const std::string* FindBySource(const SourceIdentity& source,
                                   absl::string_view within = "") const;
   // Where hard links of `path`'s source can be: its table directory
@@ -150,15 +153,17 @@ class Manifest {
   void Put(const std::string& path, const ManifestEntry& entry);
   void Erase(const std::string& path);
 
-  // Every entry: reads in every section not yet in memory.
+  // Every entry; every section must be in memory (LoadAll).
   const Map& entries() const;
+  // Reads in every section not yet in memory.
+  absl::Status LoadAll() const { return LoadSectionsBelow(""); }
   // Reads in the section of every directory that `wanted` accepts
   // ("ks/t", "ks/t/snapshots/tag/.idx"; "" for files at the top).
-  void LoadSections(const std::function<bool(absl::string_view dir)>& wanted) const;
+  absl::Status LoadSections(const std::function<bool(absl::string_view dir)>& wanted) const;
   // The same, among the directories at or below `scope` only: a table's
   // sections are found without looking at every directory of the node.
-  void LoadSectionsBelow(absl::string_view scope,
-                         const std::function<bool(absl::string_view dir)>& wanted) const;
+  absl::Status LoadSectionsBelow(absl::string_view scope,
+                                 const std::function<bool(absl::string_view dir)>& wanted) const;
   // Lets go of the entries below `scope` ("ks/t": a table and everything in
   // it) that are on disk, in the base or in records of its log: they are
   // read in again when next asked for. This is what keeps a streaming cycle's
@@ -168,7 +173,9 @@ class Manifest {
   void Release(absl::string_view scope) const;
   // Reads in the sections of `scope` ("ks/t") and of every directory below
   // it ("": all): its entries are then in loaded_entries().
-  void LoadBelow(absl::string_view scope) const { LoadSectionsBelow(scope); }
+  absl::Status LoadBelow(absl::string_view scope) const { return LoadSectionsBelow(scope); }
+  // Whether `dir`'s section is in memory (or has no entries).
+  bool Loaded(absl::string_view dir) const { return !unloaded_.contains(dir); }
   // Every directory that holds entries, sorted; nothing is read in.
   std::vector<std::string> Directories() const;
 
@@ -194,11 +201,6 @@ class Manifest {
   // (their sections are read in when the first change is made).
   int64_t UniqueBytes() const;
 
-  // OK unless reading a section in failed (an I/O error, or the file
-  // changed under it): the manifest then lacks entries, so it must not be
-  // planned from nor committed.
-  const absl::Status& status() const { return load_error_; }
-
   // Paths changed since the last commit or load.
   size_t pending_changes() const { return changed_paths_.size(); }
 
@@ -216,7 +218,12 @@ class Manifest {
   virtual void ForgetPlace(absl::string_view dir) const {}
 
   // Reads in the sections of `dir` and below it ("": all).
-  void LoadSectionsBelow(absl::string_view dir) const;
+  absl::Status LoadSectionsBelow(absl::string_view dir) const;
+  // OK unless reading a section in ever failed (an I/O error, or the file
+  // changed under it): the manifest then lacks entries, so the store never
+  // commits it. (Every Load call returns its own error.)
+  const absl::Status& load_error() const { return load_error_; }
+
   // Before an entry below `path`'s scope changes: remembers the scope's
   // unique bytes as they were (for UniqueBytes of a lazy manifest).
   void NoteChange(absl::string_view path);
@@ -239,10 +246,12 @@ class Manifest {
   absl::flat_hash_map<std::string, int64_t> unique_bytes_before_;
 
  private:
-  void EnsureSection(absl::string_view dir) const;
-  void EnsureAll() const;
-  // Reads in one directory not in memory; on failure records status().
-  void LoadStored(absl::btree_map<std::string, uint64_t>::iterator it) const;
+  // Before a change: the section of `dir` read in (a failure is kept in
+  // load_error(): the store then never commits).
+  void LoadSection(absl::string_view dir);
+  // Reads in one directory not in memory; a failure is also kept in
+  // load_error().
+  absl::Status LoadStored(absl::btree_map<std::string, uint64_t>::iterator it) const;
   // Release() of the directories in `dirs`, all at or below `scope`.
   void ReleaseDirs(const absl::btree_set<std::string>& dirs, absl::string_view scope) const;
   // Unique bytes of the entries below `scope`, reading their sections in.

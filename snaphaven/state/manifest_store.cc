@@ -516,7 +516,7 @@ absl::Status StoredManifest::WriteTo(
   // the directories; else from the stored count and the changes since.
   const bool whole = fully_loaded();
   const int64_t stored_unique_bytes = whole ? 0 : UniqueBytes();  // may read sections in
-  if (!status().ok()) return status();
+  if (!load_error().ok()) return load_error();
   UniqueBytesCounter counter;
   const RunsByDirectory in_memory = FindRuns(entries_, whole ? &counter : nullptr);
   const int64_t unique_bytes = whole ? counter.bytes() : stored_unique_bytes;
@@ -605,7 +605,7 @@ std::string StoredManifest::Serialize() const {
 // ---------------------------------------------------------------- committing
 
 absl::Status StoredManifest::Commit(FileSystem& fs, const std::string& path) {
-  if (!status().ok()) return status();  // entries are missing: never write them away
+  if (!load_error().ok()) return load_error();  // entries are missing: never write them away
   if (has_base_ && !compact_next_ && format_version_ >= 5 && changed_paths_.empty()) {
     return absl::OkStatus();
   }
