@@ -63,5 +63,26 @@ TEST(ParseArgs, ErrorsNameTheCulprit) {
   EXPECT_FALSE(ParseArgs({"--nosnapshot_dir"}, Lookup).ok());  // "no" only negates bools
 }
 
+// Arguments are read left to right: the first bad one is the one reported,
+// even after -h; "no" negates a bool only without a value.
+TEST(ParseArgs, TheFirstBadArgumentIsReported) {
+  auto error = [](std::vector<std::string> args) {
+    absl::StatusOr<ParsedArgs> p = ParseArgs(args, Lookup);
+    return p.ok() ? std::string("ok") : std::string(p.status().message());
+  };
+  EXPECT_EQ(error({"--bogus", "--other", "-s"}), "unknown flag --bogus");
+  EXPECT_EQ(error({"--fullsync", "--other", "--bogus"}), "unknown flag --other");
+  EXPECT_EQ(error({"-h", "--bogus"}), "unknown flag --bogus");
+  EXPECT_EQ(error({"--version", "-v"}), "flag -v needs a value");
+  EXPECT_EQ(error({"--", "--bogus"}), "ok");
+  EXPECT_EQ(error({"-x"}), "unknown flag -x");
+  EXPECT_EQ(error({"--noquiet=true"}), "unknown flag --noquiet=true");
+  EXPECT_EQ(error({"--nointerval", "5m"}), "unknown flag --nointerval");
+  absl::StatusOr<ParsedArgs> p = ParseArgs({"-s", "--bogus", "-", "ks"}, Lookup);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->flags, (Flags{{"snapshot_dir", "--bogus"}})) << "a value flag takes the next word";
+  EXPECT_EQ(p->positional, (std::vector<std::string>{"-", "ks"}));
+}
+
 }  // namespace
 }  // namespace snaphaven

@@ -182,20 +182,12 @@ absl::StatusOr<std::string> FindDataRoot(FileSystem& fs, const std::string& dir,
   return absl::NotFoundError("no keyspace found");
 }
 
-absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
-  Options options;
-  if (raw.snapshot_dir.empty()) {
-    return Invalid("missing -s/--snapshot_dir: name the destination directory");
-  }
-  // One NAS for a cluster: each node writes its own directory.
-  absl::Status selection = CheckSelectionFlags(raw);
-  if (!selection.ok()) return selection;
-  if (raw.cluster) {
-    absl::StatusOr<std::string> root = ClusterRoot(fs, raw.snapshot_dir);
-    if (!root.ok()) return root.status();
-    options.destination = *root;
-  }
-  const std::string snapshot_dir = absl::StrReplaceAll(raw.snapshot_dir, {{"%h", raw.hostname}});
+namespace {
+
+// The flags every mode reads: --restore's companions, the run mode, the
+// plain switches and the verbosity, in this order (after the selection
+// flags and the --cluster root).
+absl::Status SetCommonFlags(const RawOptions& raw, Options& options) {
   if (!raw.restore_tag.empty() && raw.restore_to.empty()) {
     return Invalid("--restore needs --restore_to DIR: where to put the restored sstables");
   }
@@ -226,47 +218,54 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   // Every mode (--list and --restore too): -q wins over -v.
   options.quiet = raw.quiet;
   if (options.quiet) options.verbosity = 0;
-  if ((raw.list_only || !raw.restore_tag.empty()) && !raw.commitlog_archive.empty()) {
-    return Invalid(
-        "--commitlog_archive is for sync cycles and --verify; --list and --restore read only the "
-        "destination (its commitlog_archive/): leave it out");
-  }
-  if (raw.list_only || !raw.restore_tag.empty()) {
-    absl::Status bandwidth = SetMaxBandwidth(raw, options);
-    if (!bandwidth.ok()) return bandwidth;
-    options.restore_tag = raw.restore_tag;
-    options.restore_to = raw.restore_to;
-    for (const std::string& keyspace : raw.keyspaces) {
-      absl::Status valid = ValidateKeyspaceName(keyspace);
-      if (!valid.ok()) return valid;
-      options.keyspaces.push_back(keyspace);
-    }
-    // --cluster reads the destinations only: no data root is even looked at.
-    if (options.cluster) return options;
-    // The live data roots, as far as they exist, so a restore never writes
-    // into one.
-    for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
-      absl::StatusOr<std::string> real = fs.RealPath(std::string(given));
-      if (!real.ok()) continue;
-      absl::StatusOr<std::string> root = FindDataRoot(fs, *real, raw.keyspaces);
-      options.data_roots.push_back(root.ok() ? *root : *real);
-      if (IsDirectory(fs, JoinPath(*real, "data"))) options.data_roots.push_back(JoinPath(*real, "data"));
-    }
-    absl::StatusOr<std::string> real = fs.RealPath(snapshot_dir);
-    if (!real.ok() || !IsDirectory(fs, *real)) {
-      return Invalid(absl::StrCat("destination ", snapshot_dir, " does not exist"));
-    }
-    options.destination = *real;
-    return options;
-  }
-  if (raw.keyspaces.empty() && !raw.all_keyspaces) {
-    return Invalid("no keyspace given: name at least one keyspace to copy, or --all_keyspaces");
-  }
+  return absl::OkStatus();
+}
+
+// The keyspaces named on the command line, each a valid name, in order.
+absl::Status AddNamedKeyspaces(const RawOptions& raw, Options& options) {
   for (const std::string& keyspace : raw.keyspaces) {
     absl::Status valid = ValidateKeyspaceName(keyspace);
     if (!valid.ok()) return valid;
     options.keyspaces.push_back(keyspace);
   }
+  return absl::OkStatus();
+}
+
+// --list and --restore: they read only the destination, which must exist.
+// The live data roots are noted as far as they exist, so a restore never
+// writes into one; --cluster does not even look at them.
+absl::Status ValidateReadOnlyMode(FileSystem& fs, const RawOptions& raw,
+                                  const std::string& snapshot_dir, Options& options) {
+  absl::Status bandwidth = SetMaxBandwidth(raw, options);
+  if (!bandwidth.ok()) return bandwidth;
+  options.restore_tag = raw.restore_tag;
+  options.restore_to = raw.restore_to;
+  absl::Status named = AddNamedKeyspaces(raw, options);
+  if (!named.ok()) return named;
+  if (options.cluster) return absl::OkStatus();
+  for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
+    absl::StatusOr<std::string> real = fs.RealPath(std::string(given));
+    if (!real.ok()) continue;
+    absl::StatusOr<std::string> root = FindDataRoot(fs, *real, raw.keyspaces);
+    options.data_roots.push_back(root.ok() ? *root : *real);
+    if (IsDirectory(fs, JoinPath(*real, "data"))) options.data_roots.push_back(JoinPath(*real, "data"));
+  }
+  absl::StatusOr<std::string> real = fs.RealPath(snapshot_dir);
+  if (!real.ok() || !IsDirectory(fs, *real)) {
+    return Invalid(absl::StrCat("destination ", snapshot_dir, " does not exist"));
+  }
+  options.destination = *real;
+  return absl::OkStatus();
+}
+
+// Sync and --verify: keyspaces named (or --all_keyspaces), and
+// --snapshot_regex.
+absl::Status SetKeyspacesAndTagFilter(const RawOptions& raw, Options& options) {
+  if (raw.keyspaces.empty() && !raw.all_keyspaces) {
+    return Invalid("no keyspace given: name at least one keyspace to copy, or --all_keyspaces");
+  }
+  absl::Status named = AddNamedKeyspaces(raw, options);
+  if (!named.ok()) return named;
   options.fullsync = raw.fullsync;
   if (!raw.snapshot_regex.empty()) {
     options.tag_filter = std::make_unique<RE2>(raw.snapshot_regex, RE2::Quiet);
@@ -275,6 +274,12 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                   "': ", options.tag_filter->error()));
     }
   }
+  return absl::OkStatus();
+}
+
+// Sync and --verify: the numbers (sample, threads, retention, bandwidth,
+// I/O priority) and the plain switches of a cycle.
+absl::Status SetCycleLimits(const RawOptions& raw, Options& options) {
   if (!(raw.verify_sample >= 0 && raw.verify_sample <= 100)) {
     return Invalid(absl::StrCat("invalid --verify_sample ", raw.verify_sample,
                                 ": a percentage from 0 to 100"));
@@ -300,6 +305,11 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   options.move_snapshots = raw.move_snapshots;
   options.sync_sstables = raw.sync_sstables;
   options.sync_backups = raw.sync_backups;
+  return absl::OkStatus();
+}
+
+// Sync and --verify: the duration flags, in this order.
+absl::Status SetDurations(const RawOptions& raw, Options& options) {
   for (auto [flag, text, out] : {std::make_tuple("interval", &raw.interval, &options.interval),
                                  std::make_tuple("settle_time", &raw.settle_time, &options.settle_time),
                                  std::make_tuple("prune_after", &raw.prune_after, &options.prune_after),
@@ -311,8 +321,13 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     if (!duration.ok()) return duration.status();
     *out = *duration;
   }
+  return absl::OkStatus();
+}
 
-  // Data roots: a comma-separated list of Cassandra homes or data roots.
+// Sync and --verify: the data roots, a comma-separated list of Cassandra
+// homes or data roots, each a readable directory; with --all_keyspaces,
+// the keyspaces they hold.
+absl::Status SetDataRoots(FileSystem& fs, const RawOptions& raw, Options& options) {
   for (absl::string_view given : absl::StrSplit(raw.cassandra_dir, ',', absl::SkipEmpty())) {
     absl::StatusOr<std::string> real = ReadableDirectory(fs, "cassandra dir", std::string(given));
     if (!real.ok()) return real.status();
@@ -328,23 +343,27 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
   if (options.data_roots.empty()) {
     return Invalid("empty -d/--cassandra_dir: name the Cassandra home or data root");
   }
-  if (raw.all_keyspaces) {
-    absl::Status found = FindAllKeyspaces(fs, options);
-    if (!found.ok()) return found;
-  }
-  // Symlinked keyspace directories (moved to another disk): followed, as
-  // Cassandra does, once their targets are known not to overlap the
-  // destination or a data root (checked below, with the destination).
-  struct KeyspaceLink {
-    std::string link, target;
-    size_t root;
-  };
+  if (raw.all_keyspaces) return FindAllKeyspaces(fs, options);
+  return absl::OkStatus();
+}
+
+// A symlinked keyspace directory (moved to another disk) in data root
+// number `root`: followed, as Cassandra does, once its target is known not
+// to overlap the destination or a data root (CheckKeyspaceLinks).
+struct KeyspaceLink {
+  std::string link, target;
+  size_t root;
+};
+
+// Sync and --verify: every keyspace is a readable directory (or a link to
+// one) in at least one data root; returns the links among them.
+absl::StatusOr<std::vector<KeyspaceLink>> FindKeyspaceLinks(FileSystem& fs,
+                                                            const Options& options) {
   std::vector<KeyspaceLink> keyspace_links;
   for (const std::string& keyspace : options.keyspaces) {
     bool found = false;
     for (size_t r = 0; r < options.data_roots.size(); ++r) {
-      const std::string& root = options.data_roots[r];
-      std::string path = JoinPath(root, keyspace);
+      std::string path = JoinPath(options.data_roots[r], keyspace);
       absl::StatusOr<FileStat> st = fs.Stat(path);
       if (!st.ok()) continue;
       if (st->type == FileType::kSymlink) {
@@ -366,7 +385,12 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                   absl::StrJoin(options.data_roots, ", ")));
     }
   }
+  return keyspace_links;
+}
 
+// Sync and --verify: the destination, resolved (it may not exist yet),
+// neither inside nor around a data root.
+absl::Status SetDestination(FileSystem& fs, const std::string& snapshot_dir, Options& options) {
   absl::StatusOr<std::string> destination = ResolveMaybeMissing(fs, snapshot_dir, "destination");
   if (!destination.ok()) {
     return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be resolved (",
@@ -384,6 +408,13 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                   ") contains the data root ", root));
     }
   }
+  return absl::OkStatus();
+}
+
+// Sync and --verify: no keyspace link target overlaps the destination or
+// a data root (FindLinkOverlap).
+absl::Status CheckKeyspaceLinks(FileSystem& fs, const std::vector<KeyspaceLink>& keyspace_links,
+                                const Options& options) {
   std::vector<std::string> real_roots;
   for (const std::string& root : options.data_roots) real_roots.push_back(RealOrGiven(fs, root));
   for (const KeyspaceLink& k : keyspace_links) {
@@ -407,10 +438,13 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
                                     ": its files would be copied twice"));
     }
   }
-  if (!raw.commitlog_archive.empty()) {
-    absl::Status archive = ValidateCommitlogArchive(fs, raw, options);
-    if (!archive.ok()) return archive;
-  }
+  return absl::OkStatus();
+}
+
+// Sync and --verify: an existing destination is a writable directory; a
+// missing one can be created (its nearest existing ancestor allows that).
+absl::Status CheckDestinationWritable(FileSystem& fs, const std::string& snapshot_dir,
+                                      const Options& options) {
   absl::StatusOr<FileStat> st = fs.Stat(options.destination);
   if (st.ok()) {
     if (st->type != FileType::kDirectory) {
@@ -419,18 +453,67 @@ absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
     if (!fs.CheckAccess(options.destination, W_OK | X_OK).ok()) {
       return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be written"));
     }
-  } else {
-    // It will be created: its nearest existing ancestor must allow that.
-    std::string ancestor(DirName(options.destination));
-    while (!ancestor.empty() && !fs.Stat(ancestor).ok()) {
-      ancestor = std::string(DirName(ancestor));
-    }
-    if (ancestor.empty() || !IsDirectory(fs, ancestor) ||
-        !fs.CheckAccess(ancestor, W_OK | X_OK).ok()) {
-      return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be created (",
-                                  ancestor, " is not a writable directory)"));
-    }
+    return absl::OkStatus();
   }
+  std::string ancestor(DirName(options.destination));
+  while (!ancestor.empty() && !fs.Stat(ancestor).ok()) {
+    ancestor = std::string(DirName(ancestor));
+  }
+  if (ancestor.empty() || !IsDirectory(fs, ancestor) ||
+      !fs.CheckAccess(ancestor, W_OK | X_OK).ok()) {
+    return Invalid(absl::StrCat("destination ", snapshot_dir, " cannot be created (",
+                                ancestor, " is not a writable directory)"));
+  }
+  return absl::OkStatus();
+}
+
+// Sync and --verify, after the flags every mode reads: the steps in the
+// order their errors are reported.
+absl::Status ValidateCycleMode(FileSystem& fs, const RawOptions& raw,
+                               const std::string& snapshot_dir, Options& options) {
+  absl::Status status = SetKeyspacesAndTagFilter(raw, options);
+  if (status.ok()) status = SetCycleLimits(raw, options);
+  if (status.ok()) status = SetDurations(raw, options);
+  if (status.ok()) status = SetDataRoots(fs, raw, options);
+  if (!status.ok()) return status;
+  absl::StatusOr<std::vector<KeyspaceLink>> keyspace_links = FindKeyspaceLinks(fs, options);
+  if (!keyspace_links.ok()) return keyspace_links.status();
+  status = SetDestination(fs, snapshot_dir, options);
+  if (status.ok()) status = CheckKeyspaceLinks(fs, *keyspace_links, options);
+  if (status.ok() && !raw.commitlog_archive.empty()) {
+    status = ValidateCommitlogArchive(fs, raw, options);
+  }
+  if (status.ok()) status = CheckDestinationWritable(fs, snapshot_dir, options);
+  return status;
+}
+
+}  // namespace
+
+absl::StatusOr<Options> ValidateOptions(FileSystem& fs, const RawOptions& raw) {
+  Options options;
+  if (raw.snapshot_dir.empty()) {
+    return Invalid("missing -s/--snapshot_dir: name the destination directory");
+  }
+  absl::Status status = CheckSelectionFlags(raw);
+  if (!status.ok()) return status;
+  // One NAS for a cluster: each node writes its own directory.
+  if (raw.cluster) {
+    absl::StatusOr<std::string> root = ClusterRoot(fs, raw.snapshot_dir);
+    if (!root.ok()) return root.status();
+    options.destination = *root;
+  }
+  const std::string snapshot_dir = absl::StrReplaceAll(raw.snapshot_dir, {{"%h", raw.hostname}});
+  status = SetCommonFlags(raw, options);
+  if (!status.ok()) return status;
+  const bool read_only = raw.list_only || !raw.restore_tag.empty();
+  if (read_only && !raw.commitlog_archive.empty()) {
+    return Invalid(
+        "--commitlog_archive is for sync cycles and --verify; --list and --restore read only the "
+        "destination (its commitlog_archive/): leave it out");
+  }
+  status = read_only ? ValidateReadOnlyMode(fs, raw, snapshot_dir, options)
+                     : ValidateCycleMode(fs, raw, snapshot_dir, options);
+  if (!status.ok()) return status;
   return options;
 }
 

@@ -6,6 +6,9 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -384,6 +387,117 @@ TEST_F(ValidateOptionsTest, ClusterRootIsTheParentOfAPercentHComponent) {
             std::string::npos);
   raw.list_only = false;
   EXPECT_NE(Error(raw).find("--cluster goes with --list"), std::string::npos);
+}
+
+// Bad input is reported by its FIRST error, so the order of the checks is
+// part of the interface. Each step breaks one more thing that is checked
+// before everything broken so far; its error must then be the one reported.
+struct BreakStep {
+  std::function<void(RawOptions&)> do_break;
+  std::string error;  // a substring of the one line reported
+};
+
+void ExpectFirstErrors(RawOptions raw, const std::vector<BreakStep>& steps_last_first) {
+  for (const BreakStep& step : steps_last_first) {
+    step.do_break(raw);
+    absl::StatusOr<Options> o = ValidateOptions(*DefaultFileSystem(), raw);
+    ASSERT_FALSE(o.ok()) << "expected: " << step.error;
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(o.status().message().find(step.error), std::string::npos)
+        << "expected first: " << step.error << "\ngot: " << o.status().message();
+  }
+}
+
+TEST_F(ValidateOptionsTest, SyncReportsTheFirstErrorInCheckOrder) {
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/outer && ln -s " + dir_ + "/outer " + home_ +
+                    "/data/ks3").c_str()),
+            0);
+  std::ofstream(dir_ + "/outer/file") << "x";
+  const std::string d = dir_;
+  const std::string h = home_;
+  auto duration = [](std::string RawOptions::*field, std::string flag) {
+    return BreakStep{[field](RawOptions& r) { r.*field = "x"; }, "invalid --" + flag + " 'x'"};
+  };
+  ExpectFirstErrors(
+      Raw(),
+      {
+          {[&](RawOptions& r) { r.snapshot_dir = d + "/outer/file"; }, "is not a directory"},
+          {[&](RawOptions& r) { r.commitlog_archive = d + "/no_archive"; },
+           "commitlog archive " + d + "/no_archive does not exist"},
+          {[&](RawOptions& r) { r.keyspaces = {"ks1", "ks3"}; }, "contains the destination"},
+          {[&](RawOptions& r) { r.snapshot_dir = h + "/data/ks1/dest"; }, "inside the data root"},
+          {[](RawOptions& r) { r.keyspaces.push_back("nope"); }, "keyspace 'nope' not found"},
+          {[&](RawOptions& r) { r.cassandra_dir = d + "/missing"; },
+           "cassandra dir " + d + "/missing does not exist"},
+          duration(&RawOptions::keep_for, "keep_for"),
+          duration(&RawOptions::progress_interval, "progress_interval"),
+          duration(&RawOptions::stuck_after, "stuck_after"),
+          duration(&RawOptions::prune_after, "prune_after"),
+          duration(&RawOptions::settle_time, "settle_time"),
+          duration(&RawOptions::interval, "interval"),
+          {[](RawOptions& r) { r.io_priority = "low"; }, "--io_priority 'low'"},
+          {[](RawOptions& r) { r.max_bandwidth = "fast"; }, "--max_bandwidth 'fast'"},
+          {[](RawOptions& r) { r.keep_snapshots = -1; }, "--keep_snapshots -1"},
+          {[](RawOptions& r) { r.scan_threads = 0; }, "--scan_threads 0"},
+          {[](RawOptions& r) { r.copy_threads = 65; }, "--copy_threads 65"},
+          {[](RawOptions& r) { r.verify_sample = 101; }, "--verify_sample 101"},
+          {[](RawOptions& r) { r.snapshot_regex = "(unclosed"; }, "--snapshot_regex"},
+          {[](RawOptions& r) { r.keyspaces.push_back("../x"); }, "../x"},
+          {[](RawOptions& r) { r.verbosity = 3; }, "-v 3"},
+          {[](RawOptions& r) { r.restore_until = "2020-01-01 00:00:00"; },
+           "--restore_until needs --restore TAG"},
+          {[](RawOptions& r) { r.restore_tag = "t"; }, "--restore needs --restore_to"},
+          {[](RawOptions& r) { r.cluster = true; }, "--cluster goes with --list"},
+          {[](RawOptions& r) { r.all_keyspaces = true; }, "not both"},
+          {[](RawOptions& r) { r.snapshot_dir = ""; }, "missing -s/--snapshot_dir"},
+      });
+  RawOptions raw = Raw();
+  raw.keyspaces = {};
+  raw.snapshot_regex = "(unclosed";
+  EXPECT_NE(Error(raw).find("no keyspace given"), std::string::npos);
+  raw.keyspaces = {"../x"};
+  raw.commitlog_archive = d + "/no_archive";
+  raw.verify = true;
+  EXPECT_NE(Error(raw).find("../x"), std::string::npos) << "--verify: the same order";
+}
+
+TEST_F(ValidateOptionsTest, ListAndRestoreReportTheFirstErrorInCheckOrder) {
+  ASSERT_EQ(system(("mkdir -p " + dir_ + "/dest").c_str()), 0);
+  RawOptions raw = Raw();
+  raw.keyspaces = {};
+  raw.list_only = true;
+  ASSERT_TRUE(ValidateOptions(*DefaultFileSystem(), raw).ok());
+  const std::string d = dir_;
+  ExpectFirstErrors(
+      raw,
+      {
+          {[&](RawOptions& r) { r.snapshot_dir = d + "/nodest"; },
+           "destination " + d + "/nodest does not exist"},
+          {[](RawOptions& r) { r.keyspaces = {"../x"}; }, "../x"},
+          {[](RawOptions& r) { r.max_bandwidth = "fast"; }, "--max_bandwidth 'fast'"},
+          {[&](RawOptions& r) { r.commitlog_archive = d; }, "--commitlog_archive is for sync"},
+          {[](RawOptions& r) { r.verbosity = 3; }, "-v 3"},
+          {[&](RawOptions& r) {
+             r.restore_tag = "t";
+             r.restore_to = d + "/restored";
+             r.restore_until = "soon";
+           },
+           "soon"},
+          {[](RawOptions& r) { r.restore_to = ""; }, "--restore needs --restore_to"},
+          {[](RawOptions& r) { r.cluster = true; }, "--cluster lists; it does not restore"},
+          {[](RawOptions& r) { r.all_keyspaces = true; }, "not both"},
+          {[](RawOptions& r) { r.snapshot_dir = ""; }, "missing -s/--snapshot_dir"},
+      });
+  // --list --cluster: the cluster root comes before --restore_until and -v.
+  raw = Raw();
+  raw.keyspaces = {};
+  raw.list_only = true;
+  raw.cluster = true;
+  raw.snapshot_dir = dir_ + "/nowhere";
+  raw.restore_until = "soon";
+  raw.verbosity = 3;
+  EXPECT_NE(Error(raw).find("cluster root " + dir_ + "/nowhere does not exist"),
+            std::string::npos);
 }
 
 }  // namespace

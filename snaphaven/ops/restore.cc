@@ -52,6 +52,14 @@ std::string NameList(const std::vector<std::string>& names) {
   return out;
 }
 
+// A restored file whose bytes are not what the destination manifest
+// recorded.
+absl::Status CrcMismatchError(const std::string& source, uint32_t got, uint32_t recorded) {
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "%s is corrupt: its bytes give CRC-32 %08x, the destination manifest recorded %08x",
+      source, got, recorded));
+}
+
 // The CRC-32 of a whole file, read in pieces.
 absl::StatusOr<uint32_t> FileCrc32(FileSystem& fs, const std::string& path) {
   absl::StatusOr<std::unique_ptr<ReadableFile>> in = fs.OpenForRead(path);
@@ -129,8 +137,17 @@ class Restorer {
   absl::Status CheckOptions();
   // Finds the keyspace's copies of the tag; false when it has none.
   absl::StatusOr<bool> CollectKeyspace(const std::string& keyspace);
+  // Every keyspace asked for (or at the destination), into tables_.
+  absl::Status CollectAll();
   absl::Status CollectTable(const std::string& keyspace, const std::string& table_dir,
                             const std::set<std::string>& recorded);
+  // The regular files of the tag directory and its index directories;
+  // anything else is skipped with a warning. None: no tag directory.
+  absl::Status ListTagFiles(const std::string& tag_rel, std::map<std::string, FileStat>& found);
+  // One file of the copy, with its entry; a size that differs from the
+  // entry, and a target already there, are sorted out now.
+  absl::StatusOr<RestoreFile> PlanFile(const std::string& rel, const FileStat& stat,
+                                       const std::string& tag_rel, const std::string& table_rel);
   // Sorts out a target that exists: a whole copy of `file` left by an
   // earlier restore (same size, mtime and CRC-32) is kept; anything else
   // is a conflict.
@@ -140,8 +157,27 @@ class Restorer {
   absl::Status CheckComplete(const std::string& tag_rel,
                              const std::map<std::string, FileStat>& found);
   std::string NoCopyMessage(const std::string& keyspace);
+  // The error for whatever collecting found wrong; OK when nothing.
+  absl::Status RefuseProblems() const;
+  // CopyAll, and on failure RollBack, the message saying what is left.
+  absl::Status CopyOrRollBack();
   absl::Status CopyAll();
+  // What a file's bytes are checked against while it is copied.
+  struct Expectation {
+    ExpectedDigest digest;
+    bool has_digest = false;
+    // The digest is the manifest's CRC-32 (no sstable digest for it).
+    bool crc_as_digest = false;
+  };
+  Expectation ExpectationFor(const RestoreFile& file);
+  // Counts a file not in the manifest, or one nothing checks.
+  void CountUnverified(const RestoreFile& file, const std::string& source, bool has_digest);
   absl::Status CopyOne(Copier& copier, const RestoreFile& file);
+  // The error for a copy that did not complete (OK for kDone).
+  absl::Status CheckOutcome(const RestoreFile& file, const std::string& source,
+                            const CopyResult& copied, const Expectation& expect);
+  void WarnUnverified();
+  void ListTablesAndCommands();
   // Removes what this call placed; "" when everything went.
   std::string RollBack();
   void RemoveQuarantined(const std::string& quarantined_rel);
@@ -268,42 +304,74 @@ absl::StatusOr<bool> Restorer::CollectKeyspace(const std::string& keyspace) {
   return tables_.size() > before;
 }
 
+absl::Status Restorer::ListTagFiles(const std::string& tag_rel,
+                                    std::map<std::string, FileStat>& found) {
+  absl::StatusOr<FileStat> tag_stat = fs_.Stat(Dest(tag_rel));
+  if (!tag_stat.ok()) {
+    // No tag directory is no copy here (the manifest may still record one).
+    return IsVanished(tag_stat.status()) ? absl::OkStatus() : tag_stat.status();
+  }
+  if (tag_stat->type != FileType::kDirectory) {
+    return absl::FailedPreconditionError(absl::StrCat(Dest(tag_rel), " is not a directory"));
+  }
+  // The tag dir and its index dirs (one level, as Cassandra makes them).
+  auto skipped = [this](const std::string& rel) {
+    result_.warnings.push_back(absl::StrCat(
+        Dest(rel), " skipped: not a snapshot file nor a secondary index directory"));
+  };
+  DestinationVisitor visitor;
+  visitor.enter = [&](const std::string& rel, const FileStat&) {
+    // ".<index>" directly in the tag directory.
+    const bool index_dir = DirName(rel) == tag_rel && rel[tag_rel.size() + 1] == '.';
+    if (!index_dir) skipped(rel);
+    return index_dir;
+  };
+  visitor.file = [&](const std::string& rel, const FileStat& st) {
+    if (st.type == FileType::kRegular) {
+      found[rel] = st;
+    } else {
+      skipped(rel);
+    }
+    return absl::OkStatus();
+  };
+  return WalkDestination(fs_, destination_, tag_rel, visitor);
+}
+
+absl::StatusOr<RestoreFile> Restorer::PlanFile(const std::string& rel, const FileStat& stat,
+                                               const std::string& tag_rel,
+                                               const std::string& table_rel) {
+  RestoreFile file;
+  file.source_rel = rel;
+  file.target_rel = TargetOf(rel, tag_rel, table_rel);
+  file.stat = stat;
+  if (const ManifestEntry* entry = manifest_.Find(rel)) file.entry = *entry;
+  absl::optional<SSTableName> name = ParseSSTablePath(rel);
+  file.data_db = name.has_value() && name->component == "Data.db";
+  if (file.entry.has_value() && file.entry->size != stat.size) {
+    problems_.changed.push_back(absl::StrCat(Dest(rel), " (size ", stat.size,
+                                             ", recorded ", file.entry->size, ")"));
+  }
+  // A target already there is kept or refused now, before anything is
+  // written (all or nothing).
+  absl::StatusOr<FileStat> target = fs_.Stat(JoinPath(restore_root_, file.target_rel));
+  if (target.ok()) {
+    absl::Status checked = CheckExistingTarget(file, *target);
+    if (!checked.ok()) return checked;
+  } else if (!IsVanished(target.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot restore to ", JoinPath(restore_root_, file.target_rel), ": ",
+        target.status().message()));
+  }
+  return file;
+}
+
 absl::Status Restorer::CollectTable(const std::string& keyspace, const std::string& table_dir,
                                     const std::set<std::string>& recorded) {
   const std::string table_rel = JoinPath(keyspace, table_dir);
   const std::string tag_rel = JoinPath(JoinPath(table_rel, "snapshots"), options_.restore_tag);
   std::map<std::string, FileStat> found;
-  absl::StatusOr<FileStat> tag_stat = fs_.Stat(Dest(tag_rel));
-  if (tag_stat.ok()) {
-    if (tag_stat->type != FileType::kDirectory) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(Dest(tag_rel), " is not a directory"));
-    }
-    // The tag dir and its index dirs (one level, as Cassandra makes them).
-    auto skipped = [this](const std::string& rel) {
-      result_.warnings.push_back(absl::StrCat(
-          Dest(rel), " skipped: not a snapshot file nor a secondary index directory"));
-    };
-    DestinationVisitor visitor;
-    visitor.enter = [&](const std::string& rel, const FileStat&) {
-      // ".<index>" directly in the tag directory.
-      const bool index_dir = DirName(rel) == tag_rel && rel[tag_rel.size() + 1] == '.';
-      if (!index_dir) skipped(rel);
-      return index_dir;
-    };
-    visitor.file = [&](const std::string& rel, const FileStat& st) {
-      if (st.type == FileType::kRegular) {
-        found[rel] = st;
-      } else {
-        skipped(rel);
-      }
-      return absl::OkStatus();
-    };
-    absl::Status walked = WalkDestination(fs_, destination_, tag_rel, visitor);
-    if (!walked.ok()) return walked;
-  } else if (!IsVanished(tag_stat.status())) {
-    return tag_stat.status();
-  }
+  absl::Status listed = ListTagFiles(tag_rel, found);
+  if (!listed.ok()) return listed;
   if (found.empty() && recorded.empty()) return absl::OkStatus();  // no copy of the tag
 
   for (const std::string& rel : recorded) {
@@ -314,27 +382,9 @@ absl::Status Restorer::CollectTable(const std::string& keyspace, const std::stri
 
   TableCopy table{keyspace, table_dir, {}};
   for (const auto& [rel, stat] : found) {
-    RestoreFile file;
-    file.source_rel = rel;
-    file.target_rel = TargetOf(rel, tag_rel, table_rel);
-    file.stat = stat;
-    if (const ManifestEntry* entry = manifest_.Find(rel)) file.entry = *entry;
-    absl::optional<SSTableName> name = ParseSSTablePath(rel);
-    file.data_db = name.has_value() && name->component == "Data.db";
-    if (file.entry.has_value() && file.entry->size != stat.size) {
-      problems_.changed.push_back(absl::StrCat(Dest(rel), " (size ", stat.size,
-                                               ", recorded ", file.entry->size, ")"));
-    }
-    absl::StatusOr<FileStat> target = fs_.Stat(JoinPath(restore_root_, file.target_rel));
-    if (target.ok()) {
-      absl::Status checked = CheckExistingTarget(file, *target);
-      if (!checked.ok()) return checked;
-    } else if (!IsVanished(target.status())) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "cannot restore to ", JoinPath(restore_root_, file.target_rel), ": ",
-          target.status().message()));
-    }
-    table.files.push_back(std::move(file));
+    absl::StatusOr<RestoreFile> file = PlanFile(rel, stat, tag_rel, table_rel);
+    if (!file.ok()) return file.status();
+    table.files.push_back(*std::move(file));
   }
   // Digest components (and everything else) before the Data.db files whose
   // check reads them: a damaged digest file is then named as such.
@@ -454,38 +504,42 @@ void Restorer::RemoveQuarantined(const std::string& quarantined_rel) {
   }
 }
 
-absl::Status Restorer::CopyOne(Copier& copier, const RestoreFile& file) {
-  const std::string source = Dest(file.source_rel);
-  const bool has_crc = file.entry.has_value() && file.entry->has_crc32;
-  ExpectedDigest digest;
-  const ExpectedDigest* expected = nullptr;
+Restorer::Expectation Restorer::ExpectationFor(const RestoreFile& file) {
+  Expectation expect;
+  // A Data.db is checked against its sstable's own digest component, the
+  // check Cassandra itself would make.
   if (file.data_db) {
     absl::optional<ExpectedDigest> found =
         FindSSTableDigest(fs_, destination_, file.source_rel, &result_.warnings);
     if (found.has_value()) {
-      digest = *std::move(found);
-      expected = &digest;
+      expect.digest = *std::move(found);
+      expect.has_digest = true;
     }
   }
-  const bool crc_as_digest = expected == nullptr && has_crc;
-  if (crc_as_digest) {
-    digest.algorithm = DigestAlgorithm::kCrc32;
-    digest.value = file.entry->crc32;
-    digest.digest_file = "the destination manifest";
-    expected = &digest;
+  // Otherwise the manifest's CRC-32 is the digest: the Copier then refuses
+  // a corrupt file before it gets its name.
+  if (!expect.has_digest && file.entry.has_value() && file.entry->has_crc32) {
+    expect.digest.algorithm = DigestAlgorithm::kCrc32;
+    expect.digest.value = file.entry->crc32;
+    expect.digest.digest_file = "the destination manifest";
+    expect.has_digest = true;
+    expect.crc_as_digest = true;
   }
+  return expect;
+}
+
+void Restorer::CountUnverified(const RestoreFile& file, const std::string& source,
+                               bool has_digest) {
   if (!file.entry.has_value()) {
     if (unrecorded_++ == 0) first_unrecorded_ = source;
-  } else if (expected == nullptr) {
+  } else if (!has_digest) {
     if (unchecked_++ == 0) first_unchecked_ = source;
   }
+}
 
-  absl::StatusOr<CopyResult> copied = copier.Copy(source, file.stat, file.target_rel, expected);
-  if (!copied.ok()) {
-    return absl::Status(copied.status().code(),
-                        absl::StrCat("restoring ", source, ": ", copied.status().message()));
-  }
-  switch (copied->outcome) {
+absl::Status Restorer::CheckOutcome(const RestoreFile& file, const std::string& source,
+                                    const CopyResult& copied, const Expectation& expect) {
+  switch (copied.outcome) {
     case CopyOutcome::kVanished:
       return absl::FailedPreconditionError(
           absl::StrCat(source, " vanished from the destination during the restore"));
@@ -493,26 +547,41 @@ absl::Status Restorer::CopyOne(Copier& copier, const RestoreFile& file) {
       return absl::FailedPreconditionError(absl::StrCat(
           source, " changed during the restore (hold the destination's lock while restoring)"));
     case CopyOutcome::kCorrupt:
-      RemoveQuarantined(copied->quarantined);
-      if (crc_as_digest) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "%s is corrupt: its bytes give CRC-32 %08x, the destination manifest recorded %08x",
-            source, copied->crc32, file.entry->crc32));
-      }
+      RemoveQuarantined(copied.quarantined);
+      if (expect.crc_as_digest) return CrcMismatchError(source, copied.crc32, file.entry->crc32);
       return absl::FailedPreconditionError(absl::StrCat(
           source, " is corrupt: it does not match ",
-          digest.digest_file.substr(digest.digest_file.rfind('/') + 1), " (which says ",
-          digest.Describe(), "; the bytes give ", copied->digest_text, ")"));
+          expect.digest.digest_file.substr(expect.digest.digest_file.rfind('/') + 1),
+          " (which says ", expect.digest.Describe(), "; the bytes give ", copied.digest_text,
+          ")"));
     case CopyOutcome::kDone:
-      break;
+      return absl::OkStatus();
     case CopyOutcome::kStaged:  // never asked for here
       return absl::InternalError(absl::StrCat(source, ": a staged copy was not asked for"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Restorer::CopyOne(Copier& copier, const RestoreFile& file) {
+  const std::string source = Dest(file.source_rel);
+  const Expectation expect = ExpectationFor(file);
+  const ExpectedDigest* expected = expect.has_digest ? &expect.digest : nullptr;
+  CountUnverified(file, source, expect.has_digest);
+
+  absl::StatusOr<CopyResult> copied = copier.Copy(source, file.stat, file.target_rel, expected);
+  if (!copied.ok()) {
+    return absl::Status(copied.status().code(),
+                        absl::StrCat("restoring ", source, ": ", copied.status().message()));
+  }
+  absl::Status outcome = CheckOutcome(file, source, *copied, expect);
+  if (!outcome.ok()) return outcome;
   placed_.push_back(JoinPath(restore_root_, file.target_rel));
-  if (has_crc && !crc_as_digest && (!copied->has_crc32 || copied->crc32 != file.entry->crc32)) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "%s is corrupt: its bytes give CRC-32 %08x, the destination manifest recorded %08x",
-        source, copied->crc32, file.entry->crc32));
+  // A Data.db checked by its sstable digest must still give the manifest's
+  // CRC-32 (it is placed already: a failure here rolls it back).
+  const bool has_crc = file.entry.has_value() && file.entry->has_crc32;
+  if (has_crc && !expect.crc_as_digest &&
+      (!copied->has_crc32 || copied->crc32 != file.entry->crc32)) {
+    return CrcMismatchError(source, copied->crc32, file.entry->crc32);
   }
   ++result_.files;
   result_.bytes += file.stat.size;
@@ -588,10 +657,7 @@ std::string Restorer::RollBack() {
   return NameList(failures);
 }
 
-absl::StatusOr<RestoreResult> Restorer::Run() {
-  absl::Status status = CheckOptions();
-  if (!status.ok()) return status;
-
+absl::Status Restorer::CollectAll() {
   std::vector<std::string> keyspaces = options_.keyspaces;
   const bool all = keyspaces.empty();
   if (all) {
@@ -605,12 +671,18 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
     if (!seen.insert(keyspace).second) continue;
     absl::StatusOr<bool> any = CollectKeyspace(keyspace);
     if (!any.ok()) return any.status();
+    // A keyspace named by the user must have the tag; of all keyspaces,
+    // only some need to.
     if (!*any && !all) return absl::InvalidArgumentError(NoCopyMessage(keyspace));
   }
   if (tables_.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("no copy of snapshot '", options_.restore_tag,
                                                    "' at ", destination_));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Restorer::RefuseProblems() const {
   if (!problems_.missing.empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("snapshot '", options_.restore_tag,
@@ -628,19 +700,23 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
         NameList(problems_.conflicts),
         "; nothing restored (remove them, or restore somewhere else)"));
   }
+  return absl::OkStatus();
+}
 
-  status = CopyAll();
-  if (!status.ok()) {
-    std::string left = RollBack();
-    return absl::Status(
-        status.code(),
-        absl::StrCat(status.message(),
-                     left.empty() ? "; nothing restored (what was copied was removed)"
-                                  : absl::StrCat("; the restore is incomplete and could not be "
-                                                 "cleaned up: ",
-                                                 left)));
-  }
+absl::Status Restorer::CopyOrRollBack() {
+  absl::Status status = CopyAll();
+  if (status.ok()) return status;
+  std::string left = RollBack();
+  return absl::Status(
+      status.code(),
+      absl::StrCat(status.message(),
+                   left.empty() ? "; nothing restored (what was copied was removed)"
+                                : absl::StrCat("; the restore is incomplete and could not be "
+                                               "cleaned up: ",
+                                               left)));
+}
 
+void Restorer::WarnUnverified() {
   if (unrecorded_ > 0) {
     result_.warnings.push_back(absl::StrCat(
         unrecorded_, " file(s) not in the destination manifest (", first_unrecorded_,
@@ -651,6 +727,11 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
         unchecked_, " file(s) without a recorded CRC-32 (", first_unchecked_,
         ", ...) were not checked"));
   }
+}
+
+void Restorer::ListTablesAndCommands() {
+  // All the nodetool import commands first, then the sstableloader ones as
+  // the alternative (restore.h, RestoreResult::commands).
   std::vector<std::string> loaders;
   const std::string host = loader_host_.empty() ? "<host>" : ShellQuote(loader_host_);
   for (const TableCopy& table : tables_) {
@@ -662,6 +743,21 @@ absl::StatusOr<RestoreResult> Restorer::Run() {
     loaders.push_back(absl::StrCat("sstableloader -d ", host, " ", ShellQuote(dir)));
   }
   result_.commands.insert(result_.commands.end(), loaders.begin(), loaders.end());
+}
+
+absl::StatusOr<RestoreResult> Restorer::Run() {
+  absl::Status status = CheckOptions();
+  if (!status.ok()) return status;
+  status = CollectAll();
+  if (!status.ok()) return status;
+  // All or nothing: every problem found while collecting refuses the
+  // restore before anything is written.
+  status = RefuseProblems();
+  if (!status.ok()) return status;
+  status = CopyOrRollBack();
+  if (!status.ok()) return status;
+  WarnUnverified();
+  ListTablesAndCommands();
   return std::move(result_);
 }
 

@@ -372,6 +372,27 @@ TEST_F(RestoreTest, AMissingFileFailsBeforeAnythingIsWritten) {
   ExpectNothingRestored();
 }
 
+TEST_F(RestoreTest, AFileChangedSinceRecordedFailsBeforeAnythingIsWritten) {
+  Generate(Spec(1, 2, {"s1"}));
+  Sync({"ks1"});
+  Options options = Config("s1");
+  options.keyspaces = {"ks1"};
+  // One byte longer than the destination manifest recorded: refused by its
+  // size before any copy (not later, as a CRC-32 mismatch rolled back).
+  const std::string statistics = dest_ + "/" + DestinationFile("s1", "nb-1-big-Statistics.db");
+  std::ofstream(statistics, std::ios::app | std::ios::binary) << 'x';
+  absl::StatusOr<RestoreResult> result = Restore(options);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(result.status().message(),
+                                "changed at the destination since snaphaven recorded it: " +
+                                    statistics + " (size "))
+      << result.status();
+  EXPECT_TRUE(absl::StrContains(result.status().message(), "; nothing restored"))
+      << result.status();
+  ExpectNothingRestored();
+}
+
 TEST_F(RestoreTest, NeverOverwritesAndCleansAKilledRestoresTemporaryFiles) {
   Generate(Spec(1, 1, {"s1"}));
   Sync({"ks1"});

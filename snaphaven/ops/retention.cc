@@ -73,6 +73,39 @@ class Retention {
   absl::StatusOr<RetentionResult> Run();
 
  private:
+  // Names of an inode (dev, ino) among a set of files.
+  using InodeNames = absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int>;
+  // table rel -> tag rel -> tag.
+  using TagsByTable = std::map<std::string, std::map<std::string, std::string>>;
+  // What the reading half of a pass decided.
+  struct Verdict {
+    // Recorded, gone from the destination and from the source: entries to
+    // erase.
+    std::vector<std::string> stale;
+    // Copies to remove (their files listed by WalkDoomed).
+    std::vector<Doomed> doomed;
+  };
+
+  // InvalidArgument for options no pass can run with.
+  absl::Status CheckOptions() const;
+  // The snapshot copies the manifest records in the keyspaces asked for.
+  absl::StatusOr<TagsByTable> RecordedCopies();
+  // Decides the fate of one table's copies (`tags`: tag rel -> tag).
+  absl::Status JudgeTable(const std::map<std::string, std::string>& tags, Verdict& verdict);
+  // Whether a copy with `newer_complete` newer complete copies of its table
+  // and that age is beyond --keep_snapshots or --keep_for.
+  bool BeyondLimits(size_t newer_complete, absl::Time age_from) const;
+  void DoomComplete(const std::vector<SnapshotCopy*>& complete_newest_first,
+                    std::vector<Doomed>& doomed) const;
+  void DoomPartialGone(const std::vector<SnapshotCopy*>& complete,
+                       const std::vector<SnapshotCopy*>& partial_gone,
+                       std::vector<Doomed>& doomed);
+  // Lists the files of every doomed copy and counts their inodes' names.
+  absl::Status WalkDoomed(std::vector<Doomed>& doomed, InodeNames& names_per_inode);
+  static int64_t BytesFreed(const std::vector<Doomed>& doomed, const InodeNames& names);
+  void ReportWouldRemove(const std::vector<Doomed>& doomed, const InodeNames& names_per_inode);
+  void EraseStale(const std::vector<std::string>& stale);
+  void RemoveAll(const std::vector<Doomed>& doomed);
   std::string Dest(const std::string& rel) const { return JoinPath(destination_, rel); }
   void EmptyTrash();
   // Removes `rel` and everything below it; counts the names.
@@ -81,8 +114,7 @@ class Retention {
   absl::StatusOr<bool> Evaluate(SnapshotCopy& copy);
   absl::Status Walk(Doomed& doomed);
   void EraseEntries(const std::string& tag_rel);
-  void Remove(const Doomed& doomed, const std::string& trash,
-              absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int>& removed_names);
+  void Remove(const Doomed& doomed, const std::string& trash, InodeNames& removed_names);
 
   FileSystem& fs_;
   Manifest& manifest_;
@@ -214,7 +246,7 @@ void Retention::EraseEntries(const std::string& tag_rel) {
 }
 
 void Retention::Remove(const Doomed& doomed, const std::string& trash,
-                       absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int>& removed_names) {
+                       InodeNames& removed_names) {
   // Out of its place in one step; then emptied at leisure.
   std::string base = Dest(doomed.rel);
   absl::Status made = fs_.MakeDir(trash);
@@ -265,7 +297,7 @@ void Retention::Remove(const Doomed& doomed, const std::string& trash,
   result_.removed_snapshots.push_back(doomed.rel);
 }
 
-absl::StatusOr<RetentionResult> Retention::Run() {
+absl::Status Retention::CheckOptions() const {
   if (options_.keep_snapshots < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid number of snapshots to keep: ", options_.keep_snapshots));
@@ -278,13 +310,11 @@ absl::StatusOr<RetentionResult> Retention::Run() {
     absl::Status valid = ValidateKeyspaceName(keyspace);
     if (!valid.ok()) return valid;
   }
-  if (!options_.dry_run) EmptyTrash();
-  if (options_.keep_snapshots == 0 && options_.keep_for == absl::ZeroDuration()) {
-    return std::move(result_);
-  }
+  return absl::OkStatus();
+}
 
-  // table rel -> tag rel -> tag, from the manifest.
-  std::map<std::string, std::map<std::string, std::string>> tables;
+absl::StatusOr<Retention::TagsByTable> Retention::RecordedCopies() {
+  TagsByTable tables;
   auto collect = [&tables](const std::string& path) {
     PathInfo info = ClassifyPath(path);
     if (info.kind != PathKind::kSnapshot) return;
@@ -298,66 +328,84 @@ absl::StatusOr<RetentionResult> Retention::Run() {
     if (keyspaces.empty() || keyspaces.count(keyspace)) collect(JoinPath(dir, "x"));
   }
   if (!manifest_.status().ok()) return manifest_.status();
+  return tables;
+}
 
-  std::vector<std::string> stale;
-  std::vector<Doomed> doomed;
-  for (const auto& [table, tags] : tables) {
-    std::vector<SnapshotCopy> copies;
-    bool any_cleared = false;
-    for (const auto& [rel, tag] : tags) {
-      SnapshotCopy copy;
-      copy.rel = rel;
-      copy.tag = tag;
-      copy.at_source = present_at_source_(rel);
-      any_cleared |= !copy.at_source;
-      copies.push_back(std::move(copy));
+bool Retention::BeyondLimits(size_t newer_complete, absl::Time age_from) const {
+  const bool beyond_count = options_.keep_snapshots > 0 &&
+                            newer_complete >= static_cast<size_t>(options_.keep_snapshots);
+  const bool too_old = options_.keep_for > absl::ZeroDuration() &&
+                       options_.now - age_from > options_.keep_for;
+  return beyond_count || too_old;
+}
+
+absl::Status Retention::JudgeTable(const std::map<std::string, std::string>& tags,
+                                   Verdict& verdict) {
+  std::vector<SnapshotCopy> copies;
+  bool any_cleared = false;
+  for (const auto& [rel, tag] : tags) {
+    SnapshotCopy copy;
+    copy.rel = rel;
+    copy.tag = tag;
+    copy.at_source = present_at_source_(rel);
+    any_cleared |= !copy.at_source;
+    copies.push_back(std::move(copy));
+  }
+  // Only a copy cleared at the source can go: with none, nothing needs
+  // reading (the usual case for most tables on most passes).
+  if (!any_cleared) return absl::OkStatus();
+  std::vector<SnapshotCopy*> complete;
+  std::vector<SnapshotCopy*> partial_gone;  // partial, and gone from the source
+  for (SnapshotCopy& copy : copies) {
+    absl::StatusOr<bool> there = Evaluate(copy);
+    if (!there.ok()) return there.status();
+    if (!*there) {
+      if (!copy.at_source) verdict.stale.push_back(copy.rel);
+      continue;
     }
-    if (!any_cleared) continue;
-    std::vector<SnapshotCopy*> complete;
-    std::vector<SnapshotCopy*> partial_gone;  // partial, and gone from the source
-    for (SnapshotCopy& copy : copies) {
-      absl::StatusOr<bool> there = Evaluate(copy);
-      if (!there.ok()) return there.status();
-      if (!*there) {
-        if (!copy.at_source) stale.push_back(copy.rel);
-        continue;
-      }
-      if (copy.completeness == Completeness::kComplete) complete.push_back(&copy);
-      if (copy.completeness == Completeness::kPartial && !copy.at_source) {
-        partial_gone.push_back(&copy);
-      }
-    }
-    std::sort(complete.begin(), complete.end(),
-              [](const SnapshotCopy* a, const SnapshotCopy* b) { return Newer(*a, *b); });
-    for (size_t i = 0; i < complete.size(); ++i) {
-      const SnapshotCopy& copy = *complete[i];
-      if (copy.at_source) continue;
-      const bool beyond_count =
-          options_.keep_snapshots > 0 && i >= static_cast<size_t>(options_.keep_snapshots);
-      const bool too_old = options_.keep_for > absl::ZeroDuration() &&
-                           options_.now - copy.age_from > options_.keep_for;
-      if (beyond_count || too_old) doomed.push_back(Doomed{copy.rel, {}, {}});
-    }
-    // A partial copy of a snapshot gone from the source is never completed:
-    // it goes by the same limits, behind N complete copies, counting for none.
-    for (const SnapshotCopy* copy : partial_gone) {
-      const size_t newer = static_cast<size_t>(
-          std::count_if(complete.begin(), complete.end(),
-                        [copy](const SnapshotCopy* c) { return Newer(*c, *copy); }));
-      const bool beyond_count =
-          options_.keep_snapshots > 0 && newer >= static_cast<size_t>(options_.keep_snapshots);
-      const bool too_old = options_.keep_for > absl::ZeroDuration() &&
-                           options_.now - copy->age_from > options_.keep_for;
-      if (!beyond_count && !too_old) continue;
-      doomed.push_back(Doomed{copy->rel, {}, {}});
-      result_.warnings.push_back(absl::StrCat(
-          "snapshot copy ", copy->rel,
-          " is a partial copy of a snapshot gone from the source: ",
-          options_.dry_run ? "would be removed" : "removed"));
+    if (copy.completeness == Completeness::kComplete) complete.push_back(&copy);
+    if (copy.completeness == Completeness::kPartial && !copy.at_source) {
+      partial_gone.push_back(&copy);
     }
   }
-  // Everything is read before anything is removed.
-  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int> names_per_inode;
+  std::sort(complete.begin(), complete.end(),
+            [](const SnapshotCopy* a, const SnapshotCopy* b) { return Newer(*a, *b); });
+  DoomComplete(complete, verdict.doomed);
+  DoomPartialGone(complete, partial_gone, verdict.doomed);
+  return absl::OkStatus();
+}
+
+void Retention::DoomComplete(const std::vector<SnapshotCopy*>& complete_newest_first,
+                             std::vector<Doomed>& doomed) const {
+  // Sorted newest first, a copy's index is how many complete copies are
+  // newer. Those still at the source count but stay (a later cycle would
+  // only copy them again).
+  for (size_t i = 0; i < complete_newest_first.size(); ++i) {
+    const SnapshotCopy& copy = *complete_newest_first[i];
+    if (copy.at_source) continue;
+    if (BeyondLimits(i, copy.age_from)) doomed.push_back(Doomed{copy.rel, {}, {}});
+  }
+}
+
+void Retention::DoomPartialGone(const std::vector<SnapshotCopy*>& complete,
+                                const std::vector<SnapshotCopy*>& partial_gone,
+                                std::vector<Doomed>& doomed) {
+  // A partial copy of a snapshot gone from the source is never completed:
+  // it goes by the same limits, behind N complete copies, counting for none.
+  for (const SnapshotCopy* copy : partial_gone) {
+    const size_t newer = static_cast<size_t>(
+        std::count_if(complete.begin(), complete.end(),
+                      [copy](const SnapshotCopy* c) { return Newer(*c, *copy); }));
+    if (!BeyondLimits(newer, copy->age_from)) continue;
+    doomed.push_back(Doomed{copy->rel, {}, {}});
+    result_.warnings.push_back(absl::StrCat(
+        "snapshot copy ", copy->rel,
+        " is a partial copy of a snapshot gone from the source: ",
+        options_.dry_run ? "would be removed" : "removed"));
+  }
+}
+
+absl::Status Retention::WalkDoomed(std::vector<Doomed>& doomed, InodeNames& names_per_inode) {
   for (Doomed& d : doomed) {
     absl::Status walked = Walk(d);
     if (!walked.ok()) return walked;
@@ -365,49 +413,89 @@ absl::StatusOr<RetentionResult> Retention::Run() {
       if (file.stat.type == FileType::kRegular) ++names_per_inode[{file.stat.dev, file.stat.ino}];
     }
   }
-  // An inode is freed when every one of its links is among the names removed.
-  auto bytes_freed = [&doomed](const absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int>& names) {
-    int64_t bytes = 0;
-    absl::flat_hash_map<std::pair<uint64_t, uint64_t>, bool> counted;
-    for (const Doomed& d : doomed) {
-      for (const DoomedFile& file : d.files) {
-        if (file.stat.type != FileType::kRegular) continue;
-        auto key = std::make_pair(file.stat.dev, file.stat.ino);
-        auto it = names.find(key);
-        if (it == names.end() || static_cast<uint64_t>(it->second) < file.stat.nlink) continue;
-        if (counted.emplace(key, true).second) bytes += file.stat.size;
-      }
-    }
-    return bytes;
-  };
+  return absl::OkStatus();
+}
 
+int64_t Retention::BytesFreed(const std::vector<Doomed>& doomed, const InodeNames& names) {
+  // An inode is freed when every one of its links is among the names
+  // removed; a file hard-linked elsewhere (another copy, the live mirror)
+  // frees nothing.
+  int64_t bytes = 0;
+  absl::flat_hash_map<std::pair<uint64_t, uint64_t>, bool> counted;
+  for (const Doomed& d : doomed) {
+    for (const DoomedFile& file : d.files) {
+      if (file.stat.type != FileType::kRegular) continue;
+      auto key = std::make_pair(file.stat.dev, file.stat.ino);
+      auto it = names.find(key);
+      if (it == names.end() || static_cast<uint64_t>(it->second) < file.stat.nlink) continue;
+      if (counted.emplace(key, true).second) bytes += file.stat.size;
+    }
+  }
+  return bytes;
+}
+
+void Retention::ReportWouldRemove(const std::vector<Doomed>& doomed,
+                                  const InodeNames& names_per_inode) {
+  for (const Doomed& d : doomed) {
+    result_.removed_snapshots.push_back(d.rel);
+    result_.files_removed += static_cast<int64_t>(d.files.size());
+  }
+  result_.bytes_freed = BytesFreed(doomed, names_per_inode);
+}
+
+void Retention::EraseStale(const std::vector<std::string>& stale) {
+  for (const std::string& rel : stale) {
+    EraseEntries(rel);
+    result_.warnings.push_back(absl::StrCat(
+        "snapshot copy ", rel, " is recorded but gone from the destination; entries erased"));
+  }
+}
+
+void Retention::RemoveAll(const std::vector<Doomed>& doomed) {
+  InodeNames removed_names;
+  std::set<std::string> parents;
+  for (const Doomed& d : doomed) {
+    Remove(d, Dest(TrashDir()), removed_names);
+    parents.insert(std::string(DirName(Dest(d.rel))));
+  }
+  // Counted from the names actually removed: a file that could not be
+  // unlinked keeps its inode.
+  result_.bytes_freed = BytesFreed(doomed, removed_names);
+  // The removals durable (the trash directory is emptied again anyway).
+  for (const std::string& parent : parents) {
+    absl::Status synced = fs_.SyncDir(parent);
+    if (!synced.ok() && !IsVanished(synced)) {
+      result_.warnings.push_back(std::string(synced.message()));
+    }
+  }
+  if (!doomed.empty()) (void)fs_.RemoveDir(Dest(TrashDir()));
+}
+
+absl::StatusOr<RetentionResult> Retention::Run() {
+  absl::Status valid = CheckOptions();
+  if (!valid.ok()) return valid;
+  // Leftovers of an interrupted pass go even when no limit is set.
+  if (!options_.dry_run) EmptyTrash();
+  if (options_.keep_snapshots == 0 && options_.keep_for == absl::ZeroDuration()) {
+    return std::move(result_);
+  }
+  absl::StatusOr<TagsByTable> tables = RecordedCopies();
+  if (!tables.ok()) return tables.status();
+  Verdict verdict;
+  for (const auto& [table, tags] : *tables) {
+    absl::Status judged = JudgeTable(tags, verdict);
+    if (!judged.ok()) return judged;
+  }
+  // Everything is read before anything is removed: an error up to here
+  // leaves the destination and the manifest untouched.
+  InodeNames names_per_inode;
+  absl::Status walked = WalkDoomed(verdict.doomed, names_per_inode);
+  if (!walked.ok()) return walked;
   if (options_.dry_run) {
-    for (const Doomed& d : doomed) {
-      result_.removed_snapshots.push_back(d.rel);
-      result_.files_removed += static_cast<int64_t>(d.files.size());
-    }
-    result_.bytes_freed = bytes_freed(names_per_inode);
+    ReportWouldRemove(verdict.doomed, names_per_inode);
   } else {
-    for (const std::string& rel : stale) {
-      EraseEntries(rel);
-      result_.warnings.push_back(absl::StrCat(
-          "snapshot copy ", rel, " is recorded but gone from the destination; entries erased"));
-    }
-    absl::flat_hash_map<std::pair<uint64_t, uint64_t>, int> removed_names;
-    std::set<std::string> parents;
-    for (const Doomed& d : doomed) {
-      Remove(d, Dest(TrashDir()), removed_names);
-      parents.insert(std::string(DirName(Dest(d.rel))));
-    }
-    result_.bytes_freed = bytes_freed(removed_names);
-    // The removals durable (the trash directory is emptied again anyway).
-    for (const std::string& parent : parents) {
-      absl::Status synced = fs_.SyncDir(parent);
-      if (!synced.ok() && !IsVanished(synced)) {
-        result_.warnings.push_back(std::string(synced.message()));
-      }
-    }
-    if (!doomed.empty()) (void)fs_.RemoveDir(Dest(TrashDir()));
+    EraseStale(verdict.stale);
+    RemoveAll(verdict.doomed);
   }
   std::sort(result_.removed_snapshots.begin(), result_.removed_snapshots.end());
   return std::move(result_);
