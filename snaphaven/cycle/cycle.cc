@@ -616,8 +616,8 @@ bool Syncer::FindCycleKeyspaces(ScanOptions& scan, CycleStats& stats) {
 void Syncer::MirrorCommitlogArchive(CycleRun& run, const std::atomic<bool>& stop) {
   if (archive_mirror_ == nullptr) return;
   const std::string scope(kCommitlogArchiveDirName);
-  if (!ManifestReadable(
-          manifest_->LoadSections([&scope](absl::string_view dir) { return dir == scope; }))) {
+  // The archive's section and its quarantine's.
+  if (!ManifestReadable(manifest_->LoadBelow(scope))) {
     // Its table loop sets the manifest aside or stops (SyncTable).
     LOG(ERROR) << "commitlog archive: not mirrored this cycle: " << manifest_unreadable_.message();
     ++run.stats.failed;
@@ -1408,10 +1408,14 @@ void Syncer::RepairAndRecheck(const std::vector<std::string>& bad,
   CycleStats cycle = RunCycle(stop);
   LOG(INFO) << SummaryLine(cycle);
   if (!manifest_.has_value()) return;  // the cycle failed: it said why
-  // The entries by value: a lookup may read a section in, which moves the
-  // entries already found.
+  // The entries by value: reading a section in moves the entries already
+  // found.
   std::vector<std::pair<std::string, ManifestEntry>> found;
   for (const std::string& rel : bad) {
+    if (!ManifestReadable(manifest_->LoadBelow(std::string(DirName(rel))))) {
+      stats.fatal = std::string(manifest_unreadable_.message());
+      return;
+    }
     const ManifestEntry* entry = manifest_->Find(rel);
     if (entry != nullptr) {
       found.emplace_back(rel, *entry);

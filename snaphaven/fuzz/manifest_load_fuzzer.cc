@@ -31,10 +31,10 @@ void Check(absl::string_view input) {
   absl::StatusOr<StoredManifest> lazy =
       StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
   // A lazy load finds a bad section only when it reads it in.
-  const bool lazy_ok = lazy.ok() && (lazy->entries(), lazy->status().ok());
-  FUZZ_CHECK(eager.ok() == lazy_ok,
+  const absl::Status lazy_loaded = lazy.ok() ? lazy->LoadAll() : lazy.status();
+  FUZZ_CHECK(eager.ok() == lazy_loaded.ok(),
              absl::StrCat("eager: ", eager.status().ToString(), "; lazy: ",
-                          lazy.ok() ? lazy->status().ToString() : lazy.status().ToString()));
+                          lazy_loaded.ToString()));
   if (!eager.ok()) {
     FUZZ_CHECK(eager.status().code() == absl::StatusCode::kInvalidArgument,
                eager.status().ToString());
@@ -65,6 +65,8 @@ void Check(absl::string_view input) {
   absl::StatusOr<StoredManifest> compacted =
       StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
   FUZZ_CHECK(compacted.ok(), compacted.status().ToString());
+  const absl::Status all = compacted->LoadAll();
+  FUZZ_CHECK(all.ok(), all.ToString());
   FUZZ_CHECK(compacted->entries() == eager->entries(), "a compacted manifest did not load back");
 }
 

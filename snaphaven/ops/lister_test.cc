@@ -62,7 +62,10 @@ class ListerTest : public ::testing::Test {
   }
 
   std::vector<SnapshotCopy> List(const std::vector<std::string>& roots) {
-    return ListSnapshotCopies(*DefaultFileSystem(), manifest_, dest_, {}, roots);
+    absl::StatusOr<std::vector<SnapshotCopy>> copies =
+        ListSnapshotCopies(*DefaultFileSystem(), manifest_, dest_, {}, roots);
+    EXPECT_TRUE(copies.ok()) << copies.status();
+    return copies.ok() ? *std::move(copies) : std::vector<SnapshotCopy>();
   }
 
   static const SnapshotCopy& Find(const std::vector<SnapshotCopy>& copies, const std::string& tag) {

@@ -286,10 +286,10 @@ absl::StatusOr<bool> Restorer::CollectKeyspace(const std::string& keyspace) {
     // their entries), then let go of.
     const std::string table_rel = JoinPath(keyspace, table_dir);
     const std::string tag_rel = JoinPath(JoinPath(table_rel, "snapshots"), options_.restore_tag);
-    manifest_.LoadBelow(tag_rel);
-    if (!manifest_.status().ok()) {
+    absl::Status loaded = manifest_.LoadBelow(tag_rel);
+    if (!loaded.ok()) {
       // Not a usage error: the manifest is damaged or unreadable.
-      return absl::DataLossError(manifest_.status().message());
+      return absl::DataLossError(loaded.message());
     }
     const std::string prefix = tag_rel + "/";
     const Manifest::Map& entries = manifest_.loaded_entries();

@@ -114,6 +114,8 @@ class Retention {
   absl::StatusOr<bool> Evaluate(SnapshotCopy& copy);
   absl::Status Walk(Doomed& doomed);
   void EraseEntries(const std::string& tag_rel);
+  // The first section EraseEntries could not read back.
+  absl::Status unreadable_;
   void Remove(const Doomed& doomed, const std::string& trash, InodeNames& removed_names);
 
   FileSystem& fs_;
@@ -235,7 +237,13 @@ absl::Status Retention::Walk(Doomed& doomed) {
 void Retention::EraseEntries(const std::string& tag_rel) {
   const std::string prefix = tag_rel + "/";
   std::vector<std::string> erase;
-  manifest_.LoadBelow(tag_rel);  // only the copy's sections
+  absl::Status loaded = manifest_.LoadBelow(tag_rel);  // only the copy's sections
+  if (!loaded.ok()) {
+    // Its entries stay, and the store refuses to commit a manifest that
+    // lacks a section: Run reports it.
+    if (unreadable_.ok()) unreadable_ = loaded;
+    return;
+  }
   const Manifest::Map& entries = manifest_.loaded_entries();
   for (auto it = entries.lower_bound(prefix);
        it != entries.end() && absl::StartsWith(it->first, prefix); ++it) {
@@ -327,7 +335,6 @@ absl::StatusOr<Retention::TagsByTable> Retention::RecordedCopies() {
     const std::string keyspace = dir.substr(0, dir.find('/'));
     if (keyspaces.empty() || keyspaces.count(keyspace)) collect(JoinPath(dir, "x"));
   }
-  if (!manifest_.status().ok()) return manifest_.status();
   return tables;
 }
 
@@ -496,6 +503,7 @@ absl::StatusOr<RetentionResult> Retention::Run() {
   } else {
     EraseStale(verdict.stale);
     RemoveAll(verdict.doomed);
+    if (!unreadable_.ok()) return unreadable_;
   }
   std::sort(result_.removed_snapshots.begin(), result_.removed_snapshots.end());
   return std::move(result_);

@@ -24,6 +24,13 @@
 namespace snaphaven {
 namespace {
 
+// Every entry of `m`, its sections read in first (lookups never read).
+const Manifest::Map& All(const Manifest& m) {
+  const absl::Status loaded = m.LoadAll();
+  EXPECT_TRUE(loaded.ok()) << loaded;
+  return m.entries();
+}
+
 StoredManifest Sample() {
   StoredManifest m;
   m.Put("ks/t/snapshots/s1/nb-1-big-Data.db", {100, 1700000000123456789, 0644, 2049, 77});
@@ -42,7 +49,7 @@ TEST(ManifestStore, RoundTripsExactly) {
   std::string text = m.Serialize();
   absl::StatusOr<StoredManifest> parsed = StoredManifest::Parse(text);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_EQ(parsed->entries(), m.entries());
+  EXPECT_EQ(All(*parsed), All(m));
   EXPECT_EQ(parsed->Serialize(), text);  // deterministic
 }
 
@@ -85,7 +92,7 @@ TEST(ManifestStore, WritesTheFormatByteForByte) {
   EXPECT_EQ(m.Serialize(), expected);
   absl::StatusOr<StoredManifest> parsed = StoredManifest::Parse(expected);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_EQ(parsed->entries(), m.entries());
+  EXPECT_EQ(All(*parsed), All(m));
 }
 
 TEST(ManifestStore, CommitsToAFileThatLoadsBack) {
@@ -95,7 +102,7 @@ TEST(ManifestStore, CommitsToAFileThatLoadsBack) {
   ASSERT_TRUE(m.Commit(fs, path).ok());
   absl::StatusOr<StoredManifest> loaded = StoredManifest::Load(fs, path);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
-  EXPECT_EQ(loaded->entries(), m.entries());
+  EXPECT_EQ(All(*loaded), All(m));
   EXPECT_FALSE(fs.Stat(path + ".tmp").ok());  // nothing left beside it
 }
 
@@ -170,7 +177,7 @@ TEST(ManifestStore, ReadsVersion3) {
   // Written back in the current version, with the same entries.
   absl::StatusOr<StoredManifest> again = StoredManifest::Parse(parsed->Serialize());
   ASSERT_TRUE(again.ok()) << again.status();
-  EXPECT_EQ(again->entries(), parsed->entries());
+  EXPECT_EQ(All(*again), All(*parsed));
   EXPECT_EQ(again->format_version(), 5);
 }
 
@@ -217,21 +224,42 @@ TEST_F(LazyManifestTest, ReadsOnlyTheSectionsAskedAbout) {
   EXPECT_EQ(m.UniqueBytes(), full_.UniqueBytes());  // from the trailer
   EXPECT_TRUE(m.loaded_entries().empty());
 
+  ASSERT_TRUE(m.LoadSections([](absl::string_view dir) { return dir == "ks/t1/snapshots/a"; })
+                  .ok());
   const ManifestEntry* e = m.Find("ks/t1/snapshots/a/nb-2-big-Data.db");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(*e, *full_.Find("ks/t1/snapshots/a/nb-2-big-Data.db"));
   EXPECT_EQ(m.loaded_entries().size(), 4u);  // that directory only
   EXPECT_EQ(m.Find("ks/t1/snapshots/a/nb-9-big-Data.db"), nullptr);
 
-  m.LoadSections([](absl::string_view dir) { return absl::EndsWith(dir, "/.idx"); });
+  EXPECT_TRUE(
+      m.LoadSections([](absl::string_view dir) { return absl::EndsWith(dir, "/.idx"); }).ok());
   EXPECT_EQ(m.loaded_entries().size(), 4u + 12u);
-  EXPECT_TRUE(m.status().ok());
-  EXPECT_EQ(m.entries(), full_.entries());
+  EXPECT_FALSE(m.fully_loaded());
+  ASSERT_TRUE(m.LoadAll().ok());
+  EXPECT_EQ(All(m), All(full_));
   EXPECT_TRUE(m.fully_loaded());
+}
+
+// A lookup never reads: what it needs is read in first by a Load call,
+// which returns its own error (no error is left to be fetched afterwards).
+// A lookup in a section not read in is a bug, caught in debug builds.
+TEST_F(LazyManifestTest, LookupsNeverReadALoadCallDoes) {
+  StoredManifest m = LoadLazily();
+  EXPECT_DEBUG_DEATH(m.Find("ks/t0/nb-1-big-Data.db"), "before its section was read in");
+  EXPECT_DEBUG_DEATH(m.FindBySource(SourceIdentity{7, 1001, 1, 1}, "ks/t0"),
+                     "before its sections were read in");
+  EXPECT_DEBUG_DEATH(m.entries(), "before LoadAll");
+  EXPECT_TRUE(m.loaded_entries().empty());
+  EXPECT_FALSE(m.Loaded("ks/t0"));
+  ASSERT_TRUE(m.LoadBelow("ks/t0").ok());
+  EXPECT_TRUE(m.Loaded("ks/t0"));
+  EXPECT_NE(m.Find("ks/t0/nb-1-big-Data.db"), nullptr);
 }
 
 TEST_F(LazyManifestTest, WritesBackWhatItDidNotReadByteForByte) {
   StoredManifest m = LoadLazily();
+  ASSERT_TRUE(m.LoadSections([](absl::string_view dir) { return dir == "ks/t0"; }).ok());
   ASSERT_NE(m.Find("ks/t0/nb-1-big-Data.db"), nullptr);
   EXPECT_EQ(m.Serialize(), text_);
   EXPECT_FALSE(m.fully_loaded());  // nothing had to be read in to write it
@@ -246,7 +274,7 @@ TEST_F(LazyManifestTest, WritesBackWhatItDidNotReadByteForByte) {
   EXPECT_EQ(written, full_.Serialize());
   absl::StatusOr<StoredManifest> reread = StoredManifest::Parse(written);
   ASSERT_TRUE(reread.ok()) << reread.status();
-  EXPECT_EQ(reread->entries(), full_.entries());
+  EXPECT_EQ(All(*reread), All(full_));
   EXPECT_EQ(reread->UniqueBytes(), full_.UniqueBytes());
 }
 
@@ -266,7 +294,9 @@ TEST_F(LazyManifestTest, CountsHardLinkedBytesOnceAfterAnErase) {
   EXPECT_EQ(m.UniqueBytes(), before - 100 + 50);
   // Only ks/t0's sections were read in to know it.
   EXPECT_FALSE(m.fully_loaded());
-  EXPECT_EQ(m.Find("ks/t1/nb-1-big-Data.db") != nullptr, true);
+  EXPECT_FALSE(m.Loaded("ks/t1"));
+  ASSERT_TRUE(m.LoadBelow("ks/t1").ok());
+  EXPECT_NE(m.Find("ks/t1/nb-1-big-Data.db"), nullptr);
   EXPECT_EQ(StoredManifest::Parse(m.Serialize())->UniqueBytes(), before - 100 + 50);
 }
 
@@ -284,10 +314,9 @@ TEST_F(LazyManifestTest, ASectionChangedUnderItIsAnErrorNotMissingEntries) {
     f.write(damaged.data(), damaged.size());
   }
   // The first section (ks/t0) is the one damaged.
-  EXPECT_EQ(m.Find("ks/t0/nb-3-big-Data.db"), nullptr);
-  EXPECT_FALSE(m.status().ok());
-  EXPECT_NE(m.status().message().find("changed since it was loaded"), std::string::npos)
-      << m.status();
+  const absl::Status loaded = m.LoadBelow("ks/t0");
+  EXPECT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.message().find("changed since it was loaded"), std::string::npos) << loaded;
   EXPECT_FALSE(m.WriteTo([](absl::string_view) { return absl::OkStatus(); }).ok());
 }
 
@@ -329,7 +358,7 @@ TEST(ManifestStore, ReadsBackExtremeValuesAndRefusesMalformedColumns) {
   m.Put("ks/t/b", {0, -1, 0xffffffff, 0, 0, INT64_MAX, true, 0xffffffff});
   absl::StatusOr<StoredManifest> parsed = StoredManifest::Parse(m.Serialize());
   ASSERT_TRUE(parsed.ok()) << parsed.status();
-  EXPECT_EQ(parsed->entries(), m.entries());
+  EXPECT_EQ(All(*parsed), All(m));
 
   auto parses = [](const std::string& line) {
     return StoredManifest::Parse(WithTrailer(
@@ -371,9 +400,9 @@ TEST_F(LazyManifestTest, ASectionThatDoesNotParseIsACorruptManifest) {
   EXPECT_FALSE(StoredManifest::Parse(text).ok());
   ASSERT_TRUE(fs_.WriteFileAtomically(path_, text).ok());
   StoredManifest m = LoadLazily();
-  EXPECT_EQ(m.Find("ks/a/f"), nullptr);
-  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument) << m.status();
-  EXPECT_EQ(ErrnoOf(m.status()), 0);
+  const absl::Status loaded = m.LoadBelow("ks/a");
+  EXPECT_EQ(loaded.code(), absl::StatusCode::kInvalidArgument) << loaded;
+  EXPECT_EQ(ErrnoOf(loaded), 0);
   EXPECT_TRUE(m.Serialize().empty()) << "never written back";
 }
 
@@ -426,7 +455,7 @@ TEST_F(ManifestLogTest, ACommitAppendsWhatChangedAndALoadReplaysIt) {
   for (StoredManifest::Loading loading :
        {StoredManifest::Loading::kEager, StoredManifest::Loading::kLazy}) {
     StoredManifest loaded = Load(loading);
-    EXPECT_EQ(loaded.entries(), manifest_.entries());
+    EXPECT_EQ(All(loaded), All(manifest_));
     EXPECT_EQ(loaded.UniqueBytes(), manifest_.UniqueBytes());
   }
 }
@@ -437,7 +466,7 @@ TEST_F(ManifestLogTest, ACommitAppendsWhatChangedAndALoadReplaysIt) {
 TEST_F(ManifestLogTest, ATornLastRecordIsIgnoredAndTheNextCommitCompacts) {
   manifest_.Put("ks/t/snapshots/s2/a", {1, 1, 0644, 1, 1});
   ASSERT_TRUE(manifest_.Commit(fs_, path_).ok());
-  const Manifest::Map first = manifest_.entries();
+  const Manifest::Map first = All(manifest_);
   const std::string one = ReadFile(StoredManifest::LogPath(path_));
   manifest_.Put("ks/t/snapshots/s2/b", {2, 2, 0644, 1, 2});
   manifest_.Erase("ks/t/snapshots/s2/a");
@@ -448,19 +477,19 @@ TEST_F(ManifestLogTest, ATornLastRecordIsIgnoredAndTheNextCommitCompacts) {
     SCOPED_TRACE(cut);
     WriteFile(StoredManifest::LogPath(path_), two.substr(0, cut));
     StoredManifest loaded = Load();
-    EXPECT_EQ(loaded.entries(), first);
+    EXPECT_EQ(All(loaded), first);
   }
   // The same length with the last bytes never written (zeros).
   std::string zeroed = two;
   std::fill(zeroed.begin() + one.size() + 20, zeroed.end(), '\0');
   WriteFile(StoredManifest::LogPath(path_), zeroed);
   StoredManifest loaded = Load();
-  EXPECT_EQ(loaded.entries(), first);
+  EXPECT_EQ(All(loaded), first);
   loaded.Put("ks/t/snapshots/s2/c", {3, 3, 0644, 1, 3});
   ASSERT_TRUE(loaded.Commit(fs_, path_).ok());
   EXPECT_NE(ReadFile(path_), base_) << "compacted";
   EXPECT_FALSE(fs_.Stat(StoredManifest::LogPath(path_)).ok()) << "the log went into the base";
-  EXPECT_EQ(Load().entries(), loaded.entries());
+  EXPECT_EQ(All(Load()), All(loaded));
 }
 
 // A bad record with more after it is not a crash's doing: the manifest is
@@ -501,7 +530,7 @@ TEST_F(ManifestLogTest, ALogOfAnotherBaseIsIgnored) {
   loaded.Put("ks/t/snapshots/s2/b", {2, 2, 0644, 1, 2});
   ASSERT_TRUE(loaded.Commit(fs_, path_).ok());
   EXPECT_FALSE(fs_.Stat(StoredManifest::LogPath(path_)).ok());
-  EXPECT_EQ(Load().entries(), loaded.entries());
+  EXPECT_EQ(All(Load()), All(loaded));
 }
 
 // Bytes written per change stay constant however big the manifest is: the
@@ -534,7 +563,7 @@ TEST_F(ManifestLogTest, TheLogIsCompactedOnceItOutgrowsAShareOfTheBase) {
   EXPECT_LE(compactions, 3);
   // Amortised: a few hundred bytes per change, not the manifest's size.
   EXPECT_LT(written / 4000, 3000u);
-  EXPECT_EQ(Load().entries(), big.entries());
+  EXPECT_EQ(All(Load()), All(big));
 }
 
 // An older base is rewritten in the current format at the first commit,
@@ -605,12 +634,13 @@ TEST_F(ManifestReleaseTest, AReleasedTableLeavesMemoryAndReadsBackWithItsChanges
   EXPECT_EQ(LoadedBelow("ks/a"), 0u);
   EXPECT_EQ(manifest_.size(), expected_.size());
 
+  ASSERT_TRUE(manifest_.LoadBelow("ks/a").ok());
   const ManifestEntry* changed = manifest_.Find("ks/a/nb-3-big-Data.db");
   ASSERT_NE(changed, nullptr);
   EXPECT_EQ(changed->size, 33);
   EXPECT_EQ(manifest_.Find("ks/a/snapshots/s1/nb-4-big-Data.db"), nullptr);
   EXPECT_NE(manifest_.FindBySource(SourceIdentity{7, 1001, 1, 1}, "ks/a"), nullptr);
-  EXPECT_EQ(manifest_.entries(), expected_.entries());
+  EXPECT_EQ(All(manifest_), All(expected_));
   EXPECT_EQ(manifest_.UniqueBytes(), expected_.UniqueBytes());
 }
 
@@ -636,14 +666,14 @@ TEST_F(ManifestReleaseTest, ACompactionWritesReleasedTablesWhole) {
   ASSERT_TRUE(manifest_.CommitWhole(fs_, path_).ok());
   absl::StatusOr<StoredManifest> base = StoredManifest::Parse(ReadFile(path_));
   ASSERT_TRUE(base.ok()) << base.status();
-  EXPECT_EQ(base->entries(), expected_.entries()) << "the base is not what was put";
+  EXPECT_EQ(All(*base), All(expected_)) << "the base is not what was put";
   EXPECT_EQ(base->UniqueBytes(), expected_.UniqueBytes());
   // Repositioned in the new base: still released, still readable.
   manifest_.Release("");
   EXPECT_EQ(manifest_.loaded_entries().size(), 0u);
-  EXPECT_EQ(manifest_.entries(), expected_.entries());
+  EXPECT_EQ(All(manifest_), All(expected_));
   StoredManifest reloaded = Load(StoredManifest::Loading::kLazy);
-  EXPECT_EQ(reloaded.entries(), expected_.entries());
+  EXPECT_EQ(All(reloaded), All(expected_));
 }
 
 // A load replays a log without reading in what it changed: memory follows
@@ -656,13 +686,15 @@ TEST_F(ManifestReleaseTest, ALazyLoadOnlyNotesWhatTheLogChanged) {
   EXPECT_EQ(loaded.loaded_entries().size(), 0u);
   EXPECT_EQ(loaded.UniqueBytes(), expected_.UniqueBytes());
   EXPECT_EQ(loaded.loaded_entries().size(), 0u);
+  ASSERT_TRUE(loaded.LoadBelow("ks/b").ok());
+  ASSERT_TRUE(loaded.LoadBelow("ks/a").ok());
   const ManifestEntry* index = loaded.Find("ks/b/nb-49-big-Index.db");
   ASSERT_NE(index, nullptr);
   EXPECT_EQ(index->size, 49);
   EXPECT_EQ(loaded.Find("ks/a/nb-7-big-Data.db"), nullptr);
-  EXPECT_EQ(loaded.entries(), expected_.entries());
+  EXPECT_EQ(All(loaded), All(expected_));
   // And a load that reads it all at once agrees.
-  EXPECT_EQ(Load(StoredManifest::Loading::kEager).entries(), expected_.entries());
+  EXPECT_EQ(All(Load(StoredManifest::Loading::kEager)), All(expected_));
 }
 
 // A manifest built in memory (rebuilt from the destination, or a first
@@ -730,11 +762,12 @@ TEST(ManifestStore, LoadsAndCommitsEveryManifestInTestdata) {
         StoredManifest::Load(fs, path, StoredManifest::Loading::kLazy);
     ASSERT_TRUE(eager.ok()) << eager.status();
     ASSERT_TRUE(lazy.ok()) << lazy.status();
-    EXPECT_EQ(eager->entries().size(), c.entries);
+    EXPECT_EQ(All(*eager).size(), c.entries);
     EXPECT_EQ(eager->format_version(), c.version);
     // (Not the unique bytes: lazily they come from the trailer, which
     // these crafted files do not keep right.)
-    EXPECT_EQ(lazy->entries(), eager->entries());
+    ASSERT_TRUE(lazy->LoadAll().ok());
+    EXPECT_EQ(All(*lazy), All(*eager));
 
     lazy->Put("ks/t/snapshots/new/nb-9-big-Data.db", {9, 9, 0644, 1, 99});
     ASSERT_TRUE(lazy->Commit(fs, path).ok());
@@ -744,8 +777,8 @@ TEST(ManifestStore, LoadsAndCommitsEveryManifestInTestdata) {
     EXPECT_EQ(lazy->log_bytes() > 0, c.appends);
     absl::StatusOr<StoredManifest> reloaded = StoredManifest::Load(fs, path);
     ASSERT_TRUE(reloaded.ok()) << reloaded.status();
-    EXPECT_EQ(reloaded->entries(), lazy->entries());
-    EXPECT_EQ(reloaded->entries().size(), c.entries + 1);
+    EXPECT_EQ(All(*reloaded), All(*lazy));
+    EXPECT_EQ(All(*reloaded).size(), c.entries + 1);
   }
 }
 
@@ -782,12 +815,12 @@ TEST(ManifestStore, KeepsEntriesItCanNoLongerReadBack) {
     ASSERT_TRUE(loaded->Commit(fs, path).ok());
     loaded->Release(table);
   }
-  EXPECT_EQ(loaded->entries(), expected.entries());
+  EXPECT_EQ(All(*loaded), All(expected));
   EXPECT_EQ(loaded->UniqueBytes(), expected.UniqueBytes());
   ASSERT_TRUE(loaded->CommitWhole(fs, path).ok());
   absl::StatusOr<StoredManifest> reloaded = StoredManifest::Load(*DefaultFileSystem(), path);
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
-  EXPECT_EQ(reloaded->entries(), expected.entries());
+  EXPECT_EQ(All(*reloaded), All(expected));
 }
 
 }  // namespace
