@@ -1000,6 +1000,15 @@ void Syncer::ForgetCopy(const std::string& rel) {
   for (const std::string& root : options_.data_roots) {
     dir_cache_->EraseTree(JoinPath(root, DirName(rel)));
   }
+  // And so on disk, before the manifest forgets the copy: a run that
+  // committed that and ended before saving its cache would leave the
+  // directory trusted, and the file never copied again.
+  absl::Status untrusted = SaveDirCacheNow();
+  if (!untrusted.ok()) {
+    LOG(ERROR) << "cannot save the directory cache, nor remove it: " << untrusted.message();
+    ManifestReadable(untrusted);  // nothing is committed this cycle
+    return;
+  }
   absl::StatusOr<FileStat> bad = fs_.Stat(JoinPath(options_.destination, rel));
   manifest_->Erase(rel);
   manifest_dirty_ = true;
@@ -1297,6 +1306,21 @@ bool Syncer::ManifestHoldsExactly(absl::string_view dir, size_t files) {
   return held == files;
 }
 
+absl::Status Syncer::SaveDirCacheNow() {
+  std::string text = dir_cache_->Serialize();
+  if (text == dir_cache_saved_) return absl::OkStatus();
+  absl::Status saved = fs_.WriteFileAtomically(state_.dir_cache, text);
+  if (saved.ok()) {
+    dir_cache_saved_ = std::move(text);
+    return saved;
+  }
+  // No cache trusts nothing: the next run lists every directory.
+  absl::Status removed = fs_.Remove(state_.dir_cache);
+  if (!removed.ok() && !IsVanished(removed)) return removed;
+  dir_cache_saved_.clear();
+  return fs_.SyncDir(state_.dir);
+}
+
 void Syncer::SaveDirCache(DirCache next) {
   if (options_.move_snapshots) return;
   dir_cache_ = std::move(next);
@@ -1305,14 +1329,8 @@ void Syncer::SaveDirCache(DirCache next) {
   // that copied nothing, so that a directory too young to trust in one
   // cycle is trusted, and saved, in the next.
   if (manifest_dirty_) return;
-  std::string text = dir_cache_->Serialize();
-  if (text == dir_cache_saved_) return;
-  absl::Status saved = fs_.WriteFileAtomically(state_.dir_cache, text);
-  if (saved.ok()) {
-    dir_cache_saved_ = std::move(text);
-  } else {
-    LOG(WARNING) << "cannot save the directory cache: " << saved.message();
-  }
+  absl::Status saved = SaveDirCacheNow();
+  if (!saved.ok()) LOG(WARNING) << "cannot save the directory cache: " << saved.message();
 }
 
 VerifyStats Syncer::Verify(bool repair, const std::atomic<bool>& stop) {

@@ -212,6 +212,9 @@ class Syncer {
   void LoadDirCache();
   // After a cycle: the directory cache is `next` now; saved when it changed.
   void SaveDirCache(DirCache next);
+  // The directory cache in memory, saved now (when it changed); where it
+  // cannot be written, removed instead. An error when neither worked.
+  absl::Status SaveDirCacheNow();
   // The regular files of the mirror (destination_walker.h), with the
   // source identity `previous` recorded where the file is still what it
   // recorded.

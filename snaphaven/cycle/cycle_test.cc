@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "re2/re2.h"
 #include "snaphaven/storage/checksum.h"
 #include "snaphaven/testing/cycle_config.h"
 #include "snaphaven/testing/e2e_util.h"
@@ -594,6 +595,39 @@ TEST_F(CycleFaultTest, LinksToBatchedCopiesRunOnTheCopyThreads) {
   absl::MutexLock lock(&fs.mu_);
   EXPECT_EQ(fs.on_caller_, 0) << fs.on_workers_ << " links on the copy threads";
   EXPECT_EQ(fs.on_workers_, stats.linked);
+  ExpectInvariants();
+}
+
+// Regression: a copy found bad (here by --verify_sample) is forgotten by
+// the manifest, and its directory must stop being trusted on disk before
+// that is committed. A run that committed, could not copy the file again
+// and ended before its directory cache was saved (here: the save fails)
+// left a cache vouching for the directory: every later run skipped it and
+// never copied the file again.
+TEST_F(CycleFaultTest, ACopyForgottenIsNeverLeftInADirectoryTrustedOnDisk) {
+  AgeDirectories();
+  ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;
+  ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;  // the snapshot directories trusted, saved
+  const std::string victim = First("/snapshots/s1/nb-1-big-Data.db");
+  testing::FlipByteKeepingMtime(dest_ + "/" + victim, 100);
+  // The cycle that finds it cannot copy it again, nor save its cache.
+  fs_->AddRule({FsOp::kOpenForRead, RE2::QuoteMeta(data_) + "/.*-Data\\.db$", EIO, 0, -1});
+  fs_->AddRule({FsOp::kRename, "/\\.snaphaven/dircache$", EIO, 0, -1});
+  Options options = Config();
+  options.verify_sample = 100;
+  {
+    Syncer syncer(*fs_, options, Settings());
+    ASSERT_TRUE(syncer.PrepareDestination().ok());
+    std::atomic<bool> stop{false};
+    CycleStats stats = syncer.RunCycle(stop);
+    log_ = sink_.Take();
+    ASSERT_TRUE(absl::StrContains(log_, victim)) << "not found bad\n" << log_;
+  }
+  fs_->ClearRules();
+  ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;
+  EXPECT_TRUE(testing::ReadFileOrDie(dest_ + "/" + victim) ==
+              testing::ReadFileOrDie(data_ + "/" + victim))
+      << "the bad copy was never copied again\n" << log_;
   ExpectInvariants();
 }
 
