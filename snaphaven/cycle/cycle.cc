@@ -344,9 +344,9 @@ bool Syncer::SetAsideCorruptManifest() {
 }
 
 absl::Status Syncer::CommitManifest() {
-  // A section that could not be read back would be dropped by a commit
-  // (the store refuses it too).
-  if (!manifest_unreadable_.ok()) return manifest_unreadable_;
+  // A section that could not be read back (also by a change or a count)
+  // would be dropped by a commit (the store refuses it too).
+  if (!ManifestReadable(manifest_->load_error())) return manifest_unreadable_;
   absl::Status status = manifest_->Commit(fs_, state_.manifest);
   if (status.ok()) manifest_dirty_ = false;
   return status;
@@ -561,7 +561,8 @@ bool Syncer::BeginCycle(CycleRun& run) {
   if (!options_.dry_run) ChooseDurability();
   manifest_rebuilt_ = false;
   // (A manifest that failed to read a section back is read again.)
-  if (!manifest_.has_value() || run.fullsync || !manifest_unreadable_.ok()) {
+  if (!manifest_.has_value() || run.fullsync ||
+      !ManifestReadable(manifest_->load_error())) {
     absl::Status loaded = LoadManifest(run.fullsync);
     if (!loaded.ok()) {
       stats.fatal = absl::StrCat("cannot load the manifest: ", loaded.message());
@@ -1284,8 +1285,18 @@ void Syncer::RememberListings(const ScanResult& scan, bool clean, absl::Time cyc
 absl::Status Syncer::LoadScannedSections(const SourceTable& source, const ScanResult& scan) {
   absl::flat_hash_set<absl::string_view> dirs;
   for (const SourceFile& file : scan.files) dirs.insert(DirName(file.relative_path));
-  return manifest_->LoadSectionsBelow(source.relative_path,
-                                      [&](absl::string_view dir) { return dirs.contains(dir); });
+  // And every snapshot directory listed, with what is below it even where
+  // the source holds no file any more: a snapshot's manifest.json names its
+  // index files (".idx/..."), which a killed move may already have deleted,
+  // and the selector then asks whether their copies are recorded.
+  for (const auto& [root, dir] : scan.snapshot_dirs) dirs.insert(dir);
+  return manifest_->LoadSectionsBelow(source.relative_path, [&](absl::string_view dir) {
+    if (dirs.contains(dir)) return true;
+    const PathInfo info = ClassifyPath(absl::StrCat(dir, "/x"));
+    return info.kind == PathKind::kSnapshot &&
+           dirs.contains(JoinPath(JoinPath(JoinPath(info.keyspace, info.table_dir), "snapshots"),
+                                  info.tag));
+  });
 }
 
 bool Syncer::ManifestHoldsExactly(absl::string_view dir, size_t files) {

@@ -670,6 +670,64 @@ TEST_F(CycleFaultTest, RetentionNeverCommitsAManifestThatCouldNotBeReadBackWhole
   }
 }
 
+// Regression (review of the lookups that never read): move mode deletes a
+// snapshot's files in path order, its index directory's (".idx/...") first
+// and manifest.json last. A run killed in between left a snapshot whose
+// manifest.json names index files no longer at the source; their sections
+// were never read in, the selector's lookup of them tripped a DCHECK, and
+// every later run aborted. The next run must finish the move.
+TEST_F(CycleFaultTest, AMoveKilledAfterTheIndexFilesIsFinishedByTheNextRun) {
+  ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;
+  int removed = 0;
+  for (const auto& [path, record] : testing::SnapshotFiles(data_)) {
+    if (absl::StrContains(path, "/snapshots/s1/.")) {
+      ASSERT_EQ(unlink((data_ + "/" + path).c_str()), 0) << path;
+      ++removed;
+    }
+  }
+  ASSERT_GT(removed, 0) << "no index files in the snapshot";
+  ASSERT_EQ(ExitCodeFor(Cycle(/*move=*/true)), 0) << log_;
+  for (const auto& [path, record] : testing::SnapshotFiles(data_)) {
+    EXPECT_FALSE(absl::StrContains(path, "/snapshots/s1/")) << "not moved: " << path;
+  }
+  ExpectInvariants();
+}
+
+// Regression (same review): a section read in by a change (ForgetCopy's
+// Erase, after --verify_sample let its directory go) that failed was kept
+// only by the manifest, which then refused every commit; the Syncer never
+// noticed, so a long-running process recorded nothing again until
+// restarted. The next cycle must read the manifest again and record.
+TEST_F(CycleFaultTest, AReadFailedByAChangeIsNotAFailureForEver) {
+  AgeDirectories();
+  ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;
+  const std::string saved = dir_ + "/saved";
+  ASSERT_EQ(system(("cp -a " + dest_ + " " + saved).c_str()), 0);
+  const std::string victim = First("/snapshots/s1/nb-1-big-Data.db");
+  for (int skip = 0; skip < 16; ++skip) {
+    SCOPED_TRACE(absl::StrCat("manifest read failing after ", skip, " reads"));
+    ASSERT_EQ(system(("rm -rf " + dest_ + " && cp -a " + saved + " " + dest_).c_str()), 0);
+    testing::FlipByteKeepingMtime(dest_ + "/" + victim, 100);
+    Options options = Config();
+    options.verify_sample = 100;
+    Syncer syncer(*fs_, options, Settings());
+    ASSERT_TRUE(syncer.PrepareDestination().ok());
+    std::atomic<bool> stop{false};
+    fs_->ClearRules();
+    fs_->AddRule({FsOp::kRead, "/\\.snaphaven/manifest$", EIO, skip, 1});
+    (void)syncer.RunCycle(stop);
+    fs_->ClearRules();
+    CycleStats next = syncer.RunCycle(stop);
+    CycleStats last = syncer.RunCycle(stop);
+    log_ = sink_.Take();
+    EXPECT_EQ(ExitCodeFor(last), 0) << SummaryLine(next) << "\n" << SummaryLine(last);
+    EXPECT_EQ(UnrecordedFiles(), std::vector<std::string>()) << SummaryLine(last);
+    EXPECT_TRUE(testing::ReadFileOrDie(dest_ + "/" + victim) ==
+                testing::ReadFileOrDie(data_ + "/" + victim))
+        << "the bad copy was not copied again";
+  }
+}
+
 // The same for --verify: it must not pass over a part of the copies.
 TEST_F(CycleFaultTest, VerifyNeverPassesOverCopiesItCouldNotReadTheManifestOf) {
   ASSERT_EQ(ExitCodeFor(Cycle()), 0) << log_;

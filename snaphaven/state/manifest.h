@@ -174,6 +174,11 @@ class Manifest {
   // Reads in the sections of `scope` ("ks/t") and of every directory below
   // it ("": all): its entries are then in loaded_entries().
   absl::Status LoadBelow(absl::string_view scope) const { return LoadSectionsBelow(scope); }
+  // OK unless reading a section in ever failed (an I/O error, or the file
+  // changed under it): the manifest then lacks entries, so the store never
+  // commits it. Every Load call returns its own error; this one is for the
+  // reads a change or a count makes (Put, Erase, UniqueBytes), which cannot.
+  const absl::Status& load_error() const { return load_error_; }
   // Whether `dir`'s section is in memory (or has no entries).
   bool Loaded(absl::string_view dir) const { return !unloaded_.contains(dir); }
   // Every directory that holds entries, sorted; nothing is read in.
@@ -219,10 +224,6 @@ class Manifest {
 
   // Reads in the sections of `dir` and below it ("": all).
   absl::Status LoadSectionsBelow(absl::string_view dir) const;
-  // OK unless reading a section in ever failed (an I/O error, or the file
-  // changed under it): the manifest then lacks entries, so the store never
-  // commits it. (Every Load call returns its own error.)
-  const absl::Status& load_error() const { return load_error_; }
 
   // Before an entry below `path`'s scope changes: remembers the scope's
   // unique bytes as they were (for UniqueBytes of a lazy manifest).
