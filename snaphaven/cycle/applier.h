@@ -1,7 +1,8 @@
 // The applier runs a plan: each copy or link (retried on transient errors),
 // on --copy_threads workers so that fsync latencies overlap, small copies
 // made durable in batches (Copier::FinishStaged). It reports each action's
-// outcome through a callback, in plan order, on the caller's thread, and
+// outcome through a callback on the caller's thread, in plan order (a small
+// copy's once its batch is durable, after later actions), and
 // touches neither the manifest nor its log: recording what was done is the
 // caller's (the cycle's) business.
 
@@ -55,7 +56,8 @@ struct ApplierOptions {
 
 // The hooks a run reports through, all called on the caller's thread.
 struct ApplyHooks {
-  // Each action's outcome, in plan order (an error as a status). Returns
+  // Each action's outcome, in plan order but for batched small copies,
+  // reported when their batch is durable (an error as a status). Returns
   // false to stop: only what is under way is then finished.
   std::function<bool(size_t action, const absl::StatusOr<AppliedFile>& outcome)> record;
   // After each action taken: a chance to commit. Returns false to stop.

@@ -809,14 +809,20 @@ class ConfinedFileSystem : public PosixFileSystem {
   // A directory renamed or removed through this file system is forgotten
   // first: no later call may reach it (or what is inside it) through a
   // descriptor resolved before.
+  // (Before, and after too: another thread may have resolved it between.)
   absl::Status Rename(const std::string& from, const std::string& to) override {
     ForgetResolvedBelow(from);
     ForgetResolvedBelow(to);
-    return PosixFileSystem::Rename(from, to);
+    absl::Status renamed = PosixFileSystem::Rename(from, to);
+    ForgetResolvedBelow(from);
+    ForgetResolvedBelow(to);
+    return renamed;
   }
   absl::Status RemoveDir(const std::string& path) override {
     ForgetResolvedBelow(path);
-    return PosixFileSystem::RemoveDir(path);
+    absl::Status removed = PosixFileSystem::RemoveDir(path);
+    ForgetResolvedBelow(path);
+    return removed;
   }
   void ForgetResolvedDirectories() override {
     absl::MutexLock lock(&resolved_mu_);
