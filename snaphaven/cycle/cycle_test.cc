@@ -92,14 +92,7 @@ class CycleFaultTest : public ::testing::Test {
   CycleStats Cycle(bool move = false, bool stage_small_files = true) {
     const Options options = Config(move);
     Syncer syncer(*fs_, options, Settings(stage_small_files));
-    std::atomic<bool> stop{false};
-    CycleStats stats;
-    absl::Status prepared = syncer.PrepareDestination();
-    if (prepared.ok()) {
-      stats = syncer.RunCycle(stop);
-    } else {
-      stats.fatal = std::string(prepared.message());  // as main reports it
-    }
+    CycleStats stats = testing::PrepareAndRunCycle(syncer);
     log_ = sink_.Take();
     return stats;
   }

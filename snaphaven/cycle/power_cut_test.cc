@@ -120,15 +120,7 @@ class PowerCutTest : public ::testing::Test {
   CycleStats Cycle(FileSystem& fs) {
     const Options options = Config();
     Syncer syncer(fs, options, Settings());
-    std::atomic<bool> stop{false};
-    CycleStats stats;
-    absl::Status prepared = syncer.PrepareDestination();
-    if (prepared.ok()) {
-      stats = syncer.RunCycle(stop);
-    } else {
-      stats.fatal = std::string(prepared.message());
-    }
-    return stats;
+    return testing::PrepareAndRunCycle(syncer);
   }
 
   void CycleWithoutFaults() {

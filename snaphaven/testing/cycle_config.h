@@ -6,6 +6,7 @@
 #ifndef SNAPHAVEN_TESTING_CYCLE_CONFIG_H_
 #define SNAPHAVEN_TESTING_CYCLE_CONFIG_H_
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,20 @@ inline EngineSettings CycleSettings() {
   settings.retry_backoff = absl::ZeroDuration();
   settings.concurrent_fsyncs = 1;
   return settings;
+}
+
+// One run of the binary: the destination prepared, then one cycle; a
+// failure to prepare is the cycle's fatal error, as main reports it.
+inline CycleStats PrepareAndRunCycle(Syncer& syncer) {
+  std::atomic<bool> stop{false};
+  CycleStats stats;
+  absl::Status prepared = syncer.PrepareDestination();
+  if (prepared.ok()) {
+    stats = syncer.RunCycle(stop);
+  } else {
+    stats.fatal = std::string(prepared.message());
+  }
+  return stats;
 }
 
 }  // namespace snaphaven::testing
